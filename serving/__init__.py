@@ -1,0 +1,9 @@
+"""How models answer: one async LLM interface, its backends, routing and structured output."""
+
+from classroom.serving.llm import LLM, BackendError, Schema
+from classroom.serving.types import ChatMessage, Completion, Conversation, SamplingParams, TokenLogprob, Usage, as_conversation
+
+__all__ = [
+    "LLM", "BackendError", "Schema", "ChatMessage", "Completion", "Conversation",
+    "SamplingParams", "TokenLogprob", "Usage", "as_conversation",
+]

@@ -1,0 +1,44 @@
+"""The one async interface every model backend implements."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, Sequence, runtime_checkable
+
+from pydantic import BaseModel
+
+from classroom.serving.types import Completion, Conversation, SamplingParams
+
+# A JSON schema (dict) or a pydantic model class whose schema constrains the output.
+Schema = dict[str, Any] | type[BaseModel]
+
+
+def schema_dict(schema: Schema | None) -> dict[str, Any] | None:
+    """The JSON schema of a pydantic model class, or the dict itself."""
+    if schema is None or isinstance(schema, dict):
+        return schema
+    return schema.model_json_schema()
+
+
+class BackendError(RuntimeError):
+    """A backend could not answer (endpoint down, engine dead, bad request)."""
+
+
+@runtime_checkable
+class LLM(Protocol):
+    """Chat completions for a batch of conversations.
+
+    Returns, per conversation, ``params.n`` completions. Backends fan the batch out
+    concurrently: the engine behind them batches, so a caller should send many
+    conversations in one call rather than await them one at a time.
+    """
+
+    name: str
+
+    async def chat(
+        self,
+        conversations: Sequence[Conversation],
+        params: SamplingParams,
+        *,
+        schema: Schema | None = None,
+        adapter: str | None = None,
+    ) -> list[list[Completion]]: ...

@@ -1,0 +1,203 @@
+"""The LLM interface over any OpenAI-compatible endpoint.
+
+A `vllm serve` fleet, `classroom serve`, llama.cpp's server or a hosted API. Bounded
+concurrency (a semaphore per backend), a timeout per request, retries with exponential
+backoff on connection errors, timeouts, 429 and 5xx. The API key is read from the
+environment variable the config names and is never logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from typing import Any, Sequence
+
+from classroom.serving.llm import BackendError, Schema, schema_dict
+from classroom.serving.types import (
+    ChatMessage,
+    Completion,
+    Conversation,
+    SamplingParams,
+    TokenLogprob,
+    Usage,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class EndpointUnavailable(BackendError):
+    """The endpoint did not answer after every retry."""
+
+
+class OpenAIBackend:
+    """Chat completions against an OpenAI-compatible URL."""
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        *,
+        api_key_env: str = "OPENAI_API_KEY",
+        max_concurrency: int = 32,
+        timeout_s: float = 120.0,
+        max_retries: int = 3,
+        backoff_s: float = 0.5,
+        name: str | None = None,
+    ):
+        if max_concurrency < 1:
+            raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency}")
+        if max_retries < 0:
+            raise ValueError(f"max_retries must be >= 0, got {max_retries}")
+        self.base_url = base_url
+        self.model = model
+        self.name = name or model
+        self.api_key_env = api_key_env
+        self.max_concurrency = max_concurrency
+        self.timeout_s = timeout_s
+        self.max_retries = max_retries
+        self.backoff_s = backoff_s
+        # Retries made so far (all requests), for monitoring and tests.
+        self.retries = 0
+        self._client: Any = None
+        self._semaphore: asyncio.Semaphore | None = None
+
+    def __repr__(self) -> str:  # never shows the key
+        return f"OpenAIBackend(base_url={self.base_url!r}, model={self.model!r})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The client and semaphore belong to one event loop; rebuild them on arrival
+        # (e.g. when the backend is shipped to a Ray actor).
+        state = self.__dict__.copy()
+        state["_client"] = None
+        state["_semaphore"] = None
+        return state
+
+    def _ensure_client(self) -> Any:
+        if self._client is None:
+            import openai
+
+            # Local servers accept any key; hosted APIs read it from the environment.
+            api_key = os.environ.get(self.api_key_env) or "EMPTY"
+            self._client = openai.AsyncOpenAI(
+                base_url=self.base_url,
+                api_key=api_key,
+                timeout=self.timeout_s,
+                max_retries=0,  # retries are ours, so they are counted and bounded
+            )
+            self._semaphore = asyncio.Semaphore(self.max_concurrency)
+        return self._client
+
+    def _request(
+        self, conversation: Conversation, params: SamplingParams, schema: Schema | None, adapter: str | None
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": adapter or self.model,
+            "messages": [
+                {"role": m.role, "content": m.content} if isinstance(m, ChatMessage) else m
+                for m in conversation
+            ],
+            "n": params.n,
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+            "max_tokens": params.max_tokens,
+        }
+        if params.stop:
+            body["stop"] = list(params.stop)
+        if params.seed is not None:
+            body["seed"] = params.seed
+        if params.logprobs is not None:
+            body["logprobs"] = True
+            body["top_logprobs"] = params.logprobs
+        if schema is not None:
+            json_schema = schema_dict(schema)
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": json_schema.get("title", "output"), "schema": json_schema},
+            }
+        return body
+
+    async def _create(self, body: dict[str, Any]) -> Any:
+        import openai
+
+        client = self._ensure_client()
+        retryable = (
+            openai.APIConnectionError,
+            openai.APITimeoutError,
+            openai.RateLimitError,
+            openai.InternalServerError,
+        )
+        attempt = 0
+        while True:
+            try:
+                async with self._semaphore:  # type: ignore[union-attr]
+                    return await client.chat.completions.create(**body)
+            except retryable as exc:
+                if attempt >= self.max_retries:
+                    raise EndpointUnavailable(
+                        f"{self.base_url} did not answer after {attempt + 1} attempts "
+                        f"({type(exc).__name__})"
+                    ) from exc
+                self.retries += 1
+                delay = self.backoff_s * (2**attempt)
+                attempt += 1
+                logger.warning(
+                    "%s: %s, retry %d/%d in %.1fs",
+                    self.base_url, type(exc).__name__, attempt, self.max_retries, delay,
+                )
+                await asyncio.sleep(delay)
+            except openai.APIStatusError as exc:
+                raise BackendError(
+                    f"{self.base_url} refused the request ({exc.status_code}): {exc.message}"
+                ) from exc
+
+    async def _one(
+        self, conversation: Conversation, params: SamplingParams, schema: Schema | None, adapter: str | None
+    ) -> list[Completion]:
+        started = time.time()
+        response = await self._create(self._request(conversation, params, schema, adapter))
+        latency = time.time() - started
+        usage = response.usage
+        completions = []
+        for i, choice in enumerate(response.choices):
+            logprobs = None
+            if params.logprobs is not None and choice.logprobs and choice.logprobs.content:
+                logprobs = tuple(
+                    TokenLogprob(
+                        token=item.token,
+                        logprob=item.logprob,
+                        top={alt.token: alt.logprob for alt in (item.top_logprobs or [])},
+                    )
+                    for item in choice.logprobs.content
+                )
+            n = len(response.choices)
+            completion_tokens = (usage.completion_tokens if usage else 0) // max(n, 1)
+            completions.append(
+                Completion(
+                    text=choice.message.content or "",
+                    finish_reason=choice.finish_reason,
+                    logprobs=logprobs,
+                    usage=Usage(
+                        model=response.model or self.model,
+                        prompt_tokens=(usage.prompt_tokens if usage and i == 0 else 0),
+                        completion_tokens=completion_tokens,
+                        latency_s=latency,
+                    ),
+                )
+            )
+        return completions
+
+    async def chat(
+        self,
+        conversations: Sequence[Conversation],
+        params: SamplingParams,
+        *,
+        schema: Schema | None = None,
+        adapter: str | None = None,
+    ) -> list[list[Completion]]:
+        """Every conversation in flight at once, up to ``max_concurrency``."""
+        self._ensure_client()
+        return list(
+            await asyncio.gather(*(self._one(c, params, schema, adapter) for c in conversations))
+        )

@@ -1,0 +1,174 @@
+"""ModelPool: role names mapped to models and their replicas, with routing.
+
+Each role (teacher, student, generator ...) names a model; a model has one or more
+replicas (engine actors or endpoints). Every conversation of a batch goes to the
+replica with the fewest requests outstanding from this process, so a batch spreads
+over replicas and a busy replica gets less.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Literal, Sequence
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from classroom.serving.llm import LLM, Schema
+from classroom.serving.types import Completion, Conversation, SamplingParams
+from classroom.serving.vllm_engine import VLLMEngineConfig
+
+
+class OpenAIEndpointConfig(BaseModel):
+    """An OpenAI-compatible endpoint (one replica per base URL)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    base_urls: tuple[str, ...]
+    model: str
+    api_key_env: str = "OPENAI_API_KEY"
+    max_concurrency: int = Field(32, ge=1)
+    timeout_s: float = Field(120.0, gt=0)
+    max_retries: int = Field(3, ge=0)
+    backoff_s: float = Field(0.5, ge=0)
+
+
+class ModelSpec(BaseModel):
+    """One model of the pool: which backend serves it and how many replicas."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    backend: Literal["vllm", "openai"]
+    replicas: int = Field(1, ge=1)
+    engine: VLLMEngineConfig | None = None
+    endpoint: OpenAIEndpointConfig | None = None
+
+    @model_validator(mode="after")
+    def _backend_has_its_config(self) -> "ModelSpec":
+        if self.backend == "vllm" and self.engine is None:
+            raise ValueError("backend 'vllm' needs an `engine` section")
+        if self.backend == "openai" and self.endpoint is None:
+            raise ValueError("backend 'openai' needs an `endpoint` section")
+        return self
+
+
+class PoolConfig(BaseModel):
+    """All models of a run and which role uses which."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    models: dict[str, ModelSpec]
+    roles: dict[str, str]
+
+    @model_validator(mode="after")
+    def _roles_name_models(self) -> "PoolConfig":
+        for role, model in self.roles.items():
+            if model not in self.models:
+                raise ValueError(
+                    f"role {role!r} uses model {model!r}, which is not defined "
+                    f"(models: {', '.join(sorted(self.models))})"
+                )
+        return self
+
+
+class RoutedLLM:
+    """The LLM interface over several replicas, least-outstanding-requests first."""
+
+    def __init__(self, name: str, replicas: Sequence[LLM]):
+        if not replicas:
+            raise ValueError(f"model {name!r} has no replicas")
+        self.name = name
+        self.replicas = list(replicas)
+        self.outstanding = [0] * len(self.replicas)
+        self.routed = [0] * len(self.replicas)  # conversations sent to each, ever
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        # Counts are this process's view of load; a copy in another process starts at 0.
+        state["outstanding"] = [0] * len(self.replicas)
+        state["routed"] = [0] * len(self.replicas)
+        return state
+
+    def _pick(self) -> int:
+        # Ties go to the replica used least overall, so an idle pool still spreads.
+        return min(range(len(self.replicas)), key=lambda i: (self.outstanding[i], self.routed[i]))
+
+    async def chat(
+        self,
+        conversations: Sequence[Conversation],
+        params: SamplingParams,
+        *,
+        schema: Schema | None = None,
+        adapter: str | None = None,
+    ) -> list[list[Completion]]:
+        groups: dict[int, list[int]] = {}
+        for index in range(len(conversations)):
+            replica = self._pick()
+            self.outstanding[replica] += 1
+            self.routed[replica] += 1
+            groups.setdefault(replica, []).append(index)
+
+        async def run(replica: int, indices: list[int]) -> list[list[Completion]]:
+            try:
+                return await self.replicas[replica].chat(
+                    [conversations[i] for i in indices], params, schema=schema, adapter=adapter
+                )
+            finally:
+                self.outstanding[replica] -= len(indices)
+
+        results: list[list[Completion] | None] = [None] * len(conversations)
+        batches = await asyncio.gather(*(run(r, idx) for r, idx in groups.items()))
+        for (replica, indices), batch in zip(groups.items(), batches):
+            for i, completions in zip(indices, batch):
+                results[i] = completions
+        return results  # type: ignore[return-value]
+
+
+class ModelPool:
+    """Role name -> routed LLM. Build with :meth:`start` from a :class:`PoolConfig`."""
+
+    def __init__(self, models: dict[str, RoutedLLM], roles: dict[str, str]):
+        self.models = models
+        self.roles = dict(roles)
+
+    @classmethod
+    def start(cls, config: PoolConfig | dict[str, Any]) -> "ModelPool":
+        """Start every model's replicas (engine actors need ``ray.init`` first)."""
+        from classroom.serving.openai_backend import OpenAIBackend
+        from classroom.serving.vllm_engine import start_engine
+
+        config = config if isinstance(config, PoolConfig) else PoolConfig.model_validate(config)
+        models: dict[str, RoutedLLM] = {}
+        for name, spec in config.models.items():
+            replicas: list[LLM] = []
+            if spec.backend == "vllm":
+                assert spec.engine is not None
+                engine = spec.engine
+                if engine.served_model_name is None:
+                    engine = engine.model_copy(update={"served_model_name": name})
+                replicas = [start_engine(engine) for _ in range(spec.replicas)]
+            else:
+                assert spec.endpoint is not None
+                ep = spec.endpoint
+                urls = list(ep.base_urls) * spec.replicas
+                replicas = [
+                    OpenAIBackend(
+                        url, ep.model, api_key_env=ep.api_key_env,
+                        max_concurrency=ep.max_concurrency, timeout_s=ep.timeout_s,
+                        max_retries=ep.max_retries, backoff_s=ep.backoff_s, name=name,
+                    )
+                    for url in urls
+                ]
+            models[name] = RoutedLLM(name, replicas)
+        return cls(models, config.roles)
+
+    def llm(self, role: str) -> RoutedLLM:
+        """The model serving ``role``."""
+        if role not in self.roles:
+            raise KeyError(f"no model for role {role!r} (roles: {', '.join(sorted(self.roles))})")
+        return self.models[self.roles[role]]
+
+    def shutdown(self) -> None:
+        import ray
+
+        for routed in self.models.values():
+            for replica in routed.replicas:
+                actor = getattr(replica, "actor", None)
+                if actor is not None:
+                    ray.kill(actor)

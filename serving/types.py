@@ -1,0 +1,91 @@
+"""Typed requests and results of the serving layer (small and obvious, like vLLM's)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class SamplingParams(BaseModel):
+    """How to sample a completion; the same fields mean the same on every backend."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    n: int = Field(1, ge=1, description="completions per conversation")
+    temperature: float = Field(0.0, ge=0.0, description="0 means greedy")
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    max_tokens: int = Field(256, ge=1)
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    # Number of top alternatives to return per generated token; None returns none.
+    logprobs: int | None = Field(None, ge=0, le=20)
+
+    @field_validator("stop", mode="before")
+    @classmethod
+    def _stop_as_tuple(cls, value: object) -> object:
+        # A single stop string is common in configs; accept it.
+        return (value,) if isinstance(value, str) else value
+
+
+class ChatMessage(BaseModel):
+    """One turn of a chat conversation."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+Conversation = list[ChatMessage]
+
+
+class Usage(BaseModel):
+    """Tokens and latency of one model call (or a sum of several)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    kind: Literal["usage"] = "usage"
+    model: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_s: float = 0.0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def __add__(self, other: "Usage") -> "Usage":
+        return Usage(
+            model=self.model or other.model,
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+            latency_s=self.latency_s + other.latency_s,
+        )
+
+
+class TokenLogprob(BaseModel):
+    """A generated token, its log-probability and the top alternatives at that step."""
+
+    model_config = ConfigDict(frozen=True)
+    token: str
+    logprob: float
+    top: dict[str, float] = Field(default_factory=dict)
+
+
+class Completion(BaseModel):
+    """One sampled completion of one conversation.
+
+    For ``n > 1`` the conversation's prompt tokens are counted on the first completion
+    only, so summing ``usage`` over all completions gives the true token count.
+    """
+
+    model_config = ConfigDict(frozen=True)
+    text: str
+    finish_reason: str | None = None
+    logprobs: tuple[TokenLogprob, ...] | None = None
+    usage: Usage = Usage()
+
+
+def as_conversation(conversation: "Conversation | str | list[dict]") -> Conversation:
+    """Accept a plain user prompt or role/content dicts where a conversation is due."""
+    if isinstance(conversation, str):
+        return [ChatMessage(role="user", content=conversation)]
+    return [m if isinstance(m, ChatMessage) else ChatMessage(**m) for m in conversation]

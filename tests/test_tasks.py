@@ -1,0 +1,303 @@
+"""Task loaders on the real shared data, sampling, bad input and scoring."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from classroom.agents.messages import Problem, parse_message
+from classroom.environments.tasks import (
+    ARITHMETIC_SKILLS,
+    Task,
+    arithmetic_skills,
+    gsm8k,
+    huggingface,
+    reasoning_gym,
+    svamp,
+)
+
+DATA_DIR = Path(
+    os.environ.get(
+        "CLASSROOM_DATA_DIR", Path(__file__).resolve().parents[1].parent / "shared" / "data"
+    )
+)
+GSM8K_DIR = DATA_DIR / "gsm8k"
+SVAMP_PATH = DATA_DIR / "svamp" / "SVAMP.json"
+
+needs_data = pytest.mark.skipif(
+    not (GSM8K_DIR / "test.jsonl").is_file() or not SVAMP_PATH.is_file(),
+    reason=f"shared data not found under {DATA_DIR} (set CLASSROOM_DATA_DIR)",
+)
+
+
+@pytest.fixture(scope="module")
+def gsm8k_task() -> Task:
+    return gsm8k(GSM8K_DIR)
+
+
+@pytest.fixture(scope="module")
+def svamp_task() -> Task:
+    return svamp(SVAMP_PATH)
+
+
+@pytest.fixture(scope="module")
+def rg_task() -> Task:
+    return reasoning_gym(size=20, seed=0)
+
+
+# ------------------------------------------------------------------------------- GSM8K
+
+
+@needs_data
+def test_gsm8k_counts_and_first_answer(gsm8k_task: Task) -> None:
+    assert gsm8k_task.splits() == ["train", "test"]
+    assert len(gsm8k_task.split("test")) == 1319
+    assert len(gsm8k_task.split("train")) == 7473
+    assert gsm8k_task.skipped_rows == []
+    first = gsm8k_task.split("test")[0]
+    assert first.id == "gsm8k-test-0"
+    assert first.answer == "18"
+    assert first.question.startswith("Janet")
+    assert (first.task, first.split) == ("gsm8k", "test")
+    assert first.metadata["solution"].endswith("#### 18")
+
+
+@needs_data
+def test_gsm8k_answers_are_clean_numbers(gsm8k_task: Task) -> None:
+    for problem in gsm8k_task.split("test"):
+        assert "," not in problem.answer
+        float(problem.answer)
+
+
+@needs_data
+def test_gsm8k_skills_come_from_calculator_annotations(gsm8k_task: Task) -> None:
+    # "16 - 3 - 4 = <<16-3-4=9>>9 ... 9 * 2 = $<<9*2=18>>18"
+    assert gsm8k_task.split("test")[0].skills == ("subtraction", "multiplication")
+    allowed = set(ARITHMETIC_SKILLS) | {"arithmetic"}
+    seen = set()
+    for problem in gsm8k_task.split("train"):
+        assert problem.skills and set(problem.skills) <= allowed
+        seen.update(problem.skills)
+    assert set(ARITHMETIC_SKILLS) <= seen
+
+
+@pytest.mark.parametrize(
+    ("solution", "skills"),
+    [
+        ("<<16-3-4=9>> <<9*2=18>>", ("subtraction", "multiplication")),
+        ("<<2/2=1>> and <<2+1=3>>", ("addition", "division")),
+        ("<<-3+5=2>>", ("addition",)),  # a negative number is not a subtraction
+        ("<<(1-0.2)*5=4>>", ("subtraction", "multiplication")),
+        ("no annotations here", ("arithmetic",)),
+    ],
+)
+def test_arithmetic_skills(solution: str, skills: tuple[str, ...]) -> None:
+    assert arithmetic_skills(solution) == skills
+
+
+@needs_data
+def test_sampling_is_deterministic(gsm8k_task: Task) -> None:
+    first = [p.id for p in gsm8k_task.sample(10, split="test", seed=1)]
+    again = [p.id for p in gsm8k_task.sample(10, split="test", seed=1)]
+    other = [p.id for p in gsm8k_task.sample(10, split="test", seed=2)]
+    assert first == again
+    assert first != other
+    assert len(set(first)) == 10
+    # Ids are stable across loads, so reruns refer to the same problems.
+    reloaded = gsm8k(GSM8K_DIR, splits=("test",))
+    assert [p.id for p in reloaded.sample(10, split="test", seed=1)] == first
+
+
+@needs_data
+def test_sample_larger_than_split_returns_all(gsm8k_task: Task) -> None:
+    small = gsm8k(GSM8K_DIR, splits=("test",), limit=5)
+    assert len(small.split("test")) == 5
+    assert sorted(p.id for p in small.sample(50, split="test", seed=0)) == sorted(
+        p.id for p in small.split("test")
+    )
+
+
+@needs_data
+def test_unknown_split_names_the_available_ones(gsm8k_task: Task) -> None:
+    with pytest.raises(ValueError, match=r"no split 'validation'.*'train', 'test'"):
+        gsm8k_task.split("validation")
+
+
+@needs_data
+def test_gsm8k_scoring(gsm8k_task: Task) -> None:
+    first = gsm8k_task.split("test")[0]
+    assert gsm8k_task.score(first, "18.0")
+    assert gsm8k_task.score(first, "$18 dollars")
+    assert not gsm8k_task.score(first, "81")
+    assert not gsm8k_task.score(first, None)
+
+
+# ------------------------------------------------------------------------------- SVAMP
+
+
+@needs_data
+def test_svamp_split_sizes_and_fields(svamp_task: Task) -> None:
+    assert len(svamp_task.split("train")) == 700
+    assert len(svamp_task.split("test")) == 300
+    ids = [p.id for split in ("train", "test") for p in svamp_task.split(split)]
+    assert len(set(ids)) == 1000
+    everything = {p.metadata["source_id"]: p for s in ("train", "test") for p in svamp_task.split(s)}
+    first = everything["chal-1"]
+    assert first.question == (
+        "Each pack of dvds costs 76 dollars. If there is a discount of 25 dollars on each "
+        "pack How much do you have to pay to buy each pack?"
+    )
+    assert first.answer == "51"
+    assert first.skills == ("subtraction",)
+    assert {s for p in everything.values() for s in p.skills} == {
+        "addition", "subtraction", "multiplication", "common-division"
+    }
+
+
+@needs_data
+def test_svamp_split_depends_on_seed_only(svamp_task: Task) -> None:
+    same = svamp(SVAMP_PATH, seed=0)
+    other = svamp(SVAMP_PATH, seed=1)
+    assert [p.id for p in same.split("test")] == [p.id for p in svamp_task.split("test")]
+    assert [p.id for p in other.split("test")] != [p.id for p in svamp_task.split("test")]
+    assert len(svamp(SVAMP_PATH, limit=7).split("test")) == 7
+
+
+def test_svamp_formats_answers_and_skips_bad_rows(tmp_path: Path) -> None:
+    rows = [
+        {"ID": "a", "Body": "B.", "Question": "Q?", "Equation": "", "Answer": 2.5, "Type": "Division"},
+        {"ID": "b", "Body": "B.", "Question": "Q?", "Equation": "", "Answer": "x", "Type": "Addition"},
+        {"ID": "c", "Question": "Q?", "Answer": 3.0, "Type": "Addition"},
+        {"ID": "d", "Body": "B.", "Question": "Q?", "Equation": "", "Answer": 4.0, "Type": "Addition"},
+    ]
+    path = tmp_path / "SVAMP.json"
+    path.write_text(json.dumps(rows))
+    task = svamp(path, test_fraction=0.0)
+    assert [(p.answer, p.skills) for p in task.split("train")] == [
+        ("2.5", ("division",)), ("4", ("addition",))
+    ]
+    assert len(task.skipped_rows) == 2
+    assert "'x' is not a number" in task.skipped_rows[0]
+    assert "missing field(s) ['Body']" in task.skipped_rows[1]
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def _gsm8k_lines(n: int) -> list[str]:
+    with (GSM8K_DIR / "test.jsonl").open() as handle:
+        return [next(handle) for _ in range(n)]
+
+
+@needs_data
+def test_malformed_rows_are_skipped_and_counted(tmp_path: Path) -> None:
+    good = _gsm8k_lines(3)
+    lines = [
+        good[0],
+        '{"question": "broken json", "answer": \n',
+        json.dumps({"question": "no answer field"}) + "\n",
+        json.dumps({"question": "no marker", "answer": "it is 5"}) + "\n",
+        "\n",
+        good[1],
+        "[1, 2]\n",
+        good[2],
+    ]
+    (tmp_path / "test.jsonl").write_text("".join(lines))
+    task = gsm8k(tmp_path, splits=("test",))
+    assert [p.id for p in task.split("test")] == ["gsm8k-test-0", "gsm8k-test-5", "gsm8k-test-7"]
+    assert task.split("test")[0].answer == "18"
+    assert len(task.skipped_rows) == 4
+    assert all("\n" not in reason for reason in task.skipped_rows)
+    assert "test.jsonl:2: invalid JSON" in task.skipped_rows[0]
+    assert "['answer']" in task.skipped_rows[1]
+    assert "no answer after '####'" in task.skipped_rows[2]
+    assert "not a JSON object" in task.skipped_rows[3]
+
+
+def test_missing_file_names_the_path(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError) as error:
+        gsm8k(tmp_path, splits=("test",))
+    message = str(error.value)
+    assert str(tmp_path / "test.jsonl") in message
+    assert "question" in message and "\n" not in message
+    with pytest.raises(FileNotFoundError, match="SVAMP.json"):
+        svamp(tmp_path / "SVAMP.json")
+
+
+# ------------------------------------------------------------------------ Hugging Face
+
+
+@needs_data
+def test_huggingface_loader_on_a_local_folder(tmp_path: Path) -> None:
+    pytest.importorskip("datasets")
+    folder = tmp_path / "mini_gsm8k"
+    folder.mkdir()
+    lines = _gsm8k_lines(4)
+    (folder / "train.jsonl").write_text("".join(lines[1:]))
+    (folder / "test.jsonl").write_text(lines[0])
+    task = huggingface(str(folder))
+    assert task.name == "mini_gsm8k"
+    assert [len(task.split(s)) for s in ("train", "test")] == [3, 1]
+    first = task.split("test")[0]
+    assert (first.id, first.answer, first.split) == ("mini_gsm8k-test-0", "18", "test")
+    assert first.skills == ("subtraction", "multiplication")
+    assert task.score(first, "18.00") and not task.score(first, "19")
+
+    named = huggingface(str(folder), splits=("train",), name="mine", limit=2, answer_after=None)
+    assert [p.id for p in named.split("train")] == ["mine-train-0", "mine-train-1"]
+    assert named.split("train")[0].answer.endswith("#### 3")  # whole field, no marker
+
+
+def test_huggingface_missing_local_folder(tmp_path: Path) -> None:
+    pytest.importorskip("datasets")
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        huggingface(str(tmp_path / "nowhere"))
+
+
+# ----------------------------------------------------------------------- reasoning-gym
+
+
+def test_reasoning_gym_task_shape(rg_task: Task) -> None:
+    assert [len(rg_task.split(s)) for s in ("train", "test")] == [20, 20]
+    skills = {p.skills for s in ("train", "test") for p in rg_task.split(s)}
+    assert skills == {("basic_arithmetic",), ("chain_sum",)}
+    ids = [p.id for s in ("train", "test") for p in rg_task.split(s)]
+    assert len(set(ids)) == 40
+    again = reasoning_gym(size=20, seed=0)
+    assert [p.id for p in again.split("test")] == [p.id for p in rg_task.split("test")]
+    assert [p.question for p in again.split("test")] == [p.question for p in rg_task.split("test")]
+    # The defaults keep problems small: at most three one- or two-digit terms.
+    for problem in rg_task.split("train"):
+        expression = problem.metadata["reasoning_gym"]["entry"]["metadata"]["expression"]
+        numbers = [t for t in expression.split() if t.isdigit()]
+        assert 2 <= len(numbers) <= 3 and all(int(n) <= 10 for n in numbers)
+
+
+def test_reasoning_gym_references_score_correct(rg_task: Task) -> None:
+    for split in ("train", "test"):
+        for problem in rg_task.split(split):
+            assert rg_task.score(problem, problem.answer), problem.id
+            assert not rg_task.score(problem, str(int(problem.answer) + 1)), problem.id
+            assert not rg_task.score(problem, None)
+
+
+def test_reasoning_gym_problem_survives_the_event_log(rg_task: Task) -> None:
+    problem = rg_task.split("test")[0]
+    replayed = parse_message(problem.model_dump_json())
+    assert isinstance(replayed, Problem)
+    assert Task(name="other", problems={}).score(replayed, problem.answer)
+
+
+def test_reasoning_gym_config_overrides_defaults() -> None:
+    task = reasoning_gym(["chain_sum"], size=6, seed=1, config={"chain_sum": {"min_terms": 4, "max_terms": 4}})
+    for problem in task.split("train") + task.split("test"):
+        assert problem.metadata["reasoning_gym"]["entry"]["metadata"]["num_terms"] == 4
+        assert task.score(problem, problem.answer)
+
+
+def test_reasoning_gym_unknown_dataset() -> None:
+    with pytest.raises(ValueError, match="'basic_arithmatic'.*did you mean.*basic_arithmetic"):
+        reasoning_gym(["basic_arithmatic"])
