@@ -145,7 +145,7 @@ def engine_kwargs(config: VLLMEngineConfig, model_path: str) -> dict[str, Any]:
 def to_vllm_sampling(params: SamplingParams, schema: Schema | None) -> Any:
     """classroom's SamplingParams -> vLLM's, with structured output when asked."""
     from vllm import SamplingParams as VllmSamplingParams
-    from vllm.sampling_params import StructuredOutputsParams
+    from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
 
     structured = None
     if schema is not None:
@@ -159,6 +159,9 @@ def to_vllm_sampling(params: SamplingParams, schema: Schema | None) -> Any:
         seed=params.seed,
         logprobs=params.logprobs,
         structured_outputs=structured,
+        # One final output with all n samples; streamed partial outputs of n > 1
+        # requests carry only the samples that changed.
+        output_kind=RequestOutputKind.FINAL_ONLY,
     )
 
 
@@ -408,7 +411,9 @@ class VLLMBackend:
         schema: Schema | None = None,
         adapter: str | None = None,
     ) -> list[list[Completion]]:
-        return await self.actor.chat.remote(list(conversations), params, schema, adapter)
+        # Send the schema as a dict: the caller's model class may live in a module the
+        # actor cannot import.
+        return await self.actor.chat.remote(list(conversations), params, schema_dict(schema), adapter)
 
     async def load_adapter(self, name: str, path: str) -> None:
         await self.actor.load_adapter.remote(name, path)

@@ -1,0 +1,145 @@
+"""OpenAI backend faults, the pool's routing, conversion cache, GPU placement options."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import pytest
+
+from classroom.serving.openai_backend import EndpointUnavailable, OpenAIBackend
+from classroom.serving.pool import ModelPool, PoolConfig, RoutedLLM
+from classroom.serving.types import SamplingParams, as_conversation
+from classroom.serving.vllm_engine import (
+    VLLMEngineConfig,
+    actor_options,
+    engine_kwargs,
+    placement_bundles,
+)
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # closed again when the block ends
+
+
+async def test_dead_endpoint_fails_clearly_after_counted_retries(monkeypatch):
+    monkeypatch.setenv("CLASSROOM_TEST_KEY", "sk-secret-value")
+    url = f"http://127.0.0.1:{closed_port()}/v1"
+    backend = OpenAIBackend(url, "m", api_key_env="CLASSROOM_TEST_KEY", max_retries=2, backoff_s=0.01)
+    with pytest.raises(EndpointUnavailable) as err:
+        await backend.chat([as_conversation("hi")], SamplingParams(max_tokens=4))
+    assert backend.retries == 2
+    message = str(err.value)
+    assert url in message and "3 attempts" in message and "\n" not in message
+    assert "sk-secret-value" not in message and "sk-secret-value" not in repr(backend)
+
+
+def test_openai_backend_rejects_bad_settings():
+    with pytest.raises(ValueError, match="max_concurrency"):
+        OpenAIBackend("http://127.0.0.1:1/v1", "m", max_concurrency=0)
+
+
+async def test_pool_spreads_a_batch_over_replicas(engine, engine_url):
+    http = OpenAIBackend(engine_url, "embedded")
+    routed = RoutedLLM("embedded", [engine, http])  # one engine, both its doors
+    pool = ModelPool({"embedded": routed}, {"teacher": "embedded", "student": "embedded"})
+    assert pool.llm("teacher") is pool.llm("student")
+    convs = [as_conversation(f"What is {i} times 2?") for i in range(6)]
+    results = await pool.llm("student").chat(convs, SamplingParams(max_tokens=8))
+    assert len(results) == 6 and all(r[0].text for r in results)
+    assert routed.routed == [3, 3]
+    assert routed.outstanding == [0, 0]
+
+
+async def test_pool_routes_around_a_busy_replica(engine, engine_url):
+    http = OpenAIBackend(engine_url, "embedded")
+    routed = RoutedLLM("embedded", [engine, http])
+    long = asyncio.ensure_future(routed.chat([as_conversation("Write a long story.")], SamplingParams(max_tokens=96)))
+    await asyncio.sleep(0)  # the long request is now outstanding on replica 0
+    assert routed.outstanding == [1, 0]
+    await routed.chat([as_conversation("Hi")], SamplingParams(max_tokens=4))
+    assert routed.routed == [1, 1]  # the short one went to the idle replica
+    await long
+
+
+def test_pool_config_errors_name_the_key():
+    with pytest.raises(ValueError, match="role 'teacher' uses model 'big'"):
+        PoolConfig.model_validate({"models": {"small": {"backend": "vllm", "engine": {}}}, "roles": {"teacher": "big"}})
+    with pytest.raises(ValueError, match="needs an `endpoint` section"):
+        PoolConfig.model_validate({"models": {"x": {"backend": "openai"}}, "roles": {}})
+    with pytest.raises(KeyError, match="no model for role 'grader'"):
+        ModelPool({}, {"teacher": "x"}).llm("grader")
+
+
+def test_embedded_conversion_is_cached(tmp_path, monkeypatch):
+    from classroom.serving import embedded
+
+    monkeypatch.setenv("CLASSROOM_CACHE", str(tmp_path))
+    # A folder left by a conversion that died half way is not trusted.
+    (tmp_path / embedded.EMBEDDED_MODEL_ID).mkdir()
+    (tmp_path / embedded.EMBEDDED_MODEL_ID / "config.json").write_text("{}")
+    first = embedded.embedded_model_path()
+    marker = first / "classroom-conversion.json"
+    assert marker.is_file() and (first / "model.safetensors").is_file()
+    assert (first / "chat_template.jinja").is_file() or "chat_template" in (first / "tokenizer_config.json").read_text()
+    stamp = marker.stat().st_mtime_ns
+    again = embedded.embedded_model_path()
+    assert again == first and marker.stat().st_mtime_ns == stamp  # reused, not redone
+    assert embedded.resolve_model("embedded") == str(first)
+    assert embedded.resolve_model(str(first)) == str(first.resolve())
+    assert embedded.resolve_model("HuggingFaceTB/SmolLM2-135M-Instruct") == "HuggingFaceTB/SmolLM2-135M-Instruct"
+
+
+# --- GPU placement: built from config, checked without a GPU -------------------------
+
+
+def test_cpu_engine_options_give_the_engine_its_threads():
+    config = VLLMEngineConfig(cpu_threads=2, num_cpus=1)
+    options = actor_options(config)
+    assert options["num_gpus"] == 0 and options["num_cpus"] == 1
+    assert options["runtime_env"]["env_vars"]["OMP_NUM_THREADS"] == "2"
+    kwargs = engine_kwargs(config, "/models/x")
+    assert kwargs["kv_cache_memory_bytes"] == 2 * 1024**3
+    assert "gpu_memory_utilization" not in kwargs and "distributed_executor_backend" not in kwargs
+    assert placement_bundles(config) is None
+
+
+def test_single_gpu_engine_claims_one_device():
+    config = VLLMEngineConfig(device="cuda", dtype="auto", gpu_memory_utilization=0.8)
+    options = actor_options(config)
+    assert options["num_gpus"] == 1 and "scheduling_strategy" not in options
+    kwargs = engine_kwargs(config, "m")
+    assert kwargs["gpu_memory_utilization"] == 0.8 and "kv_cache_memory_bytes" not in kwargs
+    assert placement_bundles(config) is None
+
+
+def test_tensor_parallel_engine_uses_a_placement_group(ray_local):
+    from ray.util.placement_group import placement_group, remove_placement_group
+    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+    config = VLLMEngineConfig(device="cuda", tensor_parallel_size=4)
+    assert placement_bundles(config) == [{"GPU": 1.0, "CPU": 1.0}] * 4
+    with pytest.raises(ValueError, match="needs a placement group"):
+        actor_options(config)
+    # A real (CPU-only) placement group object stands in for the GPU one here.
+    pg = placement_group([{"CPU": 0.01}])
+    try:
+        options = actor_options(config, pg)
+        strategy = options["scheduling_strategy"]
+        assert isinstance(strategy, PlacementGroupSchedulingStrategy)
+        assert strategy.placement_group_bundle_index == 0
+        assert strategy.placement_group_capture_child_tasks is True
+        assert options["num_gpus"] == 0
+    finally:
+        remove_placement_group(pg)
+    kwargs = engine_kwargs(config, "m")
+    assert kwargs["tensor_parallel_size"] == 4 and kwargs["distributed_executor_backend"] == "ray"
+
+
+def test_engine_config_rejects_bad_values():
+    with pytest.raises(ValueError, match="tensor_parallel_size"):
+        VLLMEngineConfig(tensor_parallel_size=0)
+    with pytest.raises(ValueError, match="kv_cache_gibs"):
+        VLLMEngineConfig(kv_cache_gibs=1)
