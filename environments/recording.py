@@ -1,0 +1,44 @@
+"""What an environment reports while it runs: messages, metrics and progress.
+
+Environments know nothing of run directories or terminals; launch/ implements a
+:class:`Recorder` that writes the event log and shows progress.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, Sequence
+
+from classroom.agents.messages import AnyMessage
+
+
+class Recorder(Protocol):
+    """Receives every message and metric an environment produces, as it happens."""
+
+    def record(self, messages: Sequence[AnyMessage]) -> None: ...
+
+    def metric(self, name: str, value: float, **tags: Any) -> None: ...
+
+    def stage(self, name: str, total: int | None = None) -> None: ...
+
+    def advance(self, count: int = 1) -> None: ...
+
+
+class MemoryRecorder:
+    """Keeps everything in lists: for tests and notebooks."""
+
+    def __init__(self) -> None:
+        self.messages: list[AnyMessage] = []
+        self.metrics: list[dict[str, Any]] = []
+        self.stages: list[str] = []
+
+    def record(self, messages: Sequence[AnyMessage]) -> None:
+        self.messages.extend(messages)
+
+    def metric(self, name: str, value: float, **tags: Any) -> None:
+        self.metrics.append({"name": name, "value": value, **tags})
+
+    def stage(self, name: str, total: int | None = None) -> None:
+        self.stages.append(name)
+
+    def advance(self, count: int = 1) -> None:
+        pass

@@ -1,0 +1,87 @@
+"""The `classroom` command: run, serve, bench (sweep, resume and report come later)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+USAGE = """usage: classroom COMMAND [ARGS]
+
+commands:
+  run     run one teaching episode (a Hydra app: `classroom run env=tom task=gsm8k
+          env.budget=0.5`; `classroom run --cfg job` prints the composed config)
+  serve   serve a model behind an OpenAI-compatible HTTP server on 127.0.0.1
+  bench   benchmarks that print ratios measured side by side (`classroom bench serving`)
+
+coming with later issues: sweep, resume, report
+"""
+
+
+def _serve_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="classroom serve", description="Serve a model over HTTP (OpenAI protocol).")
+    p.add_argument("--model", default="embedded", help="'embedded', a local folder or a hub id (default: embedded)")
+    p.add_argument("--served-model-name", default=None, help="name clients use (default: the model value)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--dtype", default=None, help="default: float32 on cpu, auto on cuda")
+    p.add_argument("--kv-cache-gib", type=float, default=2.0, help="CPU KV cache size")
+    p.add_argument("--max-model-len", type=int, default=2048)
+    p.add_argument("--tensor-parallel-size", type=int, default=1)
+    p.add_argument("--ray-address", default="local", help="'local' (start one), 'auto' or ray://HOST:PORT")
+    return p
+
+
+def _bench_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="classroom bench", description="Benchmarks printing side-by-side ratios.")
+    sub = p.add_subparsers(dest="which", required=True, metavar="BENCHMARK")
+    s = sub.add_parser("serving", help="(a) vLLM engine directly vs (b) via Ray vs (c) via HTTP, one engine")
+    s.add_argument("--prompts", type=int, default=64, help="requests per round (default 64)")
+    s.add_argument("--max-tokens", type=int, default=64)
+    s.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the median is reported")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--num-cpus", type=int, default=os.cpu_count())
+    s.add_argument("--json", default=None, help="also write the figures to this file")
+    return p
+
+
+def _positive(name: str, value: int) -> None:
+    if value < 1:
+        raise SystemExit(f"classroom: error: {name} must be >= 1, got {value}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return 0 if argv else 2
+    command, rest = argv[0], argv[1:]
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if command == "run":
+        from classroom.launch.app import run_main
+
+        return run_main(rest)
+    if command == "serve":
+        args = _serve_parser().parse_args(rest)
+        _positive("--port", args.port + 1)
+        from classroom.launch.serve import serve_main
+
+        return serve_main(args)
+    if command == "bench":
+        args = _bench_parser().parse_args(rest)
+        for name in ("prompts", "max_tokens", "rounds", "num_cpus"):
+            _positive("--" + name.replace("_", "-"), getattr(args, name))
+        from classroom.launch.bench import bench_serving_main
+
+        return bench_serving_main(args)
+    if command in ("sweep", "resume", "report"):
+        print(f"classroom: '{command}' is not built yet (it comes with a later issue)", file=sys.stderr)
+        return 2
+    print(f"classroom: unknown command {command!r} (commands: run, serve, bench)", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

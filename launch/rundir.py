@@ -1,0 +1,149 @@
+"""The run directory: resolved config, event log, metrics, summary, live progress.
+
+``events.jsonl`` starts with a header line (schema version, config hash), then holds
+every message, one JSON line each, appended and flushed as it happens: a run that is
+killed loses nothing it had produced, and :func:`read_events` loads the log back into
+the same typed messages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from classroom.agents.messages import SCHEMA_VERSION, AnyMessage, parse_message
+
+EVENTS = "events.jsonl"
+METRICS = "metrics.jsonl"
+SUMMARY = "summary.json"
+CONFIG = "config.yaml"
+
+
+class EventLogError(ValueError):
+    """An event log that cannot be read (no header, a newer schema)."""
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    """A short stable hash of a resolved config."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class EventLog:
+    """Appends messages to a JSONL file, flushing each line."""
+
+    def __init__(self, path: Path, *, config: dict[str, Any] | None = None):
+        self.path = path
+        new = not path.exists() or path.stat().st_size == 0
+        self._file = open(path, "a", encoding="utf-8")
+        if new:
+            header = {
+                "kind": "header",
+                "schema_version": SCHEMA_VERSION,
+                "config_hash": config_hash(config or {}),
+                "created_at": time.time(),
+            }
+            self._write(json.dumps(header))
+
+    def _write(self, line: str) -> None:
+        self._file.write(line + "\n")
+        self._file.flush()
+
+    def append(self, messages: Sequence[AnyMessage]) -> None:
+        for message in messages:
+            self._write(message.model_dump_json())
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def read_events(path: Path | str) -> tuple[dict[str, Any], list[AnyMessage]]:
+    """The header and every message of an event log, as typed messages.
+
+    A last line cut short by a killed run is skipped; any other bad line raises.
+    """
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    if not lines:
+        raise EventLogError(f"{path} is empty: no header line")
+    header = json.loads(lines[0])
+    if header.get("kind") != "header":
+        raise EventLogError(f"{path}: first line is not a header")
+    if header.get("schema_version", 0) > SCHEMA_VERSION:
+        raise EventLogError(
+            f"{path} was written with schema {header['schema_version']}; this classroom reads up to {SCHEMA_VERSION}"
+        )
+    messages = []
+    for number, line in enumerate(lines[1:], start=2):
+        try:
+            messages.append(parse_message(line))
+        except ValueError:
+            if number == len(lines):  # torn final write
+                break
+            raise
+    return header, messages
+
+
+class RunDirectory:
+    """A run's folder and the Recorder that fills it (with live progress on screen)."""
+
+    def __init__(self, path: Path | str, config: dict[str, Any], *, show_progress: bool = True):
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        import yaml
+
+        (self.path / CONFIG).write_text(yaml.safe_dump(config, sort_keys=False))
+        self.events = EventLog(self.path / EVENTS, config=config)
+        self._metrics = open(self.path / METRICS, "a", encoding="utf-8")
+        self.message_counts: dict[str, int] = {}
+        self._progress: Any = None
+        self._task: Any = None
+        if show_progress:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._progress = Progress(
+                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                transient=False,
+            )
+            self._progress.start()
+
+    # Recorder -------------------------------------------------------------------------
+
+    def record(self, messages: Sequence[AnyMessage]) -> None:
+        self.events.append(messages)
+        for message in messages:
+            self.message_counts[message.kind] = self.message_counts.get(message.kind, 0) + 1
+
+    def metric(self, name: str, value: float, **tags: Any) -> None:
+        self._metrics.write(json.dumps({"name": name, "value": value, "time": time.time(), **tags}) + "\n")
+        self._metrics.flush()
+
+    def stage(self, name: str, total: int | None = None) -> None:
+        if self._progress is None:
+            return
+        if self._task is not None:
+            self._progress.update(self._task, completed=self._progress.tasks[-1].total or 0)
+        self._task = self._progress.add_task(name, total=total)
+
+    def advance(self, count: int = 1) -> None:
+        if self._progress is not None and self._task is not None:
+            self._progress.advance(self._task, count)
+
+    # ----------------------------------------------------------------------------------
+
+    def write_summary(self, summary: dict[str, Any]) -> Path:
+        path = self.path / SUMMARY
+        path.write_text(json.dumps({**summary, "messages": self.message_counts}, indent=2, default=str))
+        return path
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+        self.events.close()
+        self._metrics.close()
+
+
+def read_metrics(path: Path | str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]

@@ -1,0 +1,46 @@
+"""`classroom serve`: one engine, behind vLLM's OpenAI-compatible HTTP server.
+
+Several processes (or machines) then share one model through
+:class:`~classroom.serving.openai_backend.OpenAIBackend`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from typing import Any
+
+
+def serve_main(args: Any) -> int:
+    import ray
+
+    from classroom.serving.vllm_engine import VLLMEngineConfig, start_engine
+
+    config = VLLMEngineConfig(
+        model=args.model,
+        served_model_name=args.served_model_name or ("embedded" if args.model == "embedded" else None),
+        kv_cache_gib=args.kv_cache_gib,
+        max_model_len=args.max_model_len,
+        device=args.device,
+        dtype=args.dtype or ("float32" if args.device == "cpu" else "auto"),
+        tensor_parallel_size=args.tensor_parallel_size,
+    )
+    ray.init(address=None if args.ray_address == "local" else args.ray_address, include_dashboard=False)
+    backend = start_engine(config)
+    url = asyncio.run(backend.open_http(args.host, args.port))
+    print(f"serving {config.name} at {url}  (Ctrl-C to stop)", flush=True)
+    stop = False
+
+    def _stop(*_: Any) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    import time
+
+    while not stop:
+        time.sleep(0.5)
+    ray.kill(backend.actor)
+    ray.shutdown()
+    return 0

@@ -1,0 +1,79 @@
+"""The `classroom` command: help, composed config, and one-line errors for bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+CLASSROOM = [sys.executable, "-m", "classroom.launch.cli"]
+
+
+def classroom(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*CLASSROOM, *args], capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_help_lists_the_subcommands():
+    out = classroom("--help")
+    assert out.returncode == 0
+    for command in ("run", "serve", "bench", "sweep", "resume", "report"):
+        assert command in out.stdout
+
+
+def test_cfg_job_prints_the_composed_config_with_overrides():
+    out = classroom("run", "--cfg", "job", "env.budget=0.5", "task=gsm8k", "teacher/intervention=none")
+    assert out.returncode == 0, out.stderr
+    assert "budget: 0.5" in out.stdout and "classroom.environments.tasks.gsm8k" in out.stdout
+    assert "classroom.agents.policies.NoIntervention" in out.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["env=nope"], "allowed in env: tom"),
+        (["task=imagenet"], "allowed in task: gsm8k, hf_gsm8k, reasoning_gym, svamp"),
+        (["env.budget=1.5"], "config error: env.budget: Input should be less than or equal to 1 (got 1.5)"),
+        (["env.budgte=0.5"], "env.budgte"),
+        (["cluster.address=somewhere"], "config error: cluster.address: Value error, must be 'local', 'auto'"),
+        (["student.sampling.temperature=-1"], "config error: student.sampling.temperature"),
+        (["teacher/intervention=random", "teacher.intervention._target_=nowhere.Policy"], "teacher.intervention._target_: cannot build 'nowhere.Policy'"),
+        (["task=gsm8k", "task.data_dir=/nonexistent/gsm8k"], "/nonexistent/gsm8k"),
+        (["model.roles.teacher=ghost"], "role 'teacher' uses model 'ghost'"),
+    ],
+)
+def test_bad_config_ends_with_one_clear_line(args, expected, tmp_path):
+    out = classroom("run", *args, env={"CLASSROOM_RUNS": str(tmp_path)})
+    assert out.returncode == 2, out.stdout + out.stderr
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, out.stderr
+    assert expected in lines[0]
+
+
+def test_bench_rejects_bad_flags():
+    out = classroom("bench", "serving", "--prompts", "0")
+    assert out.returncode != 0 and "--prompts must be >= 1" in out.stderr
+    out = classroom("bench", "nothing")
+    assert out.returncode != 0 and "invalid choice" in out.stderr
+
+
+def test_run_over_http_end_to_end(engine_url, tmp_path):
+    """`classroom run` in its own process, its models behind the session engine's HTTP door."""
+    out = classroom(
+        "run", "model=openai", "env.num_problems=6", "progress=false",
+        "student.sampling.max_tokens=48", "teacher.sampling.max_tokens=48", "cluster.num_cpus=1",
+        env={"CLASSROOM_RUNS": str(tmp_path), "CLASSROOM_OPENAI_BASE_URL": engine_url, "CLASSROOM_OPENAI_MODEL": "embedded"},
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "post-test" in out.stdout and "run directory" in out.stdout
+    [run_dir] = [p for p in Path(tmp_path).iterdir() if p.is_dir()]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["problems"] == 6
+    assert (run_dir / "config.yaml").is_file() and (run_dir / "events.jsonl").stat().st_size > 0

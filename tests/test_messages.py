@@ -1,0 +1,102 @@
+"""Every message type round-trips through one JSON line; the event log reloads."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from pydantic import ValidationError
+
+from classroom.agents.messages import (
+    MESSAGE_KINDS,
+    SCHEMA_VERSION,
+    Attempt,
+    CorrectionTrace,
+    DataPlan,
+    Explanation,
+    Feedback,
+    InterventionDecision,
+    ParseFailure,
+    PreferencePair,
+    Problem,
+    TeachingScore,
+    ThoughtTemplate,
+    TrainingExample,
+    Usage,
+    parse_message,
+)
+from classroom.launch.rundir import EventLog, EventLogError, read_events
+
+USAGE = Usage(model="m", prompt_tokens=10, completion_tokens=5, latency_s=0.5)
+
+EXAMPLES = [
+    Problem(question="1+1?", answer="2", skills=("addition",), metadata={"k": [1, 2]}),
+    Attempt(problem_id="p", reasoning="1+1=2", final_answer="2", correct=True, phase="pre_test", usage=USAGE),
+    Explanation(problem_id="p", text="Add them.", final_answer="2", usage=USAGE),
+    InterventionDecision(problem_id="p", intervene=True, policy="random", utility=0.3, budget_left=2),
+    Feedback(accuracy=0.5, per_skill_accuracy={"addition": 0.5}, error_examples=("a1",), weak_skills=("addition",)),
+    DataPlan(allocations={"addition": 10}, rationale="weak", action="exploit"),
+    TrainingExample(prompt="Q", completion="A", answer="2", skills=("addition",), source="teacher"),
+    ThoughtTemplate(problem_id="p", high_level="add", detailed_steps=("<Step1>", "<Step2>"), key_steps=(2,), final_answer="2"),
+    CorrectionTrace(problem_id="p", attempt_id="a", first_wrong_step=2, cause="sign", correction="use +", corrected_solution="2"),
+    TeachingScore(problem_id="p", rationale_id="r", exam_problem_ids=("e1", "e2"), exam_correct=(True, False), score=0.5),
+    PreferencePair(prompt="Q", chosen="good", rejected="bad", margin=0.4),
+    ParseFailure(expected="Sum", raw_text="{oops", error="reply: invalid json"),
+    USAGE,
+]
+
+
+def test_examples_cover_every_kind():
+    assert sorted(m.kind for m in EXAMPLES) == sorted(MESSAGE_KINDS)
+
+
+@pytest.mark.parametrize("message", EXAMPLES, ids=lambda m: m.kind)
+def test_round_trip_through_one_json_line(message):
+    line = message.model_dump_json()
+    assert "\n" not in line
+    again = parse_message(line)
+    assert type(again) is type(message) and again == message
+    assert parse_message(json.loads(line)) == message
+
+
+def test_messages_are_frozen_and_strict():
+    problem = EXAMPLES[0]
+    with pytest.raises(ValidationError):
+        problem.question = "changed"  # type: ignore[misc]
+    with pytest.raises(ValidationError):
+        Problem(question="q", answer="a", surprise=1)
+    with pytest.raises(ValidationError, match="does not match any of the expected tags"):
+        parse_message('{"kind": "telegram"}')
+
+
+def test_usage_adds_up():
+    total = USAGE + USAGE
+    assert total.total_tokens == 30 and total.latency_s == 1.0
+
+
+def test_event_log_reloads_typed_messages(tmp_path):
+    path = tmp_path / "events.jsonl"
+    log = EventLog(path, config={"a": 1})
+    log.append(EXAMPLES)
+    log.close()
+    header, messages = read_events(path)
+    assert header["schema_version"] == SCHEMA_VERSION and len(header["config_hash"]) == 16
+    assert messages == EXAMPLES
+    # A run killed mid-write leaves a torn last line: the rest still loads.
+    with open(path, "a") as f:
+        f.write('{"kind": "attempt", "problem_')
+    assert read_events(path)[1] == EXAMPLES
+
+
+def test_event_log_from_a_newer_schema_is_refused(tmp_path):
+    path = tmp_path / "events.jsonl"
+    path.write_text(json.dumps({"kind": "header", "schema_version": SCHEMA_VERSION + 1}) + "\n")
+    with pytest.raises(EventLogError, match="schema"):
+        read_events(path)
+
+
+def test_old_log_without_new_optional_fields_still_loads():
+    # A line written before `phase` and `context_ids` existed.
+    old = {"kind": "attempt", "id": "x", "problem_id": "p", "reasoning": "r", "final_answer": None}
+    attempt = parse_message(old)
+    assert attempt.phase == "" and attempt.context_ids == ()
