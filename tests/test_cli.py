@@ -77,3 +77,34 @@ def test_run_over_http_end_to_end(engine_url, tmp_path):
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["problems"] == 6
     assert (run_dir / "config.yaml").is_file() and (run_dir / "events.jsonl").stat().st_size > 0
+
+
+def test_ctrl_c_leaves_a_readable_log(engine_url, tmp_path):
+    import signal
+    import time
+
+    from classroom.launch.rundir import read_events
+
+    proc = subprocess.Popen(
+        [*CLASSROOM, "run", "model=openai", "env.num_problems=40", "progress=false", "cluster.num_cpus=1",
+         "student.sampling.max_tokens=64"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "CLASSROOM_RUNS": str(tmp_path), "CLASSROOM_OPENAI_BASE_URL": engine_url, "CLASSROOM_OPENAI_MODEL": "embedded"},
+    )
+    deadline = time.time() + 120
+    events = None
+    while time.time() < deadline:  # wait until the run has logged its problems
+        found = list(Path(tmp_path).glob("*/events.jsonl"))
+        if found and len(found[0].read_text().splitlines()) > 1:
+            events = found[0]
+            break
+        time.sleep(0.2)
+    assert events is not None, "the run never started logging"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert "interrupted" in err
+    header, messages = read_events(events)
+    assert header["kind"] == "header" and len(messages) >= 40  # the problems, at least
+    summary = json.loads((events.parent / "summary.json").read_text())
+    assert summary["status"] == "interrupted"

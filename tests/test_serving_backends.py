@@ -99,7 +99,7 @@ def test_cpu_engine_options_give_the_engine_its_threads():
     config = VLLMEngineConfig(cpu_threads=2, num_cpus=1)
     options = actor_options(config)
     assert options["num_gpus"] == 0 and options["num_cpus"] == 1
-    assert options["runtime_env"]["env_vars"]["OMP_NUM_THREADS"] == "2"
+    assert options["runtime_env"]["env_vars"] == {"OMP_NUM_THREADS": "2", "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}
     kwargs = engine_kwargs(config, "/models/x")
     assert kwargs["kv_cache_memory_bytes"] == 2 * 1024**3
     assert "gpu_memory_utilization" not in kwargs and "distributed_executor_backend" not in kwargs
@@ -143,3 +143,19 @@ def test_engine_config_rejects_bad_values():
         VLLMEngineConfig(tensor_parallel_size=0)
     with pytest.raises(ValueError, match="kv_cache_gibs"):
         VLLMEngineConfig(kv_cache_gibs=1)
+
+
+def test_gpu_engine_on_a_cluster_without_gpus_times_out_naming_what_it_waited_for(ray_local):
+    from classroom.serving.vllm_engine import EngineStartupTimeout, start_engine
+
+    config = VLLMEngineConfig(device="cuda", tensor_parallel_size=2, startup_timeout_s=1)
+    with pytest.raises(EngineStartupTimeout, match=r"placement group \[\{'GPU': 1.0, 'CPU': 1.0\}.*not ready after 1 s"):
+        start_engine(config)
+
+
+def test_engine_that_does_not_start_in_time_is_named(ray_local):
+    from classroom.serving.vllm_engine import EngineStartupTimeout, start_engine
+
+    config = VLLMEngineConfig(served_model_name="slowpoke", startup_timeout_s=0.5, num_cpus=0)
+    with pytest.raises(EngineStartupTimeout, match=r"vLLM engine 'slowpoke' \(model embedded\) did not start within 0.5 s \(engine.startup_timeout_s\)"):
+        start_engine(config)
