@@ -122,8 +122,9 @@ class RunDirectory:
     def stage(self, name: str, total: int | None = None) -> None:
         if self._progress is None:
             return
-        if self._task is not None:
-            self._progress.update(self._task, completed=self._progress.tasks[-1].total or 0)
+        if self._task is not None:  # close the previous stage's bar
+            done = self._progress.tasks[-1]
+            self._progress.update(self._task, total=done.total or 1, completed=done.total or 1)
         self._task = self._progress.add_task(name, total=total)
 
     def advance(self, count: int = 1) -> None:

@@ -25,7 +25,13 @@ def serve_main(args: Any) -> int:
         dtype=args.dtype or ("float32" if args.device == "cpu" else "auto"),
         tensor_parallel_size=args.tensor_parallel_size,
     )
-    ray.init(address=None if args.ray_address == "local" else args.ray_address, include_dashboard=False)
+    # Engine logs stay in Ray's log folder (/tmp/ray/session_latest/logs): stdout is
+    # for the line that says where the server is.
+    ray.init(
+        address=None if args.ray_address == "local" else args.ray_address,
+        include_dashboard=False,
+        log_to_driver=False,
+    )
     backend = start_engine(config)
     url = asyncio.run(backend.open_http(args.host, args.port))
     print(f"serving {config.name} at {url}  (Ctrl-C to stop)", flush=True)

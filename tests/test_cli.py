@@ -108,3 +108,35 @@ def test_ctrl_c_leaves_a_readable_log(engine_url, tmp_path):
     assert header["kind"] == "header" and len(messages) >= 40  # the problems, at least
     summary = json.loads((events.parent / "summary.json").read_text())
     assert summary["status"] == "interrupted"
+
+
+def test_classroom_serve_answers_over_http():
+    """`classroom serve` in its own process: a real engine behind a real HTTP server."""
+    import asyncio
+    import signal
+    import socket
+
+    from classroom.serving.openai_backend import OpenAIBackend
+    from classroom.serving.types import SamplingParams, as_conversation
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [*CLASSROOM, "serve", "--port", str(port), "--kv-cache-gib", "0.5", "--served-model-name", "smol"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    try:
+        lines = []
+        for line in proc.stdout:  # blocks until the server is up (or the process dies)
+            lines.append(line)
+            if line.startswith("serving "):
+                break
+        assert f"serving smol at http://127.0.0.1:{port}/v1" in lines[-1], "".join(lines)
+        backend = OpenAIBackend(f"http://127.0.0.1:{port}/v1", "smol", max_retries=0)
+        [[reply]] = asyncio.run(backend.chat([as_conversation("What is 3 + 4?")], SamplingParams(max_tokens=16)))
+        assert reply.text and reply.usage.completion_tokens > 0 and reply.usage.model == "smol"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=120)
+    assert proc.returncode == 0
