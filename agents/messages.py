@@ -67,6 +67,8 @@ class Attempt(MessageBase):
     phase: str = ""
     # Ids of explanations or exemplars the student saw while answering.
     context_ids: tuple[str, ...] = ()
+    # Probability the model gave its final answer (from token log-probabilities).
+    answer_prob: float | None = None
     usage: Usage = Usage()
 
 
@@ -79,6 +81,8 @@ class Explanation(MessageBase):
     final_answer: str | None = None
     # Explanations written to mislead (misaligned teachers) say so here.
     style: str = "helpful"
+    # Probability the teacher gave its own final answer: its confidence.
+    answer_prob: float | None = None
     usage: Usage = Usage()
 
 

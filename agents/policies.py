@@ -9,9 +9,39 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
-from typing import Protocol, Sequence, runtime_checkable
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, Literal, Protocol, Sequence, runtime_checkable
 
 from classroom.agents.messages import Attempt, Explanation, Problem
+
+
+@dataclass(frozen=True)
+class SeedObservation:
+    """What the teacher saw of this student on one held-out seed problem."""
+
+    problem: Problem
+    attempt: Attempt  # the student alone
+    explanation: Explanation  # the teacher's explanation
+    helped: Attempt  # the student after the explanation
+
+
+# simulate(problems, explanations (None: no intervention), targets) -> P(student answers target)
+Simulator = Callable[[Sequence[Problem], Sequence[Explanation | None], Sequence[str]], Awaitable[list[float]]]
+
+
+@dataclass
+class InterventionContext:
+    """What a policy may use besides the problems and the student's own attempts."""
+
+    # The teacher's explanation of each problem, by problem id.
+    explanations: dict[str, Explanation] = field(default_factory=dict)
+    # The student's behaviour on the seed set: the mental model's demonstrations.
+    seed: list[SeedObservation] = field(default_factory=list)
+    # The student's answer after each explanation, by problem id. Only an oracle may
+    # look: using it is knowing the future.
+    outcomes: dict[str, Attempt] = field(default_factory=dict)
+    # The teacher's mental model of the student (few-shot simulation).
+    simulate: Simulator | None = None
 
 
 @runtime_checkable
@@ -26,7 +56,7 @@ class InterventionPolicy(Protocol):
     name: str
 
     async def utilities(
-        self, problems: Sequence[Problem], attempts: Sequence[Attempt]
+        self, problems: Sequence[Problem], attempts: Sequence[Attempt], context: InterventionContext | None = None
     ) -> list[float | None]: ...
 
 
@@ -35,7 +65,7 @@ class NoIntervention:
 
     name = "none"
 
-    async def utilities(self, problems: Sequence[Problem], attempts: Sequence[Attempt]) -> list[float | None]:
+    async def utilities(self, problems: Sequence[Problem], attempts: Sequence[Attempt], context: InterventionContext | None = None) -> list[float | None]:
         return [None] * len(problems)
 
 
@@ -44,7 +74,7 @@ class AllIntervention:
 
     name = "all"
 
-    async def utilities(self, problems: Sequence[Problem], attempts: Sequence[Attempt]) -> list[float | None]:
+    async def utilities(self, problems: Sequence[Problem], attempts: Sequence[Attempt], context: InterventionContext | None = None) -> list[float | None]:
         # Equal utility: a stable sort keeps problem order.
         return [1.0] * len(problems)
 
@@ -57,18 +87,111 @@ class RandomIntervention:
     def __init__(self, seed: int = 0):
         self.seed = seed
 
-    async def utilities(self, problems: Sequence[Problem], attempts: Sequence[Attempt]) -> list[float | None]:
+    async def utilities(self, problems: Sequence[Problem], attempts: Sequence[Attempt], context: InterventionContext | None = None) -> list[float | None]:
         rng = random.Random(self.seed)
         return [rng.random() for _ in problems]
 
 
+class TeacherConfidence:
+    """Intervene where the teacher is surest of its own answer (its answer's probability)."""
+
+    name = "teacher_confidence"
+
+    async def utilities(self, problems: Sequence[Problem], attempts: Sequence[Attempt], context: InterventionContext | None = None) -> list[float | None]:
+        explanations = context.explanations if context else {}
+        return [
+            explanations[p.id].answer_prob or 0.0 if p.id in explanations else None for p in problems
+        ]
+
+
+class StudentConfidence:
+    """Intervene where the student is least sure of its answer (analysis only: a real
+    teacher rarely sees the student's token probabilities)."""
+
+    name = "student_confidence"
+
+    async def utilities(self, problems: Sequence[Problem], attempts: Sequence[Attempt], context: InterventionContext | None = None) -> list[float | None]:
+        return [1.0 - (a.answer_prob if a.answer_prob is not None else 0.0) for a in attempts]
+
+
+class MentalModelUtility:
+    """Expected utility from a few-shot mental model of the student (the paper's default).
+
+    The teacher simulates this student, from demonstrations of its real behaviour on
+    the seed set, once without and once with the teacher's explanation, and reads the
+    probability that the simulated student gives the teacher's answer:
+    ``both``: P(correct | explanation) - P(correct | none); ``no_intervention``:
+    1 - P(correct | none); ``intervention``: P(correct | explanation).
+    """
+
+    def __init__(self, mode: Literal["both", "no_intervention", "intervention"] = "both"):
+        if mode not in ("both", "no_intervention", "intervention"):
+            raise ValueError(f"mode must be both, no_intervention or intervention, got {mode!r}")
+        self.mode = mode
+        self.name = "mental_model" if mode == "both" else f"mental_model_{mode}"
+
+    async def utilities(self, problems: Sequence[Problem], attempts: Sequence[Attempt], context: InterventionContext | None = None) -> list[float | None]:
+        if context is None or context.simulate is None:
+            raise ValueError("mental-model utility needs the teacher's simulator (context.simulate)")
+        explained = [context.explanations.get(p.id) for p in problems]
+        # The teacher takes its own answer as the correct one: it has no answer key.
+        targets = [(e.final_answer if e and e.final_answer else "") for e in explained]
+        p_none = p_with = [0.0] * len(problems)
+        if self.mode in ("both", "no_intervention"):
+            p_none = await context.simulate(problems, [None] * len(problems), targets)
+        if self.mode in ("both", "intervention"):
+            p_with = await context.simulate(problems, explained, targets)
+        utilities: list[float | None] = []
+        for e, none, with_ in zip(explained, p_none, p_with):
+            if e is None:
+                utilities.append(None)
+            elif self.mode == "both":
+                utilities.append(with_ - none)
+            elif self.mode == "no_intervention":
+                utilities.append(1.0 - none)
+            else:
+                utilities.append(with_)
+        return utilities
+
+
+class Oracle:
+    """Knows whether each explanation will flip the student: an upper bound for plots."""
+
+    name = "oracle"
+
+    async def utilities(self, problems: Sequence[Problem], attempts: Sequence[Attempt], context: InterventionContext | None = None) -> list[float | None]:
+        outcomes = context.outcomes if context else {}
+        if not outcomes:
+            raise ValueError("the oracle needs the outcomes of every explanation (context.outcomes)")
+        result: list[float | None] = []
+        for attempt in attempts:
+            after = outcomes.get(attempt.problem_id)
+            if after is None:
+                result.append(None)
+            else:
+                result.append(float(bool(after.correct)) - float(bool(attempt.correct)))
+        return result
+
+
+class Reversed:
+    """A misaligned teacher: the ranking of ``inner``, reversed (worst first)."""
+
+    def __init__(self, inner: Any):
+        self.inner = inner
+        self.name = f"reversed_{getattr(inner, 'name', 'policy')}"
+
+    async def utilities(self, problems: Sequence[Problem], attempts: Sequence[Attempt], context: InterventionContext | None = None) -> list[float | None]:
+        return [None if u is None else -u for u in await self.inner.utilities(problems, attempts, context)]
+
+
+def ranked(utilities: Sequence[float | None]) -> list[int]:
+    """Indices by utility, highest first (None excluded), ties in problem order."""
+    return sorted((i for i, u in enumerate(utilities) if u is not None), key=lambda i: -utilities[i])  # type: ignore[operator]
+
+
 def choose_interventions(utilities: Sequence[float | None], budget: int) -> list[int]:
     """Indices of the ``budget`` highest utilities (None never chosen), ties by order."""
-    ranked = sorted(
-        (i for i, u in enumerate(utilities) if u is not None),
-        key=lambda i: -utilities[i],  # type: ignore[operator]
-    )
-    return sorted(ranked[: max(budget, 0)])
+    return sorted(ranked(utilities)[: max(budget, 0)])
 
 
 @runtime_checkable

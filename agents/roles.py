@@ -9,13 +9,19 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
+import random
+import re
+
+from classroom.agents.confidence import answer_probability
 from classroom.agents.grading import extract_final_answer
 from classroom.agents.messages import Attempt, Explanation, InterventionDecision, Problem
 from classroom.agents.policies import (
     InContextLearner,
+    InterventionContext,
     InterventionPolicy,
     Learner,
     NoIntervention,
+    SeedObservation,
     choose_interventions,
 )
 from classroom.agents.prompts import PromptSet
@@ -42,22 +48,48 @@ class Teacher:
         prompts: Mapping[str, str] | None = None,
         sampling: SamplingParams | Mapping[str, Any] | None = None,
         reveal_answer: bool = False,
+        explanation: str = "unpersonalized",
+        mental_model_demos: int = 4,
+        seed: int = 0,
     ):
+        if explanation not in EXPLANATION_STYLES:
+            raise ValueError(f"explanation must be one of {', '.join(EXPLANATION_STYLES)}, got {explanation!r}")
         self.llm = llm
         self.name = name
         self.episode_id = episode_id
+        self.explanation = explanation
+        self.mental_model_demos = mental_model_demos
+        self.seed = seed
         self.intervention = intervention or NoIntervention()
         self.prompts = PromptSet.load("teacher", prompts)
-        self.sampling = _sampling(sampling, 192)
+        # logprobs=0: the chosen tokens' log-probabilities, for the teacher's confidence.
+        self.sampling = _sampling(sampling, 192).model_copy(update={"logprobs": 0})
         # The ToM paper's teacher solves the problem itself; revealing the reference
         # answer makes it an answer-key tutor instead.
         self.reveal_answer = reveal_answer
 
     async def decide(
-        self, problems: Sequence[Problem], attempts: Sequence[Attempt], budget: int
+        self,
+        problems: Sequence[Problem],
+        attempts: Sequence[Attempt],
+        budget: int,
+        *,
+        explanations: Sequence[Explanation] = (),
+        seed: Sequence[SeedObservation] = (),
+        outcomes: Sequence[Attempt] = (),
     ) -> list[InterventionDecision]:
-        """One decision per problem; at most ``budget`` of them intervene."""
-        utilities = await self.intervention.utilities(problems, attempts)
+        """One decision per problem, with its utility; at most ``budget`` intervene.
+
+        ``seed`` is what the teacher observed of this student (its mental model's
+        demonstrations); ``outcomes`` are for oracle policies only.
+        """
+        context = InterventionContext(
+            explanations={e.problem_id: e for e in explanations},
+            seed=list(seed),
+            outcomes={a.problem_id: a for a in outcomes},
+            simulate=lambda ps, es, ts: self.simulate(ps, es, ts, list(seed)),
+        )
+        utilities = await self.intervention.utilities(problems, attempts, context)
         if len(utilities) != len(problems):
             raise ValueError(
                 f"intervention policy {self.intervention.name!r} returned {len(utilities)} "
@@ -83,30 +115,146 @@ class Teacher:
             )
         return decisions
 
-    def _conversation(self, problem: Problem) -> Conversation:
-        if self.reveal_answer:
+    def _conversation(
+        self, problem: Problem, style: str, personal: Sequence[tuple[Problem, Explanation]]
+    ) -> Conversation:
+        turns = [ChatMessage(role="system", content=self.prompts.get("system"))]
+        if style == "personalized":
+            # Demonstrations: explanations that turned this student from wrong to right.
+            for demo_problem, demo in personal:
+                turns.append(ChatMessage(role="user", content=self.prompts.render("explain", question=demo_problem.question)))
+                turns.append(ChatMessage(role="assistant", content=demo.text))
+        if style == "deceptive":
+            user = self.prompts.render("explain_deceptive", question=problem.question, wrong_answer=wrong_answer(problem, self.seed))
+        elif self.reveal_answer:
             user = self.prompts.render("explain_with_answer", question=problem.question, answer=problem.answer)
         else:
             user = self.prompts.render("explain", question=problem.question)
-        return [ChatMessage(role="system", content=self.prompts.get("system")), ChatMessage(role="user", content=user)]
+        turns.append(ChatMessage(role="user", content=user))
+        return turns
 
-    async def explain(self, problems: Sequence[Problem]) -> list[Explanation]:
-        """An explanation of each problem, written in one batch."""
+    async def explain(
+        self,
+        problems: Sequence[Problem],
+        *,
+        style: str | None = None,
+        personal: Sequence[tuple[Problem, Explanation]] = (),
+    ) -> list[Explanation]:
+        """An explanation of each problem, written in one batch.
+
+        ``style`` (default: the teacher's): unpersonalized (its own chain of thought),
+        personalized (few-shot with ``personal``: explanations that helped this
+        student), gold (the task's reference solution, no model call) or deceptive
+        (argues for a wrong answer: a misaligned teacher).
+        """
+        style = style or self.explanation
         if not problems:
             return []
-        completions = await self.llm.chat([self._conversation(p) for p in problems], self.sampling)
-        return [
-            Explanation(
-                episode_id=self.episode_id,
-                sender=self.name,
-                parents=(problem.id,),
-                problem_id=problem.id,
-                text=c[0].text.strip(),
-                final_answer=extract_final_answer(c[0].text),
-                usage=c[0].usage,
+        if style == "gold":
+            return [self._gold(p) for p in problems]
+        if style == "personalized" and not personal:
+            style_used = "unpersonalized"  # nothing helped this student yet: fall back
+        else:
+            style_used = style
+        completions = await self.llm.chat([self._conversation(p, style_used, personal) for p in problems], self.sampling)
+        explanations = []
+        for problem, c in zip(problems, completions):
+            final = extract_final_answer(c[0].text)
+            explanations.append(
+                Explanation(
+                    episode_id=self.episode_id,
+                    sender=self.name,
+                    parents=(problem.id, *(e.id for _, e in personal)) if style_used == "personalized" else (problem.id,),
+                    problem_id=problem.id,
+                    text=c[0].text.strip(),
+                    final_answer=final,
+                    style=style_used,
+                    answer_prob=answer_probability(c[0].logprobs, final),
+                    usage=c[0].usage,
+                )
             )
-            for problem, c in zip(problems, completions)
+        return explanations
+
+    def _gold(self, problem: Problem) -> Explanation:
+        text = gold_explanation(problem)
+        if text is None:
+            raise ValueError(f"problem {problem.id} (task {problem.task!r}) has no reference solution for gold explanations")
+        return Explanation(
+            episode_id=self.episode_id, sender=self.name, parents=(problem.id,), problem_id=problem.id,
+            text=text, final_answer=problem.answer, style="gold", answer_prob=1.0,
+        )
+
+    async def simulate(
+        self,
+        problems: Sequence[Problem],
+        explanations: Sequence[Explanation | None],
+        targets: Sequence[str],
+        seed: Sequence[SeedObservation],
+    ) -> list[float]:
+        """The mental model: P(this student answers ``target``), simulated few-shot.
+
+        Demonstrations are the student's real answers on the seed set: alone when
+        simulating no intervention, after the teacher's explanation otherwise.
+        """
+        if not problems:
+            return []
+        demos = list(seed)[: self.mental_model_demos]
+        conversations = []
+        for problem, explanation in zip(problems, explanations):
+            turns = [ChatMessage(role="system", content=self.prompts.get("simulate_system"))]
+            for obs in demos:  # each demo: the question as asked, the student's real answer
+                if explanation is None:
+                    asked = self.prompts.render("simulate_query", question=obs.problem.question)
+                    answered = obs.attempt.final_answer
+                else:
+                    asked = self.prompts.render(
+                        "simulate_query_with_explanation", question=obs.problem.question, explanation=obs.explanation.text
+                    )
+                    answered = obs.helped.final_answer
+                turns.append(ChatMessage(role="user", content=asked))
+                turns.append(ChatMessage(role="assistant", content=answered or "none"))
+            if explanation is None:
+                query = self.prompts.render("simulate_query", question=problem.question)
+            else:
+                query = self.prompts.render("simulate_query_with_explanation", question=problem.question, explanation=explanation.text)
+            turns.append(ChatMessage(role="user", content=query))
+            conversations.append(turns)
+        params = SamplingParams(max_tokens=8, temperature=0.0, logprobs=10)
+        completions = await self.llm.chat(conversations, params)
+        return [
+            (answer_probability(c[0].logprobs, target) or 0.0) if target else 0.0
+            for c, target in zip(completions, targets)
         ]
+
+
+EXPLANATION_STYLES = ("unpersonalized", "personalized", "gold", "deceptive")
+_CALCULATOR = re.compile(r"<<[^>]*>>")
+
+
+def gold_explanation(problem: Problem) -> str | None:
+    """The task's own worked solution, if it has one (GSM8K solutions, reasoning-gym
+    expressions), ending in the usual answer line."""
+    solution = problem.metadata.get("solution")
+    if isinstance(solution, str) and solution.strip():
+        body = _CALCULATOR.sub("", solution).split("####")[0].strip()
+        return f"{body}\nThe answer is {problem.answer}."
+    entry = (problem.metadata.get("reasoning_gym") or {}).get("entry") or {}
+    expression = (entry.get("metadata") or {}).get("expression")
+    if expression:
+        return f"Compute {expression} = {problem.answer}.\nThe answer is {problem.answer}."
+    return None
+
+
+def wrong_answer(problem: Problem, seed: int = 0) -> str:
+    """A plausible wrong answer for a deceptive explanation (near the right one)."""
+    rng = random.Random(f"{seed}-{problem.id}")
+    try:
+        value = float(problem.answer.replace(",", ""))
+    except ValueError:
+        return "0" if problem.answer.strip() != "0" else "1"
+    offset = rng.choice([-3, -2, -1, 1, 2, 3, 10])
+    wrong = value + offset if value.is_integer() else value * rng.choice([0.5, 2.0])
+    return str(int(wrong)) if float(wrong).is_integer() else f"{wrong:g}"
 
 
 class Student:
@@ -128,16 +276,24 @@ class Student:
         self.episode_id = episode_id
         self.learner = learner or InContextLearner()
         self.prompts = PromptSet.load("student", prompts)
-        self.sampling = _sampling(sampling, 160)
+        # logprobs=0: the chosen tokens' log-probabilities, for the student's confidence.
+        self.sampling = _sampling(sampling, 160).model_copy(update={"logprobs": 0})
         self.adapter = adapter  # a LoRA adapter the backend has loaded, if any
 
     def _conversation(
-        self, problem: Problem, explanation: Explanation | None, use_memory: bool
+        self,
+        problem: Problem,
+        explanation: Explanation | None,
+        use_memory: bool,
+        demonstrations: Sequence[tuple[Problem, Explanation]] | None,
     ) -> tuple[Conversation, tuple[str, ...]]:
         turns = [ChatMessage(role="system", content=self.prompts.get("system"))]
         context: list[str] = []
+        demos = list(demonstrations or ())
         if use_memory:
-            for demo_problem, demo in self.learner.demonstrations(problem):
+            demos += self.learner.demonstrations(problem)
+        if demos:
+            for demo_problem, demo in demos:
                 turns.append(ChatMessage(role="user", content=self.prompts.render("answer", question=demo_problem.question)))
                 turns.append(ChatMessage(role="assistant", content=self.prompts.render("demonstration", explanation=demo.text)))
                 context.append(demo.id)
@@ -156,16 +312,18 @@ class Student:
         phase: str,
         explanations: Sequence[Explanation] | None = None,
         use_memory: bool = False,
+        demonstrations: Sequence[tuple[Problem, Explanation]] | None = None,
     ) -> list[Attempt]:
         """One attempt per problem (ungraded: the Grader fills in ``correct``).
 
         ``explanations`` pairs with ``problems`` by ``problem_id``; ``use_memory``
-        puts the learner's demonstrations before each question.
+        puts the learner's demonstrations before each question; ``demonstrations``
+        puts the given ones there.
         """
         if not problems:
             return []
         by_problem = {e.problem_id: e for e in explanations or ()}
-        prepared = [self._conversation(p, by_problem.get(p.id), use_memory) for p in problems]
+        prepared = [self._conversation(p, by_problem.get(p.id), use_memory, demonstrations) for p in problems]
         completions = await self.llm.chat([c for c, _ in prepared], self.sampling, adapter=self.adapter)
         attempts = []
         for problem, (_, context), c in zip(problems, prepared, completions):
@@ -176,7 +334,8 @@ class Student:
                     parents=(problem.id, *context),
                     problem_id=problem.id,
                     reasoning=c[0].text.strip(),
-                    final_answer=extract_final_answer(c[0].text),
+                    final_answer=(final := extract_final_answer(c[0].text)),
+                    answer_prob=answer_probability(c[0].logprobs, final),
                     phase=phase,
                     context_ids=context,
                     usage=c[0].usage,

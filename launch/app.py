@@ -25,6 +25,33 @@ from classroom.launch.settings import (
 )
 
 CONFIG_MODULE = "classroom.conf"
+# Set by `classroom sweep`: jobs share one Ray and one set of engines.
+SWEEP_ENV = "CLASSROOM_SWEEP_TOTAL"
+_SHARED_POOLS: dict[str, Any] = {}
+
+
+def in_sweep() -> bool:
+    return SWEEP_ENV in os.environ
+
+
+def shared_pool(pool_config: Any) -> Any:
+    """A sweep's pool for this model config, started by the first job that needs it."""
+    from classroom.serving.pool import ModelPool
+
+    key = pool_config.model_dump_json()
+    if key not in _SHARED_POOLS:
+        _SHARED_POOLS[key] = ModelPool.start(pool_config)
+    return _SHARED_POOLS[key]
+
+
+def shutdown_shared() -> None:
+    import ray
+
+    for pool in _SHARED_POOLS.values():
+        pool.shutdown()
+    _SHARED_POOLS.clear()
+    if ray.is_initialized():
+        ray.shutdown()
 
 
 def build_task(task_cfg: dict[str, Any]) -> Any:
@@ -117,7 +144,8 @@ async def play(parts: dict[str, Any], pool: Any, recorder: Any, episode_id: str)
     teacher = spawn(
         Teacher, pool.llm("teacher"), name=None, num_cpus=t.num_cpus,
         episode_id=episode_id, intervention=parts["intervention"], prompts=t.prompts,
-        sampling=t.sampling, reveal_answer=t.reveal_answer,
+        sampling=t.sampling, reveal_answer=t.reveal_answer, explanation=t.explanation,
+        mental_model_demos=t.mental_model_demos, seed=t.seed,
     )
     student = spawn(
         Student, pool.llm("student"), num_cpus=s.num_cpus,
@@ -151,19 +179,25 @@ def run_episode(cfg: dict[str, Any], run_dir: Path, *, show_progress: bool = Tru
     started_ray = False
     pool = None
     try:
-        started_ray = init_ray(parts["cluster"])
+        started_ray = init_ray(parts["cluster"]) and not in_sweep()
         recorder.stage("starting models", None)
-        pool = ModelPool.start(parts["pool"])
+        if in_sweep():
+            pool = shared_pool(parts["pool"])
+        else:
+            pool = ModelPool.start(parts["pool"])
         summary = {"status": "completed", **asyncio.run(play(parts, pool, recorder, episode_id))}
     except KeyboardInterrupt:
         summary = {"status": "interrupted", "episode_id": episode_id}
+        raise
+    except Exception as exc:
+        summary = {"status": "failed", "episode_id": episode_id, "error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
         raise
     finally:
         summary["total_time_s"] = round(time.time() - started, 2)
         summary["run_dir"] = str(run_dir)
         recorder.write_summary(summary)
         recorder.close()
-        if pool is not None:
+        if pool is not None and not in_sweep():
             pool.shutdown()
         if started_ray:
             ray.shutdown()
@@ -171,24 +205,37 @@ def run_episode(cfg: dict[str, Any], run_dir: Path, *, show_progress: bool = Tru
 
 
 def print_summary(summary: dict[str, Any]) -> None:
-    """The before/after table of a ToM episode (other envs: their accuracy dict)."""
+    """The accuracy-vs-budget and multi-turn tables of a ToM episode."""
     from rich.console import Console
     from rich.table import Table
 
     def pct(value: float | None) -> str:
         return "-" if value is None else f"{100 * value:.1f}%"
 
-    acc = summary.get("accuracy", {})
-    table = Table(title=f"{summary.get('env', 'episode')} on {summary.get('task', '?')}: accuracy")
-    table.add_column("problems")
-    table.add_column("n", justify="right")
-    table.add_column("before", justify="right")
-    table.add_column("after", justify="right")
-    table.add_row("teaching set (after = with interventions)", str(summary.get("teaching_set", "")), pct(acc.get("teaching_before")), pct(acc.get("teaching_after")))
-    table.add_row("intervened problems", str(summary.get("interventions", "")), pct(acc.get("intervened_before")), pct(acc.get("intervened_after")))
-    table.add_row("post-test (after = with demonstrations)", str(summary.get("post_test_set", "")), pct(acc.get("post_test_without_demos")), pct(acc.get("post_test_with_demos")))
     console = Console()
+    title = (
+        f"{summary.get('env', 'episode')} on {summary.get('task', '?')}: {summary.get('problems')} test problems, "
+        f"policy {summary.get('intervention_policy')}, {summary.get('explanation_style')} explanations"
+    )
+    table = Table(title=title)
+    table.add_column("budget", justify="right")
+    table.add_column("interventions", justify="right")
+    table.add_column("student accuracy", justify="right")
+    for budget, value in summary.get("accuracy_by_budget", {}).items():
+        table.add_row(budget, str(summary.get("interventions", {}).get(budget, "")), pct(value))
     console.print(table)
+    acc = summary.get("accuracy", {})
+    console.print(
+        f"no intervention {pct(acc.get('no_intervention'))}; every problem explained {pct(acc.get('with_every_explanation'))}"
+    )
+    multiturn = summary.get("multiturn_by_demos", {})
+    if multiturn:
+        turns = Table(title=f"multi-turn: {summary.get('post_test_set')} unexplained problems")
+        turns.add_column("explained demonstrations", justify="right")
+        turns.add_column("student accuracy", justify="right")
+        for count, value in multiturn.items():
+            turns.add_row(count, pct(value))
+        console.print(turns)
     tokens = ", ".join(f"{k}: {v:,}" for k, v in summary.get("tokens", {}).items())
     console.print(f"tokens  {tokens}")
     console.print(f"wall time  episode {summary.get('wall_time_s')} s, total {summary.get('total_time_s')} s")
@@ -208,15 +255,27 @@ def _hydra_entry() -> None:
             print(f"config error: {str(exc).splitlines()[0]}", file=sys.stderr)
             sys.exit(2)
         run_dir = Path(HydraConfig.get().runtime.output_dir)
+        sweeping = in_sweep()
         try:
-            summary = run_episode(resolved, run_dir, show_progress=bool(resolved.get("progress", True)))
+            summary = run_episode(resolved, run_dir, show_progress=bool(resolved.get("progress", True)) and not sweeping)
         except ConfigError as exc:
             print(str(exc), file=sys.stderr)
             sys.exit(2)
         except KeyboardInterrupt:
             print(f"interrupted; what ran so far is in {run_dir}", file=sys.stderr)
             sys.exit(130)
-        print_summary(summary)
+        except Exception as exc:
+            if not sweeping:
+                raise
+            # One failed job must not end the sweep: its summary records the error.
+            print(f"job {run_dir.name} failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", file=sys.stderr)
+            summary = None
+        if sweeping:
+            from classroom.launch.sweep import report_job_done
+
+            report_job_done(HydraConfig.get().job.num, summary)
+        else:
+            print_summary(summary)
 
     _run()
 

@@ -13,9 +13,13 @@ commands:
   run     run one teaching episode (a Hydra app: `classroom run env=tom task=gsm8k
           env.budget=0.5`; `classroom run --cfg job` prints the composed config)
   serve   serve a model behind an OpenAI-compatible HTTP server on 127.0.0.1
+  sweep   Hydra multirun on one shared Ray: `classroom sweep sweep=tom_budget` or any
+          comma lists (`classroom sweep teacher/intervention=random,oracle seed=0,1`);
+          writes results.csv and results.md in the sweep folder
+  report  `classroom report RUN_OR_SWEEP_DIR` writes a self-contained report.html
   bench   benchmarks that print ratios measured side by side (`classroom bench serving`)
 
-coming with later issues: sweep, resume, report
+coming with a later issue: resume
 """
 
 
@@ -76,10 +80,18 @@ def main(argv: list[str] | None = None) -> int:
         from classroom.launch.bench import bench_serving_main
 
         return bench_serving_main(args)
-    if command in ("sweep", "resume", "report"):
+    if command == "sweep":
+        from classroom.launch.sweep import sweep_main
+
+        return sweep_main(rest)
+    if command == "report":
+        from classroom.launch.report import report_main
+
+        return report_main(rest)
+    if command == "resume":
         print(f"classroom: '{command}' is not built yet (it comes with a later issue)", file=sys.stderr)
         return 2
-    print(f"classroom: unknown command {command!r} (commands: run, serve, bench)", file=sys.stderr)
+    print(f"classroom: unknown command {command!r} (commands: run, sweep, report, serve, bench)", file=sys.stderr)
     return 2
 
 

@@ -8,7 +8,7 @@ and checked against their protocol.
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -62,8 +62,11 @@ class TeacherSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     intervention: dict[str, Any]
+    explanation: Literal["unpersonalized", "personalized", "gold", "deceptive"] = "unpersonalized"
+    mental_model_demos: int = Field(4, ge=0)
     sampling: SamplingParams = SamplingParams(max_tokens=192)
     reveal_answer: bool = False
+    seed: int = 0
     prompts: dict[str, str] = Field(default_factory=dict)
     num_cpus: float = Field(0.0, ge=0.0)
 

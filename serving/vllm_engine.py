@@ -12,10 +12,12 @@ device visibility) are unit-tested on a machine without a GPU.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import time
 import uuid
+from collections import OrderedDict
 from typing import Any, Literal, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -68,6 +70,10 @@ class VLLMEngineConfig(BaseModel):
     # frontend here mostly waits. Measured on 2 cores, 64 requests: ~90 tok/s with 1
     # reserved, ~120 tok/s with 0.
     cpu_reserved_cores: int = Field(0, ge=0)
+    # Greedy (temperature 0) replies kept, keyed by prompt, params, schema and adapter:
+    # a sweep's jobs share the engine and repeat many identical greedy requests
+    # (the same pre-test under every policy). 0 turns the cache off.
+    response_cache_size: int = Field(0, ge=0)
     # How long to wait for the engine (and its placement group) to come up.
     startup_timeout_s: float = Field(900.0, gt=0.0)
 
@@ -210,6 +216,9 @@ class VLLMEngineHost:
         self._in_flight = 0
         self._served = 0
         self.startup_s: float | None = None
+        self._cache: "OrderedDict[str, list[Completion]]" = OrderedDict()
+        self._cache_size = self.config.response_cache_size
+        self.cache_hits = 0
 
     async def start(self) -> dict[str, Any]:
         """Build the engine (idempotent). Returns what was started."""
@@ -311,9 +320,36 @@ class VLLMEngineHost:
                 )
             lora = self.adapters[adapter]
         sampling = to_vllm_sampling(params, schema)
-        return list(
-            await asyncio.gather(*(self._one(c, sampling, params, lora) for c in conversations))
-        )
+        if not (self._cache_size and params.temperature == 0.0):
+            return list(await asyncio.gather(*(self._one(c, sampling, params, lora) for c in conversations)))
+        keys = [self._cache_key(c, params, schema, adapter) for c in conversations]
+        results: list[list[Completion] | None] = []
+        for key in keys:
+            hit = self._cache.get(key)
+            if hit is not None:
+                self._cache.move_to_end(key)
+                self.cache_hits += 1
+            results.append(hit)
+        missing = [i for i, r in enumerate(results) if r is None]
+        fresh = await asyncio.gather(*(self._one(conversations[i], sampling, params, lora) for i in missing))
+        for i, completions in zip(missing, fresh):
+            results[i] = completions
+            self._cache[keys[i]] = completions
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return results  # type: ignore[return-value]
+
+    @staticmethod
+    def _cache_key(conversation: Conversation, params: SamplingParams, schema: Schema | None, adapter: str | None) -> str:
+        turns = [(m.role, m.content) if isinstance(m, ChatMessage) else (m["role"], m["content"]) for m in conversation]
+        return json.dumps([turns, params.model_dump(), schema_dict(schema), adapter], sort_keys=True)
+
+    async def set_response_cache(self, size: int) -> dict[str, int]:
+        """Resize (0: turn off and empty) the greedy reply cache; returns its stats."""
+        self._cache_size = max(size, 0)
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return {"size": self._cache_size, "entries": len(self._cache), "hits": self.cache_hits}
 
     async def generate_raw(self, conversations: Sequence[Conversation], params: SamplingParams) -> int:
         """vLLM's engine called directly, none of classroom's wrapping: the benchmark's
@@ -342,6 +378,7 @@ class VLLMEngineHost:
         previous = self.adapters.get(name)
         if previous is not None:
             await self.engine.remove_lora(previous.lora_int_id)
+        self._cache.clear()  # replies of a replaced adapter are stale
         request = LoRARequest(name, self._next_adapter_id, path)
         self._next_adapter_id += 1
         await self.engine.add_lora(request)

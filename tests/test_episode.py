@@ -18,46 +18,51 @@ from classroom.serving.pool import ModelPool, RoutedLLM
 
 async def test_episode_end_to_end(engine, tmp_path):
     pool = ModelPool({"embedded": RoutedLLM("embedded", [engine])}, {"teacher": "embedded", "student": "embedded"})
-    task = reasoning_gym(size=10, seed=1)
-    teacher = spawn(Teacher, pool.llm("teacher"), episode_id="ep", intervention=AllIntervention(), sampling={"max_tokens": 64})
-    student = spawn(Student, pool.llm("student"), episode_id="ep", learner=InContextLearner(k=2), sampling={"max_tokens": 48})
+    task = reasoning_gym(size=12, seed=1)
+    teacher = spawn(Teacher, pool.llm("teacher"), episode_id="ep", intervention=AllIntervention(), sampling={"max_tokens": 48})
+    student = spawn(Student, pool.llm("student"), episode_id="ep", learner=InContextLearner(k=2), sampling={"max_tokens": 40})
     grader = spawn(Grader)
     run = RunDirectory(tmp_path, {"test": True}, show_progress=False)
-    env = TomEnvironment(
-        TomConfig(num_problems=8, budget=0.5, seed=1), task,
-        teacher=teacher, student=student, grader=grader, recorder=run, episode_id="ep",
-    )
+    config = TomConfig(num_problems=4, seed_set_size=2, post_test_size=2, budgets=(0.0, 0.5, 1.0), demo_counts=(0, 2, 8), seed=1)
+    env = TomEnvironment(config, task, teacher=teacher, student=student, grader=grader, recorder=run, episode_id="ep")
     summary = await env.run()
     run.write_summary(summary)
     run.close()
 
-    assert summary["problems"] == 8 and summary["teaching_set"] == 4 and summary["post_test_set"] == 4
-    assert summary["budget"] == 2 and summary["interventions"] == 2
+    assert (summary["problems"], summary["seed_set"], summary["post_test_set"]) == (4, 2, 2)
+    assert summary["interventions"] == {"0": 0, "0.5": 2, "1": 4}
 
     header, messages = read_events(tmp_path / "events.jsonl")
     assert header["schema_version"] == 1
     kinds = Counter(m.kind for m in messages)
-    assert kinds == {"problem": 8, "attempt": 8 + 2 + 4, "intervention_decision": 4, "explanation": 2}
+    # attempts: 8 alone + 2 seed with explanation + 4 test with explanation + 2 post-test with 2 demos
+    assert kinds == {"problem": 8, "attempt": 16, "intervention_decision": 4, "explanation": 6}
     attempts = [m for m in messages if isinstance(m, Attempt)]
     assert all(a.correct is not None and a.episode_id == "ep" for a in attempts)
-    phases = Counter(a.phase for a in attempts)
-    assert phases == {"pre_test": 8, "with_explanation": 2, "post_test": 4}
+    assert Counter(a.phase for a in attempts) == {"pre_test": 8, "seed_with_explanation": 2, "with_explanation": 4, "post_test_2_demos": 2}
+    # Confidence comes from the answer's token log-probabilities.
+    assert any(a.answer_prob is not None and 0.0 < a.answer_prob <= 1.0 for a in attempts)
 
     # Provenance: answers with an explanation name it; post-test answers name their demos.
-    explanations = {m.id for m in messages if isinstance(m, Explanation)}
+    explanations = {m.id: m for m in messages if isinstance(m, Explanation)}
     for a in attempts:
-        if a.phase == "with_explanation":
-            assert len(a.context_ids) == 1 and a.context_ids[0] in explanations
-        if a.phase == "post_test":
-            assert set(a.context_ids) == explanations  # k=2 and two explained problems
+        if a.phase.endswith("with_explanation"):
+            assert len(a.context_ids) == 1 and explanations[a.context_ids[0]].problem_id == a.problem_id
+        if a.phase == "post_test_2_demos":
+            assert len(a.context_ids) == 2 and all(c in explanations for c in a.context_ids)
     decisions = [m for m in messages if isinstance(m, InterventionDecision)]
-    assert sum(d.intervene for d in decisions) == 2 and decisions[-1].budget_left == 0
+    assert all(d.intervene for d in decisions) and decisions[-1].budget_left == 0
 
     # The summary is what the log says.
-    pre = [a for a in attempts if a.phase == "pre_test"]
-    post = [a for a in attempts if a.phase == "post_test"]
-    assert summary["accuracy"]["teaching_before"] == sum(bool(a.correct) for a in pre[:4]) / 4
-    assert summary["accuracy"]["post_test_with_demos"] == sum(bool(a.correct) for a in post) / 4
+    by_problem = {m.id: m for m in messages if isinstance(m, Problem)}
+    test_ids = [d.problem_id for d in decisions]
+    pre = {a.problem_id: a for a in attempts if a.phase == "pre_test"}
+    helped = {a.problem_id: a for a in attempts if a.phase == "with_explanation"}
+    assert set(test_ids) <= set(by_problem)
+    assert summary["accuracy_by_budget"]["0"] == sum(bool(pre[i].correct) for i in test_ids) / 4
+    assert summary["accuracy_by_budget"]["1"] == sum(bool(helped[i].correct) for i in test_ids) / 4
+    assert summary["multiturn_by_demos"]["8"] is None  # only 4 problems were explained
+    assert summary["scores"]["acc@0.5"] == summary["accuracy_by_budget"]["0.5"]
     by_agent = Counter()
     for m in messages:
         if isinstance(m, (Attempt, Explanation)):
@@ -66,9 +71,9 @@ async def test_episode_end_to_end(engine, tmp_path):
 
     metrics = {(m["name"], m.get("agent")): m["value"] for m in read_metrics(tmp_path / "metrics.jsonl")}
     assert metrics[("tokens", "student")] == by_agent["student"]
-    assert metrics[("accuracy/teaching_before", None)] == summary["accuracy"]["teaching_before"]
+    assert metrics[("score/acc@0", None)] == summary["accuracy_by_budget"]["0"]
     saved = json.loads((tmp_path / "summary.json").read_text())
-    assert saved["messages"]["attempt"] == 14
+    assert saved["messages"]["attempt"] == 16
 
 
 async def test_problems_are_the_same_for_the_same_seed():

@@ -22,7 +22,7 @@ PLUGIN = textwrap.dedent(
         def __init__(self, weight: float = 1.0):
             self.weight = weight
 
-        async def utilities(self, problems, attempts):
+        async def utilities(self, problems, attempts, context=None):
             return [self.weight * len(p.question) for p in problems]
     '''
 )

@@ -135,3 +135,19 @@ async def test_http_serves_loaded_adapter_by_name(engine, engine_url, tmp_path_f
     [[via_http]] = await http.chat(conv, params, adapter="random-adapter")
     [[via_ray]] = await engine.chat(conv, params, adapter="random-adapter")
     assert via_http.text == via_ray.text
+
+
+async def test_greedy_reply_cache_serves_repeats_and_skips_sampling(engine):
+    actor = engine.actor
+    await actor.set_response_cache.remote(16)
+    try:
+        conv = [as_conversation("Name a fruit.")]
+        first = await engine.chat(conv, SamplingParams(max_tokens=8))
+        before = (await actor.set_response_cache.remote(16))["hits"]
+        again = await engine.chat(conv, SamplingParams(max_tokens=8))
+        stats = await actor.set_response_cache.remote(16)
+        assert again == first and stats["hits"] == before + 1
+        await engine.chat(conv, SamplingParams(max_tokens=8, temperature=0.8, seed=1))  # sampled: never cached
+        assert (await actor.set_response_cache.remote(16))["hits"] == stats["hits"]
+    finally:
+        await actor.set_response_cache.remote(0)

@@ -1,0 +1,186 @@
+"""`classroom report DIR`: a self-contained report.html for a run or a sweep.
+
+Plots are matplotlib PNGs embedded as data URIs, tables are plain HTML: the file
+opens anywhere, with no network.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from classroom.launch.results import aggregate, collect, config_columns, markdown_table, run_row
+
+
+class ReportError(ValueError):
+    """A folder that is neither a run nor a sweep."""
+
+
+def _png(fig: Any) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def _series(entries: list[dict[str, Any]], prefix: str) -> dict[str, list[tuple[float, float, float | None]]]:
+    """label -> [(x, mean, ci)] for metrics named ``prefix@x``."""
+    result: dict[str, list[tuple[float, float, float | None]]] = {}
+    for entry in entries:
+        points = []
+        for key, value in entry["values"].items():
+            if key.startswith(prefix + "@") and value is not None:
+                mean, ci = value if isinstance(value, tuple) else (value, None)
+                points.append((float(key.split("@", 1)[1]), mean, ci))
+        if points:
+            result[entry["label"]] = sorted(points)
+    return result
+
+
+def _line_plot(series: dict[str, list[tuple[float, float, float | None]]], xlabel: str, ylabel: str, title: str) -> str | None:
+    if not series:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for label, points in series.items():
+        xs = [p[0] for p in points]
+        ys = [p[1] for p in points]
+        errs = [p[2] or 0.0 for p in points]
+        ax.errorbar(xs, ys, yerr=errs if any(errs) else None, marker="o", capsize=3, label=label)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    return _png(fig)
+
+
+def _token_plot(entries: list[dict[str, Any]]) -> str | None:
+    agents = sorted({k[len("tokens_"):] for e in entries for k in e["values"] if k.startswith("tokens_")})
+    if not agents:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 0.5 + 0.45 * len(entries)))
+    left = [0.0] * len(entries)
+    labels = [e["label"] for e in entries]
+    for agent in agents:
+        values = []
+        for e in entries:
+            v = e["values"].get(f"tokens_{agent}")
+            values.append(v[0] if isinstance(v, tuple) else (v or 0.0))
+        ax.barh(labels, values, left=left, label=agent)
+        left = [a + b for a, b in zip(left, values)]
+    ax.set_xlabel("tokens per run (mean)")
+    ax.set_title("tokens per agent")
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
+def _entries_for_sweep(root: Path) -> tuple[list[dict[str, Any]], str]:
+    rows = collect(root)
+    if not rows:
+        raise ReportError(f"{root} holds no finished runs (no */summary.json)")
+    keys = config_columns(rows)
+    entries = []
+    for group in aggregate(rows):
+        label = ", ".join(f"{k}={group[k]}" for k in keys) or "all runs"
+        entries.append({"label": label, "values": {k: v for k, v in group.items() if isinstance(v, tuple)}})
+    results_md = root / "results.md"
+    table_md = results_md.read_text() if results_md.is_file() else markdown_table(rows, list(rows[0]))
+    return entries, table_md
+
+
+def _entries_for_run(run_dir: Path) -> tuple[list[dict[str, Any]], str]:
+    row = run_row(run_dir)
+    if row is None:
+        raise ReportError(f"{run_dir} has no summary.json: is it a run directory?")
+    summary = json.loads((run_dir / "summary.json").read_text())
+    label = f"{summary.get('intervention_policy', 'run')} ({summary.get('explanation_style', '')})"
+    values = {k: v for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    return [{"label": label, "values": values}], markdown_table([row], list(row))
+
+
+def _md_to_html(markdown: str) -> str:
+    """Just enough Markdown for our own tables and headings."""
+    out, table = [], []
+
+    def flush() -> None:
+        if table:
+            header, *body = [r for r in table if not set(r.replace("|", "").strip()) <= {"-"}]
+            cells = lambda r: [c.strip() for c in r.strip().strip("|").split("|")]  # noqa: E731
+            out.append("<table><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in cells(header)) + "</tr>")
+            for r in body:
+                out.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells(r)) + "</tr>")
+            out.append("</table>")
+            table.clear()
+
+    for line in markdown.splitlines():
+        if line.startswith("|"):
+            table.append(line)
+            continue
+        flush()
+        if line.startswith("#"):
+            level = min(len(line) - len(line.lstrip("#")) + 1, 4)
+            out.append(f"<h{level}>{html.escape(line.lstrip('#').strip())}</h{level}>")
+        elif line.strip():
+            out.append(f"<p>{html.escape(line)}</p>")
+    flush()
+    return "\n".join(out)
+
+
+def write_report(folder: Path | str) -> Path:
+    """Write ``report.html`` into a run or sweep folder; returns its path."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ReportError(f"{folder} is not a folder")
+    is_run = (folder / "summary.json").is_file()
+    entries, table_md = _entries_for_run(folder) if is_run else _entries_for_sweep(folder)
+    plots = [
+        ("Accuracy vs budget", _line_plot(_series(entries, "acc"), "budget (fraction of test problems explained)", "student accuracy", "accuracy vs intervention budget")),
+        ("Multi-turn", _line_plot(_series(entries, "multiturn"), "explained demonstrations seen", "accuracy on unexplained problems", "multi-turn: learning from explained problems")),
+        ("Tokens per agent", _token_plot(entries)),
+    ]
+    body = [f"<h1>classroom report: {html.escape(folder.name)}</h1>"]
+    for title, uri in plots:
+        if uri:
+            body.append(f'<h2>{html.escape(title)}</h2><img alt="{html.escape(title)}" src="{uri}">')
+    body.append(_md_to_html(table_md))
+    page = (
+        "<!doctype html><html><head><meta charset='utf-8'><title>classroom report</title><style>"
+        "body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;margin:1em 0;font-size:13px}"
+        "td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}th{background:#f3f3f3}img{max-width:100%}"
+        "</style></head><body>" + "\n".join(body) + "</body></html>"
+    )
+    path = folder / "report.html"
+    path.write_text(page, encoding="utf-8")
+    return path
+
+
+def report_main(argv: list[str]) -> int:
+    import sys
+
+    if len(argv) != 1 or argv[0].startswith("-"):
+        print("usage: classroom report RUN_OR_SWEEP_DIR", file=sys.stderr)
+        return 2
+    try:
+        path = write_report(argv[0])
+    except ReportError as exc:
+        print(f"classroom report: {exc}", file=sys.stderr)
+        return 2
+    print(f"report: {path}")
+    return 0

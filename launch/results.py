@@ -1,0 +1,165 @@
+"""Tables across runs: one row per run, then mean ± 95% CI per configuration.
+
+A run's row: its overrides (one column per key), seed, scores (``summary["scores"]``),
+tokens (total and per agent), wall time and status. A configuration is a run's
+overrides without ``seed``; its runs are the seeds.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import statistics
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+# Two-sided 95% Student-t critical values by degrees of freedom (1..30); beyond, ~1.96.
+_T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
+        2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
+
+
+def mean_ci(values: list[float]) -> tuple[float, float | None]:
+    """Mean and the half-width of its 95% confidence interval (None for one value)."""
+    mean = statistics.fmean(values)
+    if len(values) < 2:
+        return mean, None
+    t = _T95[len(values) - 2] if len(values) - 1 <= len(_T95) else 1.96
+    return mean, t * statistics.stdev(values) / math.sqrt(len(values))
+
+
+def _overrides(run_dir: Path) -> dict[str, str]:
+    path = run_dir / ".hydra" / "overrides.yaml"
+    if not path.is_file():
+        return {}
+    result = {}
+    for item in yaml.safe_load(path.read_text()) or []:
+        key, _, value = str(item).partition("=")
+        key = key.lstrip("+~")
+        if not key.startswith("hydra.") and key not in ("progress",):
+            result[key] = value
+    return result
+
+
+def run_row(run_dir: Path) -> dict[str, Any] | None:
+    """The results row of one run directory (None if it has no summary)."""
+    summary_path = run_dir / "summary.json"
+    if not summary_path.is_file():
+        return None
+    summary = json.loads(summary_path.read_text())
+    config_path = run_dir / "config.yaml"
+    config = yaml.safe_load(config_path.read_text()) if config_path.is_file() else {}
+    overrides = _overrides(run_dir)
+    row: dict[str, Any] = {"run": run_dir.name, **{k: v for k, v in overrides.items() if k != "seed"}}
+    row["seed"] = config.get("seed", overrides.get("seed"))
+    row["status"] = summary.get("status")
+    for key, value in (summary.get("scores") or {}).items():
+        row[key] = value
+    tokens = summary.get("tokens") or {}
+    row["tokens"] = sum(tokens.values())
+    for agent, count in sorted(tokens.items()):
+        row[f"tokens_{agent}"] = count
+    row["wall_time_s"] = summary.get("wall_time_s")
+    row["error"] = summary.get("error", "")
+    return row
+
+
+def collect(root: Path) -> list[dict[str, Any]]:
+    """Rows of every run under ``root`` (a sweep folder), in job order."""
+    dirs = [p for p in root.iterdir() if p.is_dir() and (p / "summary.json").is_file()]
+    dirs.sort(key=lambda p: (not p.name.isdigit(), int(p.name) if p.name.isdigit() else 0, p.name))
+    return [row for row in (run_row(d) for d in dirs) if row is not None]
+
+
+def _columns(rows: list[dict[str, Any]]) -> list[str]:
+    columns: list[str] = []
+    for row in rows:
+        for key in row:
+            if key not in columns:
+                columns.append(key)
+    return columns
+
+
+def config_columns(rows: list[dict[str, Any]]) -> list[str]:
+    """The override columns that vary between runs (what defines a configuration)."""
+    fixed = {"run", "seed", "status", "tokens", "wall_time_s", "error"}
+    candidates = [c for c in _columns(rows) if c not in fixed and not _is_metric(c)]
+    return [c for c in candidates if len({str(r.get(c)) for r in rows}) > 1] or candidates[:1]
+
+
+def _is_metric(column: str) -> bool:
+    return "@" in column or column.startswith("tokens_")
+
+
+def metric_columns(rows: list[dict[str, Any]]) -> list[str]:
+    return [c for c in _columns(rows) if _is_metric(c) or c in ("tokens", "wall_time_s")]
+
+
+def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per configuration: run count and mean ± CI of every metric across seeds."""
+    keys = config_columns(rows)
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for row in rows:
+        if row.get("status") != "completed":
+            continue
+        groups.setdefault(tuple(str(row.get(k, "")) for k in keys), []).append(row)
+    table = []
+    for key, members in groups.items():
+        entry: dict[str, Any] = dict(zip(keys, key))
+        entry["runs"] = len(members)
+        for metric in metric_columns(rows):
+            values = [float(m[metric]) for m in members if isinstance(m.get(metric), (int, float))]
+            if values:
+                entry[metric] = mean_ci(values)
+        table.append(entry)
+    return table
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, tuple):
+        mean, ci = value
+        return f"{mean:.3f}" if ci is None else f"{mean:.3f} ± {ci:.3f}"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return "" if value is None else str(value)
+
+
+def markdown_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        lines.append("| " + " | ".join(_fmt(row.get(c)) for c in columns) + " |")
+    return "\n".join(lines)
+
+
+def write_results(root: Path) -> tuple[Path, Path, list[dict[str, Any]]]:
+    """Write ``results.csv`` (a row per run) and ``results.md`` (runs + per-config)."""
+    rows = collect(root)
+    columns = _columns(rows)
+    csv_path = root / "results.csv"
+    with open(csv_path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({c: row.get(c, "") for c in columns})
+    per_config = aggregate(rows)
+    config_cols = config_columns(rows)
+    metrics = [m for m in metric_columns(rows) if not m.startswith("tokens_")]
+    md = [
+        f"# Results: {root.name}",
+        "",
+        f"{len(rows)} runs, {sum(r.get('status') == 'completed' for r in rows)} completed.",
+        "",
+        "## Per configuration (mean ± 95% CI across seeds)",
+        "",
+        markdown_table(per_config, [*config_cols, "runs", *metrics]),
+        "",
+        "## Per run",
+        "",
+        markdown_table(rows, [c for c in columns if c != "error" or any(r.get("error") for r in rows)]),
+        "",
+    ]
+    md_path = root / "results.md"
+    md_path.write_text("\n".join(md))
+    return csv_path, md_path, rows
