@@ -11,7 +11,7 @@ USAGE = """usage: classroom COMMAND [ARGS]
 
 commands:
   run     run one teaching episode (a Hydra app: `classroom run env=tom task=gsm8k
-          env.budget=0.5`; `classroom run --cfg job` prints the composed config)
+          teacher/intervention=mental_model`; `classroom run --cfg job` prints the composed config)
   serve   serve a model behind an OpenAI-compatible HTTP server on 127.0.0.1
   sweep   Hydra multirun on one shared Ray: `classroom sweep sweep=tom_budget` or any
           comma lists (`classroom sweep teacher/intervention=random,oracle seed=0,1`);

@@ -29,9 +29,19 @@ def _png(fig: Any) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def _series(entries: list[dict[str, Any]], prefix: str) -> dict[str, list[tuple[float, float, float | None]]]:
-    """label -> [(x, mean, ci)] for metrics named ``prefix@x``."""
-    result: dict[str, list[tuple[float, float, float | None]]] = {}
+Series = dict[str, list[tuple[float, float, float | None]]]
+
+
+def _series(entries: list[dict[str, Any]], prefix: str) -> dict[str, Series]:
+    """panel -> line label -> [(x, mean, ci)] for metrics named ``prefix@x``."""
+    panels: dict[str, Series] = {}
+    for entry in entries:
+        panels.setdefault(entry.get("panel", ""), {}).update(_points([entry], prefix))
+    return {k: v for k, v in panels.items() if v}
+
+
+def _points(entries: list[dict[str, Any]], prefix: str) -> Series:
+    result: Series = {}
     for entry in entries:
         points = []
         for key, value in entry["values"].items():
@@ -43,26 +53,29 @@ def _series(entries: list[dict[str, Any]], prefix: str) -> dict[str, list[tuple[
     return result
 
 
-def _line_plot(series: dict[str, list[tuple[float, float, float | None]]], xlabel: str, ylabel: str, title: str) -> str | None:
-    if not series:
+def _line_plot(panels: dict[str, Series], xlabel: str, ylabel: str, title: str) -> str | None:
+    """One panel per value of the secondary config keys, one line per primary value."""
+    if not panels:
         return None
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    for label, points in series.items():
-        xs = [p[0] for p in points]
-        ys = [p[1] for p in points]
-        errs = [p[2] or 0.0 for p in points]
-        ax.errorbar(xs, ys, yerr=errs if any(errs) else None, marker="o", capsize=3, label=label)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.set_ylim(-0.02, 1.02)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.2), squeeze=False, sharey=True)
+    for ax, (panel, series) in zip(axes[0], panels.items()):
+        for label, points in series.items():
+            xs = [p[0] for p in points]
+            ys = [p[1] for p in points]
+            errs = [p[2] or 0.0 for p in points]
+            ax.errorbar(xs, ys, yerr=errs if any(errs) else None, marker="o", capsize=3, label=label)
+        ax.set_xlabel(xlabel)
+        ax.set_title(panel or title, fontsize=10)
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="best")
+    axes[0][0].set_ylabel(ylabel)
+    fig.suptitle(title)
     return _png(fig)
 
 
@@ -77,7 +90,7 @@ def _token_plot(entries: list[dict[str, Any]]) -> str | None:
 
     fig, ax = plt.subplots(figsize=(7, 0.5 + 0.45 * len(entries)))
     left = [0.0] * len(entries)
-    labels = [e["label"] for e in entries]
+    labels = [e.get("full") or e["label"] for e in entries]
     for agent in agents:
         values = []
         for e in entries:
@@ -98,8 +111,11 @@ def _entries_for_sweep(root: Path) -> tuple[list[dict[str, Any]], str]:
     keys = config_columns(rows)
     entries = []
     for group in aggregate(rows):
-        label = ", ".join(f"{k}={group[k]}" for k in keys) or "all runs"
-        entries.append({"label": label, "values": {k: v for k, v in group.items() if isinstance(v, tuple)}})
+        # The first varying key draws the lines; the others split the panels.
+        label = f"{keys[0]}={group[keys[0]]}" if keys else "all runs"
+        panel = ", ".join(f"{k}={group[k]}" for k in keys[1:])
+        values = {k: v for k, v in group.items() if isinstance(v, tuple)}
+        entries.append({"label": label, "panel": panel, "values": values, "full": ", ".join(f"{k}={group[k]}" for k in keys)})
     results_md = root / "results.md"
     table_md = results_md.read_text() if results_md.is_file() else markdown_table(rows, list(rows[0]))
     return entries, table_md
