@@ -7,10 +7,9 @@ so the engine batches it.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
-
 import random
 import re
+from typing import Any, Mapping, Sequence
 
 from classroom.agents.confidence import answer_probability
 from classroom.agents.grading import extract_final_answer

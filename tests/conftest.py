@@ -55,11 +55,6 @@ def engine(ray_local):
 @pytest.fixture(scope="session")
 def engine_url(engine) -> str:
     """The same engine's OpenAI-compatible HTTP server on 127.0.0.1."""
-
-    return _open_http(engine)
-
-
-def _open_http(engine) -> str:
     import ray
 
     return ray.get(engine.actor.open_http.remote("127.0.0.1", 0))
