@@ -27,7 +27,7 @@ from typing import Any, Sequence
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from classroom.agents.actors import call
-from classroom.agents.messages import Attempt, Explanation, Problem, new_id
+from classroom.agents.messages import Attempt, Problem, new_id
 from classroom.agents.policies import SeedObservation, choose_interventions, ranked
 from classroom.environments.recording import Recorder
 from classroom.environments.tasks import Task

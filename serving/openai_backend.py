@@ -16,12 +16,12 @@ from typing import Any, Sequence
 
 from classroom.serving.llm import BackendError, Schema, schema_dict
 from classroom.serving.types import (
-    ChatMessage,
     Completion,
     Conversation,
     SamplingParams,
     TokenLogprob,
     Usage,
+    conversation_dicts,
 )
 
 logger = logging.getLogger(__name__)
@@ -94,10 +94,7 @@ class OpenAIBackend:
     ) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": adapter or self.model,
-            "messages": [
-                {"role": m.role, "content": m.content} if isinstance(m, ChatMessage) else m
-                for m in conversation
-            ],
+            "messages": conversation_dicts(conversation),
             "n": params.n,
             "temperature": params.temperature,
             "top_p": params.top_p,

@@ -89,3 +89,8 @@ def as_conversation(conversation: "Conversation | str | list[dict]") -> Conversa
     if isinstance(conversation, str):
         return [ChatMessage(role="user", content=conversation)]
     return [m if isinstance(m, ChatMessage) else ChatMessage(**m) for m in conversation]
+
+
+def conversation_dicts(conversation: "Conversation | list[dict]") -> list[dict[str, str]]:
+    """A conversation as the role/content dicts chat templates and HTTP bodies take."""
+    return [{"role": m.role, "content": m.content} for m in as_conversation(conversation)]

@@ -24,12 +24,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from classroom.serving.llm import BackendError, Schema, schema_dict
 from classroom.serving.types import (
-    ChatMessage,
     Completion,
     Conversation,
     SamplingParams,
     TokenLogprob,
     Usage,
+    conversation_dicts,
 )
 
 logger = logging.getLogger(__name__)
@@ -253,12 +253,8 @@ class VLLMEngineHost:
         return {"in_flight": self._in_flight, "served": self._served}
 
     def _render(self, conversation: Conversation) -> str:
-        messages = [
-            {"role": m.role, "content": m.content} if isinstance(m, ChatMessage) else m
-            for m in conversation
-        ]
         return self.tokenizer.apply_chat_template(
-            messages, tokenize=False, add_generation_prompt=True
+            conversation_dicts(conversation), tokenize=False, add_generation_prompt=True
         )
 
     async def _one(
@@ -341,8 +337,9 @@ class VLLMEngineHost:
 
     @staticmethod
     def _cache_key(conversation: Conversation, params: SamplingParams, schema: Schema | None, adapter: str | None) -> str:
-        turns = [(m.role, m.content) if isinstance(m, ChatMessage) else (m["role"], m["content"]) for m in conversation]
-        return json.dumps([turns, params.model_dump(), schema_dict(schema), adapter], sort_keys=True)
+        return json.dumps(
+            [conversation_dicts(conversation), params.model_dump(), schema_dict(schema), adapter], sort_keys=True
+        )
 
     async def set_response_cache(self, size: int) -> dict[str, int]:
         """Resize (0: turn off and empty) the greedy reply cache; returns its stats."""

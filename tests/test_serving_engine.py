@@ -38,8 +38,6 @@ async def test_greedy_is_deterministic_and_n_samples(engine):
 
 
 async def test_many_requests_in_flight_at_once(engine):
-    import ray
-
     convs = [as_conversation(f"Count from {i} to {i + 3}.") for i in range(24)]
     task = asyncio.ensure_future(engine.chat(convs, SamplingParams(max_tokens=32)))
     peak = 0
@@ -82,8 +80,6 @@ async def test_lora_adapter_changes_output(engine, tmp_path_factory):
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
-
-    import ray
 
     info = await engine.actor.start.remote()
     base = AutoModelForCausalLM.from_pretrained(info["model_path"])
