@@ -6,6 +6,8 @@ engine actors hold the cores.
 
 from __future__ import annotations
 
+import inspect
+
 import importlib
 import sys
 import sysconfig
@@ -52,9 +54,10 @@ def spawn(role_cls: type, *args: Any, num_cpus: float = 0.0, name: str | None = 
 
 
 async def call(agent: Any, method: str, *args: Any, **kwargs: Any) -> Any:
-    """Call an async method on an agent, whether a Ray actor handle or a plain object."""
+    """Call a method (async or not) on an agent, whether a Ray actor handle or a plain object."""
     bound = getattr(agent, method)
     remote = getattr(bound, "remote", None)
     if remote is not None:
         return await remote(*args, **kwargs)
-    return await bound(*args, **kwargs)
+    result = bound(*args, **kwargs)
+    return await result if inspect.isawaitable(result) else result

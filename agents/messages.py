@@ -97,6 +97,20 @@ class InterventionDecision(MessageBase):
     budget_left: int = 0
 
 
+class SkillSlice(BaseModel):
+    """Correct/total counts for one skill, with its sub-skills as children."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    name: str
+    correct: int = 0
+    count: int = 0
+    children: tuple["SkillSlice", ...] = ()
+
+    @property
+    def accuracy(self) -> float | None:
+        return self.correct / self.count if self.count else None
+
+
 class Feedback(MessageBase):
     """What an environment tells a teacher about its student after an evaluation."""
 
@@ -105,15 +119,62 @@ class Feedback(MessageBase):
     per_skill_accuracy: dict[str, float] = Field(default_factory=dict)
     error_examples: tuple[str, ...] = ()  # ids of wrong Attempts
     weak_skills: tuple[str, ...] = ()
+    # The evaluation this reports on: which split, after which iteration (0 = reset).
+    split: str = ""
+    iteration: int | None = None
+    count: int = 0
+    # Overall, per skill and per sub-skill: a tree of slices with counts.
+    report: SkillSlice | None = None
 
 
 class DataPlan(MessageBase):
-    """A data-generation policy's plan: how many examples of which skills to make."""
+    """A data-generation policy's plan: how many examples of which skills to make.
+
+    Skill-list plans fill ``allocations`` (skill -> count). Open-ended plans leave it
+    empty and give free-form ``instructions``, ``count`` and the problems to imitate.
+    """
 
     kind: Literal["data_plan"] = "data_plan"
     allocations: dict[str, int] = Field(default_factory=dict)
     rationale: str = ""
-    action: str = "generate"  # e.g. explore / exploit in the skill-tree variant
+    action: str = "generate"
+    instructions: str = ""
+    count: int = 0
+    like_problem_ids: tuple[str, ...] = ()
+    iteration: int | None = None
+
+
+class Explore(MessageBase):
+    """Skill-tree action: add new sub-skills ("skill/sub-skill") with data allocations."""
+
+    kind: Literal["explore"] = "explore"
+    new_subskills: dict[str, int]
+    rationale: str = ""
+    iteration: int | None = None
+
+
+class Exploit(MessageBase):
+    """Skill-tree action: shift the data allocation among known sub-skills."""
+
+    kind: Literal["exploit"] = "exploit"
+    allocations: dict[str, int]
+    rationale: str = ""
+    iteration: int | None = None
+
+
+class TrainingRun(MessageBase):
+    """One round of student learning: what it learned from and what it produced."""
+
+    kind: Literal["training_run"] = "training_run"
+    iteration: int
+    learner: str
+    examples: int
+    # LoRA learners: the adapter the engine serves from now on, and where it lies.
+    adapter: str | None = None
+    adapter_path: str | None = None
+    epochs: int | None = None
+    train_loss: float | None = None
+    seconds: float = 0.0
 
 
 class TrainingExample(MessageBase):
@@ -125,6 +186,12 @@ class TrainingExample(MessageBase):
     answer: str | None = None
     skills: tuple[str, ...] = ()
     source: str = ""
+    iteration: int | None = None
+    # Quality checks: a dropped example says why and never reaches the student.
+    kept: bool = True
+    drop_reason: str | None = None
+    # Engine-specific data a scorer may need (a reasoning-gym entry).
+    metadata: dict[str, Any] = Field(default_factory=dict)
 
 
 class ThoughtTemplate(MessageBase):
@@ -187,6 +254,9 @@ AnyMessage = Union[
     InterventionDecision,
     Feedback,
     DataPlan,
+    Explore,
+    Exploit,
+    TrainingRun,
     TrainingExample,
     ThoughtTemplate,
     CorrectionTrace,

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import random
 import re
+import time
 from typing import Any, Mapping, Sequence
 
 from classroom.agents.confidence import answer_probability
 from classroom.agents.grading import extract_final_answer
-from classroom.agents.messages import Attempt, Explanation, InterventionDecision, Problem
+from classroom.agents.messages import Attempt, Explanation, InterventionDecision, Problem, TrainingExample, TrainingRun
 from classroom.agents.policies import (
     InContextLearner,
     InterventionContext,
@@ -312,18 +313,21 @@ class Student:
         explanations: Sequence[Explanation] | None = None,
         use_memory: bool = False,
         demonstrations: Sequence[tuple[Problem, Explanation]] | None = None,
+        base: bool = False,
     ) -> list[Attempt]:
         """One attempt per problem (ungraded: the Grader fills in ``correct``).
 
         ``explanations`` pairs with ``problems`` by ``problem_id``; ``use_memory``
         puts the learner's demonstrations before each question; ``demonstrations``
-        puts the given ones there.
+        puts the given ones there. ``base`` answers as the untrained student: no
+        adapter, no memory.
         """
         if not problems:
             return []
         by_problem = {e.problem_id: e for e in explanations or ()}
-        prepared = [self._conversation(p, by_problem.get(p.id), use_memory, demonstrations) for p in problems]
-        completions = await self.llm.chat([c for c, _ in prepared], self.sampling, adapter=self.adapter)
+        prepared = [self._conversation(p, by_problem.get(p.id), use_memory and not base, demonstrations) for p in problems]
+        adapter = None if base else self.adapter
+        completions = await self.llm.chat([c for c, _ in prepared], self.sampling, adapter=adapter)
         attempts = []
         for problem, (_, context), c in zip(problems, prepared, completions):
             attempts.append(
@@ -346,3 +350,67 @@ class Student:
         """Add explained problems to the learner; returns the memory's size."""
         self.learner.learn(problems, explanations)
         return len(getattr(self.learner, "memory", ()))
+
+    def sft_rows(self, examples: Sequence[TrainingExample]) -> list[dict[str, Any]]:
+        """Examples in TRL's conversational prompt-completion format, as this student asks.
+
+        The prompt is exactly the conversation :meth:`answer` sends for the question,
+        so what the student is trained on is what it is asked.
+        """
+        rows = []
+        for example in examples:
+            conversation, _ = self._conversation(Problem(question=example.prompt, answer=example.answer or ""), None, False, None)
+            rows.append({
+                "prompt": [m.model_dump(exclude_none=True) for m in conversation],
+                "completion": [{"role": "assistant", "content": example.completion}],
+            })
+        return rows
+
+    async def train(self, examples: Sequence[TrainingExample], *, iteration: int, out_dir: str, adapter_name: str) -> TrainingRun:
+        """Learn from all examples so far (oldest first).
+
+        A fine-tuning learner (one with ``fit``) trains a LoRA adapter into ``out_dir``,
+        which is then loaded into the running engine under ``adapter_name`` and used
+        for every later answer. Other learners add the examples they have not seen to
+        their memory.
+        """
+        started = time.time()
+        fit = getattr(self.learner, "fit", None)
+        if fit is None:
+            seen = {p.id for p, _ in getattr(self.learner, "memory", ())}
+            new = [e for e in examples if e.id not in seen]
+            problems = [Problem(id=e.id, question=e.prompt, answer=e.answer or "", skills=e.skills) for e in new]
+            explanations = [Explanation(problem_id=e.id, text=e.completion, final_answer=e.answer) for e in new]
+            self.learner.learn(problems, explanations)
+            return TrainingRun(
+                episode_id=self.episode_id, sender=self.name, iteration=iteration,
+                learner=type(self.learner).__name__, examples=len(new), seconds=round(time.time() - started, 2),
+            )
+        result = await fit(self.sft_rows(examples), out_dir)
+        await self._load_adapter(adapter_name, result["adapter_path"])
+        return TrainingRun(
+            episode_id=self.episode_id, sender=self.name, iteration=iteration, learner=type(self.learner).__name__,
+            examples=int(result.get("examples", len(examples))), adapter=adapter_name, adapter_path=result["adapter_path"],
+            epochs=result.get("epochs"), train_loss=result.get("train_loss"), seconds=round(time.time() - started, 2),
+        )
+
+    async def _load_adapter(self, name: str, path: str) -> None:
+        load = getattr(self.llm, "load_adapter", None)
+        if load is None:
+            raise RuntimeError(f"the student's backend {getattr(self.llm, 'name', '?')} cannot load LoRA adapters")
+        await load(name, path)
+        self.adapter = name
+
+    def state(self) -> dict[str, Any]:
+        """What a resumed episode needs to rebuild this student (learner state, adapter)."""
+        learner_state = getattr(self.learner, "state", None)
+        return {"adapter": self.adapter, "learner": learner_state() if learner_state else None}
+
+    async def restore(self, state: Mapping[str, Any], examples: Sequence[TrainingExample], adapter_path: str | None) -> None:
+        """Rebuild from :meth:`state`: reload the adapter, or relearn the examples."""
+        if state.get("learner") is not None and hasattr(self.learner, "restore"):
+            self.learner.restore(state["learner"])
+        if getattr(self.learner, "fit", None) is None:
+            await self.train(examples, iteration=0, out_dir="", adapter_name="")
+        elif state.get("adapter") and adapter_path:
+            await self._load_adapter(state["adapter"], adapter_path)

@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from classroom.agents.grading import REASONING_GYM_KEY, Grader, reasoning_gym_dataset
 from classroom.agents.messages import Problem
@@ -396,4 +396,57 @@ def reasoning_gym(
                     },
                 )
             )
+    return task
+
+
+def reasoning_gym_skills(
+    skills: Mapping[str, Mapping[str, Mapping[str, Any]]],
+    size: int = 20,
+    seed: int = 0,
+    test_fraction: float = 0.5,
+    name: str = "reasoning_gym_skills",
+) -> Task:
+    """Reasoning-gym problems over a skill tree: skill = generator, sub-skill = settings.
+
+    ``skills`` maps a reasoning-gym dataset to named sub-skills, each a dict of
+    ``create_dataset`` keyword arguments (e.g. ``chain_sum: {two_terms: {min_terms: 2,
+    max_terms: 2}}``); ``size`` problems are made per sub-skill. A problem's skills
+    are ``(dataset, "dataset/sub-skill")``, so reports can slice by both levels.
+    """
+    from reasoning_gym.factory import DATASETS
+
+    if not skills:
+        raise ValueError("skills is empty: name at least one reasoning-gym dataset with one sub-skill")
+    if not 0.0 <= test_fraction <= 1.0:
+        raise ValueError(f"test_fraction must be within [0, 1], got {test_fraction}")
+    task = Task(name=name, problems={"train": [], "test": []})
+    for dataset_name, subskills in skills.items():
+        if dataset_name not in DATASETS:
+            close = difflib.get_close_matches(dataset_name, list(DATASETS), n=3)
+            raise ValueError(f"unknown reasoning-gym dataset {dataset_name!r}" + (f"; did you mean {close}?" if close else ""))
+        if not subskills:
+            raise ValueError(f"skills.{dataset_name}: needs at least one named sub-skill")
+        for offset, (sub, settings) in enumerate(subskills.items()):
+            if "/" in sub:
+                raise ValueError(f"skills.{dataset_name}.{sub}: sub-skill names may not contain '/'")
+            kwargs = json.loads(json.dumps({**dict(settings or {}), "size": size, "seed": seed * 1000 + offset}))
+            try:
+                dataset = reasoning_gym_dataset(dataset_name, kwargs)
+            except Exception as exc:
+                raise ValueError(f"skills.{dataset_name}.{sub}: reasoning-gym rejected {dict(settings or {})}: {exc}") from None
+            test_indices = set(random.Random(seed + offset).sample(range(size), round(size * test_fraction)))
+            for index in range(size):
+                entry = dataset[index]
+                split = "test" if index in test_indices else "train"
+                task.problems[split].append(
+                    Problem(
+                        id=f"{task.name}-{split}-{dataset_name}-{sub}-{index}",
+                        question=entry["question"],
+                        answer=str(entry["answer"]),
+                        skills=(dataset_name, f"{dataset_name}/{sub}"),
+                        task=task.name,
+                        split=split,
+                        metadata={REASONING_GYM_KEY: {"dataset": dataset_name, "config": kwargs, "entry": entry}},
+                    )
+                )
     return task

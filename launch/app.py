@@ -131,11 +131,17 @@ def prepare(cfg: dict[str, Any]) -> dict[str, Any]:
     for role in ("teacher", "student"):
         if role not in parts["pool"].roles:
             raise ConfigError(f"config error: model.roles.{role}: missing (roles: {', '.join(parts['pool'].roles)})")
+    if hasattr(env_cls, "plugins"):
+        parts["env_plugins"] = env_cls.plugins(parts["env_config"])
     parts["task"] = build_task(cfg["task"])
     return parts
 
 
-async def play(parts: dict[str, Any], pool: Any, recorder: Any, episode_id: str) -> dict[str, Any]:
+async def play(parts: dict[str, Any], pool: Any, recorder: Any, episode_id: str, run_dir: Path, resume: bool = False) -> dict[str, Any]:
+    if hasattr(parts["env_cls"], "play"):  # environments that spawn their own agents
+        return await parts["env_cls"].play(parts, pool, recorder, episode_id, run_dir, resume)
+    if resume:
+        raise ConfigError(f"env {parts['env_cls'].name}: episodes of this loop cannot be resumed; run it again")
     from classroom.agents.actors import spawn
     from classroom.agents.grading import Grader
     from classroom.agents.roles import Student, Teacher
@@ -160,11 +166,12 @@ async def play(parts: dict[str, Any], pool: Any, recorder: Any, episode_id: str)
     return await env.run()
 
 
-def run_episode(cfg: dict[str, Any], run_dir: Path, *, show_progress: bool = True) -> dict[str, Any]:
+def run_episode(cfg: dict[str, Any], run_dir: Path, *, show_progress: bool = True, resume: bool = False) -> dict[str, Any]:
     """Run one episode from a resolved config dict into ``run_dir``; returns the summary.
 
     Raises :class:`ConfigError` for bad config; a Ctrl-C leaves a readable log and a
-    summary with status ``interrupted``.
+    summary with status ``interrupted``. ``resume`` continues the episode whose
+    checkpoint ``run_dir`` holds (environments that checkpoint: dataenvgym).
     """
     import ray
 
@@ -185,7 +192,7 @@ def run_episode(cfg: dict[str, Any], run_dir: Path, *, show_progress: bool = Tru
             pool = shared_pool(parts["pool"])
         else:
             pool = ModelPool.start(parts["pool"])
-        summary = {"status": "completed", **asyncio.run(play(parts, pool, recorder, episode_id))}
+        summary = {"status": "completed", **asyncio.run(play(parts, pool, recorder, episode_id, run_dir, resume))}
     except KeyboardInterrupt:
         summary = {"status": "interrupted", "episode_id": episode_id}
         raise
@@ -204,10 +211,47 @@ def run_episode(cfg: dict[str, Any], run_dir: Path, *, show_progress: bool = Tru
     return summary
 
 
+def print_dataenvgym_summary(summary: dict[str, Any]) -> None:
+    """Validation accuracy per iteration (overall and per skill), then the test score."""
+    from rich.console import Console
+    from rich.table import Table
+
+    def pct(value: float | None) -> str:
+        return "-" if value is None else f"{100 * value:.1f}%"
+
+    console = Console()
+    history = summary.get("history", [])
+    skills = sorted({s for row in history for s in row.get("per_skill", {}) if "/" not in s})
+    table = Table(title=(
+        f"dataenvgym ({summary.get('variant')}) on {summary.get('task')}: {summary.get('validation_problems')} "
+        f"validation problems" + (f", resumed after iteration {summary['resumed_from']}" if summary.get("resumed_from") is not None else "")
+    ))
+    for column in ("iteration", "val accuracy", *skills, "kept / made", "train s"):
+        table.add_column(column, justify="right")
+    for row in history:
+        table.add_row(
+            str(row["iteration"]), pct(row["val_accuracy"]), *(pct(row["per_skill"].get(s)) for s in skills),
+            f"{row['kept']} / {row['generated']}", f"{row['training_seconds']:.0f}",
+        )
+    console.print(table)
+    console.print(
+        f"test ({summary.get('test_problems')} problems): trained {pct(summary.get('test_accuracy'))}, "
+        f"untrained {pct(summary.get('test_accuracy_untrained'))}"
+    )
+    tokens = ", ".join(f"{k}: {v:,}" for k, v in summary.get("tokens", {}).items())
+    console.print(f"tokens  {tokens}")
+    console.print(f"wall time  episode {summary.get('wall_time_s')} s, total {summary.get('total_time_s')} s")
+    console.print(f"run directory  {summary.get('run_dir')}")
+
+
 def print_summary(summary: dict[str, Any]) -> None:
     """The accuracy-vs-budget and multi-turn tables of a ToM episode."""
     from rich.console import Console
     from rich.table import Table
+
+    if summary.get("env") == "dataenvgym":
+        print_dataenvgym_summary(summary)
+        return
 
     def pct(value: float | None) -> str:
         return "-" if value is None else f"{100 * value:.1f}%"

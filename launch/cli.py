@@ -1,4 +1,4 @@
-"""The `classroom` command: run, serve, bench (sweep, resume and report come later)."""
+"""The `classroom` command: run, resume, sweep, report, serve, bench."""
 
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ commands:
   sweep   Hydra multirun on one shared Ray: `classroom sweep sweep=tom_budget` or any
           comma lists (`classroom sweep teacher/intervention=random,oracle seed=0,1`);
           writes results.csv and results.md in the sweep folder
+  resume  `classroom resume RUN_DIR` continues a killed episode from its last finished
+          iteration (dataenvgym episodes checkpoint after each iteration)
   report  `classroom report RUN_OR_SWEEP_DIR` writes a self-contained report.html
   bench   benchmarks that print ratios measured side by side (`classroom bench serving`)
-
-coming with a later issue: resume
 """
 
 
@@ -89,9 +89,10 @@ def main(argv: list[str] | None = None) -> int:
 
         return report_main(rest)
     if command == "resume":
-        print(f"classroom: '{command}' is not built yet (it comes with a later issue)", file=sys.stderr)
-        return 2
-    print(f"classroom: unknown command {command!r} (commands: run, sweep, report, serve, bench)", file=sys.stderr)
+        from classroom.launch.resume import resume_main
+
+        return resume_main(rest)
+    print(f"classroom: unknown command {command!r} (commands: run, resume, sweep, report, serve, bench)", file=sys.stderr)
     return 2
 
 

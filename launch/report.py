@@ -126,7 +126,10 @@ def _entries_for_run(run_dir: Path) -> tuple[list[dict[str, Any]], str]:
     if row is None:
         raise ReportError(f"{run_dir} has no summary.json: is it a run directory?")
     summary = json.loads((run_dir / "summary.json").read_text())
-    label = f"{summary.get('intervention_policy', 'run')} ({summary.get('explanation_style', '')})"
+    if summary.get("env") == "dataenvgym":
+        label = f"dataenvgym {summary.get('variant')}"
+    else:
+        label = f"{summary.get('intervention_policy', 'run')} ({summary.get('explanation_style', '')})"
     values = {k: v for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
     return [{"label": label, "values": values}], markdown_table([row], list(row))
 
@@ -169,8 +172,12 @@ def write_report(folder: Path | str) -> Path:
     plots = [
         ("Accuracy vs budget", _line_plot(_series(entries, "acc"), "budget (fraction of test problems explained)", "student accuracy", "accuracy vs intervention budget")),
         ("Multi-turn", _line_plot(_series(entries, "multiturn"), "explained demonstrations seen", "accuracy on unexplained problems", "multi-turn: learning from explained problems")),
-        ("Tokens per agent", _token_plot(entries)),
     ]
+    # DataEnvGym: validation accuracy by iteration, overall and per skill.
+    plots.append(("Learning curve", _line_plot(_series(entries, "val"), "iteration", "validation accuracy", "student validation accuracy by iteration")))
+    for skill in sorted({k.split("@")[0][4:-1] for e in entries for k in e["values"] if k.startswith("val[") and "@" in k}):
+        plots.append((f"Learning curve: {skill}", _line_plot(_series(entries, f"val[{skill}]"), "iteration", f"validation accuracy on {skill}", f"{skill} by iteration")))
+    plots.append(("Tokens per agent", _token_plot(entries)))
     body = [f"<h1>classroom report: {html.escape(folder.name)}</h1>"]
     for title, uri in plots:
         if uri:

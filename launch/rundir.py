@@ -31,12 +31,22 @@ def config_hash(config: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def _drop_torn_line(path: Path) -> None:
+    """Cut a last line that a killed writer left without its newline."""
+    with open(path, "rb+") as f:
+        data = f.read()
+        if data and not data.endswith(b"\n"):
+            f.truncate(data.rfind(b"\n") + 1)
+
+
 class EventLog:
     """Appends messages to a JSONL file, flushing each line."""
 
     def __init__(self, path: Path, *, config: dict[str, Any] | None = None):
         self.path = path
         new = not path.exists() or path.stat().st_size == 0
+        if not new:
+            _drop_torn_line(path)  # a resumed run appends after the last whole line
         self._file = open(path, "a", encoding="utf-8")
         if new:
             header = {

@@ -13,7 +13,7 @@ from typing import Any, Literal, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from classroom.serving.llm import LLM, Schema
+from classroom.serving.llm import LLM, BackendError, Schema
 from classroom.serving.types import Completion, Conversation, SamplingParams
 from classroom.serving.vllm_engine import VLLMEngineConfig
 
@@ -118,6 +118,14 @@ class RoutedLLM:
             for i, completions in zip(indices, batch):
                 results[i] = completions
         return results  # type: ignore[return-value]
+
+
+    async def load_adapter(self, name: str, path: str) -> None:
+        """Load a LoRA adapter into every replica, so any of them can serve it."""
+        loaders = [getattr(r, "load_adapter", None) for r in self.replicas]
+        if not all(loaders):
+            raise BackendError(f"model {self.name!r}: a replica cannot load LoRA adapters (only vLLM engines can)")
+        await asyncio.gather(*(load(name, path) for load in loaders))  # type: ignore[misc]
 
 
 class ModelPool:

@@ -1,0 +1,479 @@
+"""DataEnvGym: a data-generation agent in an environment that trains its student.
+
+Khan et al. 2024 (arXiv 2410.06215). Gym-style:
+
+- :meth:`DataEnvGym.reset` evaluates the student on the validation problems and returns
+  the :class:`Observation`: graded attempts and a report per skill (a tree of slices).
+- :meth:`DataEnvGym.step` takes the agent's action (its plan and the data it made),
+  runs the quality checks, adds the kept examples to all data so far, trains the
+  student on it (LoRA adapter hot-loaded into the running engine, or in-context
+  memory), evaluates again and returns the observation, the reward (change in
+  validation accuracy, also per skill) and whether the episode is done.
+- The test problems are scored once, at the end, for the trained and the untrained
+  student.
+
+Every iteration writes its data, dropped data, report and adapter under
+``iterations/NNN/`` and then a checkpoint, so a killed episode resumes from the last
+finished iteration (``classroom resume RUN_DIR``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Literal, Sequence
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from classroom.agents.actors import call
+from classroom.agents.datagen import AgentAction, Observation, SkillTree, apply_to_tree
+from classroom.agents.grading import extract_final_answer
+from classroom.agents.messages import Attempt, Feedback, Problem, TrainingExample, TrainingRun, new_id
+from classroom.agents.skills import flat_accuracy, skill_report
+from classroom.environments.recording import Recorder
+from classroom.environments.tasks import Task
+
+CHECKPOINT = "checkpoint.json"
+
+
+class DataEnvConfig(BaseModel):
+    """Settings of one DataEnvGym episode."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    variant: Literal["open_ended", "skill_list", "skill_tree"] = "skill_list"
+    iterations: int = Field(3, ge=1, description="steps after reset")
+    examples_per_iteration: int = Field(24, ge=1, description="data the agent may make per step")
+    max_examples: int = Field(1000, ge=1, description="data budget: done once this many examples were kept")
+    val_size: int = Field(36, ge=1)
+    test_size: int = Field(36, ge=1)
+    val_split: str = "train"  # validation problems (the reward) come from here
+    test_split: str = "test"  # scored once, at the end
+    # Quality check: drop generated examples the student already answers correctly.
+    drop_known: bool = True
+    seed: int = 0
+    # Plug-ins (Hydra `_target_`): who plans, who makes the data, who names the skills.
+    policy: dict[str, Any] = Field(default_factory=lambda: {"_target_": "classroom.agents.datagen.WeakSkillsPolicy"})
+    engine: dict[str, Any] = Field(default_factory=lambda: {"_target_": "classroom.agents.datagen.ReasoningGymEngine"})
+    skills: dict[str, Any] = Field(default_factory=lambda: {"_target_": "classroom.agents.skills.TaskSkills"})
+
+
+class StepResult(BaseModel):
+    """What :meth:`DataEnvGym.step` returns."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    observation: Observation
+    reward: float
+    skill_rewards: dict[str, float] = Field(default_factory=dict)
+    done: bool
+    kept: int
+    dropped: int
+    training: TrainingRun | None = None
+
+
+def _write_jsonl(path: Path, rows: Sequence[dict[str, Any] | BaseModel]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        for row in rows:
+            f.write((row.model_dump_json() if isinstance(row, BaseModel) else json.dumps(row)) + "\n")
+
+
+def _write_json_atomic(path: Path, value: Any) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(value, default=str))
+    os.replace(tmp, path)  # a kill mid-write leaves the previous checkpoint whole
+
+
+class DataEnvGym:
+    """One DataEnvGym episode over a student, a data-generation agent and a grader.
+
+    The agents may be Ray actor handles or plain objects with the same async methods.
+    """
+
+    name = "dataenvgym"
+    config_class = DataEnvConfig
+
+    def __init__(
+        self,
+        config: DataEnvConfig,
+        task: Task,
+        *,
+        generator: Any,
+        student: Any,
+        grader: Any,
+        recorder: Recorder,
+        run_dir: Path | str,
+        episode_id: str | None = None,
+    ):
+        self.config = config
+        self.task = task
+        self.generator = generator
+        self.student = student
+        self.grader = grader
+        self.recorder = recorder
+        self.run_dir = Path(run_dir)
+        self.episode_id = episode_id or new_id()
+        self.iteration = 0
+        self.val: list[Problem] = []
+        self.test: list[Problem] = []
+        self.data: list[TrainingExample] = []  # every kept example so far, oldest first
+        self.tree: SkillTree = {}
+        self.observation: Observation | None = None
+        self.history: list[dict[str, Any]] = []
+        self.tokens: dict[str, int] = defaultdict(int)
+        self.adapter_path: str | None = None
+
+    # ------------------------------------------------------------------------ helpers
+
+    def _sample(self) -> None:
+        cfg = self.config
+        self.val = self.task.sample(cfg.val_size, split=cfg.val_split, seed=cfg.seed)
+        exclude = {p.id for p in self.val}
+        pool = [p for p in self.task.split(cfg.test_split) if p.id not in exclude]
+        self.test = Task(self.task.name, {"pool": pool}).sample(cfg.test_size, split="pool", seed=cfg.seed)
+        if len(self.val) < cfg.val_size or not self.test:
+            raise ValueError(
+                f"task {self.task.name!r} gives {len(self.val)} validation problems (split {cfg.val_split!r}, "
+                f"wanted {cfg.val_size}) and {len(self.test)} test problems (split {cfg.test_split!r})"
+            )
+        stamp = {"episode_id": self.episode_id, "sender": "task"}
+        self.val = [p.model_copy(update=stamp) for p in self.val]
+        self.test = [p.model_copy(update=stamp) for p in self.test]
+
+    async def _evaluate(self, problems: Sequence[Problem], *, phase: str, base: bool = False) -> list[Attempt]:
+        attempts = await call(self.student, "answer", list(problems), phase=phase, use_memory=True, base=base)
+        graded = await call(self.grader, "grade_attempts", list(problems), attempts)
+        self.recorder.record(graded)
+        self.recorder.advance(len(graded))
+        for attempt in graded:
+            self.tokens[attempt.sender] += attempt.usage.total_tokens
+        return graded
+
+    def _feedback(self, problems: Sequence[Problem], attempts: Sequence[Attempt], split: str, iteration: int) -> Feedback:
+        report = skill_report(problems, attempts)
+        per_skill = {s.name: s.accuracy for s in report.children if s.accuracy is not None}
+        return Feedback(
+            episode_id=self.episode_id, sender="environment", split=split, iteration=iteration,
+            accuracy=report.correct / max(report.count, 1), count=report.count, report=report,
+            per_skill_accuracy=per_skill,  # type: ignore[arg-type]
+            error_examples=tuple(a.id for a in attempts if not a.correct),
+            weak_skills=tuple(sorted(per_skill, key=lambda s: per_skill[s])[:3]),
+        )
+
+    def _observe(self, attempts: Sequence[Attempt], iteration: int) -> Observation:
+        feedback = self._feedback(self.val, attempts, "validation", iteration)
+        self.recorder.record([feedback])
+        self.recorder.metric("val_accuracy", feedback.accuracy, iteration=iteration)
+        for skill, value in flat_accuracy(feedback.report).items() if feedback.report else ():
+            self.recorder.metric("val_accuracy_per_skill", value, iteration=iteration, skill=skill)
+        return Observation(
+            variant=self.config.variant, iteration=iteration, problems=tuple(self.val), attempts=tuple(attempts),
+            report=feedback, budget=self._budget(), examples_so_far=len(self.data), tree=self.tree,
+        )
+
+    def _budget(self) -> int:
+        return max(min(self.config.examples_per_iteration, self.config.max_examples - len(self.data)), 0)
+
+    def _done(self) -> bool:
+        return self.iteration >= self.config.iterations or len(self.data) >= self.config.max_examples
+
+    async def _quality_check(self, examples: Sequence[TrainingExample]) -> list[TrainingExample]:
+        """Each example kept or dropped with the reason, in order of the checks."""
+        evaluation = {p.question.strip() for p in [*self.val, *self.test]}
+        seen = {e.prompt.strip() for e in self.data}
+        checked: list[TrainingExample] = []
+        candidates: list[int] = []
+        for example in examples:
+            question = example.prompt.strip()
+            reason = None
+            if not question or not (example.answer or "").strip():
+                reason = "no question or no annotated answer"
+            elif question in evaluation:
+                reason = "same question as an evaluation problem"
+            elif question in seen:
+                reason = "duplicate of another example"
+            else:
+                problem = Problem(question=question, answer=example.answer or "", metadata=example.metadata)
+                worked = extract_final_answer(example.completion)
+                if not await call(self.grader, "score", problem, worked):
+                    reason = f"worked answer {worked!r} does not pass the grader against the annotated {example.answer!r}"
+            seen.add(question)
+            checked.append(example.model_copy(update={"kept": reason is None, "drop_reason": reason}))
+            if reason is None:
+                candidates.append(len(checked) - 1)
+        if self.config.drop_known and candidates:
+            problems = [Problem(id=checked[i].id, question=checked[i].prompt, answer=checked[i].answer or "", metadata=checked[i].metadata) for i in candidates]
+            attempts = await self._evaluate_candidates(problems)
+            for i, attempt in zip(candidates, attempts):
+                if attempt.correct:
+                    checked[i] = checked[i].model_copy(update={"kept": False, "drop_reason": "the student already answers it"})
+        return checked
+
+    async def _evaluate_candidates(self, problems: Sequence[Problem]) -> list[Attempt]:
+        attempts = await call(self.student, "answer", list(problems), phase=f"data_check_{self.iteration + 1}", use_memory=True)
+        graded = await call(self.grader, "grade_attempts", list(problems), attempts)
+        for attempt in graded:
+            self.tokens[attempt.sender] += attempt.usage.total_tokens
+        return graded
+
+    def _iteration_dir(self, iteration: int) -> Path:
+        path = self.run_dir / "iterations" / f"{iteration:03d}"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    # -------------------------------------------------------------------------- gym API
+
+    async def reset(self, seed: int | None = None) -> Observation:
+        """Sample validation/test problems, evaluate the untrained student, observe."""
+        if seed is not None and seed != self.config.seed:
+            self.config = self.config.model_copy(update={"seed": seed})
+        self.iteration, self.data, self.tree, self.history = 0, [], {}, []
+        self._sample()
+        self.val, failures = await call(self.generator, "discover_skills", self.val)
+        self.recorder.record([*self.val, *self.test, *failures])
+        self.recorder.stage("reset: student on the validation set", len(self.val))
+        attempts = await self._evaluate(self.val, phase="val_0")
+        self.observation = self._observe(attempts, 0)
+        self._write_iteration(0, self.observation, [], None)
+        self.history.append(self._row(self.observation, None, 0, 0, None))
+        self._checkpoint()
+        return self.observation
+
+    async def step(self, action: AgentAction) -> StepResult:
+        """Quality-check the data, train on all data so far, evaluate, reward."""
+        if self.observation is None:
+            raise RuntimeError("call reset() before step()")
+        if self._done():
+            raise RuntimeError(f"the episode is done (iteration {self.iteration} of {self.config.iterations})")
+        iteration = self.iteration + 1
+        previous = self.observation
+        self.recorder.record([action.plan, *action.notes])
+        self.recorder.stage(f"iteration {iteration}: quality checks", None)
+        checked = await self._quality_check(action.examples)
+        room = self.config.max_examples - len(self.data)
+        kept = [e for e in checked if e.kept][: max(room, 0)]
+        kept_ids = {e.id for e in kept}
+        checked = [e if e.id in kept_ids or not e.kept else e.model_copy(update={"kept": False, "drop_reason": "data budget reached"}) for e in checked]
+        self.recorder.record(checked)
+        self.data += kept
+        self.tree = apply_to_tree(action.plan, self.tree, previous.budget)
+
+        training = None
+        folder = self._iteration_dir(iteration)
+        if kept:
+            self.recorder.stage(f"iteration {iteration}: student learns from {len(self.data)} examples", None)
+            training = await call(
+                self.student, "train", self.data, iteration=iteration, out_dir=str(folder / "adapter"),
+                adapter_name=f"{self.episode_id}-it{iteration}",
+            )
+            self.recorder.record([training])
+            self.adapter_path = training.adapter_path or self.adapter_path
+            self.recorder.stage(f"iteration {iteration}: student on the validation set", len(self.val))
+            attempts = await self._evaluate(self.val, phase=f"val_{iteration}")
+        else:
+            attempts = list(previous.attempts)  # nothing new to learn: the student is unchanged
+        self.iteration = iteration
+        observation = self._observe(attempts, iteration)
+        reward = observation.report.accuracy - previous.report.accuracy
+        skill_rewards = {
+            s: observation.report.per_skill_accuracy[s] - previous.report.per_skill_accuracy[s]
+            for s in observation.report.per_skill_accuracy
+            if s in previous.report.per_skill_accuracy
+        }
+        self.observation = observation
+        self._write_iteration(iteration, observation, checked, action)
+        self.history.append(self._row(observation, training, len(checked), len(kept), reward))
+        self.recorder.metric("reward", reward, iteration=iteration)
+        self.recorder.metric("examples_generated", len(checked), iteration=iteration)
+        self.recorder.metric("examples_kept", len(kept), iteration=iteration)
+        if training is not None:
+            self.recorder.metric("training_seconds", training.seconds, iteration=iteration)
+        self._checkpoint()
+        return StepResult(
+            observation=observation, reward=reward, skill_rewards=skill_rewards, done=self._done(),
+            kept=len(kept), dropped=len(checked) - len(kept), training=training,
+        )
+
+    # --------------------------------------------------------------- records, checkpoints
+
+    def _row(self, observation: Observation, training: TrainingRun | None, generated: int, kept: int, reward: float | None) -> dict[str, Any]:
+        return {
+            "iteration": observation.iteration,
+            "val_accuracy": observation.report.accuracy,
+            "per_skill": flat_accuracy(observation.report.report) if observation.report.report else {},
+            "generated": generated,
+            "kept": kept,
+            "examples_so_far": len(self.data),
+            "reward": reward,
+            "training_seconds": training.seconds if training else 0.0,
+            "train_loss": training.train_loss if training else None,
+            "adapter": training.adapter if training else None,
+            "tokens": dict(self.tokens),
+        }
+
+    def _write_iteration(self, iteration: int, observation: Observation, checked: Sequence[TrainingExample], action: AgentAction | None) -> None:
+        folder = self._iteration_dir(iteration)
+        (folder / "report.json").write_text(observation.report.model_dump_json(indent=1))
+        if action is not None:
+            (folder / "plan.json").write_text(action.plan.model_dump_json(indent=1))
+            _write_jsonl(folder / "examples.jsonl", [e for e in checked if e.kept])
+            _write_jsonl(folder / "dropped.jsonl", [e for e in checked if not e.kept])
+
+    async def _write_sft(self) -> None:
+        rows = await call(self.student, "sft_rows", self.data)
+        _write_jsonl(self.run_dir / "sft.jsonl", rows)  # TRL prompt-completion format
+
+    def _checkpoint(self) -> None:
+        assert self.observation is not None
+        _write_json_atomic(self.run_dir / CHECKPOINT, {
+            "iteration": self.iteration,
+            "episode_id": self.episode_id,
+            "observation": self.observation.model_dump(mode="json"),
+            "test": [p.model_dump(mode="json") for p in self.test],
+            "data": [e.model_dump(mode="json") for e in self.data],
+            "tree": self.tree,
+            "history": self.history,
+            "tokens": dict(self.tokens),
+            "adapter_path": self.adapter_path,
+            "student": None,  # filled by _save_agents (actors answer asynchronously)
+        })
+
+    async def _save_agents(self) -> None:
+        path = self.run_dir / CHECKPOINT
+        state = json.loads(path.read_text())
+        state["student"] = await call(self.student, "state")
+        state["generator"] = await call(self.generator, "state")
+        _write_json_atomic(path, state)
+
+    async def restore(self) -> Observation:
+        """Continue from the run directory's checkpoint (the last finished iteration)."""
+        path = self.run_dir / CHECKPOINT
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} does not exist: the episode finished no iteration to resume from")
+        state = json.loads(path.read_text())
+        if state.get("student") is None:
+            raise FileNotFoundError(f"{path} is incomplete (killed while it was written): no iteration to resume from")
+        self.episode_id = state["episode_id"]
+        self.iteration = int(state["iteration"])
+        self.observation = Observation.model_validate(state["observation"])
+        self.val = list(self.observation.problems)
+        self.test = [Problem.model_validate(p) for p in state["test"]]
+        self.data = [TrainingExample.model_validate(e) for e in state["data"]]
+        self.tree = state.get("tree", {})
+        self.history = state.get("history", [])
+        self.tokens = defaultdict(int, state.get("tokens", {}))
+        self.adapter_path = state.get("adapter_path")
+        self.recorder.stage(f"resuming after iteration {self.iteration}", None)
+        await call(self.student, "restore", state["student"], self.data, self.adapter_path)
+        await call(self.generator, "restore", state.get("generator") or {})
+        return self.observation
+
+    # ------------------------------------------------------------------------- launching
+
+    @classmethod
+    def plugins(cls, config: DataEnvConfig) -> dict[str, Any]:
+        """Build the policy, engine and skill discovery named by ``_target_`` (fails fast)."""
+        from classroom.agents.datagen import DataGenerationEngine, DataGenerationPolicy
+        from classroom.agents.skills import SkillDiscovery
+        from classroom.launch.settings import instantiate_plugin
+
+        return {
+            "policy": instantiate_plugin("env.policy", config.policy, DataGenerationPolicy),
+            "engine": instantiate_plugin("env.engine", config.engine, DataGenerationEngine),
+            "skills": instantiate_plugin("env.skills", config.skills, SkillDiscovery),
+        }
+
+    @classmethod
+    async def play(cls, parts: dict[str, Any], pool: Any, recorder: Recorder, episode_id: str, run_dir: Path, resume: bool) -> dict[str, Any]:
+        """Spawn the agents as Ray actors and run the episode (``classroom run``/``resume``)."""
+        from classroom.agents.actors import spawn
+        from classroom.agents.datagen import DataGenerator
+        from classroom.agents.grading import Grader
+        from classroom.agents.roles import Student
+
+        s, plugins = parts["student"], parts["env_plugins"]
+        generator = spawn(
+            DataGenerator, pool.llm("teacher"), policy=plugins["policy"], engine=plugins["engine"],
+            skills=plugins["skills"], episode_id=episode_id, seed=parts["env_config"].seed,
+        )
+        student = spawn(
+            Student, pool.llm("student"), num_cpus=s.num_cpus, episode_id=episode_id, learner=parts["learner"],
+            prompts=s.prompts, sampling=s.sampling, adapter=s.adapter,
+        )
+        env = cls(
+            parts["env_config"], parts["task"], generator=generator, student=student, grader=spawn(Grader),
+            recorder=recorder, run_dir=run_dir, episode_id=episode_id,
+        )
+        return await env.run(resume=resume)
+
+    # -------------------------------------------------------------------------- episode
+
+    async def run(self, *, resume: bool = False) -> dict[str, Any]:
+        """Reset (or resume), let the agent act until done, score the test set."""
+        started = time.time()
+        resumed_from = None
+        if resume:
+            observation = await self.restore()
+            resumed_from = self.iteration
+        else:
+            observation = await self.reset()
+            await self._save_agents()
+        while not self._done():
+            self.recorder.stage(f"iteration {self.iteration + 1}: the agent plans and makes data", None)
+            action = await call(self.generator, "act", observation)
+            result = await self.step(action)
+            await self._save_agents()
+            observation = result.observation
+        await self._write_sft()
+
+        self.recorder.stage("test set: trained and untrained student", 2 * len(self.test))
+        final = await self._evaluate(self.test, phase="test")
+        initial = await self._evaluate(self.test, phase="test_untrained", base=True)
+        test_report = self._feedback(self.test, final, "test", self.iteration)
+        base_report = self._feedback(self.test, initial, "test_untrained", 0)
+        self.recorder.record([test_report, base_report])
+        return self._summary(test_report, base_report, started, resumed_from)
+
+    def _summary(self, test: Feedback, base: Feedback, started: float, resumed_from: int | None) -> dict[str, Any]:
+        curve = {str(row["iteration"]): row["val_accuracy"] for row in self.history}
+        first, last = self.history[0], self.history[-1]
+        skills = sorted(set(first["per_skill"]) | set(last["per_skill"]))
+        summary: dict[str, Any] = {
+            "env": self.name,
+            "variant": self.config.variant,
+            "task": self.task.name,
+            "episode_id": self.episode_id,
+            "iterations": self.iteration,
+            "resumed_from": resumed_from,
+            "validation_problems": len(self.val),
+            "test_problems": len(self.test),
+            "val_accuracy_by_iteration": curve,
+            "per_skill_by_iteration": {str(r["iteration"]): r["per_skill"] for r in self.history},
+            "test_accuracy": test.accuracy,
+            "test_accuracy_untrained": base.accuracy,
+            "test_per_skill": test.per_skill_accuracy,
+            "test_per_skill_untrained": base.per_skill_accuracy,
+            "examples_kept": len(self.data),
+            "examples_generated": sum(r["generated"] for r in self.history),
+            "training_seconds": round(sum(r["training_seconds"] for r in self.history), 2),
+            "history": self.history,
+            "tokens": dict(self.tokens),
+            "wall_time_s": round(time.time() - started, 2),
+        }
+        summary["scores"] = {
+            **{f"val@{k}": v for k, v in curve.items()},
+            "test": test.accuracy,
+            "test_untrained": base.accuracy,
+            "test_gain": test.accuracy - base.accuracy,
+            # Per-skill learning curves: which skills the environment made improve.
+            **{f"val[{s}]@{r['iteration']}": r["per_skill"].get(s) for s in skills if "/" not in s for r in self.history},
+        }
+        for key, value in summary["scores"].items():
+            if value is not None:
+                self.recorder.metric(f"score/{key}", value)
+        for sender, count in self.tokens.items():
+            self.recorder.metric("tokens", count, agent=sender)
+        self.recorder.metric("wall_time_s", summary["wall_time_s"])
+        return summary

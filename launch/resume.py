@@ -1,0 +1,62 @@
+"""`classroom resume RUN_DIR`: continue a killed episode from its last finished iteration.
+
+The run directory holds the resolved config and the environment's checkpoint; the
+episode goes on in the same folder, appending to its event log and metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from classroom.environments.dataenvgym import CHECKPOINT
+
+
+def resume_error(run_dir: Path) -> str | None:
+    """Why ``run_dir`` cannot be resumed, in one line; None if it can."""
+    if not run_dir.is_dir():
+        return f"{run_dir} is not a folder"
+    if not (run_dir / "config.yaml").is_file():
+        return f"{run_dir} has no config.yaml: is it a run directory?"
+    if not (run_dir / CHECKPOINT).is_file():
+        return f"{run_dir} has no {CHECKPOINT}: the episode finished no iteration (only dataenvgym episodes checkpoint)"
+    summary = run_dir / "summary.json"
+    if summary.is_file():
+        try:
+            status = json.loads(summary.read_text()).get("status")
+        except ValueError:
+            status = None
+        if status == "completed":
+            return f"{run_dir} holds a completed episode: nothing to resume"
+    return None
+
+
+def resume_main(argv: list[str]) -> int:
+    if len(argv) != 1 or argv[0].startswith("-"):
+        print("usage: classroom resume RUN_DIR", file=sys.stderr)
+        return 2
+    run_dir = Path(argv[0])
+    problem = resume_error(run_dir)
+    if problem:
+        print(f"classroom resume: {problem}", file=sys.stderr)
+        return 2
+    import yaml
+
+    from classroom.launch.app import print_summary, run_episode
+    from classroom.launch.settings import ConfigError
+
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    try:
+        summary = run_episode(config, run_dir, show_progress=bool(config.get("progress", True)), resume=True)
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    except FileNotFoundError as exc:
+        print(f"classroom resume: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"interrupted; what ran so far is in {run_dir}", file=sys.stderr)
+        return 130
+    print_summary(summary)
+    return 0
