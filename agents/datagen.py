@@ -83,6 +83,7 @@ class AgentAction(BaseModel):
     examples: tuple[TrainingExample, ...] = ()
     # Parse failures and requests the engine could not serve: recorded, not fatal.
     notes: tuple[ParseFailure, ...] = ()
+    tokens: int = 0  # the teacher model's tokens spent on this action (LLM policies, engines)
 
 
 def scale_allocation(allocation: dict[str, float], budget: int) -> dict[str, int]:
@@ -286,24 +287,32 @@ class LLMPolicy:
 
     name = "llm"
 
-    def __init__(self, variant: Variant, max_tokens: int = 256, temperature: float = 0.0, seed: int = 0):
-        self.variant = variant
+    def __init__(self, variant: Variant | None = None, max_tokens: int = 256, temperature: float = 0.0, seed: int = 0):
+        self.variant = variant  # None: the observation's
         self.params = SamplingParams(max_tokens=max_tokens, temperature=temperature, seed=seed)
-        self.fallback: Any = {"open_ended": ErrorDrivenPolicy(seed=seed), "skill_list": WeakSkillsPolicy(), "skill_tree": BanditTreePolicy()}[variant]
+        self.seed = seed
+        self._fallbacks: dict[str, Any] = {}
         self.failures: list[ParseFailure] = []
+        self.tokens_used = 0
 
-    def _prompt(self, observation: Observation) -> str:
+    def fallback(self, variant: str) -> Any:
+        """The built-in policy of a variant, which plans when the model's reply is unusable."""
+        if variant not in self._fallbacks:
+            self._fallbacks[variant] = {"open_ended": ErrorDrivenPolicy(seed=self.seed), "skill_list": WeakSkillsPolicy(), "skill_tree": BanditTreePolicy()}[variant]
+        return self._fallbacks[variant]
+
+    def _prompt(self, observation: Observation, variant: str) -> str:
         errors = observation.errors()
         shown = "\n".join(f"- {p.question} (answer {p.answer})" for p in errors[:6]) or "- none"
         lines = [
             f"You make training data for a student. Its validation accuracy is {observation.report.accuracy:.0%}.",
             f"Problems it got wrong:\n{shown}",
         ]
-        if self.variant != "open_ended":
+        if variant != "open_ended":
             lines.append("Accuracy per skill: " + ", ".join(f"{k} {v:.0%}" for k, v in observation.report.per_skill_accuracy.items()))
-        if self.variant == "open_ended":
+        if variant == "open_ended":
             lines.append('Write instructions for new practice problems. Reply as JSON {"instructions": "..."}.')
-        elif self.variant == "skill_list":
+        elif variant == "skill_list":
             lines.append(
                 f"Split {observation.budget} new examples among the skills {list(observation.skills())}. "
                 'Reply as JSON {"allocations": {"skill": count, ...}, "rationale": "..."}.'
@@ -321,11 +330,13 @@ class LLMPolicy:
     async def plan(self, observation: Observation, llm: LLM | None) -> Action:
         if llm is None:
             raise ValueError("the llm data-generation policy needs the teacher's model")
-        schema = {"open_ended": _OpenPlan, "skill_list": _SkillPlan, "skill_tree": _TreePlan}[self.variant]
-        parsed = (await chat_structured(llm, [[ChatMessage(role="user", content=self._prompt(observation))]], schema, self.params))[0]
+        variant = self.variant or observation.variant
+        schema = {"open_ended": _OpenPlan, "skill_list": _SkillPlan, "skill_tree": _TreePlan}[variant]
+        parsed = (await chat_structured(llm, [[ChatMessage(role="user", content=self._prompt(observation, variant))]], schema, self.params))[0]
+        self.tokens_used += parsed.usage.total_tokens
         if parsed.value is None:
             self.failures.append(ParseFailure(sender=self.name, expected=schema.__name__, raw_text=parsed.raw, error=parsed.error or ""))
-            return await self.fallback.plan(observation, llm)
+            return await self.fallback(variant).plan(observation, llm)
         value: Any = parsed.value
         if isinstance(value, _OpenPlan):
             errors = observation.errors() or list(observation.problems)
@@ -346,14 +357,14 @@ class LLMPolicy:
         if value.action == "exploit" and observation.tree:
             return Exploit(sender=self.name, iteration=observation.iteration, allocations=wanted, rationale=value.rationale)
         self.failures.append(ParseFailure(sender=self.name, expected="a usable skill-tree action", raw_text=parsed.raw, error="names no known sub-skill"))
-        return await self.fallback.plan(observation, llm)
+        return await self.fallback(variant).plan(observation, llm)
 
     def state(self) -> dict[str, Any]:
-        return getattr(self.fallback, "state", dict)()
+        return {v: p.state() for v, p in self._fallbacks.items() if hasattr(p, "state")}
 
     def restore(self, state: dict[str, Any]) -> None:
-        if hasattr(self.fallback, "restore"):
-            self.fallback.restore(state)
+        for variant, value in state.items():
+            self.fallback(variant).restore(value)
 
 
 # ------------------------------------------------------------------------------- engines
@@ -475,6 +486,7 @@ class LLMDataEngine:
     def __init__(self, max_tokens: int = 384, temperature: float = 0.8, examples_shown: int = 3):
         self.params = SamplingParams(max_tokens=max_tokens, temperature=temperature)
         self.examples_shown = examples_shown
+        self.tokens_used = 0
 
     async def generate(self, requests: Sequence[DataRequest], llm: LLM | None, *, seed: int) -> tuple[list[TrainingExample], list[ParseFailure]]:
         if llm is None:
@@ -493,6 +505,7 @@ class LLMDataEngine:
             return [], []
         # One call per distinct seed would serialize; one batch keeps the engine busy.
         replies = await chat_structured(llm, [c for _, c, _ in jobs], _WrittenProblem, self.params)
+        self.tokens_used += sum(r.usage.total_tokens for r in replies)
         examples: list[TrainingExample] = []
         failures: list[ParseFailure] = []
         for (request, _, _), parsed in zip(jobs, replies):
@@ -541,6 +554,7 @@ class DataGenerator:
     async def act(self, observation: Observation) -> AgentAction:
         """Plan from the observation, make the data, stamp it with this episode."""
         stamp = {"episode_id": self.episode_id}
+        spent = self._tokens()
         plan = (await self.policy.plan(observation, self.llm)).model_copy(update={**stamp, "iteration": observation.iteration + 1})
         examples, failures = await self.engine.generate(
             requests_for(plan, observation), self.llm, seed=self.seed * 1000 + observation.iteration
@@ -552,7 +566,11 @@ class DataGenerator:
             plan=plan,
             examples=tuple(e.model_copy(update={**stamp, "parents": (plan.id,), "iteration": observation.iteration + 1}) for e in examples),
             notes=tuple(f.model_copy(update=stamp) for f in failures),
+            tokens=self._tokens() - spent,
         )
+
+    def _tokens(self) -> int:
+        return sum(getattr(part, "tokens_used", 0) for part in (self.policy, self.engine, self.skill_discovery))
 
     def state(self) -> dict[str, Any]:
         return getattr(self.policy, "state", dict)()

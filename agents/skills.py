@@ -134,6 +134,7 @@ class TeacherSkills:
             raise ValueError(f"max_categories must be >= 1, got {max_categories}")
         self.max_categories = max_categories
         self.params = SamplingParams(max_tokens=max_tokens, temperature=0.0)
+        self.tokens_used = 0
 
     async def discover(self, problems: Sequence[Problem], llm: LLM | None) -> tuple[list[Problem], list[AnyMessage]]:
         if llm is None:
@@ -141,7 +142,9 @@ class TeacherSkills:
         recorded: list[AnyMessage] = []
         conversations = [[ChatMessage(role="user", content=LABEL_PROMPT.format(question=p.question))] for p in problems]
         labels: list[str] = []
-        for problem, parsed in zip(problems, await chat_structured(llm, conversations, SkillLabel, self.params)):
+        replies = await chat_structured(llm, conversations, SkillLabel, self.params)
+        self.tokens_used += sum(r.usage.total_tokens for r in replies)
+        for problem, parsed in zip(problems, replies):
             if parsed.value is None:
                 recorded.append(ParseFailure(sender="skill_discovery", parents=(problem.id,), expected="SkillLabel", raw_text=parsed.raw, error=parsed.error or ""))
                 labels.append(UNLABELLED)
@@ -158,6 +161,7 @@ class TeacherSkills:
         params = self.params.model_copy(update={"max_tokens": 64 + 24 * len(unique)})
         prompt = MERGE_PROMPT.format(k=self.max_categories, labels=", ".join(unique))
         parsed = (await chat_structured(llm, [[ChatMessage(role="user", content=prompt)]], SkillCategories, params))[0]
+        self.tokens_used += parsed.usage.total_tokens
         mapping: dict[str, str] = {}
         if parsed.value is not None:
             for category in parsed.value.categories[: self.max_categories]:

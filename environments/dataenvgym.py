@@ -250,6 +250,8 @@ class DataEnvGym:
         iteration = self.iteration + 1
         previous = self.observation
         self.recorder.record([action.plan, *action.notes])
+        if action.tokens:
+            self.tokens["data_generator"] += action.tokens
         self.recorder.stage(f"iteration {iteration}: quality checks", None)
         checked = await self._quality_check(action.examples)
         room = self.config.max_examples - len(self.data)
@@ -347,6 +349,14 @@ class DataEnvGym:
         state["generator"] = await call(self.generator, "state")
         _write_json_atomic(path, state)
 
+    @staticmethod
+    def checkpointed_episode(run_dir: Path) -> str:
+        """The episode id a run directory's checkpoint belongs to."""
+        path = Path(run_dir) / CHECKPOINT
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} does not exist: the episode finished no iteration to resume from")
+        return json.loads(path.read_text())["episode_id"]
+
     async def restore(self) -> Observation:
         """Continue from the run directory's checkpoint (the last finished iteration)."""
         path = self.run_dir / CHECKPOINT
@@ -394,6 +404,8 @@ class DataEnvGym:
         from classroom.agents.roles import Student
 
         s, plugins = parts["student"], parts["env_plugins"]
+        if resume:  # the agents carry on under the episode id they had
+            episode_id = cls.checkpointed_episode(run_dir)
         generator = spawn(
             DataGenerator, pool.llm("teacher"), policy=plugins["policy"], engine=plugins["engine"],
             skills=plugins["skills"], episode_id=episode_id, seed=parts["env_config"].seed,

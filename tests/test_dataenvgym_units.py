@@ -1,0 +1,210 @@
+"""DataEnvGym parts that need no model: allocations, the skill tree, the programmatic
+engine, the bandit policy, skill reports, `classroom resume` errors and the report."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from classroom.agents.datagen import (
+    BanditTreePolicy,
+    DataRequest,
+    Observation,
+    ReasoningGymEngine,
+    apply_to_tree,
+    requests_for,
+    scale_allocation,
+    worked_solution,
+)
+from classroom.agents.grading import Grader, extract_final_answer
+from classroom.agents.messages import Attempt, DataPlan, Exploit, Explore, Feedback, Problem
+from classroom.agents.skills import flat_accuracy, skill_report
+from classroom.environments.tasks import reasoning_gym_skills
+
+CATALOGUE = {
+    "chain_sum": {
+        "two_1digit": {"min_terms": 2, "max_terms": 2, "min_digits": 1, "max_digits": 1},
+        "three_1digit": {"min_terms": 3, "max_terms": 3, "min_digits": 1, "max_digits": 1},
+    },
+    "products": {"one_digit": {"min_terms": 2, "max_terms": 2, "min_digits": 1, "max_digits": 1}},
+}
+
+
+def observation(correct: dict[str, bool], tree=None, iteration=0, budget=12) -> Observation:
+    """An observation over the catalogue's validation problems with the given outcomes."""
+    task = reasoning_gym_skills(CATALOGUE, size=4, seed=0)
+    problems = task.split("train")
+    attempts = [
+        Attempt(problem_id=p.id, reasoning="", final_answer=None, correct=correct.get(p.skills[1], False))
+        for p in problems
+    ]
+    report = skill_report(problems, attempts)
+    feedback = Feedback(accuracy=report.correct / report.count, report=report,
+                        per_skill_accuracy={s.name: s.accuracy for s in report.children})
+    return Observation(variant="skill_tree", iteration=iteration, problems=tuple(problems), attempts=tuple(attempts),
+                       report=feedback, budget=budget, tree=tree or {})
+
+
+def test_scale_allocation_spends_the_budget_exactly():
+    assert scale_allocation({"a": 1, "b": 1, "c": 1}, 10) in ({"a": 4, "b": 3, "c": 3}, {"a": 3, "b": 4, "c": 3}, {"a": 3, "b": 3, "c": 4})
+    assert sum(scale_allocation({"a": 0.2, "b": 5, "c": -3}, 7).values()) == 7
+    assert scale_allocation({"a": -1, "b": 0}, 4) == {"a": 2, "b": 2}  # no signal: even split
+    assert scale_allocation({"a": 1}, 0) == {"a": 0}
+
+
+def test_explore_adds_sub_skills_and_exploit_moves_data_among_known_ones():
+    tree = apply_to_tree(Explore(new_subskills={"chain_sum/two_1digit": 5, "products/one_digit": 5}), {}, 10)
+    assert tree == {"chain_sum": {"chain_sum/two_1digit": 5}, "products": {"products/one_digit": 5}}
+    tree = apply_to_tree(Explore(new_subskills={"chain_sum/three_1digit": 10}), tree, 10)
+    assert set(tree["chain_sum"]) == {"chain_sum/two_1digit", "chain_sum/three_1digit"}
+    assert sum(n for subs in tree.values() for n in subs.values()) == 10
+    moved = apply_to_tree(Exploit(allocations={"products/one_digit": 9, "chain_sum/two_1digit": 1, "unknown/x": 50}), tree, 10)
+    assert moved["products"]["products/one_digit"] == 9 and "unknown" not in moved
+    assert moved["chain_sum"]["chain_sum/three_1digit"] == 0
+
+
+def test_requests_for_each_kind_of_plan():
+    obs = observation({}, budget=6)
+    open_plan = DataPlan(count=6, instructions="like these", like_problem_ids=(obs.problems[0].id, "missing"))
+    [request] = requests_for(open_plan, obs)
+    assert request.skill is None and request.count == 6 and [p.id for p in request.like] == [obs.problems[0].id]
+    listed = requests_for(DataPlan(allocations={"chain_sum": 4, "products": 2, "gcd": 0}), obs)
+    assert {(r.skill, r.count) for r in listed} == {("chain_sum", 4), ("products", 2)}
+    tree = requests_for(Explore(new_subskills={"products/one_digit": 6}), obs)
+    assert [(r.skill, r.count) for r in tree] == [("products/one_digit", 6)]
+
+
+def test_worked_solution_walks_the_chain():
+    assert worked_solution("5 + 9 - 7", "7") == "5 + 9 = 14. 14 - 7 = 7. The answer is 7."
+    assert worked_solution("12 * 3", "36") == "12 * 3 = 36. The answer is 36."
+    assert worked_solution(None, "4") == "The answer is 4."
+    assert worked_solution("x + 1", "y") == "The answer is y."  # nothing it can check: no steps
+
+
+async def test_reasoning_gym_engine_makes_exact_fresh_examples():
+    engine = ReasoningGymEngine(CATALOGUE)
+    examples, failures = await engine.generate(
+        [DataRequest(skill="chain_sum/three_1digit", count=5), DataRequest(skill="products", count=2), DataRequest(skill="calculus", count=3)],
+        None, seed=3,
+    )
+    assert len(examples) == 7
+    assert [f.error for f in failures] == ["no reasoning-gym generator for skill 'calculus'"]
+    grader = Grader()
+    for example in examples:
+        problem = Problem(question=example.prompt, answer=example.answer, metadata=example.metadata)
+        assert grader.score(problem, extract_final_answer(example.completion)), example
+    assert all(e.skills == ("chain_sum", "chain_sum/three_1digit") for e in examples[:5])
+    assert all(len(e.prompt.split("=")[0].split("+")) + len(e.prompt.split("=")[0].split("-")) - 1 == 3 for e in examples[:5])
+    # Fresh problems: not the task's own (other seeds), and another seed gives others.
+    again, _ = await engine.generate([DataRequest(skill="chain_sum/three_1digit", count=5)], None, seed=4)
+    assert [e.prompt for e in again] != [e.prompt for e in examples[:5]]
+
+
+async def test_open_ended_requests_imitate_the_problems_they_name():
+    task = reasoning_gym_skills(CATALOGUE, size=4, seed=0)
+    products = [p for p in task.split("train") if p.skills[0] == "products"]
+    examples, failures = await ReasoningGymEngine().generate([DataRequest(count=4, like=tuple(products[:2]))], None, seed=0)
+    assert not failures and len(examples) == 4
+    assert all(e.prompt.startswith("Solve the following multiplication") for e in examples)
+    _, failures = await ReasoningGymEngine().generate([DataRequest(count=2, like=(Problem(question="q", answer="1"),))], None, seed=0)
+    assert "names no reasoning-gym problem" in failures[0].error
+
+
+async def test_bandit_explores_every_skill_first_then_follows_rewards():
+    policy = BanditTreePolicy(c=0.0)
+    first = await policy.plan(observation({}), None)
+    assert isinstance(first, Explore)
+    assert {s.split("/")[0] for s in first.new_subskills} == {"chain_sum", "products"}
+    tree = apply_to_tree(first, {}, 12)
+    # products/one_digit improved after training on it; chain_sum's sub-skill did not.
+    trained = next(s for s in first.new_subskills if s.startswith("chain_sum"))
+    obs = observation({"products/one_digit": True}, tree=tree, iteration=1)
+    second = await policy.plan(obs, None)
+    assert policy.pulls == {s: 1 for s in first.new_subskills}
+    assert policy.rewards["products/one_digit"] > 0 and policy.rewards[trained] <= 0
+    # chain_sum's known sub-skill stalled (no gain) and another is available: explore it.
+    assert isinstance(second, Explore) and list(second.new_subskills) == [
+        next(s for s in CATALOGUE_PATHS if s.startswith("chain_sum") and s != trained)
+    ]
+    restored = BanditTreePolicy()
+    restored.restore(json.loads(json.dumps(policy.state())))
+    assert restored.state() == policy.state()
+
+
+CATALOGUE_PATHS = [f"{skill}/{sub}" for skill, subs in CATALOGUE.items() for sub in subs]
+
+
+async def test_bandit_exploits_when_nothing_is_left_to_explore():
+    policy = BanditTreePolicy(c=0.0)
+    tree = {"chain_sum": {p: 4 for p in CATALOGUE_PATHS if p.startswith("chain_sum")}, "products": {"products/one_digit": 4}}
+    action = await policy.plan(observation({"chain_sum/two_1digit": True, "products/one_digit": True}, tree=tree), None)
+    assert isinstance(action, Exploit)
+    # Most data where the student is weakest.
+    assert action.allocations["chain_sum/three_1digit"] == max(action.allocations.values())
+    assert sum(action.allocations.values()) == 12
+
+
+def test_skill_report_counts_skills_and_sub_skills():
+    obs = observation({"chain_sum/two_1digit": True})
+    report = obs.report.report
+    assert report.count == len(obs.problems) == sum(c.count for c in report.children)
+    for top in report.children:
+        assert top.count == sum(sub.count for sub in top.children)
+    accuracy = flat_accuracy(report)
+    assert accuracy["chain_sum/two_1digit"] == 1.0 and accuracy["chain_sum/three_1digit"] == 0.0
+    assert accuracy["chain_sum"] == 0.5
+
+
+def test_reasoning_gym_skills_rejects_bad_trees():
+    with pytest.raises(ValueError, match="unknown reasoning-gym dataset 'chain_sums'"):
+        reasoning_gym_skills({"chain_sums": {"a": {}}})
+    with pytest.raises(ValueError, match="skills.chain_sum: needs at least one named sub-skill"):
+        reasoning_gym_skills({"chain_sum": {}})
+    with pytest.raises(ValueError, match=r"skills.chain_sum.bad: reasoning-gym rejected"):
+        reasoning_gym_skills({"chain_sum": {"bad": {"min_terms": 5, "max_terms": 2}}})
+
+
+CLASSROOM = [sys.executable, "-m", "classroom.launch.cli"]
+
+
+@pytest.mark.parametrize(
+    "setup, expected",
+    [
+        ("nothing", "is not a folder"),
+        ("empty", "has no config.yaml"),
+        ("config_only", "has no checkpoint.json: the episode finished no iteration"),
+        ("completed", "holds a completed episode"),
+    ],
+)
+def test_resume_refuses_with_one_line(setup, expected, tmp_path):
+    run_dir = tmp_path / "run"
+    if setup != "nothing":
+        run_dir.mkdir()
+    if setup in ("config_only", "completed"):
+        (run_dir / "config.yaml").write_text(yaml.safe_dump({"seed": 0}))
+    if setup == "completed":
+        (run_dir / "checkpoint.json").write_text("{}")
+        (run_dir / "summary.json").write_text(json.dumps({"status": "completed"}))
+    out = subprocess.run([*CLASSROOM, "resume", str(run_dir)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert expected in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_report_draws_learning_curves_per_variant_and_skill(tmp_path):
+    from classroom.launch.report import write_report
+
+    for number, (variant, curve) in enumerate([("skill_list", [0.2, 0.4]), ("skill_tree", [0.2, 0.3])]):
+        run = tmp_path / str(number)
+        (run / ".hydra").mkdir(parents=True)
+        (run / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([f"experiment=dataenvgym_{variant}", "seed=0"]))
+        (run / "config.yaml").write_text(yaml.safe_dump({"seed": 0}))
+        scores = {**{f"val@{i}": v for i, v in enumerate(curve)}, **{f"val[chain_sum]@{i}": v for i, v in enumerate(curve)}, "test": curve[-1]}
+        (run / "summary.json").write_text(json.dumps({"status": "completed", "env": "dataenvgym", "variant": variant, "scores": scores}))
+    html = Path(write_report(tmp_path)).read_text()
+    assert "<h2>Learning curve</h2>" in html and "<h2>Learning curve: chain_sum</h2>" in html
+    assert "dataenvgym_skill_tree" in html
