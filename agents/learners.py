@@ -1,0 +1,268 @@
+"""Fine-tuning learners: a student that learns by training a LoRA adapter.
+
+:class:`LoRALearner` is the student's :class:`~classroom.agents.policies.Learner`
+policy (named in Hydra by ``_target_``); it sends the training to a
+:class:`LoRATrainer` Ray actor, which runs TRL's ``SFTTrainer`` with peft on the CPU
+and saves an adapter folder the serving engine hot-loads (``load_adapter``).
+
+Examples are TRL conversational prompt-completion dicts::
+
+    {"prompt": [{"role": "user", "content": "..."}],
+     "completion": [{"role": "assistant", "content": "..."}]}
+
+and the loss is on the completion only (TRL's default for prompt-completion data).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import os
+import shutil
+import tempfile
+import time
+from typing import Any, Literal, Sequence
+
+from classroom.agents.messages import Explanation, Problem
+
+LearnMode = Literal["accumulated", "incremental"]
+MODES: tuple[str, ...] = ("accumulated", "incremental")
+DEFAULT_TARGET_MODULES: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+class LoRATrainer:
+    """Trains LoRA adapters on one base model, held in memory between calls.
+
+    Used as a Ray actor (one per base model, see :meth:`LoRALearner.fit`). Every
+    ``train`` starts from a pristine copy of the base weights: peft injects its layers
+    into the model it wraps, so training on the loaded model itself would leak one
+    adapter into the next.
+    """
+
+    def __init__(self, base_model: str, num_threads: int | None = None):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from classroom.serving.embedded import resolve_model
+
+        torch.set_num_threads(num_threads or os.cpu_count() or 1)
+        self.base_model = base_model
+        self.model_path = resolve_model(base_model)
+        self.tokenizer = AutoTokenizer.from_pretrained(self.model_path)
+        self._base = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=torch.float32)
+        self._base.eval()
+
+    def train(
+        self, examples: list[dict], out_dir: str, *, settings: dict[str, Any], init_adapter: str | None = None
+    ) -> dict[str, Any]:
+        """Train on ``examples`` and save the adapter into ``out_dir``.
+
+        ``settings`` holds r, alpha, dropout, target_modules, epochs, learning_rate,
+        batch_size, max_length and seed. With ``init_adapter`` (an earlier ``out_dir``)
+        that adapter is trained further; else a fresh LoRA is made from the settings.
+        """
+        from datasets import Dataset
+        from peft import LoraConfig, PeftModel
+        from trl import SFTConfig, SFTTrainer
+
+        if not examples:
+            raise ValueError("LoRATrainer.train: no examples to train on")
+        started = time.perf_counter()
+        model = copy.deepcopy(self._base)
+        peft_config = None
+        if init_adapter is not None:
+            model = PeftModel.from_pretrained(model, init_adapter, is_trainable=True)
+        else:
+            peft_config = LoraConfig(
+                r=settings["r"],
+                lora_alpha=settings["alpha"],
+                lora_dropout=settings["dropout"],
+                target_modules=list(settings["target_modules"]),
+                task_type="CAUSAL_LM",
+            )
+        scratch = tempfile.mkdtemp(prefix="classroom-lora-")
+        try:
+            # Measured on a 2-core CPU: TRL's default bf16 makes a step ~100x slower
+            # (no bf16 matmul kernels), and gradient checkpointing only trades time
+            # for memory a 135M model does not need.
+            config = SFTConfig(
+                output_dir=scratch,
+                num_train_epochs=settings["epochs"],
+                learning_rate=settings["learning_rate"],
+                per_device_train_batch_size=settings["batch_size"],
+                max_length=settings["max_length"],
+                seed=settings["seed"],
+                lr_scheduler_type="constant",
+                warmup_steps=0,
+                bf16=False,
+                fp16=False,
+                gradient_checkpointing=False,
+                use_cpu=True,
+                report_to=[],
+                save_strategy="no",
+                disable_tqdm=True,
+                logging_strategy="no",
+                dataloader_num_workers=0,
+                dataloader_pin_memory=False,
+            )
+            trainer = SFTTrainer(
+                model=model,
+                args=config,
+                train_dataset=Dataset.from_list(list(examples)),
+                processing_class=self.tokenizer,
+                peft_config=peft_config,
+            )
+            result = trainer.train()
+            trainer.model.save_pretrained(out_dir)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        return {
+            "train_loss": float(result.training_loss),
+            "seconds": time.perf_counter() - started,
+            "steps": int(result.global_step),
+            "examples": len(examples),
+            "adapter_path": out_dir,
+        }
+
+
+def trainer_actor_name(base_model: str) -> str:
+    """The Ray name of the LoRATrainer actor shared by all learners of ``base_model``."""
+    return "classroom-lora-trainer-" + hashlib.sha1(base_model.encode()).hexdigest()[:10]
+
+
+class LoRALearner:
+    """A student that learns by LoRA supervised fine-tuning on the teacher's examples.
+
+    It keeps no demonstrations (``learn`` and ``demonstrations`` do nothing): what it
+    learns lives in the adapter ``fit`` writes. ``mode="accumulated"`` trains a fresh
+    adapter on all examples each time (as in DataEnvGym); ``mode="incremental"``
+    continues the previous adapter on the new examples only, cheaper on CPUs.
+    """
+
+    def __init__(
+        self,
+        base_model: str = "embedded",
+        r: int = 8,
+        alpha: int = 16,
+        dropout: float = 0.0,
+        target_modules: Sequence[str] = DEFAULT_TARGET_MODULES,
+        epochs: int = 2,
+        learning_rate: float = 1e-3,
+        batch_size: int = 8,
+        max_length: int = 256,
+        mode: LearnMode = "accumulated",
+        seed: int = 0,
+        trainer_num_cpus: float = 0,
+    ):
+        checks = [
+            ("mode", mode, mode in MODES, f"one of {', '.join(MODES)}"),
+            ("r", r, isinstance(r, int) and r >= 1, ">= 1"),
+            ("alpha", alpha, alpha > 0, "> 0"),
+            ("dropout", dropout, 0.0 <= dropout < 1.0, "in [0, 1)"),
+            ("epochs", epochs, isinstance(epochs, int) and epochs >= 1, ">= 1"),
+            ("learning_rate", learning_rate, learning_rate > 0, "> 0"),
+            ("batch_size", batch_size, isinstance(batch_size, int) and batch_size >= 1, ">= 1"),
+            ("max_length", max_length, isinstance(max_length, int) and max_length >= 16, ">= 16"),
+            ("trainer_num_cpus", trainer_num_cpus, trainer_num_cpus >= 0, ">= 0"),
+            ("target_modules", target_modules, bool(target_modules) and not isinstance(target_modules, str), "a non-empty list of module names"),
+        ]
+        for key, value, ok, expected in checks:
+            if not ok:
+                raise ValueError(f"LoRALearner: {key} must be {expected}, got {value!r}")
+        self.base_model = base_model
+        self.r = r
+        self.alpha = alpha
+        self.dropout = dropout
+        self.target_modules = tuple(target_modules)
+        self.epochs = epochs
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+        self.max_length = max_length
+        self.mode: LearnMode = mode
+        self.seed = seed
+        self.trainer_num_cpus = trainer_num_cpus
+        # Examples already in the last adapter, and where it is.
+        self.trained = 0
+        self.adapter_path: str | None = None
+        self._trainer_handle: Any = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The learner travels into the Student actor; a handle made here would tie
+        # the trainer actor's lifetime to this copy.
+        return {**self.__dict__, "_trainer_handle": None}
+
+    def learn(self, problems: Sequence[Problem], explanations: Sequence[Explanation]) -> None:
+        """No in-context memory: what this learner learns comes through :meth:`fit`."""
+
+    def demonstrations(self, problem: Problem) -> list[tuple[Problem, Explanation]]:
+        return []
+
+    def settings(self) -> dict[str, Any]:
+        """The training settings sent to :meth:`LoRATrainer.train`."""
+        return {
+            "r": self.r,
+            "alpha": self.alpha,
+            "dropout": self.dropout,
+            "target_modules": list(self.target_modules),
+            "epochs": self.epochs,
+            "learning_rate": self.learning_rate,
+            "batch_size": self.batch_size,
+            "max_length": self.max_length,
+            "seed": self.seed,
+        }
+
+    def _trainer(self) -> Any:
+        # Kept while this learner lives: Ray ends a (non-detached) named actor once no
+        # handle to it is left, and reloading the model costs seconds every fit.
+        if self._trainer_handle is None:
+            import ray
+
+            self._trainer_handle = (
+                ray.remote(LoRATrainer)
+                .options(name=trainer_actor_name(self.base_model), get_if_exists=True, num_cpus=self.trainer_num_cpus)
+                .remote(self.base_model)
+            )
+        return self._trainer_handle
+
+    async def fit(self, examples: Sequence[dict], out_dir: str) -> dict[str, Any]:
+        """Train on ``examples`` (all so far, oldest first); the adapter goes to ``out_dir``.
+
+        Returns the trainer's figures (train_loss, seconds, steps, examples,
+        adapter_path) plus ``mode`` and ``epochs``.
+        """
+        if not examples:
+            raise ValueError("LoRALearner.fit: no examples to train on")
+        init_adapter = None
+        batch = list(examples)
+        if self.mode == "incremental":
+            if len(examples) < self.trained:
+                raise ValueError(
+                    f"LoRALearner.fit: got {len(examples)} examples but {self.trained} were trained already "
+                    "(incremental mode expects all examples so far, oldest first)"
+                )
+            batch = list(examples[self.trained :])
+            if not batch:
+                raise ValueError(f"LoRALearner.fit: no examples to train on beyond the {self.trained} trained already")
+            init_adapter = self.adapter_path
+        out_dir = os.path.abspath(out_dir)
+        result = await self._trainer().train.remote(batch, out_dir, settings=self.settings(), init_adapter=init_adapter)
+        self.trained = len(examples)
+        self.adapter_path = out_dir
+        return {**result, "mode": self.mode, "epochs": self.epochs}
+
+    def state(self) -> dict[str, Any]:
+        """What a resumed episode needs to continue training where this one stopped."""
+        return {"mode": self.mode, "trained": self.trained, "adapter_path": self.adapter_path}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Continue from a :meth:`state` of an earlier learner."""
+        adapter_path = state.get("adapter_path")
+        trained = int(state.get("trained", 0))
+        if trained < 0:
+            raise ValueError(f"LoRALearner.restore: trained must be >= 0, got {trained}")
+        if adapter_path is not None and not os.path.isfile(os.path.join(adapter_path, "adapter_config.json")):
+            raise ValueError(f"LoRALearner.restore: adapter_path {adapter_path} has no adapter_config.json")
+        if trained and adapter_path is None:
+            raise ValueError(f"LoRALearner.restore: trained={trained} but no adapter_path")
+        self.trained = trained
+        self.adapter_path = adapter_path
