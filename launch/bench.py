@@ -1,9 +1,13 @@
-"""`classroom bench serving`: the same batch through three doors of one engine.
+"""Benchmarks that measure alternatives side by side in one run, as ratios.
 
+`classroom bench serving`: the same batch through three doors of one engine.
 (a) vLLM's engine called directly (inside the engine actor, no classroom wrapping),
 (b) :class:`VLLMBackend` through Ray actor calls, (c) :class:`OpenAIBackend` over HTTP
 to the engine's OpenAI-compatible server. All three hit the same engine, in
 interleaved rounds, so the ratios b/a and c/a measure only the cost of each door.
+
+`classroom bench learner`: a freshly trained LoRA adapter to its first answer, (a)
+hot-loaded into the running engine vs (b) by restarting the engine with it.
 """
 
 from __future__ import annotations
@@ -107,6 +111,137 @@ def bench_serving_main(args: Any) -> int:
     finally:
         ray.shutdown()
     print_serving_report(result)
+    if args.json:
+        import json
+
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=2)
+    return 0
+
+
+def bench_arithmetic_examples(count: int, seed: int) -> list[dict]:
+    """Short sums as TRL prompt-completion examples, fixed by seed."""
+    rng = random.Random(seed)
+    examples = []
+    for _ in range(count):
+        a, b = rng.randint(2, 60), rng.randint(2, 60)
+        examples.append(
+            {
+                "prompt": [{"role": "user", "content": f"What is {a} + {b}?"}],
+                "completion": [{"role": "assistant", "content": f"{a} + {b} = {a + b}."}],
+            }
+        )
+    return examples
+
+
+async def run_learner_benchmark(
+    *, examples: int = 16, rounds: int = 3, seed: int = 0, engine: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Seconds to a first answer with a new adapter: hot swap vs engine restart.
+
+    (a) hot swap: ``load_adapter`` into the running engine, then one greedy request
+    with it; (b) restart: shut the engine down, start a fresh one, load the adapter,
+    one request. Rounds interleave the two (alternating which goes first); the median
+    of each is reported. Training the adapter is timed too, outside the ratio.
+    """
+    import tempfile
+
+    import ray
+
+    from classroom.agents.learners import LoRALearner, trainer_actor_name
+    from classroom.serving.vllm_engine import VLLMEngineConfig, start_engine
+
+    config = VLLMEngineConfig(**{"served_model_name": "embedded", **(engine or {}), "enable_lora": True})
+    data = bench_arithmetic_examples(examples, seed)
+    conversation = [as_conversation(data[0]["prompt"])]
+    params = SamplingParams(max_tokens=16, temperature=0.0, seed=seed)
+    learner = LoRALearner(epochs=1, batch_size=8, seed=seed)
+    backend = start_engine(config)
+    try:
+        with tempfile.TemporaryDirectory(prefix="classroom-bench-") as tmp:
+            trained = await learner.fit(data, f"{tmp}/adapter")
+            path = trained["adapter_path"]
+            await backend.chat(conversation, params)  # warm up the base path
+
+            async def hot_swap() -> float:
+                started = time.perf_counter()
+                await backend.load_adapter("student", path)
+                await backend.chat(conversation, params, adapter="student")
+                return time.perf_counter() - started
+
+            async def restart() -> float:
+                nonlocal backend
+                started = time.perf_counter()
+                await _stop_engine(backend)
+                backend = start_engine(config)
+                await backend.load_adapter("student", path)
+                await backend.chat(conversation, params, adapter="student")
+                return time.perf_counter() - started
+
+            seconds: dict[str, list[float]] = {"a_hot_swap": [], "b_restart": []}
+            for i in range(rounds):
+                order = [("a_hot_swap", hot_swap), ("b_restart", restart)]
+                for key, way in order if i % 2 == 0 else order[::-1]:
+                    seconds[key].append(await way())
+    finally:
+        await _stop_engine(backend)
+        try:
+            ray.kill(ray.get_actor(trainer_actor_name(learner.base_model)))
+        except ValueError:  # training never started
+            pass
+    median = {k: statistics.median(v) for k, v in seconds.items()}
+    return {
+        "examples": examples,
+        "rounds": rounds,
+        "train_seconds": trained["seconds"],
+        "train_steps": trained["steps"],
+        "train_loss": trained["train_loss"],
+        "seconds": median,
+        "all_rounds": seconds,
+        "ratio_b_over_a": median["b_restart"] / median["a_hot_swap"],
+    }
+
+
+async def _stop_engine(backend: Any) -> None:
+    import ray
+
+    try:
+        await asyncio.wait_for(backend.actor.shutdown.remote(), timeout=30)
+    except Exception:  # a dead or stuck engine is killed below all the same
+        pass
+    ray.kill(backend.actor)
+
+
+def print_learner_report(result: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    print(
+        f"trained a LoRA adapter on {result['examples']} examples: {result['train_steps']} steps, "
+        f"{result['train_seconds']:.1f} s, loss {result['train_loss']:.3f} (not part of the ratio)"
+    )
+    table = Table(title=f"new adapter to first answer, median of {result['rounds']} interleaved rounds")
+    table.add_column("way")
+    table.add_column("seconds", justify="right")
+    table.add_column("vs (a)", justify="right")
+    base = result["seconds"]["a_hot_swap"]
+    labels = {"a_hot_swap": "(a) hot swap into the running engine", "b_restart": "(b) restart the engine with it"}
+    for key, label in labels.items():
+        value = result["seconds"][key]
+        table.add_row(label, f"{value:.2f}", f"{value / base:.1f}x")
+    Console().print(table)
+    print(f"ratio b/a = {result['ratio_b_over_a']:.1f}")
+
+
+def bench_learner_main(args: Any) -> int:
+    import ray
+
+    ray.init(num_cpus=args.num_cpus, include_dashboard=False, log_to_driver=False)
+    try:
+        result = asyncio.run(run_learner_benchmark(examples=args.examples, rounds=args.rounds, seed=args.seed))
+    finally:
+        ray.shutdown()
+    print_learner_report(result)
     if args.json:
         import json
 

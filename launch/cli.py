@@ -19,7 +19,8 @@ commands:
   resume  `classroom resume RUN_DIR` continues a killed episode from its last finished
           iteration (dataenvgym episodes checkpoint after each iteration)
   report  `classroom report RUN_OR_SWEEP_DIR` writes a self-contained report.html
-  bench   benchmarks that print ratios measured side by side (`classroom bench serving`)
+  bench   benchmarks that print ratios measured side by side (`classroom bench serving`,
+          `classroom bench learner`)
 """
 
 
@@ -44,6 +45,12 @@ def _bench_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serving", help="(a) vLLM engine directly vs (b) via Ray vs (c) via HTTP, one engine")
     s.add_argument("--prompts", type=int, default=64, help="requests per round (default 64)")
     s.add_argument("--max-tokens", type=int, default=64)
+    s.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the median is reported")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--num-cpus", type=int, default=os.cpu_count())
+    s.add_argument("--json", default=None, help="also write the figures to this file")
+    s = sub.add_parser("learner", help="a new LoRA adapter: (a) hot swap into the running engine vs (b) engine restart")
+    s.add_argument("--examples", type=int, default=16, help="examples the adapter is trained on (default 16)")
     s.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the median is reported")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--num-cpus", type=int, default=os.cpu_count())
@@ -75,11 +82,12 @@ def main(argv: list[str] | None = None) -> int:
         return serve_main(args)
     if command == "bench":
         args = _bench_parser().parse_args(rest)
-        for name in ("prompts", "max_tokens", "rounds", "num_cpus"):
+        counts = {"serving": ("prompts", "max_tokens"), "learner": ("examples",)}[args.which]
+        for name in (*counts, "rounds", "num_cpus"):
             _positive("--" + name.replace("_", "-"), getattr(args, name))
-        from classroom.launch.bench import bench_serving_main
+        from classroom.launch.bench import bench_learner_main, bench_serving_main
 
-        return bench_serving_main(args)
+        return (bench_learner_main if args.which == "learner" else bench_serving_main)(args)
     if command == "sweep":
         from classroom.launch.sweep import sweep_main
 
