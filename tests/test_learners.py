@@ -1,0 +1,196 @@
+"""LoRALearner: real LoRA SFT with TRL on the CPU, hot-loaded into the running engine."""
+
+from __future__ import annotations
+
+import json
+import math
+import pickle
+import re
+from pathlib import Path
+
+import pytest
+
+from classroom.agents.learners import LoRALearner
+from classroom.agents.policies import Learner
+from classroom.serving.types import SamplingParams, as_conversation
+
+# A made-up function the base model cannot know: zorp(n) = n + offset.
+NUMBERS = range(2, 18)
+GREEDY = SamplingParams(max_tokens=10, temperature=0.0)
+# Measured on 2 cores: 3 epochs at lr 3e-3, batch 4 learn all 16 answers in ~18 s.
+FAST_FIT = {"epochs": 3, "learning_rate": 3e-3, "batch_size": 4}
+
+
+def zorp_examples(offset: int, numbers=NUMBERS) -> list[dict]:
+    return [
+        {
+            # A short system turn replaces SmolLM2's default one: fewer tokens to train.
+            "prompt": [{"role": "system", "content": "Answer."}, {"role": "user", "content": f"Q: What is the zorp of {n}?"}],
+            "completion": [{"role": "assistant", "content": f"The answer is {n + offset}."}],
+        }
+        for n in numbers
+    ]
+
+
+def targets(examples: list[dict]) -> list[str]:
+    return [e["completion"][0]["content"] for e in examples]
+
+
+async def answers(engine, examples: list[dict], adapter: str | None) -> list[str]:
+    replies = await engine.chat([as_conversation(e["prompt"]) for e in examples], GREEDY, adapter=adapter)
+    return [r[0].text.strip() for r in replies]
+
+
+def matches(replies: list[str], wanted: list[str]) -> int:
+    return sum(r == w for r, w in zip(replies, wanted))
+
+
+def lora_weights(folder: str) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(str(Path(folder) / "adapter_model.safetensors"))
+
+
+@pytest.fixture(scope="module")
+def trainer(ray_local):
+    """Keeps the shared LoRATrainer actor (and its loaded model) alive between tests."""
+    return LoRALearner()._trainer()
+
+
+@pytest.fixture(scope="module")
+async def zorp_adapter(trainer, tmp_path_factory) -> tuple[list[dict], dict]:
+    examples = zorp_examples(10)
+    learner = LoRALearner(**FAST_FIT)
+    result = await learner.fit(examples, str(tmp_path_factory.mktemp("lora") / "zorp10"))
+    return examples, result
+
+
+async def test_lora_fit_teaches_the_student_its_examples(engine, zorp_adapter):
+    examples, result = zorp_adapter
+    assert result["examples"] == 16 and result["mode"] == "accumulated" and result["epochs"] == 3
+    assert result["steps"] == 3 * 16 // 4
+    assert math.isfinite(result["train_loss"]) and result["seconds"] > 0
+    config = json.loads((Path(result["adapter_path"]) / "adapter_config.json").read_text())
+    assert config["r"] == 8 and set(config["target_modules"]) >= {"q_proj", "down_proj"}
+
+    await engine.load_adapter("zorp", result["adapter_path"])
+    wanted = targets(examples)
+    taught = await answers(engine, examples, "zorp")
+    base = await answers(engine, examples, None)
+    assert matches(taught, wanted) >= 12, list(zip(taught, wanted))
+    assert matches(base, wanted) <= 1, base
+
+
+async def test_replacing_an_adapter_in_the_running_engine_changes_answers(engine, zorp_adapter, tmp_path_factory):
+    import ray
+
+    def actor_id(host) -> str:
+        return ray.get_runtime_context().get_actor_id()
+
+    examples, first = zorp_adapter
+    # Half the prompts: LoRA requests are ~3x slower than base ones on vLLM's CPU build.
+    examples = examples[::2]
+    before = await engine.actor.start.remote()
+    id_before = await engine.actor.__ray_call__.remote(actor_id)
+    # The reply cache is on, so a stale reply of the replaced adapter would show.
+    await engine.actor.set_response_cache.remote(64)
+    try:
+        await engine.load_adapter("zorp-swap", first["adapter_path"])
+        old = await answers(engine, examples, "zorp-swap")
+        hits = (await engine.actor.set_response_cache.remote(64))["hits"]
+        assert await answers(engine, examples, "zorp-swap") == old
+        assert (await engine.actor.set_response_cache.remote(64))["hits"] == hits + len(examples)
+
+        # Any adapter but the first answers differently; two steps make one.
+        other = zorp_examples(40)
+        quick = LoRALearner(epochs=1, batch_size=8, learning_rate=5e-3)
+        second = await quick.fit(other, str(tmp_path_factory.mktemp("lora") / "zorp40"))
+        await engine.load_adapter("zorp-swap", second["adapter_path"])
+        new = await answers(engine, examples, "zorp-swap")
+    finally:
+        await engine.actor.set_response_cache.remote(0)
+
+    after = await engine.actor.start.remote()
+    assert await engine.actor.__ray_call__.remote(actor_id) == id_before
+    assert (after["pid"], after["startup_s"]) == (before["pid"], before["startup_s"])
+    assert "zorp-swap" in after["adapters"]
+    assert sum(n != o for n, o in zip(new, old)) >= 6, list(zip(old, new))
+    assert matches(old, targets(examples)) >= 6 and matches(new, targets(examples)) <= 2, (old, new)
+
+
+async def test_incremental_continues_the_adapter_on_new_examples_only(trainer, tmp_path):
+    examples = zorp_examples(10, range(2, 8))
+    first = LoRALearner(mode="incremental", epochs=1, batch_size=8, learning_rate=5e-3)
+    one = await first.fit(examples[:4], str(tmp_path / "one"))
+    assert (one["examples"], one["steps"], one["mode"]) == (4, 1, "incremental")
+    assert first.state() == {"mode": "incremental", "trained": 4, "adapter_path": str(tmp_path / "one")}
+    # The learner travels into the Student actor: its state goes along, the handle not.
+    copied = pickle.loads(pickle.dumps(first))
+    assert copied.state() == first.state() and copied._trainer_handle is None
+
+    # A resumed learner with a tiny learning rate: if it continued the adapter, the
+    # weights stay where the first fit left them; a fresh LoRA would start at B = 0.
+    resumed = LoRALearner(mode="incremental", epochs=1, batch_size=8, learning_rate=1e-8)
+    resumed.restore(first.state())
+    two = await resumed.fit(examples, str(tmp_path / "two"))
+    assert (two["examples"], two["steps"]) == (2, 1)
+    assert resumed.state()["trained"] == 6
+    before, after = lora_weights(one["adapter_path"]), lora_weights(two["adapter_path"])
+    assert before.keys() == after.keys()
+    lora_b = [k for k in before if "lora_B" in k]
+    assert lora_b and max(before[k].abs().max().item() for k in lora_b) > 1e-3
+    assert all((before[k] - after[k]).abs().max().item() < 1e-5 for k in before)
+
+    with pytest.raises(ValueError, match="no examples to train on beyond the 6"):
+        await resumed.fit(examples, str(tmp_path / "three"))
+
+
+async def test_accumulated_retrains_all_examples(trainer, tmp_path):
+    examples = zorp_examples(10, range(2, 8))
+    learner = LoRALearner(mode="accumulated", epochs=1, batch_size=8)
+    one = await learner.fit(examples[:4], str(tmp_path / "one"))
+    two = await learner.fit(examples, str(tmp_path / "two"))
+    assert (one["examples"], two["examples"]) == (4, 6)
+    assert two["adapter_path"] == str(tmp_path / "two") and (tmp_path / "two" / "adapter_config.json").is_file()
+
+
+def test_lora_learner_is_a_learner_with_no_memory():
+    learner = LoRALearner()
+    assert isinstance(learner, Learner)
+    assert learner.learn([], []) is None
+
+
+@pytest.mark.parametrize(
+    "kwargs, key",
+    [
+        ({"mode": "online"}, "mode"),
+        ({"r": 0}, "r"),
+        ({"epochs": 0}, "epochs"),
+        ({"learning_rate": 0.0}, "learning_rate"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"target_modules": "q_proj"}, "target_modules"),
+    ],
+)
+def test_bad_settings_name_the_key(kwargs, key):
+    value = re.escape(repr(next(iter(kwargs.values()))))
+    with pytest.raises(ValueError, match=f"^LoRALearner: {key} must be .*, got {value}$"):
+        LoRALearner(**kwargs)
+
+
+async def test_fit_without_examples_says_there_is_nothing_to_train(tmp_path):
+    with pytest.raises(ValueError, match="no examples to train on"):
+        await LoRALearner().fit([], str(tmp_path / "adapter"))
+
+
+def test_restore_rejects_a_missing_adapter(tmp_path):
+    with pytest.raises(ValueError, match="has no adapter_config.json"):
+        LoRALearner(mode="incremental").restore({"trained": 3, "adapter_path": str(tmp_path)})
+
+
+def test_bench_learner_rejects_bad_flags():
+    from classroom.launch.cli import main
+
+    with pytest.raises(SystemExit, match="--examples must be >= 1, got 0"):
+        main(["bench", "learner", "--examples", "0"])
+    with pytest.raises(SystemExit, match="--rounds must be >= 1, got 0"):
+        main(["bench", "learner", "--rounds", "0"])
