@@ -1,0 +1,251 @@
+"""DataEnvGym on the real engine: reset/step contracts per variant, the quality checks,
+a LoRA-trained 1-iteration episode with the adapter hot-loaded, the teacher-model
+parts, and `classroom resume` after a kill between iterations."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from classroom.agents.actors import call, spawn
+from classroom.agents.datagen import (
+    AgentAction,
+    BanditTreePolicy,
+    DataGenerator,
+    DataRequest,
+    ErrorDrivenPolicy,
+    LLMDataEngine,
+    LLMPolicy,
+    ReasoningGymEngine,
+    WeakSkillsPolicy,
+)
+from classroom.agents.grading import Grader
+from classroom.agents.messages import DataPlan, Exploit, Explore, TrainingExample, TrainingRun
+from classroom.agents.policies import InContextLearner
+from classroom.agents.roles import Student
+from classroom.agents.skills import TeacherSkills
+from classroom.environments.dataenvgym import CHECKPOINT, DataEnvConfig, DataEnvGym
+from classroom.environments.tasks import reasoning_gym_skills
+from classroom.launch.rundir import RunDirectory, read_events
+from classroom.serving.pool import RoutedLLM
+
+CATALOGUE = {
+    "chain_sum": {
+        "two_1digit": {"min_terms": 2, "max_terms": 2, "min_digits": 1, "max_digits": 1},
+        "two_2digit": {"min_terms": 2, "max_terms": 2, "min_digits": 2, "max_digits": 2},
+    },
+    "products": {"one_digit": {"min_terms": 2, "max_terms": 2, "min_digits": 1, "max_digits": 1}},
+}
+SYSTEM = 'Solve the problem. End with "The answer is N."'
+POLICIES = {"open_ended": ErrorDrivenPolicy, "skill_list": WeakSkillsPolicy, "skill_tree": BanditTreePolicy}
+
+
+def make_env(engine, run_dir: Path, variant: str, *, learner=None, actors=False, **config):
+    llm = RoutedLLM("embedded", [engine])
+    student_args = dict(episode_id="ep", learner=learner or InContextLearner(k=2), sampling={"max_tokens": 40}, prompts={"system": SYSTEM})
+    generator_args = dict(policy=POLICIES[variant](), engine=ReasoningGymEngine(CATALOGUE), episode_id="ep")
+    if actors:
+        student, generator, grader = spawn(Student, llm, **student_args), spawn(DataGenerator, llm, **generator_args), spawn(Grader)
+    else:
+        student, generator, grader = Student(llm, **student_args), DataGenerator(llm, **generator_args), Grader()
+    settings = {"variant": variant, "iterations": 2, "examples_per_iteration": 8, "val_size": 6, "test_size": 4, **config}
+    recorder = RunDirectory(run_dir, {"test": variant}, show_progress=False)
+    env = DataEnvGym(DataEnvConfig(**settings), reasoning_gym_skills(CATALOGUE, size=8, seed=0),
+                     generator=generator, student=student, grader=grader, recorder=recorder, run_dir=run_dir, episode_id="ep")
+    return env, generator, recorder
+
+
+@pytest.mark.parametrize("variant", ["open_ended", "skill_list", "skill_tree"])
+async def test_reset_and_step_contract(variant, engine, tmp_path):
+    env, generator, recorder = make_env(engine, tmp_path, variant)
+    obs = await env.reset()
+    assert obs.iteration == 0 and obs.variant == variant and obs.budget == 8
+    assert len(obs.attempts) == len(obs.problems) == 6 and all(a.correct is not None for a in obs.attempts)
+    report = obs.report.report
+    assert report.count == 6 and report.correct == sum(bool(a.correct) for a in obs.attempts)
+    assert obs.report.accuracy == pytest.approx(report.correct / 6)
+    assert sum(s.count for s in report.children) == 6
+    assert all(s.count == sum(c.count for c in s.children) for s in report.children)
+    assert {p.id for p in obs.problems}.isdisjoint({p.id for p in env.test})
+
+    action = await generator.act(obs)
+    plan = action.plan
+    if variant == "open_ended":
+        assert isinstance(plan, DataPlan) and plan.count == 8 and not plan.allocations
+        assert set(plan.like_problem_ids) <= {p.id for p in obs.problems}
+        wrong = {a.problem_id for a in obs.attempts if not a.correct}
+        assert set(plan.like_problem_ids) <= wrong or not wrong
+    elif variant == "skill_list":
+        assert isinstance(plan, DataPlan) and sum(plan.allocations.values()) == 8
+        assert set(plan.allocations) == {"chain_sum", "products"}
+    else:
+        assert isinstance(plan, Explore) and {s.split("/")[0] for s in plan.new_subskills} == {"chain_sum", "products"}
+    assert len(action.examples) == 8
+    assert all(e.iteration == 1 and e.parents == (plan.id,) and e.episode_id == "ep" for e in action.examples)
+
+    result = await env.step(action)
+    assert result.observation.iteration == 1 and not result.done
+    assert result.reward == pytest.approx(result.observation.report.accuracy - obs.report.accuracy)
+    assert set(result.skill_rewards) == set(obs.report.per_skill_accuracy)
+    assert result.kept + result.dropped == 8 and result.observation.examples_so_far == result.kept
+    folder = tmp_path / "iterations" / "001"
+    kept = [json.loads(line) for line in (folder / "examples.jsonl").read_text().splitlines()]
+    dropped = [json.loads(line) for line in (folder / "dropped.jsonl").read_text().splitlines()]
+    assert len(kept) == result.kept and len(dropped) == result.dropped
+    assert all(d["drop_reason"] for d in dropped) and all(k["kept"] and k["drop_reason"] is None for k in kept)
+    assert json.loads((tmp_path / CHECKPOINT).read_text())["iteration"] == 1
+    if variant == "skill_tree":
+        assert result.observation.tree and all(n > 0 for subs in result.observation.tree.values() for n in subs.values())
+
+    result = await env.step(await generator.act(result.observation))
+    assert result.done and result.observation.iteration == 2
+    with pytest.raises(RuntimeError, match="the episode is done"):
+        await env.step(action)
+    recorder.close()
+
+
+async def test_quality_checks_drop_bad_data_with_reasons(engine, tmp_path):
+    env, generator, recorder = make_env(engine, tmp_path, "skill_list", iterations=1)
+    obs = await env.reset()
+    made, _ = await ReasoningGymEngine(CATALOGUE).generate([DataRequest(skill="chain_sum/two_2digit", count=6)], None, seed=5)
+    crafted = [
+        TrainingExample(prompt=obs.problems[0].question, completion="The answer is 1.", answer=obs.problems[0].answer),
+        TrainingExample(prompt="What is 2 + 3?", completion="2 + 3 = 6. The answer is 6.", answer="5"),
+        TrainingExample(prompt="What is 4 + 4?", completion="The answer is 8.", answer=""),
+        TrainingExample(prompt="What is 7 + 1?", completion="The answer is 8.", answer="8"),
+        TrainingExample(prompt="What is 7 + 1?", completion="The answer is 8.", answer="8"),
+    ]
+    result = await env.step(AgentAction(plan=DataPlan(allocations={"chain_sum": 6}), examples=tuple(crafted + made)))
+    _, messages = read_events(tmp_path / "events.jsonl")
+    checked = {m.id: m for m in messages if isinstance(m, TrainingExample)}
+    reasons = [checked[e.id].drop_reason for e in crafted]
+    assert reasons[0] == "same question as an evaluation problem"
+    assert reasons[1].startswith("worked answer '6' does not pass the grader")
+    assert reasons[2] == "no question or no annotated answer"
+    assert reasons[4] == "duplicate of another example"
+    assert result.kept + result.dropped == len(crafted) + len(made)
+    # "already answers it" is what the student, asked again, really does.
+    known = [checked[e.id] for e in [crafted[3], *made] if checked[e.id].drop_reason in (None, "the student already answers it")]
+    problems = [env_problem(e) for e in known]
+    attempts = await Grader().grade_attempts(problems, await env.student.answer(problems, phase="again", use_memory=False, base=True))
+    # The check ran before training, i.e. as the untrained student answers.
+    for example, attempt in zip(known, attempts):
+        assert example.kept == (not attempt.correct), (example.prompt, attempt.reasoning)
+    recorder.close()
+
+
+def env_problem(example: TrainingExample):
+    from classroom.agents.messages import Problem
+
+    return Problem(id=example.id, question=example.prompt, answer=example.answer or "", metadata=example.metadata)
+
+
+async def test_one_lora_iteration_end_to_end_hot_loads_the_adapter(engine, tmp_path):
+    """Actors, the real engine, a real LoRA step; the adapter is served without a restart."""
+    import ray
+
+    from classroom.agents.learners import LoRALearner
+
+    actor_id = engine.actor._actor_id.hex()
+    learner = LoRALearner(epochs=3, learning_rate=2e-3, batch_size=4)
+    env, _, recorder = make_env(engine, tmp_path, "skill_list", learner=learner, actors=True, iterations=1, examples_per_iteration=8, drop_known=False)
+    summary = await env.run()
+    recorder.close()
+
+    assert summary["iterations"] == 1 and summary["examples_kept"] == 8
+    [run] = [m for m in read_events(tmp_path / "events.jsonl")[1] if isinstance(m, TrainingRun)]
+    assert run.adapter == "ep-it1" and run.examples == 8 and run.train_loss is not None
+    assert Path(run.adapter_path, "adapter_config.json").is_file()
+    assert run.adapter_path == str(tmp_path / "iterations" / "001" / "adapter")
+    # Loaded into the running engine: same actor, adapter listed, answers use it.
+    assert engine.actor._actor_id.hex() == actor_id
+    assert "ep-it1" in ray.get(engine.actor.info.remote())["adapters"]
+    examples = [TrainingExample.model_validate_json(line) for line in (tmp_path / "iterations" / "001" / "examples.jsonl").read_text().splitlines()]
+    problems = [env_problem(e) for e in examples]
+    trained = await Grader().grade_attempts(problems, await call(env.student, "answer", problems, phase="x"))
+    untrained = await Grader().grade_attempts(problems, await call(env.student, "answer", problems, phase="x", base=True))
+    assert [a.reasoning for a in trained] != [a.reasoning for a in untrained]
+    assert sum(bool(a.correct) for a in trained) > sum(bool(a.correct) for a in untrained)
+    # The SFT data in TRL's prompt-completion format, as the student is asked.
+    rows = [json.loads(line) for line in (tmp_path / "sft.jsonl").read_text().splitlines()]
+    assert len(rows) == 8 and rows[0]["prompt"][0] == {"role": "system", "content": SYSTEM}
+    assert rows[0]["completion"][0]["content"] == examples[0].completion
+    assert summary["scores"]["val@1"] == summary["val_accuracy_by_iteration"]["1"]
+
+
+async def test_teacher_model_parts_parse_or_record(engine):
+    """Skill discovery, the LLM policy and the LLM engine on the real (small) teacher."""
+    llm = RoutedLLM("embedded", [engine])
+    task = reasoning_gym_skills(CATALOGUE, size=4, seed=0)
+    problems = task.split("train")[:4]
+    labelled, failures = await TeacherSkills(max_categories=2).discover(problems, llm)
+    assert len(labelled) == 4 and all(len(p.skills) == 1 and p.skills[0] for p in labelled)
+    assert len({p.skills[0] for p in labelled}) <= 3  # two categories, or "other"
+    assert [p.question for p in labelled] == [p.question for p in problems]
+
+    engine_ = LLMDataEngine(max_tokens=96)
+    examples, failures = await engine_.generate(
+        [DataRequest(skill="chain_sum", count=2), DataRequest(count=1, instructions="Practise sums.", like=tuple(problems[:2]))], llm, seed=0
+    )
+    assert len(examples) + len(failures) == 3 and engine_.tokens_used > 0
+    assert all(e.prompt and e.completion.endswith(f"The answer is {e.answer}.") for e in examples)
+    assert all(f.error for f in failures)
+
+    env, _, recorder = make_env(engine, Path(os.environ.get("TMPDIR", "/tmp")) / f"llm-policy-{time.time_ns()}", "skill_tree")
+    obs = await env.reset()
+    for variant, kinds in [("open_ended", (DataPlan,)), ("skill_list", (DataPlan,)), ("skill_tree", (Explore, Exploit))]:
+        policy = LLMPolicy(max_tokens=64)  # the variant comes from the observation
+        action = await policy.plan(obs.model_copy(update={"variant": variant}), llm)
+        assert isinstance(action, kinds) and policy.tokens_used > 0
+        if variant == "skill_list":
+            assert set(action.allocations) <= {"chain_sum", "products"} and sum(action.allocations.values()) == obs.budget
+    recorder.close()
+
+
+CLASSROOM = [sys.executable, "-m", "classroom.launch.cli"]
+
+
+def test_resume_after_a_kill_between_iterations(engine_url, tmp_path):
+    """`classroom run` is killed (SIGKILL) after iteration 1; `classroom resume` finishes it."""
+    env = {**os.environ, "CLASSROOM_RUNS": str(tmp_path), "CLASSROOM_OPENAI_BASE_URL": engine_url, "CLASSROOM_OPENAI_MODEL": "embedded"}
+    args = [
+        "experiment=dataenvgym_skill_tree", "student=default", "model=openai", "env.iterations=2", "env.val_size=6",
+        "env.test_size=4", "env.examples_per_iteration=6", "task.size=6", "student.sampling.max_tokens=40",
+        "progress=false", "cluster.num_cpus=1",
+    ]
+    proc = subprocess.Popen([*CLASSROOM, "run", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+    checkpoint = None
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        found = list(tmp_path.glob("*/" + CHECKPOINT))
+        if found:
+            state = json.loads(found[0].read_text())
+            if state["iteration"] == 1 and state.get("student") is not None:
+                checkpoint = found[0]
+                break
+        time.sleep(0.1)
+    assert checkpoint is not None, proc.communicate(timeout=60)[1][-3000:] if proc.poll() is not None else "no checkpoint"
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver and the Ray it started
+    proc.wait(timeout=60)
+    run_dir = checkpoint.parent
+    first_plan = (run_dir / "iterations" / "001" / "plan.json").read_text()
+    assert not (run_dir / "summary.json").is_file() or json.loads((run_dir / "summary.json").read_text())["status"] != "completed"
+
+    out = subprocess.run([*CLASSROOM, "resume", str(run_dir)], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "resumed after iteration" in out.stdout
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["iterations"] == 2 and summary["resumed_from"] == 1
+    assert [row["iteration"] for row in summary["history"]] == [0, 1, 2]
+    assert (run_dir / "iterations" / "001" / "plan.json").read_text() == first_plan  # not redone
+    header, messages = read_events(run_dir / "events.jsonl")  # one log, still readable
+    assert header["kind"] == "header"
+    episodes = {m.episode_id for m in messages if m.episode_id}
+    assert episodes == {summary["episode_id"]}
