@@ -37,8 +37,8 @@ def test_cfg_job_prints_the_composed_config_with_overrides():
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (["env=nope"], "allowed in env: tom"),
-        (["task=imagenet"], "allowed in task: gsm8k, hf_gsm8k, reasoning_gym, svamp"),
+        (["env=nope"], "allowed in env: dataenvgym_open_ended, dataenvgym_skill_list, dataenvgym_skill_tree, tom"),
+        (["task=imagenet"], "allowed in task: arithmetic_skills, gsm8k, hf_gsm8k, reasoning_gym, svamp"),
         (["teacher/intervention=psychic"], "allowed in teacher/intervention: all, mental_model"),
         (["env.budgets=[0.2,1.5]"], "config error: env.budgets: Value error, budgets are fractions in [0, 1]; got [1.5]"),
         (["env.num_problems=0"], "config error: env.num_problems: Input should be greater than or equal to 1 (got 0)"),
