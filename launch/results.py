@@ -21,6 +21,10 @@ _T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2
         2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
 
 
+# Every key a run's summary listed under "scores": what the tables aggregate.
+SCORE_NAMES: set[str] = set()
+
+
 def mean_ci(values: list[float]) -> tuple[float, float | None]:
     """Mean and the half-width of its 95% confidence interval (None for one value)."""
     mean = statistics.fmean(values)
@@ -57,6 +61,7 @@ def run_row(run_dir: Path) -> dict[str, Any] | None:
     row["status"] = summary.get("status")
     for key, value in (summary.get("scores") or {}).items():
         row[key] = value
+        SCORE_NAMES.add(key)  # a score even without "@x" (dataenvgym's `test`)
     tokens = summary.get("tokens") or {}
     row["tokens"] = sum(tokens.values())
     for agent, count in sorted(tokens.items()):
@@ -90,7 +95,7 @@ def config_columns(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def _is_metric(column: str) -> bool:
-    return "@" in column or column.startswith("tokens_")
+    return "@" in column or column.startswith("tokens_") or column in SCORE_NAMES
 
 
 def metric_columns(rows: list[dict[str, Any]]) -> list[str]:

@@ -198,13 +198,19 @@ def test_resume_refuses_with_one_line(setup, expected, tmp_path):
 def test_report_draws_learning_curves_per_variant_and_skill(tmp_path):
     from classroom.launch.report import write_report
 
-    for number, (variant, curve) in enumerate([("skill_list", [0.2, 0.4]), ("skill_tree", [0.2, 0.3])]):
+    from classroom.launch.results import write_results
+
+    runs = [("skill_list", [0.2, 0.4], 0), ("skill_list", [0.2, 0.6], 1), ("skill_tree", [0.2, 0.3], 0)]
+    for number, (variant, curve, seed) in enumerate(runs):
         run = tmp_path / str(number)
         (run / ".hydra").mkdir(parents=True)
-        (run / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([f"experiment=dataenvgym_{variant}", "seed=0"]))
-        (run / "config.yaml").write_text(yaml.safe_dump({"seed": 0}))
+        (run / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([f"experiment=dataenvgym_{variant}", f"seed={seed}"]))
+        (run / "config.yaml").write_text(yaml.safe_dump({"seed": seed}))
         scores = {**{f"val@{i}": v for i, v in enumerate(curve)}, **{f"val[chain_sum]@{i}": v for i, v in enumerate(curve)}, "test": curve[-1]}
         (run / "summary.json").write_text(json.dumps({"status": "completed", "env": "dataenvgym", "variant": variant, "scores": scores}))
+    # Scores without "@x" (test) are aggregated over seeds too, not taken for settings.
+    _, md, _ = write_results(tmp_path)
+    assert "| dataenvgym_skill_list | 2 | 0.200 ± 0.000 | 0.500 ± 1.271 | 0.200 ± 0.000 | 0.500 ± 1.271 | 0.500 ± 1.271 |" in Path(md).read_text()
     html = Path(write_report(tmp_path)).read_text()
     assert "<h2>Learning curve</h2>" in html and "<h2>Learning curve: chain_sum</h2>" in html
     assert "dataenvgym_skill_tree" in html
