@@ -129,24 +129,25 @@ class DataEnvGym:
 
     def _sample(self) -> None:
         cfg = self.config
-        self.val = self.task.sample(cfg.val_size, split=cfg.val_split, seed=cfg.seed)
-        exclude = {p.id for p in self.val}
-        pool = [p for p in self.task.split(cfg.test_split) if p.id not in exclude]
-        self.test = Task(self.task.name, {"pool": pool}).sample(cfg.test_size, split="pool", seed=cfg.seed)
+        self.val = self.task.sample(cfg.val_size, split=cfg.val_split, seed=cfg.seed, episode_id=self.episode_id)
+        self.test = self.task.sample(
+            cfg.test_size, split=cfg.test_split, seed=cfg.seed, exclude={p.id for p in self.val}, episode_id=self.episode_id
+        )
         if len(self.val) < cfg.val_size or not self.test:
             raise ValueError(
                 f"task {self.task.name!r} gives {len(self.val)} validation problems (split {cfg.val_split!r}, "
                 f"wanted {cfg.val_size}) and {len(self.test)} test problems (split {cfg.test_split!r})"
             )
-        stamp = {"episode_id": self.episode_id, "sender": "task"}
-        self.val = [p.model_copy(update=stamp) for p in self.val]
-        self.test = [p.model_copy(update=stamp) for p in self.test]
 
-    async def _evaluate(self, problems: Sequence[Problem], *, phase: str, base: bool = False) -> list[Attempt]:
+    async def _evaluate(
+        self, problems: Sequence[Problem], *, phase: str, base: bool = False, record: bool = True
+    ) -> list[Attempt]:
+        """The student's graded answers; ``record=False`` for the data check, whose attempts are not evaluation."""
         attempts = await call(self.student, "answer", list(problems), phase=phase, use_memory=True, base=base)
         graded = await call(self.grader, "grade_attempts", list(problems), attempts)
-        self.recorder.record(graded)
-        self.recorder.advance(len(graded))
+        if record:
+            self.recorder.record(graded)
+            self.recorder.advance(len(graded))
         for attempt in graded:
             self.tokens[attempt.sender] += attempt.usage.total_tokens
         return graded
@@ -205,18 +206,11 @@ class DataEnvGym:
                 candidates.append(len(checked) - 1)
         if self.config.drop_known and candidates:
             problems = [Problem(id=checked[i].id, question=checked[i].prompt, answer=checked[i].answer or "", metadata=checked[i].metadata) for i in candidates]
-            attempts = await self._evaluate_candidates(problems)
+            attempts = await self._evaluate(problems, phase=f"data_check_{self.iteration + 1}", record=False)
             for i, attempt in zip(candidates, attempts):
                 if attempt.correct:
                     checked[i] = checked[i].model_copy(update={"kept": False, "drop_reason": "the student already answers it"})
         return checked
-
-    async def _evaluate_candidates(self, problems: Sequence[Problem]) -> list[Attempt]:
-        attempts = await call(self.student, "answer", list(problems), phase=f"data_check_{self.iteration + 1}", use_memory=True)
-        graded = await call(self.grader, "grade_attempts", list(problems), attempts)
-        for attempt in graded:
-            self.tokens[attempt.sender] += attempt.usage.total_tokens
-        return graded
 
     def _iteration_dir(self, iteration: int) -> Path:
         path = self.run_dir / "iterations" / f"{iteration:03d}"

@@ -72,13 +72,21 @@ class Task:
             )
         return self.problems[name]
 
-    def sample(self, n: int, *, split: str, seed: int) -> list[Problem]:
+    def sample(
+        self, n: int, *, split: str, seed: int, exclude: Iterable[str] = (), episode_id: str | None = None
+    ) -> list[Problem]:
         """``n`` problems drawn without replacement, the same ones for the same seed.
 
         Asking for more problems than the split holds returns all of them (shuffled).
+        ``exclude`` names problem ids to leave out (another split's draw); with an
+        ``episode_id`` the problems come back stamped as sent by the task in that episode.
         """
-        problems = self.split(split)
-        return random.Random(seed).sample(problems, min(max(n, 0), len(problems)))
+        excluded = set(exclude)
+        problems = [p for p in self.split(split) if p.id not in excluded]
+        drawn = random.Random(seed).sample(problems, min(max(n, 0), len(problems)))
+        if episode_id is None:
+            return drawn
+        return [p.model_copy(update={"episode_id": episode_id, "sender": "task"}) for p in drawn]
 
     def score(self, problem: Problem, final_answer: str | None) -> bool:
         """Whether ``final_answer`` is correct for ``problem``.

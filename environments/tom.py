@@ -131,17 +131,15 @@ class TomEnvironment:
         cfg = self.config
         separate_seed = cfg.seed_split is not None and cfg.seed_split != cfg.split
         wanted = cfg.num_problems + cfg.post_test_size + (0 if separate_seed else cfg.seed_set_size)
-        drawn = self.task.sample(wanted, split=cfg.split, seed=cfg.seed)
+        drawn = self.task.sample(wanted, split=cfg.split, seed=cfg.seed, episode_id=self.episode_id)
         if len(drawn) < wanted:
             raise ValueError(
                 f"task {self.task.name!r} split {cfg.split!r} has {len(drawn)} problems; the episode needs "
                 f"{wanted} (num_problems + post_test_size{'' if separate_seed else ' + seed_set_size'})"
             )
-        stamp = {"episode_id": self.episode_id, "sender": "task"}
-        drawn = [p.model_copy(update=stamp) for p in drawn]
         test, post = drawn[: cfg.num_problems], drawn[cfg.num_problems : cfg.num_problems + cfg.post_test_size]
         if separate_seed:
-            seed = [p.model_copy(update=stamp) for p in self.task.sample(cfg.seed_set_size, split=cfg.seed_split, seed=cfg.seed)]
+            seed = self.task.sample(cfg.seed_set_size, split=cfg.seed_split, seed=cfg.seed, episode_id=self.episode_id)
         else:
             seed = drawn[cfg.num_problems + cfg.post_test_size :]
         return seed, test, post

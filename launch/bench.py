@@ -83,40 +83,59 @@ async def run_serving_benchmark(
     }
 
 
-def print_serving_report(result: dict[str, Any]) -> None:
+def _ratio_table(title: str, columns: tuple[str, str], rows: dict[str, tuple[str, float]], base_key: str, formats: tuple[str, str]) -> None:
+    """One rich table: a row per alternative with its value and its ratio to ``base_key``'s.
+
+    ``columns`` names the alternatives' column and the value's; ``formats`` are
+    ``str.format`` patterns for the value and the ratio.
+    """
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"serving: {result['prompts']} prompts x {result['max_tokens']} tokens, median of {result['rounds']} rounds")
-    table.add_column("door")
-    table.add_column("tokens/s", justify="right")
+    table = Table(title=title)
+    table.add_column(columns[0])
+    table.add_column(columns[1], justify="right")
     table.add_column("vs (a)", justify="right")
-    base = result["tokens_per_s"]["a_direct"]
-    labels = {"a_direct": "(a) vLLM engine directly", "b_ray": "(b) VLLMEngine via Ray", "c_http": "(c) OpenAIBackend via HTTP"}
-    for key, label in labels.items():
-        rate = result["tokens_per_s"][key]
-        table.add_row(label, f"{rate:.1f}", f"{rate / base:.3f}")
+    base = rows[base_key][1]
+    for label, value in rows.values():
+        table.add_row(label, formats[0].format(value), formats[1].format(value / base))
     Console().print(table)
-    print(f"ratio b/a = {result['ratio_b_over_a']:.3f}   ratio c/a = {result['ratio_c_over_a']:.3f}")
 
 
-def bench_serving_main(args: Any) -> int:
+def _bench_main(args: Any, measure: Any, report: Any) -> int:
+    """Start a local Ray, run ``measure()`` (a coroutine), stop Ray, print and save the result."""
     import ray
 
     ray.init(num_cpus=args.num_cpus, include_dashboard=False, log_to_driver=False)
     try:
-        result = asyncio.run(
-            run_serving_benchmark(prompts=args.prompts, max_tokens=args.max_tokens, rounds=args.rounds, seed=args.seed)
-        )
+        result = asyncio.run(measure())
     finally:
         ray.shutdown()
-    print_serving_report(result)
+    report(result)
     if args.json:
         import json
 
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)
     return 0
+
+
+def print_serving_report(result: dict[str, Any]) -> None:
+    rates = result["tokens_per_s"]
+    labels = {"a_direct": "(a) vLLM engine directly", "b_ray": "(b) VLLMEngine via Ray", "c_http": "(c) OpenAIBackend via HTTP"}
+    _ratio_table(
+        f"serving: {result['prompts']} prompts x {result['max_tokens']} tokens, median of {result['rounds']} rounds",
+        ("door", "tokens/s"), {key: (label, rates[key]) for key, label in labels.items()}, "a_direct", ("{:.1f}", "{:.3f}"),
+    )
+    print(f"ratio b/a = {result['ratio_b_over_a']:.3f}   ratio c/a = {result['ratio_c_over_a']:.3f}")
+
+
+def bench_serving_main(args: Any) -> int:
+    return _bench_main(
+        args,
+        lambda: run_serving_benchmark(prompts=args.prompts, max_tokens=args.max_tokens, rounds=args.rounds, seed=args.seed),
+        print_serving_report,
+    )
 
 
 def bench_arithmetic_examples(count: int, seed: int) -> list[dict]:
@@ -213,38 +232,20 @@ async def _stop_engine(backend: Any) -> None:
 
 
 def print_learner_report(result: dict[str, Any]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
     print(
         f"trained a LoRA adapter on {result['examples']} examples: {result['train_steps']} steps, "
         f"{result['train_seconds']:.1f} s, loss {result['train_loss']:.3f} (not part of the ratio)"
     )
-    table = Table(title=f"new adapter to first answer, median of {result['rounds']} interleaved rounds")
-    table.add_column("way")
-    table.add_column("seconds", justify="right")
-    table.add_column("vs (a)", justify="right")
-    base = result["seconds"]["a_hot_swap"]
+    seconds = result["seconds"]
     labels = {"a_hot_swap": "(a) hot swap into the running engine", "b_restart": "(b) restart the engine with it"}
-    for key, label in labels.items():
-        value = result["seconds"][key]
-        table.add_row(label, f"{value:.2f}", f"{value / base:.1f}x")
-    Console().print(table)
+    _ratio_table(
+        f"new adapter to first answer, median of {result['rounds']} interleaved rounds",
+        ("way", "seconds"), {key: (label, seconds[key]) for key, label in labels.items()}, "a_hot_swap", ("{:.2f}", "{:.1f}x"),
+    )
     print(f"ratio b/a = {result['ratio_b_over_a']:.1f}")
 
 
 def bench_learner_main(args: Any) -> int:
-    import ray
-
-    ray.init(num_cpus=args.num_cpus, include_dashboard=False, log_to_driver=False)
-    try:
-        result = asyncio.run(run_learner_benchmark(examples=args.examples, rounds=args.rounds, seed=args.seed))
-    finally:
-        ray.shutdown()
-    print_learner_report(result)
-    if args.json:
-        import json
-
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=2)
-    return 0
+    return _bench_main(
+        args, lambda: run_learner_benchmark(examples=args.examples, rounds=args.rounds, seed=args.seed), print_learner_report
+    )

@@ -121,6 +121,17 @@ def test_sample_larger_than_split_returns_all(gsm8k_task: Task) -> None:
 
 
 @needs_data
+def test_sample_excludes_ids_and_stamps_the_episode(gsm8k_task: Task) -> None:
+    small = gsm8k(GSM8K_DIR, splits=("test",), limit=8)
+    taken = {p.id for p in small.split("test")[:3]}
+    drawn = small.sample(10, split="test", seed=0, exclude=taken, episode_id="ep-1")
+    assert len(drawn) == 5 and not taken & {p.id for p in drawn}
+    assert {(p.episode_id, p.sender) for p in drawn} == {("ep-1", "task")}
+    # Without an episode the problems are the task's own, unstamped.
+    assert all(p.episode_id != "ep-1" for p in small.sample(10, split="test", seed=0))
+
+
+@needs_data
 def test_unknown_split_names_the_available_ones(gsm8k_task: Task) -> None:
     with pytest.raises(ValueError, match=r"no split 'validation'.*'train', 'test'"):
         gsm8k_task.split("validation")
