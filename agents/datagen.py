@@ -547,9 +547,11 @@ class DataGenerator:
         self.episode_id = episode_id
         self.seed = seed
 
-    async def discover_skills(self, problems: Sequence[Problem]) -> tuple[list[Problem], list[ParseFailure]]:
+    async def discover_skills(self, problems: Sequence[Problem]) -> tuple[list[Problem], list[ParseFailure], int]:
+        """The problems labelled with skills, the replies that did not parse, the tokens spent."""
+        spent = self._tokens()
         problems, recorded = await self.skill_discovery.discover(problems, self.llm)
-        return problems, [m for m in recorded if isinstance(m, ParseFailure)]
+        return problems, [m for m in recorded if isinstance(m, ParseFailure)], self._tokens() - spent
 
     async def act(self, observation: Observation) -> AgentAction:
         """Plan from the observation, make the data, stamp it with this episode."""

@@ -225,7 +225,9 @@ class DataEnvGym:
             self.config = self.config.model_copy(update={"seed": seed})
         self.iteration, self.data, self.tree, self.history = 0, [], {}, []
         self._sample()
-        self.val, failures = await call(self.generator, "discover_skills", self.val)
+        self.val, failures, tokens = await call(self.generator, "discover_skills", self.val)
+        if tokens:  # a teacher that labels skills spends tokens before the first step
+            self.tokens["data_generator"] += tokens
         self.recorder.record([*self.val, *self.test, *failures])
         self.recorder.stage("reset: student on the validation set", len(self.val))
         attempts = await self._evaluate(self.val, phase="val_0")

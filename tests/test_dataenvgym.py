@@ -185,7 +185,9 @@ async def test_teacher_model_parts_parse_or_record(engine):
     llm = RoutedLLM("embedded", [engine])
     task = reasoning_gym_skills(CATALOGUE, size=4, seed=0)
     problems = task.split("train")[:4]
-    labelled, failures = await TeacherSkills(max_categories=2).discover(problems, llm)
+    generator = DataGenerator(llm, policy=WeakSkillsPolicy(), engine=ReasoningGymEngine(CATALOGUE), skills=TeacherSkills(max_categories=2))
+    labelled, failures, tokens = await generator.discover_skills(problems)
+    assert tokens > 0  # counted as the data generator's in the episode's tokens
     assert len(labelled) == 4 and all(len(p.skills) == 1 and p.skills[0] for p in labelled)
     assert len({p.skills[0] for p in labelled}) <= 3  # two categories, or "other"
     assert [p.question for p in labelled] == [p.question for p in problems]

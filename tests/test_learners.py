@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from classroom.agents.learners import LoRALearner
+from classroom.agents.learners import LoRALearner, device_args, trainer_actor_name
 from classroom.agents.policies import Learner
 from classroom.serving.types import SamplingParams, as_conversation
 
@@ -169,12 +169,26 @@ def test_lora_learner_is_a_learner_with_no_memory():
         ({"learning_rate": 0.0}, "learning_rate"),
         ({"batch_size": 0}, "batch_size"),
         ({"target_modules": "q_proj"}, "target_modules"),
+        ({"trainer_num_gpus": -1}, "trainer_num_gpus"),
     ],
 )
 def test_bad_settings_name_the_key(kwargs, key):
     value = re.escape(repr(next(iter(kwargs.values()))))
     with pytest.raises(ValueError, match=f"^LoRALearner: {key} must be .*, got {value}$"):
         LoRALearner(**kwargs)
+
+
+def test_trainer_on_a_gpu_is_built_from_its_options():
+    """The GPU path, unit-tested from what it builds (these machines have no GPU)."""
+    cpu, gpu = LoRALearner(), LoRALearner(trainer_num_gpus=1)
+    assert cpu.settings()["device"] == "cpu" and gpu.settings()["device"] == "cuda"
+    assert cpu.trainer_options() == {"name": trainer_actor_name("embedded"), "get_if_exists": True, "num_cpus": 0, "num_gpus": 0}
+    assert gpu.trainer_options()["num_gpus"] == 1
+    assert device_args("cpu") == {"use_cpu": True, "bf16": False, "fp16": False}
+    assert device_args("cuda", bf16_supported=True) == {"use_cpu": False, "bf16": True, "fp16": False}
+    assert device_args("cuda", bf16_supported=False) == {"use_cpu": False, "bf16": False, "fp16": True}
+    with pytest.raises(ValueError, match="device must be 'cpu' or 'cuda', got 'tpu'"):
+        device_args("tpu")
 
 
 async def test_fit_without_examples_says_there_is_nothing_to_train(tmp_path):
