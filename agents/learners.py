@@ -58,8 +58,9 @@ class LoRATrainer:
         """Train on ``examples`` and save the adapter into ``out_dir``.
 
         ``settings`` holds r, alpha, dropout, target_modules, epochs, learning_rate,
-        batch_size, max_length, seed and device (see :func:`device_args`). With ``init_adapter`` (an earlier ``out_dir``)
-        that adapter is trained further; else a fresh LoRA is made from the settings.
+        batch_size, max_length, seed and device (see :func:`device_args`). With
+        ``init_adapter`` (an earlier ``out_dir``) that adapter is trained further; else
+        a fresh LoRA is made from the settings.
         """
         from datasets import Dataset
         from peft import LoraConfig, PeftModel
