@@ -383,28 +383,35 @@ def reasoning_gym(
             "seed": seed,
         }))
         dataset = reasoning_gym_dataset(dataset_name, kwargs)
-        test_indices = set(random.Random(seed).sample(range(size), round(size * test_fraction)))
-        for index in range(size):
-            entry = dataset[index]
-            split = "test" if index in test_indices else "train"
-            task.problems[split].append(
-                Problem(
-                    id=f"reasoning_gym-{split}-{dataset_name}-{index}",
-                    question=entry["question"],
-                    answer=str(entry["answer"]),
-                    skills=(dataset_name,),
-                    task=task.name,
-                    split=split,
-                    metadata={
-                        REASONING_GYM_KEY: {
-                            "dataset": dataset_name,
-                            "config": kwargs,
-                            "entry": entry,
-                        }
-                    },
-                )
-            )
+        _add_generated(task, dataset, dataset_name, kwargs, id_part=dataset_name,
+                       skills=(dataset_name,), split_seed=seed, test_fraction=test_fraction)
     return task
+
+
+def _add_generated(
+    task: Task, dataset: Any, dataset_name: str, kwargs: dict[str, Any], *, id_part: str,
+    skills: tuple[str, ...], split_seed: int, test_fraction: float,
+) -> None:
+    """Split a made reasoning-gym dataset into the task's train/test problems.
+
+    Ids are ``{task}-{split}-{id_part}-{index}``, stable across loads.
+    """
+    size = kwargs["size"]
+    test_indices = set(random.Random(split_seed).sample(range(size), round(size * test_fraction)))
+    for index in range(size):
+        entry = dataset[index]
+        split = "test" if index in test_indices else "train"
+        task.problems[split].append(
+            Problem(
+                id=f"{task.name}-{split}-{id_part}-{index}",
+                question=entry["question"],
+                answer=str(entry["answer"]),
+                skills=skills,
+                task=task.name,
+                split=split,
+                metadata={REASONING_GYM_KEY: {"dataset": dataset_name, "config": kwargs, "entry": entry}},
+            )
+        )
 
 
 def reasoning_gym_skills(
@@ -442,19 +449,6 @@ def reasoning_gym_skills(
                 dataset = reasoning_gym_dataset(dataset_name, kwargs)
             except Exception as exc:
                 raise ValueError(f"skills.{dataset_name}.{sub}: reasoning-gym rejected {dict(settings or {})}: {exc}") from None
-            test_indices = set(random.Random(seed + offset).sample(range(size), round(size * test_fraction)))
-            for index in range(size):
-                entry = dataset[index]
-                split = "test" if index in test_indices else "train"
-                task.problems[split].append(
-                    Problem(
-                        id=f"{task.name}-{split}-{dataset_name}-{sub}-{index}",
-                        question=entry["question"],
-                        answer=str(entry["answer"]),
-                        skills=(dataset_name, f"{dataset_name}/{sub}"),
-                        task=task.name,
-                        split=split,
-                        metadata={REASONING_GYM_KEY: {"dataset": dataset_name, "config": kwargs, "entry": entry}},
-                    )
-                )
+            _add_generated(task, dataset, dataset_name, kwargs, id_part=f"{dataset_name}-{sub}",
+                           skills=(dataset_name, f"{dataset_name}/{sub}"), split_seed=seed + offset, test_fraction=test_fraction)
     return task
