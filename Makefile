@@ -41,7 +41,10 @@ install-dev: $(VENV)/.installed-dev
 run: install
 	$(VENV)/bin/classroom run
 
+# ruff (lint, then format) before the tests: a style slip fails in seconds, not after them.
 test: install-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/pytest
 
 bench: install

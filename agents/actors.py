@@ -6,8 +6,6 @@ engine actors hold the cores.
 
 from __future__ import annotations
 
-import inspect
-
 import importlib
 import sys
 import sysconfig
@@ -44,6 +42,7 @@ def spawn(role_cls: type, *args: Any, num_cpus: float = 0.0, name: str | None = 
     """Start ``role_cls(*args, **kwargs)`` as a Ray actor; returns its handle."""
     import ray
 
+    ship_by_value(role_cls)
     for value in (*args, *kwargs.values()):
         if value is not None and not isinstance(value, (str, int, float, bool, dict, list, tuple)):
             ship_by_value(value)
@@ -51,13 +50,3 @@ def spawn(role_cls: type, *args: Any, num_cpus: float = 0.0, name: str | None = 
     if name:
         options["name"] = name
     return ray.remote(role_cls).options(**options).remote(*args, **kwargs)
-
-
-async def call(agent: Any, method: str, *args: Any, **kwargs: Any) -> Any:
-    """Call a method (async or not) on an agent, whether a Ray actor handle or a plain object."""
-    bound = getattr(agent, method)
-    remote = getattr(bound, "remote", None)
-    if remote is not None:
-        return await remote(*args, **kwargs)
-    result = bound(*args, **kwargs)
-    return await result if inspect.isawaitable(result) else result

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 from classroom.serving.types import TokenLogprob
 
@@ -34,7 +34,9 @@ def _last_standalone(text: str, answer: str) -> int:
             return -1
         before = text[index - 1] if index > 0 else " "
         after = text[index + len(answer)] if index + len(answer) < len(text) else " "
-        if not (before.isdigit() or before == ".") and not (after.isdigit() or (after == "." and index + len(answer) + 1 < len(text) and text[index + len(answer) + 1].isdigit())):
+        if not (before.isdigit() or before == ".") and not (
+            after.isdigit() or (after == "." and index + len(answer) + 1 < len(text) and text[index + len(answer) + 1].isdigit())
+        ):
             return index
         start = index + len(answer) - 1
         if start <= 0:

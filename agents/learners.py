@@ -1,7 +1,8 @@
-"""Fine-tuning learners: a student that learns by training a LoRA adapter.
+"""Learners: how a student learns between rounds, as one protocol with built-ins.
 
-:class:`LoRALearner` is the student's :class:`~classroom.agents.policies.Learner`
-policy (named in Hydra by ``_target_``); it sends the training to a
+:class:`InContextLearner` keeps a memory of worked examples and puts the closest ones
+before each question; it works with every backend. :class:`LoRALearner` (named in
+Hydra by ``_target_``, as any :class:`Learner`) sends the training to a
 :class:`LoRATrainer` Ray actor, which runs TRL's ``SFTTrainer`` with peft on the CPU
 and saves an adapter folder the serving engine hot-loads (``load_adapter``).
 
@@ -21,9 +22,79 @@ import os
 import shutil
 import tempfile
 import time
-from typing import Any, Literal, Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol, runtime_checkable
 
-from classroom.agents.messages import Explanation, Problem
+from classroom.agents.messages import Explanation, Problem, TrainingExample
+
+
+@dataclass(frozen=True)
+class LearnOutcome:
+    """What one round of learning produced."""
+
+    # Examples this round learned from (new ones only, for learners that continue).
+    examples: int
+    # A LoRA adapter to serve from now on; None when nothing new is to be served.
+    adapter_path: str | None = None
+    train_loss: float | None = None
+    epochs: int | None = None
+
+
+@runtime_checkable
+class Learner(Protocol):
+    """How a student learns between rounds.
+
+    ``learn`` gets every example so far, oldest first, and the same examples as TRL
+    prompt-completion rows worded exactly as the student is asked. In-context learners
+    keep them as demonstrations; fine-tuning learners train an adapter into
+    ``out_dir``, which the student's engine then serves. ``state``/``restore`` carry a
+    learner across a resumed episode.
+    """
+
+    def demonstrations(self, problem: Problem) -> list[tuple[Problem, Explanation]]: ...
+
+    async def learn(self, examples: Sequence[TrainingExample], rows: Sequence[dict], out_dir: str) -> LearnOutcome: ...
+
+    def state(self) -> dict[str, Any]: ...
+
+    def restore(self, state: Mapping[str, Any]) -> None: ...
+
+
+class InContextLearner:
+    """A memory of worked examples, shown before each question as demonstrations.
+
+    For each question the ``k`` examples sharing most skills with it come first, then
+    the most recent ones; none is the question itself.
+    """
+
+    def __init__(self, k: int = 4):
+        if k < 0:
+            raise ValueError(f"InContextLearner: k must be >= 0, got {k}")
+        self.k = k
+        self.memory: list[tuple[Problem, Explanation]] = []
+
+    def demonstrations(self, problem: Problem) -> list[tuple[Problem, Explanation]]:
+        skills = set(problem.skills)
+        candidates = [(i, p, e) for i, (p, e) in enumerate(self.memory) if p.id != problem.id]
+        candidates.sort(key=lambda c: (-len(skills & set(c[1].skills)), -c[0]))
+        return [(p, e) for _, p, e in candidates[: self.k]]
+
+    async def learn(self, examples: Sequence[TrainingExample], rows: Sequence[dict], out_dir: str) -> LearnOutcome:
+        """Add the examples not in memory yet (by id); nothing to train or serve."""
+        seen = {p.id for p, _ in self.memory}
+        new = [e for e in examples if e.id not in seen]
+        for example in new:
+            problem = Problem(id=example.id, question=example.prompt, answer=example.answer or "", skills=example.skills)
+            self.memory.append((problem, Explanation(problem_id=example.id, text=example.completion, final_answer=example.answer)))
+        return LearnOutcome(examples=len(new))
+
+    def state(self) -> dict[str, Any]:
+        return {"memory": [[p.model_dump(mode="json"), e.model_dump(mode="json")] for p, e in self.memory]}
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        self.memory = [(Problem.model_validate(p), Explanation.model_validate(e)) for p, e in state.get("memory", [])]
+
 
 LearnMode = Literal["accumulated", "incremental"]
 MODES: tuple[str, ...] = ("accumulated", "incremental")
@@ -52,9 +123,7 @@ class LoRATrainer:
         self._base = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=torch.float32)
         self._base.eval()
 
-    def train(
-        self, examples: list[dict], out_dir: str, *, settings: dict[str, Any], init_adapter: str | None = None
-    ) -> dict[str, Any]:
+    def train(self, examples: list[dict], out_dir: str, *, settings: dict[str, Any], init_adapter: str | None = None) -> dict[str, Any]:
         """Train on ``examples`` and save the adapter into ``out_dir``.
 
         ``settings`` holds r, alpha, dropout, target_modules, epochs, learning_rate,
@@ -148,8 +217,7 @@ def trainer_actor_name(base_model: str) -> str:
 class LoRALearner:
     """A student that learns by LoRA supervised fine-tuning on the teacher's examples.
 
-    It keeps no demonstrations (``learn`` and ``demonstrations`` do nothing): what it
-    learns lives in the adapter ``fit`` writes. ``mode="accumulated"`` trains a fresh
+    It keeps no demonstrations: what it learns lives in the adapter ``fit`` writes. ``mode="accumulated"`` trains a fresh
     adapter on all examples each time (as in DataEnvGym); ``mode="incremental"``
     continues the previous adapter on the new examples only, cheaper on CPUs.
     """
@@ -181,7 +249,12 @@ class LoRALearner:
             ("max_length", max_length, isinstance(max_length, int) and max_length >= 16, ">= 16"),
             ("trainer_num_cpus", trainer_num_cpus, trainer_num_cpus >= 0, ">= 0"),
             ("trainer_num_gpus", trainer_num_gpus, trainer_num_gpus >= 0, ">= 0"),
-            ("target_modules", target_modules, bool(target_modules) and not isinstance(target_modules, str), "a non-empty list of module names"),
+            (
+                "target_modules",
+                target_modules,
+                bool(target_modules) and not isinstance(target_modules, str),
+                "a non-empty list of module names",
+            ),
         ]
         for key, value, ok, expected in checks:
             if not ok:
@@ -210,11 +283,19 @@ class LoRALearner:
         # the trainer actor's lifetime to this copy.
         return {**self.__dict__, "_trainer_handle": None}
 
-    def learn(self, problems: Sequence[Problem], explanations: Sequence[Explanation]) -> None:
-        """No in-context memory: what this learner learns comes through :meth:`fit`."""
-
     def demonstrations(self, problem: Problem) -> list[tuple[Problem, Explanation]]:
+        """None: what this learner learns lives in its adapter."""
         return []
+
+    async def learn(self, examples: Sequence[TrainingExample], rows: Sequence[dict], out_dir: str) -> LearnOutcome:
+        """Train on the rows (see :meth:`fit`); the new adapter is to be served."""
+        result = await self.fit(rows, out_dir)
+        return LearnOutcome(
+            examples=int(result["examples"]),
+            adapter_path=result["adapter_path"],
+            train_loss=result["train_loss"],
+            epochs=result["epochs"],
+        )
 
     def settings(self) -> dict[str, Any]:
         """The training settings sent to :meth:`LoRATrainer.train`."""
@@ -279,7 +360,7 @@ class LoRALearner:
         """What a resumed episode needs to continue training where this one stopped."""
         return {"mode": self.mode, "trained": self.trained, "adapter_path": self.adapter_path}
 
-    def restore(self, state: dict[str, Any]) -> None:
+    def restore(self, state: Mapping[str, Any]) -> None:
         """Continue from a :meth:`state` of an earlier learner."""
         adapter_path = state.get("adapter_path")
         trained = int(state.get("trained", 0))

@@ -1,28 +1,33 @@
 """Typed messages: the only thing agents pass each other and the only thing logged.
 
-Every message is a frozen pydantic model with a ``kind`` literal, so the discriminated
-union :data:`Message` (de)serializes any of them from one JSON line::
+Every message is a frozen pydantic model with a ``kind`` literal. The messages every
+loop shares are defined here; a loop defines its own beside its code and registers
+them with :func:`register_message`, so the discriminated union that
+:func:`parse_message` reads covers every kind a run can log::
 
     line = attempt.model_dump_json()
     again = parse_message(line)          # -> Attempt, equal to `attempt`
 
-Later loops add fields with defaults; the log header carries :data:`SCHEMA_VERSION`
+Later versions add fields with defaults; the log header carries :data:`SCHEMA_VERSION`
 so an old log still loads.
 """
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, TypeVar, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from classroom.serving.types import Usage
 
-# Bump when a field changes meaning or a required field is added. Adding an optional
-# field with a default does not need a bump: old logs still validate.
-SCHEMA_VERSION = 1
+# Bump when a field changes meaning, a field is removed or a required field is added.
+# Adding an optional field with a default does not need a bump: old logs still validate.
+# 2: DataPlan lost `action`; Explanation.style defaults to "unpersonalized"; the
+# DataEnvGym and ToM messages moved to their loops' packages (same kinds, same fields).
+SCHEMA_VERSION = 2
 
 
 def new_id() -> str:
@@ -42,6 +47,65 @@ class MessageBase(BaseModel):
     created_at: float = Field(default_factory=time.time)
 
 
+# ------------------------------------------------------------------------------ registry
+
+M = TypeVar("M", bound=BaseModel)
+_KINDS: dict[str, type[BaseModel]] = {}
+
+
+def register_message(cls: type[M]) -> type[M]:
+    """Add a message class to the union :func:`parse_message` reads (a class decorator).
+
+    Its ``kind`` must be a ``Literal`` with a default, unique among registered kinds.
+    """
+    field = cls.model_fields.get("kind")
+    kind = field.default if field is not None else None
+    if not isinstance(kind, str):
+        raise TypeError(f"{cls.__name__} needs a `kind: Literal[...] = ...` field to be a message")
+    known = _KINDS.get(kind)
+    if known is not None and known.__qualname__ != cls.__qualname__:
+        raise ValueError(f"message kind {kind!r} is taken by {known.__module__}.{known.__qualname__}")
+    _KINDS[kind] = cls
+    _adapter.cache_clear()
+    return cls
+
+
+def message_kinds() -> tuple[str, ...]:
+    """Every registered kind, in registration order."""
+    return tuple(_KINDS)
+
+
+@functools.lru_cache(maxsize=1)
+def _adapter() -> TypeAdapter[Any]:
+    union = Union[tuple(_KINDS.values())]  # type: ignore[valid-type]  # noqa: UP007
+    return TypeAdapter(Annotated[union, Field(discriminator="kind")])
+
+
+class UnknownMessageKind(ValueError):
+    """A log line whose kind no imported module registered."""
+
+
+def parse_message(line: str | bytes | dict[str, Any]) -> BaseModel:
+    """Parse one JSON line (or dict) into the message type its ``kind`` names."""
+    if isinstance(line, dict):
+        kind = line.get("kind")
+        if kind not in _KINDS:
+            raise UnknownMessageKind(f"unknown message kind {kind!r} (known: {', '.join(_KINDS)})")
+        return _adapter().validate_python(line)
+    try:
+        return _adapter().validate_json(line)
+    except ValueError as exc:
+        if "does not match any of the expected tags" in str(exc):
+            raise UnknownMessageKind(
+                f"unknown message kind in {str(line)[:80]!r} (known: {', '.join(_KINDS)}); import the loop that defines it"
+            ) from None
+        raise
+
+
+# ------------------------------------------------------------------ messages of every loop
+
+
+@register_message
 class Problem(MessageBase):
     """A question with its reference answer and the skills it exercises."""
 
@@ -55,6 +119,7 @@ class Problem(MessageBase):
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
+@register_message
 class Attempt(MessageBase):
     """A student's (or simulated student's) answer to a problem."""
 
@@ -72,6 +137,7 @@ class Attempt(MessageBase):
     usage: Usage = Usage()
 
 
+@register_message
 class Explanation(MessageBase):
     """A teacher's explanation of how to solve a problem."""
 
@@ -79,22 +145,12 @@ class Explanation(MessageBase):
     problem_id: str
     text: str
     final_answer: str | None = None
-    # Explanations written to mislead (misaligned teachers) say so here.
-    style: str = "helpful"
+    # How it was written: the teacher's own chain of thought (unpersonalized), the
+    # task's reference solution (gold), or a loop's own styles.
+    style: str = "unpersonalized"
     # Probability the teacher gave its own final answer: its confidence.
     answer_prob: float | None = None
     usage: Usage = Usage()
-
-
-class InterventionDecision(MessageBase):
-    """Whether the teacher intervenes on a problem, and why."""
-
-    kind: Literal["intervention_decision"] = "intervention_decision"
-    problem_id: str
-    intervene: bool
-    policy: str
-    utility: float | None = None
-    budget_left: int = 0
 
 
 class SkillSlice(BaseModel):
@@ -104,13 +160,14 @@ class SkillSlice(BaseModel):
     name: str
     correct: int = 0
     count: int = 0
-    children: tuple["SkillSlice", ...] = ()
+    children: tuple[SkillSlice, ...] = ()
 
     @property
     def accuracy(self) -> float | None:
         return self.correct / self.count if self.count else None
 
 
+@register_message
 class Feedback(MessageBase):
     """What an environment tells a teacher about its student after an evaluation."""
 
@@ -127,56 +184,7 @@ class Feedback(MessageBase):
     report: SkillSlice | None = None
 
 
-class DataPlan(MessageBase):
-    """A data-generation policy's plan: how many examples of which skills to make.
-
-    Skill-list plans fill ``allocations`` (skill -> count). Open-ended plans leave it
-    empty and give free-form ``instructions``, ``count`` and the problems to imitate.
-    """
-
-    kind: Literal["data_plan"] = "data_plan"
-    allocations: dict[str, int] = Field(default_factory=dict)
-    rationale: str = ""
-    action: str = "generate"
-    instructions: str = ""
-    count: int = 0
-    like_problem_ids: tuple[str, ...] = ()
-    iteration: int | None = None
-
-
-class Explore(MessageBase):
-    """Skill-tree action: add new sub-skills ("skill/sub-skill") with data allocations."""
-
-    kind: Literal["explore"] = "explore"
-    new_subskills: dict[str, int]
-    rationale: str = ""
-    iteration: int | None = None
-
-
-class Exploit(MessageBase):
-    """Skill-tree action: shift the data allocation among known sub-skills."""
-
-    kind: Literal["exploit"] = "exploit"
-    allocations: dict[str, int]
-    rationale: str = ""
-    iteration: int | None = None
-
-
-class TrainingRun(MessageBase):
-    """One round of student learning: what it learned from and what it produced."""
-
-    kind: Literal["training_run"] = "training_run"
-    iteration: int
-    learner: str
-    examples: int
-    # LoRA learners: the adapter the engine serves from now on, and where it lies.
-    adapter: str | None = None
-    adapter_path: str | None = None
-    epochs: int | None = None
-    train_loss: float | None = None
-    seconds: float = 0.0
-
-
+@register_message
 class TrainingExample(MessageBase):
     """One supervised example for a student: prompt and target completion."""
 
@@ -194,50 +202,23 @@ class TrainingExample(MessageBase):
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
-class ThoughtTemplate(MessageBase):
-    """A hierarchical thought template: high-level summary plus detailed steps."""
+@register_message
+class TrainingRun(MessageBase):
+    """One round of student learning: what it learned from and what it produced."""
 
-    kind: Literal["thought_template"] = "thought_template"
-    problem_id: str
-    high_level: str
-    detailed_steps: tuple[str, ...] = ()
-    key_steps: tuple[int, ...] = ()
-    final_answer: str | None = None
-
-
-class CorrectionTrace(MessageBase):
-    """A teacher's correction of a student solution at its first wrong step."""
-
-    kind: Literal["correction_trace"] = "correction_trace"
-    problem_id: str
-    attempt_id: str
-    first_wrong_step: int | None
-    cause: str = ""
-    correction: str = ""
-    corrected_solution: str = ""
+    kind: Literal["training_run"] = "training_run"
+    iteration: int
+    learner: str
+    examples: int
+    # LoRA learners: the adapter the engine serves from now on, and where it lies.
+    adapter: str | None = None
+    adapter_path: str | None = None
+    epochs: int | None = None
+    train_loss: float | None = None
+    seconds: float = 0.0
 
 
-class TeachingScore(MessageBase):
-    """Learning-by-teaching score of one rationale: students' exam results after it."""
-
-    kind: Literal["teaching_score"] = "teaching_score"
-    problem_id: str
-    rationale_id: str
-    exam_problem_ids: tuple[str, ...] = ()
-    exam_correct: tuple[bool, ...] = ()
-    score: float = 0.0
-
-
-class PreferencePair(MessageBase):
-    """A DPO preference pair in TRL's format: prompt, chosen, rejected."""
-
-    kind: Literal["preference_pair"] = "preference_pair"
-    prompt: str
-    chosen: str
-    rejected: str
-    margin: float | None = None
-
-
+@register_message
 class ParseFailure(MessageBase):
     """A model reply that did not parse into the expected message, kept for the record."""
 
@@ -247,33 +228,7 @@ class ParseFailure(MessageBase):
     error: str
 
 
-AnyMessage = Union[
-    Problem,
-    Attempt,
-    Explanation,
-    InterventionDecision,
-    Feedback,
-    DataPlan,
-    Explore,
-    Exploit,
-    TrainingRun,
-    TrainingExample,
-    ThoughtTemplate,
-    CorrectionTrace,
-    TeachingScore,
-    PreferencePair,
-    ParseFailure,
-    Usage,
-]
-Message = Annotated[AnyMessage, Field(discriminator="kind")]
-MESSAGE_ADAPTER: TypeAdapter[AnyMessage] = TypeAdapter(Message)
-MESSAGE_KINDS: tuple[str, ...] = tuple(
-    t.model_fields["kind"].default for t in AnyMessage.__args__  # type: ignore[attr-defined]
-)
+register_message(Usage)
 
-
-def parse_message(line: str | bytes | dict[str, Any]) -> AnyMessage:
-    """Parse one JSON line (or dict) into the message type its ``kind`` names."""
-    if isinstance(line, dict):
-        return MESSAGE_ADAPTER.validate_python(line)
-    return MESSAGE_ADAPTER.validate_json(line)
+# Any message a run can log: the registered kinds (loops add theirs).
+AnyMessage = Union[MessageBase, Usage]  # noqa: UP007

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
-from typing import Protocol, Sequence, runtime_checkable
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from classroom.agents.messages import AnyMessage, Attempt, ParseFailure, Problem, SkillSlice
+from classroom.agents.messages import Attempt, ParseFailure, Problem, SkillSlice
 from classroom.serving.llm import LLM
+from classroom.serving.prompts import PromptSet
 from classroom.serving.structured import chat_structured
 from classroom.serving.types import ChatMessage, SamplingParams
 
@@ -68,13 +71,22 @@ def flat_accuracy(report: SkillSlice) -> dict[str, float]:
     return result
 
 
+@dataclass(frozen=True)
+class Discovered:
+    """Problems labelled with skills, the replies that did not parse, the tokens spent."""
+
+    problems: list[Problem]
+    failures: list[ParseFailure] = field(default_factory=list)
+    tokens: int = 0
+
+
 @runtime_checkable
 class SkillDiscovery(Protocol):
-    """Labels problems with skills; returns the relabelled problems and what it recorded."""
+    """Labels problems with skills."""
 
     name: str
 
-    async def discover(self, problems: Sequence[Problem], llm: LLM | None) -> tuple[list[Problem], list[AnyMessage]]: ...
+    async def discover(self, problems: Sequence[Problem], llm: LLM | None) -> Discovered: ...
 
 
 class TaskSkills:
@@ -82,8 +94,8 @@ class TaskSkills:
 
     name = "task"
 
-    async def discover(self, problems: Sequence[Problem], llm: LLM | None) -> tuple[list[Problem], list[AnyMessage]]:
-        return list(problems), []
+    async def discover(self, problems: Sequence[Problem], llm: LLM | None) -> Discovered:
+        return Discovered(list(problems))
 
 
 class SkillLabel(BaseModel):
@@ -106,16 +118,6 @@ class SkillCategories(BaseModel):
     categories: list[SkillCategory]
 
 
-LABEL_PROMPT = (
-    "Name the one math skill this problem exercises, in one to three words "
-    '(for example "addition", "unit conversion"). Reply as JSON {{"skill": "..."}}.\n\nProblem: {question}'
-)
-MERGE_PROMPT = (
-    "Group these skill labels into at most {k} categories. Reply as JSON "
-    '{{"categories": [{{"name": "...", "labels": ["...", ...]}}, ...]}}, using every label once.\n\nLabels: {labels}'
-)
-
-
 def _normal(label: str) -> str:
     return re.sub(r"[^a-z0-9 ]+", " ", label.lower()).strip() or UNLABELLED
 
@@ -129,39 +131,48 @@ class TeacherSkills:
 
     name = "teacher"
 
-    def __init__(self, max_categories: int = 6, max_tokens: int = 48):
+    def __init__(self, max_categories: int = 6, max_tokens: int = 48, prompts: dict[str, str] | None = None):
         if max_categories < 1:
-            raise ValueError(f"max_categories must be >= 1, got {max_categories}")
+            raise ValueError(f"TeacherSkills: max_categories must be >= 1, got {max_categories}")
         self.max_categories = max_categories
         self.params = SamplingParams(max_tokens=max_tokens, temperature=0.0)
-        self.tokens_used = 0
+        self.prompts = PromptSet.load("classroom.agents", "prompts/skills.yaml", prompts)
 
-    async def discover(self, problems: Sequence[Problem], llm: LLM | None) -> tuple[list[Problem], list[AnyMessage]]:
+    async def discover(self, problems: Sequence[Problem], llm: LLM | None) -> Discovered:
         if llm is None:
             raise ValueError("teacher skill discovery needs the teacher's model")
-        recorded: list[AnyMessage] = []
-        conversations = [[ChatMessage(role="user", content=LABEL_PROMPT.format(question=p.question))] for p in problems]
+        recorded: list[ParseFailure] = []
+        conversations = [[ChatMessage(role="user", content=self.prompts.render("label", question=p.question))] for p in problems]
         labels: list[str] = []
         replies = await chat_structured(llm, conversations, SkillLabel, self.params)
-        self.tokens_used += sum(r.usage.total_tokens for r in replies)
+        tokens = sum(r.usage.total_tokens for r in replies)
         for problem, parsed in zip(problems, replies):
             if parsed.value is None:
-                recorded.append(ParseFailure(sender="skill_discovery", parents=(problem.id,), expected="SkillLabel", raw_text=parsed.raw, error=parsed.error or ""))
+                recorded.append(
+                    ParseFailure(
+                        sender="skill_discovery",
+                        parents=(problem.id,),
+                        expected="SkillLabel",
+                        raw_text=parsed.raw,
+                        error=parsed.error or "",
+                    )
+                )
                 labels.append(UNLABELLED)
             else:
                 labels.append(_normal(parsed.value.skill))
-        mapping = await self._merge(labels, llm, recorded)
-        return [p.model_copy(update={"skills": (mapping.get(label, "other"),)}) for p, label in zip(problems, labels)], recorded
+        mapping, merge_tokens = await self._merge(labels, llm, recorded)
+        relabelled = [p.model_copy(update={"skills": (mapping.get(label, "other"),)}) for p, label in zip(problems, labels)]
+        return Discovered(relabelled, recorded, tokens + merge_tokens)
 
-    async def _merge(self, labels: list[str], llm: LLM, recorded: list[AnyMessage]) -> dict[str, str]:
+    async def _merge(self, labels: list[str], llm: LLM, recorded: list[ParseFailure]) -> tuple[dict[str, str], int]:
+        """label -> category, and the tokens the merge spent."""
         counts = Counter(labels)
         if len(counts) <= self.max_categories:
-            return {label: label for label in counts}
+            return {label: label for label in counts}, 0
         unique = sorted(counts)
         params = self.params.model_copy(update={"max_tokens": 64 + 24 * len(unique)})
-        prompt = MERGE_PROMPT.format(k=self.max_categories, labels=", ".join(unique))
+        prompt = self.prompts.render("merge", k=self.max_categories, labels=", ".join(unique))
         parsed = (await chat_structured(llm, [[ChatMessage(role="user", content=prompt)]], SkillCategories, params))[0]
-        self.tokens_used += parsed.usage.total_tokens
         mapping: dict[str, str] = {}
         if parsed.value is not None:
             for category in parsed.value.categories[: self.max_categories]:
@@ -169,10 +180,12 @@ class TeacherSkills:
                     if _normal(label) in counts:
                         mapping.setdefault(_normal(label), _normal(category.name))
         else:
-            recorded.append(ParseFailure(sender="skill_discovery", expected="SkillCategories", raw_text=parsed.raw, error=parsed.error or ""))
+            recorded.append(
+                ParseFailure(sender="skill_discovery", expected="SkillCategories", raw_text=parsed.raw, error=parsed.error or "")
+            )
         # Whatever the merge left out: the most frequent labels keep their name.
         frequent = [label for label, _ in counts.most_common(self.max_categories - 1)]
         for label in counts:
             if label not in mapping:
                 mapping[label] = label if label in frequent and not parsed.value else "other"
-        return mapping
+        return mapping, parsed.usage.total_tokens

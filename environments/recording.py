@@ -6,7 +6,8 @@ Environments know nothing of run directories or terminals; launch/ implements a
 
 from __future__ import annotations
 
-from typing import Any, Protocol, Sequence
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from classroom.agents.messages import AnyMessage
 

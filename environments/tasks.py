@@ -15,10 +15,10 @@ import difflib
 import json
 import random
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from classroom.agents.grading import REASONING_GYM_KEY, Grader, reasoning_gym_dataset
 from classroom.agents.messages import Problem
@@ -67,14 +67,10 @@ class Task:
     def split(self, name: str) -> list[Problem]:
         """All problems of one split."""
         if name not in self.problems:
-            raise ValueError(
-                f"task {self.name!r} has no split {name!r}; available: {self.splits()}"
-            )
+            raise ValueError(f"task {self.name!r} has no split {name!r}; available: {self.splits()}")
         return self.problems[name]
 
-    def sample(
-        self, n: int, *, split: str, seed: int, exclude: Iterable[str] = (), episode_id: str | None = None
-    ) -> list[Problem]:
+    def sample(self, n: int, *, split: str, seed: int, exclude: Iterable[str] = (), episode_id: str | None = None) -> list[Problem]:
         """``n`` problems drawn without replacement, the same ones for the same seed.
 
         Asking for more problems than the split holds returns all of them (shuffled).
@@ -194,9 +190,7 @@ def gsm8k(data_dir: str | Path, splits: Sequence[str] = ("train", "test"), limit
 
         def rows(path: Path = path, split: str = split) -> Iterator[Problem]:
             for index, row in _read_jsonl(path, task.skipped_rows):
-                problem = _solution_row_problem(
-                    row, index, path, task, split, "question", "answer", "####", arithmetic=True
-                )
+                problem = _solution_row_problem(row, index, path, task, split, "question", "answer", "####", arithmetic=True)
                 if problem is not None:
                     yield problem
 
@@ -321,9 +315,7 @@ def huggingface(
     try:
         import datasets
     except ImportError:
-        raise ImportError(
-            "the huggingface task loader needs the `datasets` package: pip install datasets"
-        ) from None
+        raise ImportError("the huggingface task loader needs the `datasets` package: pip install datasets") from None
 
     local = Path(dataset_id).expanduser()
     looks_local = dataset_id.startswith((".", "/", "~")) or local.exists()
@@ -337,8 +329,14 @@ def huggingface(
         def rows(data: Any = data, split: str = split) -> Iterator[Problem]:
             for index, row in enumerate(data):
                 problem = _solution_row_problem(
-                    row, index, f"{dataset_id}[{split}]", task, split,
-                    question_field, answer_field, answer_after,
+                    row,
+                    index,
+                    f"{dataset_id}[{split}]",
+                    task,
+                    split,
+                    question_field,
+                    answer_field,
+                    answer_after,
                     arithmetic=answer_after == "####",
                 )
                 if problem is not None:
@@ -376,21 +374,33 @@ def reasoning_gym(
     for dataset_name in datasets:
         # JSON round trip: what the problem carries must rebuild the very same dataset
         # after the event log has turned tuples into lists.
-        kwargs = json.loads(json.dumps({
-            **REASONING_GYM_DEFAULTS.get(dataset_name, {}),
-            **config.get(dataset_name, {}),
-            "size": size,
-            "seed": seed,
-        }))
+        kwargs = json.loads(
+            json.dumps(
+                {
+                    **REASONING_GYM_DEFAULTS.get(dataset_name, {}),
+                    **config.get(dataset_name, {}),
+                    "size": size,
+                    "seed": seed,
+                }
+            )
+        )
         dataset = reasoning_gym_dataset(dataset_name, kwargs)
-        _add_generated(task, dataset, dataset_name, kwargs, id_part=dataset_name,
-                       skills=(dataset_name,), split_seed=seed, test_fraction=test_fraction)
+        _add_generated(
+            task, dataset, dataset_name, kwargs, id_part=dataset_name, skills=(dataset_name,), split_seed=seed, test_fraction=test_fraction
+        )
     return task
 
 
 def _add_generated(
-    task: Task, dataset: Any, dataset_name: str, kwargs: dict[str, Any], *, id_part: str,
-    skills: tuple[str, ...], split_seed: int, test_fraction: float,
+    task: Task,
+    dataset: Any,
+    dataset_name: str,
+    kwargs: dict[str, Any],
+    *,
+    id_part: str,
+    skills: tuple[str, ...],
+    split_seed: int,
+    test_fraction: float,
 ) -> None:
     """Split a made reasoning-gym dataset into the task's train/test problems.
 
@@ -449,6 +459,14 @@ def reasoning_gym_skills(
                 dataset = reasoning_gym_dataset(dataset_name, kwargs)
             except Exception as exc:
                 raise ValueError(f"skills.{dataset_name}.{sub}: reasoning-gym rejected {dict(settings or {})}: {exc}") from None
-            _add_generated(task, dataset, dataset_name, kwargs, id_part=f"{dataset_name}-{sub}",
-                           skills=(dataset_name, f"{dataset_name}/{sub}"), split_seed=seed + offset, test_fraction=test_fraction)
+            _add_generated(
+                task,
+                dataset,
+                dataset_name,
+                kwargs,
+                id_part=f"{dataset_name}-{sub}",
+                skills=(dataset_name, f"{dataset_name}/{sub}"),
+                split_seed=seed + offset,
+                test_fraction=test_fraction,
+            )
     return task

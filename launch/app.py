@@ -1,7 +1,8 @@
 """`classroom run`: compose the config, start Ray and the models, play one episode.
 
-Only this module knows Hydra, Ray start-up and the run directory; the environment it
-runs is the same on a laptop and on a cluster.
+Only this module knows Hydra, Ray start-up and the run directory. The loop it runs is
+whatever ``env.loop`` names in the registry (:mod:`classroom.environments.base`); this
+module knows no loop by name, and the loop is the same on a laptop and on a cluster.
 """
 
 from __future__ import annotations
@@ -11,18 +12,18 @@ import inspect
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from classroom.agents.learners import Learner
+from classroom.agents.plugins import ConfigError, instantiate_plugin, validate_section
+from classroom.agents.settings import StudentSettings, TeacherSettings
+from classroom.environments.base import Episode, LoopError, ResumeError, Roles, Stateful, TeachingLoop, load_loop
+from classroom.environments.tasks import Task
 from classroom.launch.rundir import RunDirectory
-from classroom.launch.settings import (
-    ClusterSettings,
-    ConfigError,
-    StudentSettings,
-    TeacherSettings,
-    instantiate_plugin,
-    validate_section,
-)
+from classroom.launch.settings import ClusterSettings
+from classroom.serving.pool import PoolConfig
 
 CONFIG_MODULE = "classroom.conf"
 # Set by `classroom sweep`: jobs share one Ray and one set of engines.
@@ -34,7 +35,7 @@ def in_sweep() -> bool:
     return SWEEP_ENV in os.environ
 
 
-def shared_pool(pool_config: Any) -> Any:
+def shared_pool(pool_config: PoolConfig) -> Any:
     """A sweep's pool for this model config, started by the first job that needs it."""
     from classroom.serving.pool import ModelPool
 
@@ -54,8 +55,8 @@ def shutdown_shared() -> None:
         ray.shutdown()
 
 
-def build_task(task_cfg: dict[str, Any]) -> Any:
-    """Call the task loader named by ``task._target_`` with the section's values."""
+def task_loader(task_cfg: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """The loader ``task._target_`` names and the keyword arguments it takes, checked."""
     from hydra.utils import get_method
 
     values = dict(task_cfg)
@@ -74,25 +75,18 @@ def build_task(task_cfg: dict[str, Any]) -> Any:
         raise ConfigError(
             f"config error: task.{unknown[0]}: unknown key for {target} (allowed: {', '.join(k for k in accepted if k != 'name')})"
         )
+    return loader, values
+
+
+def build_task(task_cfg: dict[str, Any]) -> Task:
+    """Call the task loader named by ``task._target_`` with the section's values."""
+    loader, values = task_loader(task_cfg)
     try:
         return loader(**values)
     except FileNotFoundError as exc:
         raise ConfigError(f"data error: task: {exc}") from None
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"config error: task: {exc}") from None
-
-
-def environment_class(env_cfg: dict[str, Any]) -> type:
-    from hydra.utils import get_class
-
-    target = env_cfg.get("_target_")
-    try:
-        cls = get_class(target)
-    except Exception as exc:
-        raise ConfigError(f"config error: env._target_: cannot import {target!r}: {exc}") from None
-    if not hasattr(cls, "config_class"):
-        raise ConfigError(f"config error: env._target_: {target} has no config_class")
-    return cls
 
 
 def init_ray(cluster: ClusterSettings) -> bool:
@@ -111,88 +105,89 @@ def init_ray(cluster: ClusterSettings) -> bool:
     return True
 
 
-def prepare(cfg: dict[str, Any]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class RunPlan:
+    """A composed config, validated and built as far as it goes without Ray or engines."""
+
+    loop: TeachingLoop
+    loop_config: Any
+    task: Task
+    roles: Roles
+    pool: PoolConfig
+    cluster: ClusterSettings
+
+
+def prepare(cfg: dict[str, Any]) -> RunPlan:
     """Validate every section and build what needs no Ray: fails fast, before engines."""
-    from classroom.agents.policies import InterventionPolicy, Learner
-    from classroom.serving.pool import PoolConfig
+    env_values = dict(cfg["env"])
+    loop_name = env_values.get("loop")
+    if not loop_name:
+        from classroom.environments.base import LOOPS
 
-    env_cls = environment_class(cfg["env"])
-    env_values = {k: v for k, v in cfg["env"].items() if k not in ("_target_", "name")}
-    parts: dict[str, Any] = {
-        "env_cls": env_cls,
-        "env_config": validate_section(env_cls.config_class, "env", env_values),
-        "cluster": validate_section(ClusterSettings, "cluster", cfg["cluster"]),
-        "teacher": validate_section(TeacherSettings, "teacher", cfg["teacher"]),
-        "student": validate_section(StudentSettings, "student", cfg["student"]),
-        "pool": validate_section(PoolConfig, "model", cfg["model"]),
-    }
-    parts["intervention"] = instantiate_plugin("teacher.intervention", parts["teacher"].intervention, InterventionPolicy)
-    parts["learner"] = instantiate_plugin("student.learner", parts["student"].learner, Learner)
-    for role in ("teacher", "student"):
-        if role not in parts["pool"].roles:
-            raise ConfigError(f"config error: model.roles.{role}: missing (roles: {', '.join(parts['pool'].roles)})")
-    if hasattr(env_cls, "plugins"):
-        parts["env_plugins"] = env_cls.plugins(parts["env_config"])
-    parts["task"] = build_task(cfg["task"])
-    return parts
-
-
-async def play(parts: dict[str, Any], pool: Any, recorder: Any, episode_id: str, run_dir: Path, resume: bool = False) -> dict[str, Any]:
-    if hasattr(parts["env_cls"], "play"):  # environments that spawn their own agents
-        return await parts["env_cls"].play(parts, pool, recorder, episode_id, run_dir, resume)
-    if resume:
-        raise ConfigError(f"env {parts['env_cls'].name}: episodes of this loop cannot be resumed; run it again")
-    from classroom.agents.actors import spawn
-    from classroom.agents.grading import Grader
-    from classroom.agents.roles import Student, Teacher
-
-    t, s = parts["teacher"], parts["student"]
-    teacher = spawn(
-        Teacher, pool.llm("teacher"), name=None, num_cpus=t.num_cpus,
-        episode_id=episode_id, intervention=parts["intervention"], prompts=t.prompts,
-        sampling=t.sampling, reveal_answer=t.reveal_answer, explanation=t.explanation,
-        mental_model_demos=t.mental_model_demos, seed=t.seed,
+        raise ConfigError(f"config error: env.loop: missing (registered loops: {', '.join(sorted(LOOPS))})")
+    loop = load_loop(str(loop_name))
+    # A `module:name` loop reference was for importing; the loop's config holds its name.
+    env_values["loop"] = loop.name
+    loop_config = validate_section(loop.config_model, "env", env_values)
+    pool = validate_section(PoolConfig, "model", cfg["model"])
+    for role in loop.roles:
+        if role not in pool.roles:
+            raise ConfigError(f"config error: model.roles.{role}: missing (the {loop.name} loop needs it; roles: {', '.join(pool.roles)})")
+    student = validate_section(StudentSettings, "student", cfg["student"])
+    roles = Roles(
+        teacher=validate_section(TeacherSettings, "teacher", cfg["teacher"]),
+        student=student,
+        learner=instantiate_plugin("student.learner", student.learner, Learner),
     )
-    student = spawn(
-        Student, pool.llm("student"), num_cpus=s.num_cpus,
-        episode_id=episode_id, learner=parts["learner"], prompts=s.prompts,
-        sampling=s.sampling, adapter=s.adapter,
-    )
-    grader = spawn(Grader)
-    env = parts["env_cls"](
-        parts["env_config"], parts["task"], teacher=teacher, student=student, grader=grader,
-        recorder=recorder, episode_id=episode_id,
-    )
-    return await env.run()
+    task = build_task(cfg["task"])
+    loop.prepare(loop_config, task)
+    return RunPlan(loop, loop_config, task, roles, pool, validate_section(ClusterSettings, "cluster", cfg["cluster"]))
 
 
 def run_episode(cfg: dict[str, Any], run_dir: Path, *, show_progress: bool = True, resume: bool = False) -> dict[str, Any]:
     """Run one episode from a resolved config dict into ``run_dir``; returns the summary.
 
-    Raises :class:`ConfigError` for bad config; a Ctrl-C leaves a readable log and a
-    summary with status ``interrupted``. ``resume`` continues the episode whose
-    checkpoint ``run_dir`` holds (environments that checkpoint: dataenvgym).
+    Raises :class:`ConfigError` for bad config and :class:`ResumeError` for a run that
+    cannot resume; a Ctrl-C leaves a readable log and a summary with status
+    ``interrupted``. ``resume`` continues the episode whose state ``run_dir`` holds.
     """
     import ray
 
     from classroom.agents.messages import new_id
     from classroom.serving.pool import ModelPool
 
-    parts = prepare(cfg)
+    plan = prepare(cfg)
+    resume_from = None
     episode_id = new_id()
-    recorder = RunDirectory(run_dir, cfg, show_progress=show_progress)
+    if resume:
+        if not isinstance(plan.loop, Stateful):
+            raise ResumeError(f"{plan.loop.name} episodes cannot be resumed (the loop keeps no state); run it again")
+        resume_from = plan.loop.load_state(run_dir)
+        episode_id = plan.loop.episode_id_of(resume_from)  # the agents carry on under the id they had
+    recorder = RunDirectory(run_dir, cfg, loop=str(cfg["env"]["loop"]), show_progress=show_progress)
     started = time.time()
     summary: dict[str, Any] = {"status": "failed", "episode_id": episode_id}
     started_ray = False
     pool = None
     try:
-        started_ray = init_ray(parts["cluster"]) and not in_sweep()
+        started_ray = init_ray(plan.cluster) and not in_sweep()
         recorder.stage("starting models", None)
-        if in_sweep():
-            pool = shared_pool(parts["pool"])
-        else:
-            pool = ModelPool.start(parts["pool"])
-        summary = {"status": "completed", **asyncio.run(play(parts, pool, recorder, episode_id, run_dir, resume))}
+        pool = shared_pool(plan.pool) if in_sweep() else ModelPool.start(plan.pool)
+        episode = Episode(
+            episode_id=episode_id,
+            config=plan.loop_config,
+            task=plan.task,
+            roles=plan.roles,
+            pool=pool,
+            recorder=recorder,
+            run_dir=run_dir,
+        )
+
+        async def play() -> dict[str, Any]:
+            agents = plan.loop.spawn_agents(episode)
+            return await plan.loop.run(episode, agents, resume_from)
+
+        summary = {"status": "completed", **asyncio.run(play())}
     except KeyboardInterrupt:
         summary = {"status": "interrupted", "episode_id": episode_id}
         raise
@@ -211,75 +206,13 @@ def run_episode(cfg: dict[str, Any], run_dir: Path, *, show_progress: bool = Tru
     return summary
 
 
-def print_dataenvgym_summary(summary: dict[str, Any]) -> None:
-    """Validation accuracy per iteration (overall and per skill), then the test score."""
+def print_summary(loop: TeachingLoop, summary: dict[str, Any]) -> None:
+    """The loop's own tables, then what every episode reports: tokens, time, where."""
     from rich.console import Console
-    from rich.table import Table
-
-    def pct(value: float | None) -> str:
-        return "-" if value is None else f"{100 * value:.1f}%"
 
     console = Console()
-    history = summary.get("history", [])
-    skills = sorted({s for row in history for s in row.get("per_skill", {}) if "/" not in s})
-    table = Table(title=(
-        f"dataenvgym ({summary.get('variant')}) on {summary.get('task')}: {summary.get('validation_problems')} "
-        f"validation problems" + (f", resumed after iteration {summary['resumed_from']}" if summary.get("resumed_from") is not None else "")
-    ))
-    for column in ("iteration", "val accuracy", *skills, "kept / made", "train s"):
-        table.add_column(column, justify="right")
-    for row in history:
-        table.add_row(
-            str(row["iteration"]), pct(row["val_accuracy"]), *(pct(row["per_skill"].get(s)) for s in skills),
-            f"{row['kept']} / {row['generated']}", f"{row['training_seconds']:.0f}",
-        )
-    console.print(table)
-    console.print(
-        f"test ({summary.get('test_problems')} problems): trained {pct(summary.get('test_accuracy'))}, "
-        f"untrained {pct(summary.get('test_accuracy_untrained'))}"
-    )
-    tokens = ", ".join(f"{k}: {v:,}" for k, v in summary.get("tokens", {}).items())
-    console.print(f"tokens  {tokens}")
-    console.print(f"wall time  episode {summary.get('wall_time_s')} s, total {summary.get('total_time_s')} s")
-    console.print(f"run directory  {summary.get('run_dir')}")
-
-
-def print_summary(summary: dict[str, Any]) -> None:
-    """The accuracy-vs-budget and multi-turn tables of a ToM episode."""
-    from rich.console import Console
-    from rich.table import Table
-
-    if summary.get("env") == "dataenvgym":
-        print_dataenvgym_summary(summary)
-        return
-
-    def pct(value: float | None) -> str:
-        return "-" if value is None else f"{100 * value:.1f}%"
-
-    console = Console()
-    title = (
-        f"{summary.get('env', 'episode')} on {summary.get('task', '?')}: {summary.get('problems')} test problems, "
-        f"policy {summary.get('intervention_policy')}, {summary.get('explanation_style')} explanations"
-    )
-    table = Table(title=title)
-    table.add_column("budget", justify="right")
-    table.add_column("interventions", justify="right")
-    table.add_column("student accuracy", justify="right")
-    for budget, value in summary.get("accuracy_by_budget", {}).items():
-        table.add_row(budget, str(summary.get("interventions", {}).get(budget, "")), pct(value))
-    console.print(table)
-    acc = summary.get("accuracy", {})
-    console.print(
-        f"no intervention {pct(acc.get('no_intervention'))}; every problem explained {pct(acc.get('with_every_explanation'))}"
-    )
-    multiturn = summary.get("multiturn_by_demos", {})
-    if multiturn:
-        turns = Table(title=f"multi-turn: {summary.get('post_test_set')} unexplained problems")
-        turns.add_column("explained demonstrations", justify="right")
-        turns.add_column("student accuracy", justify="right")
-        for count, value in multiturn.items():
-            turns.add_row(count, pct(value))
-        console.print(turns)
+    for renderable in loop.summary_table(summary):
+        console.print(renderable)
     tokens = ", ".join(f"{k}: {v:,}" for k, v in summary.get("tokens", {}).items())
     console.print(f"tokens  {tokens}")
     console.print(f"wall time  episode {summary.get('wall_time_s')} s, total {summary.get('total_time_s')} s")
@@ -319,9 +252,15 @@ def _hydra_entry() -> None:
 
             report_job_done(HydraConfig.get().job.num, summary)
         else:
-            print_summary(summary)
+            print_summary(load_loop(str(resolved["env"]["loop"])), summary)
 
     _run()
+
+
+def _search_path_overrides(flags: dict[str, str]) -> list[str]:
+    """``--config-dir DIR`` as the override a plain compose understands."""
+    folder = flags.get("--config-dir") or flags.get("-cd")
+    return [f"hydra.searchpath=[file://{Path(folder).resolve()}]"] if folder else []
 
 
 def check_overrides(overrides: list[str]) -> str | None:
@@ -349,26 +288,38 @@ def check_overrides(overrides: list[str]) -> str | None:
     return None
 
 
-def run_main(argv: list[str]) -> int:
-    """Entry of `classroom run ARGS`: validate overrides, then hand over to Hydra."""
-    flags: set[str] = set()
+TAKES_VALUE = {"--cfg", "-c", "--package", "-p", "--config-name", "-cn", "--config-path", "-cp", "--config-dir", "-cd", "--info", "-i"}
+
+
+def split_args(argv: list[str]) -> tuple[dict[str, str], list[str]]:
+    """Hydra flags (with their values) and plain overrides."""
+    flags: dict[str, str] = {}
     overrides: list[str] = []
-    takes_value = {"--cfg", "-c", "--package", "-p", "--config-name", "-cn", "--config-path", "-cp", "--config-dir", "-cd", "--info", "-i"}
-    skip = False
+    pending: str | None = None
     for arg in argv:
-        if skip:
-            skip = False
+        if pending is not None:
+            flags[pending] = arg
+            pending = None
         elif arg.startswith("-"):
-            flags.add(arg)
-            skip = arg in takes_value
+            flags[arg] = ""
+            pending = arg if arg in TAKES_VALUE else None
         else:
             overrides.append(arg)
-    wants_help_or_multirun = flags & {"--help", "-h", "--hydra-help", "-m", "--multirun"}
+    return flags, overrides
+
+
+def run_main(argv: list[str]) -> int:
+    """Entry of `classroom run ARGS`: validate overrides, then hand over to Hydra."""
+    flags, overrides = split_args(argv)
+    wants_help_or_multirun = set(flags) & {"--help", "-h", "--hydra-help", "-m", "--multirun"}
     if not wants_help_or_multirun:
-        problem = check_overrides(overrides)
+        problem = check_overrides([*_search_path_overrides(flags), *overrides])
         if problem:
             print(problem, file=sys.stderr)
             return 2
     sys.argv = ["classroom run", *argv]
     _hydra_entry()
     return 0
+
+
+__all__ = ["ConfigError", "LoopError", "ResumeError", "RunPlan", "prepare", "print_summary", "run_episode", "run_main"]

@@ -13,6 +13,7 @@ hot-loaded into the running engine vs (b) by restarting the engine with it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import statistics
 import time
@@ -125,7 +126,10 @@ def print_serving_report(result: dict[str, Any]) -> None:
     labels = {"a_direct": "(a) vLLM engine directly", "b_ray": "(b) VLLMEngine via Ray", "c_http": "(c) OpenAIBackend via HTTP"}
     _ratio_table(
         f"serving: {result['prompts']} prompts x {result['max_tokens']} tokens, median of {result['rounds']} rounds",
-        ("door", "tokens/s"), {key: (label, rates[key]) for key, label in labels.items()}, "a_direct", ("{:.1f}", "{:.3f}"),
+        ("door", "tokens/s"),
+        {key: (label, rates[key]) for key, label in labels.items()},
+        "a_direct",
+        ("{:.1f}", "{:.3f}"),
     )
     print(f"ratio b/a = {result['ratio_b_over_a']:.3f}   ratio c/a = {result['ratio_c_over_a']:.3f}")
 
@@ -204,10 +208,8 @@ async def run_learner_benchmark(
                     seconds[key].append(await way())
     finally:
         await _stop_engine(backend)
-        try:
+        with contextlib.suppress(ValueError):  # training never started: no trainer actor
             ray.kill(ray.get_actor(trainer_actor_name(learner.base_model)))
-        except ValueError:  # training never started
-            pass
     median = {k: statistics.median(v) for k, v in seconds.items()}
     return {
         "examples": examples,
@@ -224,10 +226,8 @@ async def run_learner_benchmark(
 async def _stop_engine(backend: Any) -> None:
     import ray
 
-    try:
+    with contextlib.suppress(Exception):  # a dead or stuck engine is killed below all the same
         await asyncio.wait_for(backend.actor.shutdown.remote(), timeout=30)
-    except Exception:  # a dead or stuck engine is killed below all the same
-        pass
     ray.kill(backend.actor)
 
 
@@ -240,7 +240,10 @@ def print_learner_report(result: dict[str, Any]) -> None:
     labels = {"a_hot_swap": "(a) hot swap into the running engine", "b_restart": "(b) restart the engine with it"}
     _ratio_table(
         f"new adapter to first answer, median of {result['rounds']} interleaved rounds",
-        ("way", "seconds"), {key: (label, seconds[key]) for key, label in labels.items()}, "a_hot_swap", ("{:.2f}", "{:.1f}x"),
+        ("way", "seconds"),
+        {key: (label, seconds[key]) for key, label in labels.items()},
+        "a_hot_swap",
+        ("{:.2f}", "{:.1f}x"),
     )
     print(f"ratio b/a = {result['ratio_b_over_a']:.1f}")
 

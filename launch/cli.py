@@ -10,17 +10,19 @@ import sys
 USAGE = """usage: classroom COMMAND [ARGS]
 
 commands:
-  run     run one teaching episode (a Hydra app: `classroom run env=tom task=gsm8k
-          teacher/intervention=mental_model`; `classroom run --cfg job` prints the composed config)
+  run     run one teaching episode (a Hydra app: `classroom run env=ENV task=gsm8k
+          env.KEY=VALUE ...`; `classroom run --cfg job` prints the composed config)
   serve   serve a model behind an OpenAI-compatible HTTP server on 127.0.0.1
-  sweep   Hydra multirun on one shared Ray: `classroom sweep sweep=tom_budget` or any
-          comma lists (`classroom sweep teacher/intervention=random,oracle seed=0,1`);
-          writes results.csv and results.md in the sweep folder
-  resume  `classroom resume RUN_DIR` continues a killed episode from its last finished
-          iteration (dataenvgym episodes checkpoint after each iteration)
+  sweep   Hydra multirun on one shared Ray: `classroom sweep sweep=NAME` or any comma
+          lists (`classroom sweep env.KEY=a,b seed=0,1`); writes results.csv and
+          results.md in the sweep folder
+  resume  `classroom resume RUN_DIR` continues a killed episode from its last saved
+          state (loops that save one)
   report  `classroom report RUN_OR_SWEEP_DIR` writes a self-contained report.html
   bench   benchmarks that print ratios measured side by side (`classroom bench serving`,
           `classroom bench learner`)
+
+loops: {loops} (`classroom run env=...` picks one of conf/env/)
 """
 
 
@@ -66,7 +68,9 @@ def _positive(name: str, value: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
-        print(USAGE)
+        from classroom.environments.base import LOOPS
+
+        print(USAGE.format(loops=", ".join(sorted(LOOPS))))
         return 0 if argv else 2
     command, rest = argv[0], argv[1:]
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

@@ -9,10 +9,10 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 from pathlib import Path
 from typing import Any
 
+from classroom.environments.base import Curve, LoopError, load_loop
 from classroom.launch.results import aggregate, collect, config_columns, markdown_table, run_row
 
 
@@ -80,7 +80,7 @@ def _line_plot(panels: dict[str, Series], xlabel: str, ylabel: str, title: str) 
 
 
 def _token_plot(entries: list[dict[str, Any]]) -> str | None:
-    agents = sorted({k[len("tokens_"):] for e in entries for k in e["values"] if k.startswith("tokens_")})
+    agents = sorted({k[len("tokens_") :] for e in entries for k in e["values"] if k.startswith("tokens_")})
     if not agents:
         return None
     import matplotlib
@@ -125,13 +125,40 @@ def _entries_for_run(run_dir: Path) -> tuple[list[dict[str, Any]], str]:
     row = run_row(run_dir)
     if row is None:
         raise ReportError(f"{run_dir} has no summary.json: is it a run directory?")
-    summary = json.loads((run_dir / "summary.json").read_text())
-    if summary.get("env") == "dataenvgym":
-        label = f"dataenvgym {summary.get('variant')}"
-    else:
-        label = f"{summary.get('intervention_policy', 'run')} ({summary.get('explanation_style', '')})"
     values = {k: v for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    return [{"label": label, "values": values}], markdown_table([row], list(row))
+    return [{"label": run_dir.name, "values": values}], markdown_table([row], list(row))
+
+
+def declared_curves(folder: Path) -> dict[str, Curve]:
+    """The curves the loop of a run (or of a sweep's first run) declares, by prefix."""
+    configs = [folder / "config.yaml"] if (folder / "config.yaml").is_file() else sorted(folder.glob("*/config.yaml"))
+    for path in configs:
+        import yaml
+
+        loop_name = ((yaml.safe_load(path.read_text()) or {}).get("env") or {}).get("loop")
+        if loop_name:
+            try:
+                return {c.prefix: c for c in load_loop(str(loop_name)).curves}
+            except LoopError:
+                return {}
+    return {}
+
+
+def curves_to_draw(entries: list[dict[str, Any]], declared: dict[str, Curve]) -> list[Curve]:
+    """One curve per score prefix ``p`` of ``p@x`` scores: the loop's declared ones
+    first; ``p[part]`` prefixes (per-skill curves) take their base's words."""
+    prefixes = sorted({k.split("@", 1)[0] for e in entries for k in e["values"] if "@" in k})
+    curves = [declared[p] for p in declared if p in prefixes]
+    for prefix in prefixes:
+        if prefix in declared:
+            continue
+        base, _, part = prefix.partition("[")
+        if part and base in declared:
+            known = declared[base]
+            curves.append(Curve(prefix, f"{known.title}: {part.rstrip(']')}", known.xlabel, f"{known.ylabel} ({part.rstrip(']')})"))
+        else:
+            curves.append(Curve(prefix, prefix, "x", prefix))
+    return curves
 
 
 def _md_to_html(markdown: str) -> str:
@@ -170,13 +197,9 @@ def write_report(folder: Path | str) -> Path:
     is_run = (folder / "summary.json").is_file()
     entries, table_md = _entries_for_run(folder) if is_run else _entries_for_sweep(folder)
     plots = [
-        ("Accuracy vs budget", _line_plot(_series(entries, "acc"), "budget (fraction of test problems explained)", "student accuracy", "accuracy vs intervention budget")),
-        ("Multi-turn", _line_plot(_series(entries, "multiturn"), "explained demonstrations seen", "accuracy on unexplained problems", "multi-turn: learning from explained problems")),
+        (curve.title, _line_plot(_series(entries, curve.prefix), curve.xlabel, curve.ylabel, curve.title))
+        for curve in curves_to_draw(entries, declared_curves(folder))
     ]
-    # DataEnvGym: validation accuracy by iteration, overall and per skill.
-    plots.append(("Learning curve", _line_plot(_series(entries, "val"), "iteration", "validation accuracy", "student validation accuracy by iteration")))
-    for skill in sorted({k.split("@")[0][4:-1] for e in entries for k in e["values"] if k.startswith("val[") and "@" in k}):
-        plots.append((f"Learning curve: {skill}", _line_plot(_series(entries, f"val[{skill}]"), "iteration", f"validation accuracy on {skill}", f"{skill} by iteration")))
     plots.append(("Tokens per agent", _token_plot(entries)))
     body = [f"<h1>classroom report: {html.escape(folder.name)}</h1>"]
     for title, uri in plots:

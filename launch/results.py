@@ -17,8 +17,38 @@ from typing import Any
 import yaml
 
 # Two-sided 95% Student-t critical values by degrees of freedom (1..30); beyond, ~1.96.
-_T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
-        2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
+_T95 = [
+    12.706,
+    4.303,
+    3.182,
+    2.776,
+    2.571,
+    2.447,
+    2.365,
+    2.306,
+    2.262,
+    2.228,
+    2.201,
+    2.179,
+    2.160,
+    2.145,
+    2.131,
+    2.120,
+    2.110,
+    2.101,
+    2.093,
+    2.086,
+    2.080,
+    2.074,
+    2.069,
+    2.064,
+    2.060,
+    2.056,
+    2.052,
+    2.048,
+    2.045,
+    2.042,
+]
 
 
 # Every key a run's summary listed under "scores": what the tables aggregate.
@@ -61,7 +91,7 @@ def run_row(run_dir: Path) -> dict[str, Any] | None:
     row["status"] = summary.get("status")
     for key, value in (summary.get("scores") or {}).items():
         row[key] = value
-        SCORE_NAMES.add(key)  # a score even without "@x" (dataenvgym's `test`)
+        SCORE_NAMES.add(key)  # a score even without "@x" (a test accuracy)
     tokens = summary.get("tokens") or {}
     row["tokens"] = sum(tokens.values())
     for agent, count in sorted(tokens.items()):

@@ -1,7 +1,8 @@
-"""`classroom resume RUN_DIR`: continue a killed episode from its last finished iteration.
+"""`classroom resume RUN_DIR`: continue a killed episode from its last saved state.
 
-The run directory holds the resolved config and the environment's checkpoint; the
-episode goes on in the same folder, appending to its event log and metrics.
+The run directory holds the resolved config and, for loops that implement
+:class:`~classroom.environments.base.Stateful`, the state they saved; the episode goes
+on in the same folder, appending to its event log and metrics.
 """
 
 from __future__ import annotations
@@ -10,17 +11,13 @@ import json
 import sys
 from pathlib import Path
 
-from classroom.environments.dataenvgym import CHECKPOINT
-
 
 def resume_error(run_dir: Path) -> str | None:
-    """Why ``run_dir`` cannot be resumed, in one line; None if it can."""
+    """Why ``run_dir`` cannot be resumed, as far as the folder tells, in one line; None if it may."""
     if not run_dir.is_dir():
         return f"{run_dir} is not a folder"
     if not (run_dir / "config.yaml").is_file():
         return f"{run_dir} has no config.yaml: is it a run directory?"
-    if not (run_dir / CHECKPOINT).is_file():
-        return f"{run_dir} has no {CHECKPOINT}: the episode finished no iteration (only dataenvgym episodes checkpoint)"
     summary = run_dir / "summary.json"
     if summary.is_file():
         try:
@@ -43,8 +40,9 @@ def resume_main(argv: list[str]) -> int:
         return 2
     import yaml
 
+    from classroom.agents.plugins import ConfigError
+    from classroom.environments.base import ResumeError, load_loop
     from classroom.launch.app import print_summary, run_episode
-    from classroom.launch.settings import ConfigError
 
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
     try:
@@ -52,11 +50,11 @@ def resume_main(argv: list[str]) -> int:
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return 2
-    except FileNotFoundError as exc:
+    except ResumeError as exc:
         print(f"classroom resume: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"interrupted; what ran so far is in {run_dir}", file=sys.stderr)
         return 130
-    print_summary(summary)
+    print_summary(load_loop(str(config["env"]["loop"])), summary)
     return 0

@@ -11,8 +11,9 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from classroom.agents.messages import SCHEMA_VERSION, AnyMessage, parse_message
 
@@ -42,12 +43,12 @@ def _drop_torn_line(path: Path) -> None:
 class EventLog:
     """Appends messages to a JSONL file, flushing each line."""
 
-    def __init__(self, path: Path, *, config: dict[str, Any] | None = None):
+    def __init__(self, path: Path, *, config: dict[str, Any] | None = None, loop: str | None = None):
         self.path = path
         new = not path.exists() or path.stat().st_size == 0
         if not new:
             _drop_torn_line(path)  # a resumed run appends after the last whole line
-        self._file = open(path, "a", encoding="utf-8")
+        self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - held open for the run, closed by close()
         if new:
             header = {
                 "kind": "header",
@@ -55,6 +56,8 @@ class EventLog:
                 "config_hash": config_hash(config or {}),
                 "created_at": time.time(),
             }
+            if loop:  # reading the log back imports the loop, whose messages it holds
+                header["loop"] = loop
             self._write(json.dumps(header))
 
     def _write(self, line: str) -> None:
@@ -72,7 +75,8 @@ class EventLog:
 def read_events(path: Path | str) -> tuple[dict[str, Any], list[AnyMessage]]:
     """The header and every message of an event log, as typed messages.
 
-    A last line cut short by a killed run is skipped; any other bad line raises.
+    A last line cut short by a killed run is skipped; any other bad line raises. The
+    loop named in the header is imported first, so its own message kinds parse.
     """
     lines = Path(path).read_text(encoding="utf-8").splitlines()
     if not lines:
@@ -81,9 +85,14 @@ def read_events(path: Path | str) -> tuple[dict[str, Any], list[AnyMessage]]:
     if header.get("kind") != "header":
         raise EventLogError(f"{path}: first line is not a header")
     if header.get("schema_version", 0) > SCHEMA_VERSION:
-        raise EventLogError(
-            f"{path} was written with schema {header['schema_version']}; this classroom reads up to {SCHEMA_VERSION}"
-        )
+        raise EventLogError(f"{path} was written with schema {header['schema_version']}; this classroom reads up to {SCHEMA_VERSION}")
+    if header.get("loop"):
+        from classroom.environments.base import LoopError, load_loop
+
+        try:
+            load_loop(header["loop"])
+        except LoopError as exc:
+            raise EventLogError(f"{path}: {exc}") from None
     messages = []
     for number, line in enumerate(lines[1:], start=2):
         try:
@@ -98,14 +107,14 @@ def read_events(path: Path | str) -> tuple[dict[str, Any], list[AnyMessage]]:
 class RunDirectory:
     """A run's folder and the Recorder that fills it (with live progress on screen)."""
 
-    def __init__(self, path: Path | str, config: dict[str, Any], *, show_progress: bool = True):
+    def __init__(self, path: Path | str, config: dict[str, Any], *, loop: str | None = None, show_progress: bool = True):
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
         import yaml
 
         (self.path / CONFIG).write_text(yaml.safe_dump(config, sort_keys=False))
-        self.events = EventLog(self.path / EVENTS, config=config)
-        self._metrics = open(self.path / METRICS, "a", encoding="utf-8")
+        self.events = EventLog(self.path / EVENTS, config=config, loop=loop)
+        self._metrics = open(self.path / METRICS, "a", encoding="utf-8")  # noqa: SIM115 - held open for the run
         self.message_counts: dict[str, int] = {}
         self._progress: Any = None
         self._task: Any = None
@@ -113,7 +122,10 @@ class RunDirectory:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
             self._progress = Progress(
-                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
                 transient=False,
             )
             self._progress.start()

@@ -65,8 +65,10 @@ def report_job_done(job_num: int, summary: dict[str, Any] | None) -> None:
     elapsed = time.time() - _STARTED
     eta = elapsed / done * (total - done)
     status = "failed" if summary is None else summary.get("status", "?")
-    scores = "" if summary is None else "  " + "  ".join(
-        f"{k}={v:.2f}" for k, v in list((summary.get("scores") or {}).items())[:4] if isinstance(v, (int, float))
+    scores = (
+        ""
+        if summary is None
+        else "  " + "  ".join(f"{k}={v:.2f}" for k, v in list((summary.get("scores") or {}).items())[:4] if isinstance(v, (int, float)))
     )
     print(f"[sweep] job {done}/{total} (#{job_num}) {status}{scores}  elapsed {elapsed / 60:.1f} min, ETA {eta / 60:.1f} min", flush=True)
 

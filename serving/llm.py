@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol, Sequence, runtime_checkable
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
@@ -42,3 +43,14 @@ class LLM(Protocol):
         schema: Schema | None = None,
         adapter: str | None = None,
     ) -> list[list[Completion]]: ...
+
+
+@runtime_checkable
+class AdapterLLM(LLM, Protocol):
+    """An LLM that loads LoRA adapters at run time (vLLM engines, pools of them).
+
+    A request that names ``adapter`` is answered with it; loading a name again
+    replaces the adapter.
+    """
+
+    async def load_adapter(self, name: str, path: str) -> None: ...

@@ -12,7 +12,8 @@ import asyncio
 import logging
 import os
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from classroom.serving.llm import BackendError, Schema, schema_dict
 from classroom.serving.types import (
@@ -89,9 +90,7 @@ class OpenAIBackend:
             self._semaphore = asyncio.Semaphore(self.max_concurrency)
         return self._client
 
-    def _request(
-        self, conversation: Conversation, params: SamplingParams, schema: Schema | None, adapter: str | None
-    ) -> dict[str, Any]:
+    def _request(self, conversation: Conversation, params: SamplingParams, schema: Schema | None, adapter: str | None) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": adapter or self.model,
             "messages": conversation_dicts(conversation),
@@ -133,21 +132,22 @@ class OpenAIBackend:
             except retryable as exc:
                 if attempt >= self.max_retries:
                     raise EndpointUnavailable(
-                        f"{self.base_url} did not answer after {attempt + 1} attempts "
-                        f"({type(exc).__name__})"
+                        f"{self.base_url} did not answer after {attempt + 1} attempts ({type(exc).__name__})"
                     ) from exc
                 self.retries += 1
                 delay = self.backoff_s * (2**attempt)
                 attempt += 1
                 logger.warning(
                     "%s: %s, retry %d/%d in %.1fs",
-                    self.base_url, type(exc).__name__, attempt, self.max_retries, delay,
+                    self.base_url,
+                    type(exc).__name__,
+                    attempt,
+                    self.max_retries,
+                    delay,
                 )
                 await asyncio.sleep(delay)
             except openai.APIStatusError as exc:
-                raise BackendError(
-                    f"{self.base_url} refused the request ({exc.status_code}): {exc.message}"
-                ) from exc
+                raise BackendError(f"{self.base_url} refused the request ({exc.status_code}): {exc.message}") from exc
 
     async def _one(
         self, conversation: Conversation, params: SamplingParams, schema: Schema | None, adapter: str | None
@@ -195,6 +195,4 @@ class OpenAIBackend:
     ) -> list[list[Completion]]:
         """Every conversation in flight at once, up to ``max_concurrency``."""
         self._ensure_client()
-        return list(
-            await asyncio.gather(*(self._one(c, params, schema, adapter) for c in conversations))
-        )
+        return list(await asyncio.gather(*(self._one(c, params, schema, adapter) for c in conversations)))

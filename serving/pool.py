@@ -9,11 +9,12 @@ over replicas and a busy replica gets less.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Literal, Sequence
+from collections.abc import Sequence
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from classroom.serving.llm import LLM, BackendError, Schema
+from classroom.serving.llm import LLM, AdapterLLM, BackendError, Schema
 from classroom.serving.types import Completion, Conversation, SamplingParams
 from classroom.serving.vllm_engine import VLLMEngineConfig
 
@@ -41,7 +42,7 @@ class ModelSpec(BaseModel):
     endpoint: OpenAIEndpointConfig | None = None
 
     @model_validator(mode="after")
-    def _backend_has_its_config(self) -> "ModelSpec":
+    def _backend_has_its_config(self) -> ModelSpec:
         if self.backend == "vllm" and self.engine is None:
             raise ValueError("backend 'vllm' needs an `engine` section")
         if self.backend == "openai" and self.endpoint is None:
@@ -57,13 +58,10 @@ class PoolConfig(BaseModel):
     roles: dict[str, str]
 
     @model_validator(mode="after")
-    def _roles_name_models(self) -> "PoolConfig":
+    def _roles_name_models(self) -> PoolConfig:
         for role, model in self.roles.items():
             if model not in self.models:
-                raise ValueError(
-                    f"role {role!r} uses model {model!r}, which is not defined "
-                    f"(models: {', '.join(sorted(self.models))})"
-                )
+                raise ValueError(f"role {role!r} uses model {model!r}, which is not defined (models: {', '.join(sorted(self.models))})")
         return self
 
 
@@ -106,26 +104,22 @@ class RoutedLLM:
 
         async def run(replica: int, indices: list[int]) -> list[list[Completion]]:
             try:
-                return await self.replicas[replica].chat(
-                    [conversations[i] for i in indices], params, schema=schema, adapter=adapter
-                )
+                return await self.replicas[replica].chat([conversations[i] for i in indices], params, schema=schema, adapter=adapter)
             finally:
                 self.outstanding[replica] -= len(indices)
 
         results: list[list[Completion] | None] = [None] * len(conversations)
         batches = await asyncio.gather(*(run(r, idx) for r, idx in groups.items()))
-        for (replica, indices), batch in zip(groups.items(), batches):
+        for indices, batch in zip(groups.values(), batches):
             for i, completions in zip(indices, batch):
                 results[i] = completions
         return results  # type: ignore[return-value]
 
-
     async def load_adapter(self, name: str, path: str) -> None:
         """Load a LoRA adapter into every replica, so any of them can serve it."""
-        loaders = [getattr(r, "load_adapter", None) for r in self.replicas]
-        if not all(loaders):
+        if not all(isinstance(r, AdapterLLM) for r in self.replicas):
             raise BackendError(f"model {self.name!r}: a replica cannot load LoRA adapters (only vLLM engines can)")
-        await asyncio.gather(*(load(name, path) for load in loaders))  # type: ignore[misc]
+        await asyncio.gather(*(r.load_adapter(name, path) for r in self.replicas))  # type: ignore[attr-defined]
 
 
 class ModelPool:
@@ -136,7 +130,7 @@ class ModelPool:
         self.roles = dict(roles)
 
     @classmethod
-    def start(cls, config: PoolConfig | dict[str, Any]) -> "ModelPool":
+    def start(cls, config: PoolConfig | dict[str, Any]) -> ModelPool:
         """Start every model's replicas (engine actors need ``ray.init`` first)."""
         from classroom.serving.openai_backend import OpenAIBackend
         from classroom.serving.vllm_engine import start_engine
@@ -157,9 +151,14 @@ class ModelPool:
                 urls = list(ep.base_urls) * spec.replicas
                 replicas = [
                     OpenAIBackend(
-                        url, ep.model, api_key_env=ep.api_key_env,
-                        max_concurrency=ep.max_concurrency, timeout_s=ep.timeout_s,
-                        max_retries=ep.max_retries, backoff_s=ep.backoff_s, name=name,
+                        url,
+                        ep.model,
+                        api_key_env=ep.api_key_env,
+                        max_concurrency=ep.max_concurrency,
+                        timeout_s=ep.timeout_s,
+                        max_retries=ep.max_retries,
+                        backoff_s=ep.backoff_s,
+                        name=name,
                     )
                     for url in urls
                 ]
@@ -175,8 +174,9 @@ class ModelPool:
     def shutdown(self) -> None:
         import ray
 
+        from classroom.serving.vllm_engine import VLLMBackend
+
         for routed in self.models.values():
             for replica in routed.replicas:
-                actor = getattr(replica, "actor", None)
-                if actor is not None:
-                    ray.kill(actor)
+                if isinstance(replica, VLLMBackend):
+                    ray.kill(replica.actor)

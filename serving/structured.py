@@ -10,19 +10,18 @@ that ends a run.
 from __future__ import annotations
 
 import json
-from typing import Generic, Sequence, TypeVar
+from collections.abc import Sequence
+from typing import Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from classroom.serving.llm import LLM
+from classroom.serving.prompts import PromptSet
 from classroom.serving.types import ChatMessage, Completion, Conversation, SamplingParams, Usage
 
 T = TypeVar("T", bound=BaseModel)
 
-REPAIR_PROMPT = (
-    "Your reply could not be read: {error}\n"
-    "Reply again with only a JSON object that matches this schema:\n{schema}"
-)
+PROMPTS = PromptSet.load("classroom.serving", "prompts/structured.yaml")
 
 
 class Parsed(BaseModel, Generic[T]):
@@ -82,9 +81,7 @@ async def chat_structured(
 ) -> list[Parsed[T]]:
     """One structured reply per conversation, repaired once where it fails."""
     params = params.model_copy(update={"n": 1})
-    replies: list[Completion] = [
-        c[0] for c in await llm.chat(conversations, params, schema=model, adapter=adapter)
-    ]
+    replies: list[Completion] = [c[0] for c in await llm.chat(conversations, params, schema=model, adapter=adapter)]
     results: list[Parsed[T]] = []
     failed: list[int] = []
     for i, reply in enumerate(replies):
@@ -96,10 +93,10 @@ async def chat_structured(
         return results
     schema_text = json.dumps(model.model_json_schema())
     repair_conversations = [
-        list(conversations[i])
-        + [
+        [
+            *conversations[i],
             ChatMessage(role="assistant", content=replies[i].text),
-            ChatMessage(role="user", content=REPAIR_PROMPT.format(error=results[i].error, schema=schema_text)),
+            ChatMessage(role="user", content=PROMPTS.render("repair", error=results[i].error, schema=schema_text)),
         ]
         for i in failed
     ]

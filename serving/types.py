@@ -52,7 +52,7 @@ class Usage(BaseModel):
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
 
-    def __add__(self, other: "Usage") -> "Usage":
+    def __add__(self, other: Usage) -> Usage:
         return Usage(
             model=self.model or other.model,
             prompt_tokens=self.prompt_tokens + other.prompt_tokens,
@@ -84,13 +84,13 @@ class Completion(BaseModel):
     usage: Usage = Usage()
 
 
-def as_conversation(conversation: "Conversation | str | list[dict]") -> Conversation:
+def as_conversation(conversation: Conversation | str | list[dict]) -> Conversation:
     """Accept a plain user prompt or role/content dicts where a conversation is due."""
     if isinstance(conversation, str):
         return [ChatMessage(role="user", content=conversation)]
     return [m if isinstance(m, ChatMessage) else ChatMessage(**m) for m in conversation]
 
 
-def conversation_dicts(conversation: "Conversation | list[dict]") -> list[dict[str, str]]:
+def conversation_dicts(conversation: Conversation | list[dict]) -> list[dict[str, str]]:
     """A conversation as the role/content dicts chat templates and HTTP bodies take."""
     return [{"role": m.role, "content": m.content} for m in as_conversation(conversation)]

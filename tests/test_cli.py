@@ -15,7 +15,10 @@ CLASSROOM = [sys.executable, "-m", "classroom.launch.cli"]
 
 def classroom(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [*CLASSROOM, *args], capture_output=True, text=True, timeout=timeout,
+        [*CLASSROOM, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
         env={**os.environ, **(env or {})},
     )
 
@@ -28,25 +31,40 @@ def test_help_lists_the_subcommands():
 
 
 def test_cfg_job_prints_the_composed_config_with_overrides():
-    out = classroom("run", "--cfg", "job", "env.budgets=[0.5]", "task=gsm8k", "teacher/intervention=none")
+    out = classroom("run", "--cfg", "job", "env.budgets=[0.5]", "task=gsm8k", "env/intervention=none")
     assert out.returncode == 0, out.stderr
     assert "- 0.5" in out.stdout and "classroom.environments.tasks.gsm8k" in out.stdout
-    assert "classroom.agents.policies.NoIntervention" in out.stdout
+    assert "classroom.environments.tom.policies.NoIntervention" in out.stdout
 
 
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (["env=nope"], "allowed in env: dataenvgym_open_ended, dataenvgym_skill_list, dataenvgym_skill_tree, tom"),
+        (["env=nope"], "allowed in env: dataenvgym, dataenvgym_open_ended, dataenvgym_skill_list, dataenvgym_skill_tree, tom"),
         (["task=imagenet"], "allowed in task: arithmetic_skills, gsm8k, hf_gsm8k, reasoning_gym, svamp"),
-        (["teacher/intervention=psychic"], "allowed in teacher/intervention: all, mental_model"),
+        (["env/intervention=psychic"], "allowed in env/intervention: all, mental_model"),
         (["env.budgets=[0.2,1.5]"], "config error: env.budgets: Value error, budgets are fractions in [0, 1]; got [1.5]"),
         (["env.num_problems=0"], "config error: env.num_problems: Input should be greater than or equal to 1 (got 0)"),
-        (["teacher.explanation=sarcastic"], "config error: teacher.explanation: Input should be 'unpersonalized', 'personalized', 'gold' or 'deceptive'"),
+        (
+            ["env.explanation=sarcastic"],
+            "config error: env.explanation: Input should be 'unpersonalized', 'personalized', 'gold' or 'deceptive'",
+        ),
         (["env.budgte=0.5"], "env.budgte"),
         (["cluster.address=somewhere"], "config error: cluster.address: Value error, must be 'local', 'auto'"),
         (["student.sampling.temperature=-1"], "config error: student.sampling.temperature"),
-        (["teacher/intervention=random", "teacher.intervention._target_=nowhere.Policy"], "teacher.intervention._target_: cannot build 'nowhere.Policy'"),
+        (
+            ["env/intervention=random", "env.intervention._target_=nowhere.Policy"],
+            "env.intervention._target_: cannot build 'nowhere.Policy'",
+        ),
+        (["env.loop=nowhere"], "config error: env.loop: unknown loop 'nowhere' (registered: dataenvgym, tom)"),
+        (
+            ["env.num_problems=60"],
+            "config error: env.num_problems: task 'reasoning_gym' split 'test' has 60 problems; the episode needs 78",
+        ),
+        (
+            ["env=dataenvgym_skill_tree", "env.policy._target_=collections.OrderedDict"],
+            "env.policy._target_: 'collections.OrderedDict' does not implement DataGenerationPolicy",
+        ),
         (["task=gsm8k", "task.data_dir=/nonexistent/gsm8k"], "/nonexistent/gsm8k"),
         (["model.roles.teacher=ghost"], "role 'teacher' uses model 'ghost'"),
     ],
@@ -69,8 +87,16 @@ def test_bench_rejects_bad_flags():
 def test_run_over_http_end_to_end(engine_url, tmp_path):
     """`classroom run` in its own process, its models behind the session engine's HTTP door."""
     out = classroom(
-        "run", "model=openai", "env.num_problems=4", "env.seed_set_size=2", "env.post_test_size=2", "env.demo_counts=[0,1]", "progress=false",
-        "student.sampling.max_tokens=48", "teacher.sampling.max_tokens=48", "cluster.num_cpus=1",
+        "run",
+        "model=openai",
+        "env.num_problems=4",
+        "env.seed_set_size=2",
+        "env.post_test_size=2",
+        "env.demo_counts=[0,1]",
+        "progress=false",
+        "student.sampling.max_tokens=48",
+        "teacher.sampling.max_tokens=48",
+        "cluster.num_cpus=1",
         env={"CLASSROOM_RUNS": str(tmp_path), "CLASSROOM_OPENAI_BASE_URL": engine_url, "CLASSROOM_OPENAI_MODEL": "embedded"},
         timeout=300,
     )
@@ -89,9 +115,18 @@ def test_ctrl_c_leaves_a_readable_log(engine_url, tmp_path):
     from classroom.launch.rundir import read_events
 
     proc = subprocess.Popen(
-        [*CLASSROOM, "run", "model=openai", "env.num_problems=30", "progress=false", "cluster.num_cpus=1",
-         "student.sampling.max_tokens=64"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            *CLASSROOM,
+            "run",
+            "model=openai",
+            "env.num_problems=30",
+            "progress=false",
+            "cluster.num_cpus=1",
+            "student.sampling.max_tokens=64",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ, "CLASSROOM_RUNS": str(tmp_path), "CLASSROOM_OPENAI_BASE_URL": engine_url, "CLASSROOM_OPENAI_MODEL": "embedded"},
     )
     deadline = time.time() + 120
@@ -127,7 +162,9 @@ def test_classroom_serve_answers_over_http():
         port = s.getsockname()[1]
     proc = subprocess.Popen(
         [*CLASSROOM, "serve", "--port", str(port), "--kv-cache-gib", "0.5", "--served-model-name", "smol"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
     try:
         lines = []

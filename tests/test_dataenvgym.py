@@ -14,27 +14,23 @@ from pathlib import Path
 
 import pytest
 
-from classroom.agents.actors import call, spawn
-from classroom.agents.datagen import (
-    AgentAction,
-    BanditTreePolicy,
-    DataGenerator,
-    DataRequest,
-    ErrorDrivenPolicy,
-    LLMDataEngine,
-    LLMPolicy,
-    ReasoningGymEngine,
-    WeakSkillsPolicy,
-)
+from classroom.agents.actors import spawn
+from classroom.agents.clients import GraderClient, StudentClient
 from classroom.agents.grading import Grader
-from classroom.agents.messages import DataPlan, Exploit, Explore, TrainingExample, TrainingRun
-from classroom.agents.policies import InContextLearner
+from classroom.agents.learners import InContextLearner
+from classroom.agents.messages import Problem, TrainingExample, TrainingRun
 from classroom.agents.roles import Student
+from classroom.agents.settings import StudentSettings, TeacherSettings
 from classroom.agents.skills import TeacherSkills
-from classroom.environments.dataenvgym import CHECKPOINT, DataEnvConfig, DataEnvGym
+from classroom.environments.base import Episode, Roles
+from classroom.environments.dataenvgym import CHECKPOINT, DataEnvAgents, DataEnvConfig, DataEnvGym, DataEnvGymLoop
+from classroom.environments.dataenvgym.agent import DataGenerator, DataGeneratorClient
+from classroom.environments.dataenvgym.engines import LLMDataEngine, ReasoningGymEngine
+from classroom.environments.dataenvgym.policies import BanditTreePolicy, ErrorDrivenPolicy, LLMPolicy, WeakSkillsPolicy
+from classroom.environments.dataenvgym.types import AgentAction, DataPlan, DataRequest, Exploit, Explore
 from classroom.environments.tasks import reasoning_gym_skills
 from classroom.launch.rundir import RunDirectory, read_events
-from classroom.serving.pool import RoutedLLM
+from classroom.serving.pool import ModelPool, RoutedLLM
 
 CATALOGUE = {
     "chain_sum": {
@@ -47,19 +43,41 @@ SYSTEM = 'Solve the problem. End with "The answer is N."'
 POLICIES = {"open_ended": ErrorDrivenPolicy, "skill_list": WeakSkillsPolicy, "skill_tree": BanditTreePolicy}
 
 
-def make_env(engine, run_dir: Path, variant: str, *, learner=None, actors=False, **config):
+def make_agents(engine, variant: str, *, learner=None, actors=False) -> DataEnvAgents:
+    """The three agents, as Ray actors or as plain objects, behind their typed clients."""
     llm = RoutedLLM("embedded", [engine])
-    student_args = dict(episode_id="ep", learner=learner or InContextLearner(k=2), sampling={"max_tokens": 40}, prompts={"system": SYSTEM})
-    generator_args = dict(policy=POLICIES[variant](), engine=ReasoningGymEngine(CATALOGUE), episode_id="ep")
+    student_args = {
+        "episode_id": "ep",
+        "learner": learner or InContextLearner(k=2),
+        "sampling": {"max_tokens": 40},
+        "prompts": {"system": SYSTEM},
+    }
+    generator_args = {"policy": POLICIES[variant](), "engine": ReasoningGymEngine(CATALOGUE), "episode_id": "ep"}
     if actors:
         student, generator, grader = spawn(Student, llm, **student_args), spawn(DataGenerator, llm, **generator_args), spawn(Grader)
     else:
         student, generator, grader = Student(llm, **student_args), DataGenerator(llm, **generator_args), Grader()
-    settings = {"variant": variant, "iterations": 2, "examples_per_iteration": 8, "val_size": 6, "test_size": 4, **config}
-    recorder = RunDirectory(run_dir, {"test": variant}, show_progress=False)
-    env = DataEnvGym(DataEnvConfig(**settings), reasoning_gym_skills(CATALOGUE, size=8, seed=0),
-                     generator=generator, student=student, grader=grader, recorder=recorder, run_dir=run_dir, episode_id="ep")
-    return env, generator, recorder
+    return DataEnvAgents(generator=DataGeneratorClient(generator), student=StudentClient(student), grader=GraderClient(grader))
+
+
+def settings(variant: str, **config) -> DataEnvConfig:
+    return DataEnvConfig(**{"variant": variant, "iterations": 2, "examples_per_iteration": 8, "val_size": 6, "test_size": 4, **config})
+
+
+def make_env(engine, run_dir: Path, variant: str, *, learner=None, actors=False, **config):
+    agents = make_agents(engine, variant, learner=learner, actors=actors)
+    recorder = RunDirectory(run_dir, {"test": variant}, loop="dataenvgym", show_progress=False)
+    env = DataEnvGym(
+        settings(variant, **config),
+        reasoning_gym_skills(CATALOGUE, size=8, seed=0),
+        generator=agents.generator,
+        student=agents.student,
+        grader=agents.grader,
+        recorder=recorder,
+        run_dir=run_dir,
+        episode_id="ep",
+    )
+    return env, agents.generator, recorder
 
 
 @pytest.mark.parametrize("variant", ["open_ended", "skill_list", "skill_tree"])
@@ -100,7 +118,15 @@ async def test_reset_and_step_contract(variant, engine, tmp_path):
     dropped = [json.loads(line) for line in (folder / "dropped.jsonl").read_text().splitlines()]
     assert len(kept) == result.kept and len(dropped) == result.dropped
     assert all(d["drop_reason"] for d in dropped) and all(k["kept"] and k["drop_reason"] is None for k in kept)
-    assert json.loads((tmp_path / CHECKPOINT).read_text())["iteration"] == 1
+    # The loop's checkpoint is one write of the whole state, read back as written.
+    loop = DataEnvGymLoop()
+    from classroom.environments.dataenvgym.loop import DataEnvCheckpoint
+
+    written = DataEnvCheckpoint(env=env.snapshot(), student=await env.student.state(), generator=await generator.state())
+    loop.save_state(tmp_path, written)
+    assert loop.load_state(tmp_path).model_dump_json() == written.model_dump_json() and loop.episode_id_of(written) == "ep"
+    assert written.env.iteration == 1 and len(written.env.data) == result.kept
+    assert not (tmp_path / (CHECKPOINT + ".tmp")).exists()
     if variant == "skill_tree":
         assert result.observation.tree and all(n > 0 for subs in result.observation.tree.values() for n in subs.values())
 
@@ -112,9 +138,9 @@ async def test_reset_and_step_contract(variant, engine, tmp_path):
 
 
 async def test_quality_checks_drop_bad_data_with_reasons(engine, tmp_path):
-    env, generator, recorder = make_env(engine, tmp_path, "skill_list", iterations=1)
+    env, _, recorder = make_env(engine, tmp_path, "skill_list", iterations=1)
     obs = await env.reset()
-    made, _ = await ReasoningGymEngine(CATALOGUE).generate([DataRequest(skill="chain_sum/two_2digit", count=6)], None, seed=5)
+    made = (await ReasoningGymEngine(CATALOGUE).generate([DataRequest(skill="chain_sum/two_2digit", count=6)], None, seed=5)).examples
     crafted = [
         TrainingExample(prompt=obs.problems[0].question, completion="The answer is 1.", answer=obs.problems[0].answer),
         TrainingExample(prompt="What is 2 + 3?", completion="2 + 3 = 6. The answer is 6.", answer="5"),
@@ -142,8 +168,6 @@ async def test_quality_checks_drop_bad_data_with_reasons(engine, tmp_path):
 
 
 def env_problem(example: TrainingExample):
-    from classroom.agents.messages import Problem
-
     return Problem(id=example.id, question=example.prompt, answer=example.answer or "", metadata=example.metadata)
 
 
@@ -155,8 +179,19 @@ async def test_one_lora_iteration_end_to_end_hot_loads_the_adapter(engine, tmp_p
 
     actor_id = engine.actor._actor_id.hex()
     learner = LoRALearner(epochs=3, learning_rate=2e-3, batch_size=4)
-    env, _, recorder = make_env(engine, tmp_path, "skill_list", learner=learner, actors=True, iterations=1, examples_per_iteration=8, drop_known=False)
-    summary = await env.run()
+    agents = make_agents(engine, "skill_list", learner=learner, actors=True)
+    recorder = RunDirectory(tmp_path, {"test": True}, loop="dataenvgym", show_progress=False)
+    pool = ModelPool({"embedded": RoutedLLM("embedded", [engine])}, {"teacher": "embedded", "student": "embedded"})
+    episode = Episode(
+        episode_id="ep",
+        config=settings("skill_list", iterations=1, examples_per_iteration=8, drop_known=False),
+        task=reasoning_gym_skills(CATALOGUE, size=8, seed=0),
+        roles=Roles(TeacherSettings(), StudentSettings(), learner),
+        pool=pool,
+        recorder=recorder,
+        run_dir=tmp_path,
+    )
+    summary = await DataEnvGymLoop().run(episode, agents)
     recorder.close()
 
     assert summary["iterations"] == 1 and summary["examples_kept"] == 8
@@ -167,10 +202,12 @@ async def test_one_lora_iteration_end_to_end_hot_loads_the_adapter(engine, tmp_p
     # Loaded into the running engine: same actor, adapter listed, answers use it.
     assert engine.actor._actor_id.hex() == actor_id
     assert "ep-it1" in ray.get(engine.actor.info.remote())["adapters"]
-    examples = [TrainingExample.model_validate_json(line) for line in (tmp_path / "iterations" / "001" / "examples.jsonl").read_text().splitlines()]
+    examples = [
+        TrainingExample.model_validate_json(line) for line in (tmp_path / "iterations" / "001" / "examples.jsonl").read_text().splitlines()
+    ]
     problems = [env_problem(e) for e in examples]
-    trained = await Grader().grade_attempts(problems, await call(env.student, "answer", problems, phase="x"))
-    untrained = await Grader().grade_attempts(problems, await call(env.student, "answer", problems, phase="x", base=True))
+    trained = await Grader().grade_attempts(problems, await agents.student.answer(problems, phase="x"))
+    untrained = await Grader().grade_attempts(problems, await agents.student.answer(problems, phase="x", base=True))
     assert [a.reasoning for a in trained] != [a.reasoning for a in untrained]
     assert sum(bool(a.correct) for a in trained) > sum(bool(a.correct) for a in untrained)
     # The SFT data in TRL's prompt-completion format, as the student is asked.
@@ -178,34 +215,41 @@ async def test_one_lora_iteration_end_to_end_hot_loads_the_adapter(engine, tmp_p
     assert len(rows) == 8 and rows[0]["prompt"][0] == {"role": "system", "content": SYSTEM}
     assert rows[0]["completion"][0]["content"] == examples[0].completion
     assert summary["scores"]["val@1"] == summary["val_accuracy_by_iteration"]["1"]
+    checkpoint = DataEnvGymLoop().load_state(tmp_path)  # written after the step, whole
+    assert checkpoint.env.iteration == 1 and checkpoint.student["adapter"] == "ep-it1"
 
 
-async def test_teacher_model_parts_parse_or_record(engine):
+async def test_teacher_model_parts_parse_or_record(engine, tmp_path):
     """Skill discovery, the LLM policy and the LLM engine on the real (small) teacher."""
     llm = RoutedLLM("embedded", [engine])
     task = reasoning_gym_skills(CATALOGUE, size=4, seed=0)
     problems = task.split("train")[:4]
     generator = DataGenerator(llm, policy=WeakSkillsPolicy(), engine=ReasoningGymEngine(CATALOGUE), skills=TeacherSkills(max_categories=2))
-    labelled, failures, tokens = await generator.discover_skills(problems)
-    assert tokens > 0  # counted as the data generator's in the episode's tokens
+    discovered = await generator.discover_skills(problems)
+    labelled = discovered.problems
+    assert discovered.tokens > 0  # counted as the data generator's in the episode's tokens
     assert len(labelled) == 4 and all(len(p.skills) == 1 and p.skills[0] for p in labelled)
     assert len({p.skills[0] for p in labelled}) <= 3  # two categories, or "other"
     assert [p.question for p in labelled] == [p.question for p in problems]
 
     engine_ = LLMDataEngine(max_tokens=96)
-    examples, failures = await engine_.generate(
-        [DataRequest(skill="chain_sum", count=2), DataRequest(count=1, instructions="Practise sums.", like=tuple(problems[:2]))], llm, seed=0
+    made = await engine_.generate(
+        [DataRequest(skill="chain_sum", count=2), DataRequest(count=1, instructions="Practise sums.", like=tuple(problems[:2]))],
+        llm,
+        seed=0,
     )
-    assert len(examples) + len(failures) == 3 and engine_.tokens_used > 0
+    examples, failures = made.examples, made.failures
+    assert len(examples) + len(failures) == 3 and made.tokens > 0
     assert all(e.prompt and e.completion.endswith(f"The answer is {e.answer}.") for e in examples)
     assert all(f.error for f in failures)
 
-    env, _, recorder = make_env(engine, Path(os.environ.get("TMPDIR", "/tmp")) / f"llm-policy-{time.time_ns()}", "skill_tree")
+    env, _, recorder = make_env(engine, tmp_path, "skill_tree")
     obs = await env.reset()
     for variant, kinds in [("open_ended", (DataPlan,)), ("skill_list", (DataPlan,)), ("skill_tree", (Explore, Exploit))]:
         policy = LLMPolicy(max_tokens=64)  # the variant comes from the observation
-        action = await policy.plan(obs.model_copy(update={"variant": variant}), llm)
-        assert isinstance(action, kinds) and policy.tokens_used > 0
+        planned = await policy.plan(obs.model_copy(update={"variant": variant}), llm)
+        action = planned.action
+        assert isinstance(action, kinds) and planned.tokens > 0
         if variant == "skill_list":
             assert set(action.allocations) <= {"chain_sum", "products"} and sum(action.allocations.values()) == obs.budget
     recorder.close()
@@ -218,18 +262,28 @@ def test_resume_after_a_kill_between_iterations(engine_url, tmp_path):
     """`classroom run` is killed (SIGKILL) after iteration 1; `classroom resume` finishes it."""
     env = {**os.environ, "CLASSROOM_RUNS": str(tmp_path), "CLASSROOM_OPENAI_BASE_URL": engine_url, "CLASSROOM_OPENAI_MODEL": "embedded"}
     args = [
-        "experiment=dataenvgym_skill_tree", "student=default", "model=openai", "env.iterations=2", "env.val_size=6",
-        "env.test_size=4", "env.examples_per_iteration=6", "task.size=6", "student.sampling.max_tokens=40",
-        "progress=false", "cluster.num_cpus=1",
+        "experiment=dataenvgym_skill_tree",
+        "student=default",
+        "model=openai",
+        "env.iterations=2",
+        "env.val_size=6",
+        "env.test_size=4",
+        "env.examples_per_iteration=6",
+        "task.size=6",
+        "student.sampling.max_tokens=40",
+        "progress=false",
+        "cluster.num_cpus=1",
     ]
-    proc = subprocess.Popen([*CLASSROOM, "run", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+    proc = subprocess.Popen(
+        [*CLASSROOM, "run", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True
+    )
     checkpoint = None
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None:
         found = list(tmp_path.glob("*/" + CHECKPOINT))
         if found:
             state = json.loads(found[0].read_text())
-            if state["iteration"] == 1 and state.get("student") is not None:
+            if state["env"]["iteration"] == 1:
                 checkpoint = found[0]
                 break
         time.sleep(0.1)

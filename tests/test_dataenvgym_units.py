@@ -11,19 +11,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from classroom.agents.datagen import (
-    BanditTreePolicy,
-    DataRequest,
-    Observation,
-    ReasoningGymEngine,
-    apply_to_tree,
-    requests_for,
-    scale_allocation,
-    worked_solution,
-)
 from classroom.agents.grading import Grader, extract_final_answer
-from classroom.agents.messages import Attempt, DataPlan, Exploit, Explore, Feedback, Problem
+from classroom.agents.messages import Attempt, Feedback, Problem
 from classroom.agents.skills import flat_accuracy, skill_report
+from classroom.environments.dataenvgym.engines import ReasoningGymEngine, worked_solution
+from classroom.environments.dataenvgym.plans import apply_to_tree, requests_for, scale_allocation
+from classroom.environments.dataenvgym.policies import BanditTreePolicy
+from classroom.environments.dataenvgym.types import DataPlan, DataRequest, Exploit, Explore, Observation
 from classroom.environments.tasks import reasoning_gym_skills
 
 CATALOGUE = {
@@ -39,15 +33,20 @@ def observation(correct: dict[str, bool], tree=None, iteration=0, budget=12) -> 
     """An observation over the catalogue's validation problems with the given outcomes."""
     task = reasoning_gym_skills(CATALOGUE, size=4, seed=0)
     problems = task.split("train")
-    attempts = [
-        Attempt(problem_id=p.id, reasoning="", final_answer=None, correct=correct.get(p.skills[1], False))
-        for p in problems
-    ]
+    attempts = [Attempt(problem_id=p.id, reasoning="", final_answer=None, correct=correct.get(p.skills[1], False)) for p in problems]
     report = skill_report(problems, attempts)
-    feedback = Feedback(accuracy=report.correct / report.count, report=report,
-                        per_skill_accuracy={s.name: s.accuracy for s in report.children})
-    return Observation(variant="skill_tree", iteration=iteration, problems=tuple(problems), attempts=tuple(attempts),
-                       report=feedback, budget=budget, tree=tree or {})
+    feedback = Feedback(
+        accuracy=report.correct / report.count, report=report, per_skill_accuracy={s.name: s.accuracy for s in report.children}
+    )
+    return Observation(
+        variant="skill_tree",
+        iteration=iteration,
+        problems=tuple(problems),
+        attempts=tuple(attempts),
+        report=feedback,
+        budget=budget,
+        tree=tree or {},
+    )
 
 
 def test_scale_allocation_spends_the_budget_exactly():
@@ -88,10 +87,16 @@ def test_worked_solution_walks_the_chain():
 
 async def test_reasoning_gym_engine_makes_exact_fresh_examples():
     engine = ReasoningGymEngine(CATALOGUE)
-    examples, failures = await engine.generate(
-        [DataRequest(skill="chain_sum/three_1digit", count=5), DataRequest(skill="products", count=2), DataRequest(skill="calculus", count=3)],
-        None, seed=3,
+    made = await engine.generate(
+        [
+            DataRequest(skill="chain_sum/three_1digit", count=5),
+            DataRequest(skill="products", count=2),
+            DataRequest(skill="calculus", count=3),
+        ],
+        None,
+        seed=3,
     )
+    examples, failures = made.examples, made.failures
     assert len(examples) == 7
     assert [f.error for f in failures] == ["no reasoning-gym generator for skill 'calculus'"]
     grader = Grader()
@@ -101,31 +106,31 @@ async def test_reasoning_gym_engine_makes_exact_fresh_examples():
     assert all(e.skills == ("chain_sum", "chain_sum/three_1digit") for e in examples[:5])
     assert all(len(e.prompt.split("=")[0].split("+")) + len(e.prompt.split("=")[0].split("-")) - 1 == 3 for e in examples[:5])
     # Fresh problems: not the task's own (other seeds), and another seed gives others.
-    again, _ = await engine.generate([DataRequest(skill="chain_sum/three_1digit", count=5)], None, seed=4)
+    again = (await engine.generate([DataRequest(skill="chain_sum/three_1digit", count=5)], None, seed=4)).examples
     assert [e.prompt for e in again] != [e.prompt for e in examples[:5]]
 
 
 async def test_open_ended_requests_imitate_the_problems_they_name():
     task = reasoning_gym_skills(CATALOGUE, size=4, seed=0)
     products = [p for p in task.split("train") if p.skills[0] == "products"]
-    examples, failures = await ReasoningGymEngine().generate([DataRequest(count=4, like=tuple(products[:2]))], None, seed=0)
-    assert not failures and len(examples) == 4
-    assert all(e.prompt.startswith("Solve the following multiplication") for e in examples)
-    _, failures = await ReasoningGymEngine().generate([DataRequest(count=2, like=(Problem(question="q", answer="1"),))], None, seed=0)
-    assert "names no reasoning-gym problem" in failures[0].error
+    made = await ReasoningGymEngine().generate([DataRequest(count=4, like=tuple(products[:2]))], None, seed=0)
+    assert not made.failures and len(made.examples) == 4
+    assert all(e.prompt.startswith("Solve the following multiplication") for e in made.examples)
+    made = await ReasoningGymEngine().generate([DataRequest(count=2, like=(Problem(question="q", answer="1"),))], None, seed=0)
+    assert "names no reasoning-gym problem" in made.failures[0].error
 
 
 async def test_bandit_explores_every_skill_first_then_follows_rewards():
     policy = BanditTreePolicy(c=0.0)
-    first = await policy.plan(observation({}), None)
+    first = (await policy.plan(observation({}), None)).action
     assert isinstance(first, Explore)
     assert {s.split("/")[0] for s in first.new_subskills} == {"chain_sum", "products"}
     tree = apply_to_tree(first, {}, 12)
     # products/one_digit improved after training on it; chain_sum's sub-skill did not.
     trained = next(s for s in first.new_subskills if s.startswith("chain_sum"))
     obs = observation({"products/one_digit": True}, tree=tree, iteration=1)
-    second = await policy.plan(obs, None)
-    assert policy.pulls == {s: 1 for s in first.new_subskills}
+    second = (await policy.plan(obs, None)).action
+    assert policy.pulls == dict.fromkeys(first.new_subskills, 1)
     assert policy.rewards["products/one_digit"] > 0 and policy.rewards[trained] <= 0
     # chain_sum's known sub-skill stalled (no gain) and another is available: explore it.
     assert isinstance(second, Explore) and list(second.new_subskills) == [
@@ -142,7 +147,7 @@ CATALOGUE_PATHS = [f"{skill}/{sub}" for skill, subs in CATALOGUE.items() for sub
 async def test_bandit_exploits_when_nothing_is_left_to_explore():
     policy = BanditTreePolicy(c=0.0)
     tree = {"chain_sum": {p: 4 for p in CATALOGUE_PATHS if p.startswith("chain_sum")}, "products": {"products/one_digit": 4}}
-    action = await policy.plan(observation({"chain_sum/two_1digit": True, "products/one_digit": True}, tree=tree), None)
+    action = (await policy.plan(observation({"chain_sum/two_1digit": True, "products/one_digit": True}, tree=tree), None)).action
     assert isinstance(action, Exploit)
     # Most data where the student is weakest.
     assert action.allocations["chain_sum/three_1digit"] == max(action.allocations.values())
@@ -163,7 +168,7 @@ def test_skill_report_counts_skills_and_sub_skills():
 def test_reasoning_gym_skills_rejects_bad_trees():
     with pytest.raises(ValueError, match="unknown reasoning-gym dataset 'chain_sums'"):
         reasoning_gym_skills({"chain_sums": {"a": {}}})
-    with pytest.raises(ValueError, match="skills.chain_sum: needs at least one named sub-skill"):
+    with pytest.raises(ValueError, match=r"skills\.chain_sum: needs at least one named sub-skill"):
         reasoning_gym_skills({"chain_sum": {}})
     with pytest.raises(ValueError, match=r"skills.chain_sum.bad: reasoning-gym rejected"):
         reasoning_gym_skills({"chain_sum": {"bad": {"min_terms": 5, "max_terms": 2}}})
@@ -178,6 +183,8 @@ CLASSROOM = [sys.executable, "-m", "classroom.launch.cli"]
         ("nothing", "is not a folder"),
         ("empty", "has no config.yaml"),
         ("config_only", "has no checkpoint.json: the episode finished no iteration"),
+        ("not_a_checkpoint", "checkpoint.json is not a checkpoint of this classroom"),
+        ("tom", "tom episodes cannot be resumed"),
         ("completed", "holds a completed episode"),
     ],
 )
@@ -185,19 +192,31 @@ def test_resume_refuses_with_one_line(setup, expected, tmp_path):
     run_dir = tmp_path / "run"
     if setup != "nothing":
         run_dir.mkdir()
-    if setup in ("config_only", "completed"):
-        (run_dir / "config.yaml").write_text(yaml.safe_dump({"seed": 0}))
+    if setup not in ("nothing", "empty"):
+        overrides = [] if setup == "tom" else ["experiment=dataenvgym_skill_list", "task.size=4"]
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(composed(overrides)))
+    if setup == "not_a_checkpoint":
+        (run_dir / "checkpoint.json").write_text('{"iteration": 1}')
     if setup == "completed":
         (run_dir / "checkpoint.json").write_text("{}")
         (run_dir / "summary.json").write_text(json.dumps({"status": "completed"}))
     out = subprocess.run([*CLASSROOM, "resume", str(run_dir)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 2
-    assert expected in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    assert expected in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
+
+
+def composed(overrides: list[str]) -> dict:
+    """The resolved run config `classroom run` would write for these overrides."""
+    from hydra import compose, initialize_config_module
+    from omegaconf import OmegaConf
+
+    with initialize_config_module(config_module="classroom.conf", version_base=None):
+        cfg = compose("config", overrides=overrides)
+    return OmegaConf.to_container(cfg, resolve=True)
 
 
 def test_report_draws_learning_curves_per_variant_and_skill(tmp_path):
     from classroom.launch.report import write_report
-
     from classroom.launch.results import write_results
 
     runs = [("skill_list", [0.2, 0.4], 0), ("skill_list", [0.2, 0.6], 1), ("skill_tree", [0.2, 0.3], 0)]
@@ -205,12 +224,20 @@ def test_report_draws_learning_curves_per_variant_and_skill(tmp_path):
         run = tmp_path / str(number)
         (run / ".hydra").mkdir(parents=True)
         (run / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([f"experiment=dataenvgym_{variant}", f"seed={seed}"]))
-        (run / "config.yaml").write_text(yaml.safe_dump({"seed": seed}))
-        scores = {**{f"val@{i}": v for i, v in enumerate(curve)}, **{f"val[chain_sum]@{i}": v for i, v in enumerate(curve)}, "test": curve[-1]}
+        (run / "config.yaml").write_text(yaml.safe_dump({"seed": seed, "env": {"loop": "dataenvgym"}}))
+        scores = {
+            **{f"val@{i}": v for i, v in enumerate(curve)},
+            **{f"val[chain_sum]@{i}": v for i, v in enumerate(curve)},
+            "test": curve[-1],
+        }
         (run / "summary.json").write_text(json.dumps({"status": "completed", "env": "dataenvgym", "variant": variant, "scores": scores}))
     # Scores without "@x" (test) are aggregated over seeds too, not taken for settings.
     _, md, _ = write_results(tmp_path)
-    assert "| dataenvgym_skill_list | 2 | 0.200 ± 0.000 | 0.500 ± 1.271 | 0.200 ± 0.000 | 0.500 ± 1.271 | 0.500 ± 1.271 |" in Path(md).read_text()
+    assert (
+        "| dataenvgym_skill_list | 2 | 0.200 ± 0.000 | 0.500 ± 1.271 | 0.200 ± 0.000 | 0.500 ± 1.271 | 0.500 ± 1.271 |"
+        in Path(md).read_text()
+    )
     html = Path(write_report(tmp_path)).read_text()
-    assert "<h2>Learning curve</h2>" in html and "<h2>Learning curve: chain_sum</h2>" in html
+    assert "<h2>student validation accuracy by iteration</h2>" in html
+    assert "<h2>student validation accuracy by iteration: chain_sum</h2>" in html
     assert "dataenvgym_skill_tree" in html

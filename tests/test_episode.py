@@ -6,12 +6,16 @@ import json
 from collections import Counter
 
 from classroom.agents.actors import spawn
+from classroom.agents.clients import GraderClient, StudentClient
 from classroom.agents.grading import Grader
-from classroom.agents.messages import Attempt, Explanation, InterventionDecision, Problem
-from classroom.agents.policies import AllIntervention, InContextLearner
-from classroom.agents.roles import Student, Teacher
+from classroom.agents.learners import InContextLearner
+from classroom.agents.messages import Attempt, Explanation, Problem
+from classroom.agents.roles import Student
 from classroom.environments.tasks import reasoning_gym
-from classroom.environments.tom import TomConfig, TomEnvironment
+from classroom.environments.tom import TomAgents, TomConfig, TomEpisode
+from classroom.environments.tom.policies import AllIntervention
+from classroom.environments.tom.teacher import TomTeacher, TomTeacherClient
+from classroom.environments.tom.types import InterventionDecision
 from classroom.launch.rundir import RunDirectory, read_events, read_metrics
 from classroom.serving.pool import ModelPool, RoutedLLM
 
@@ -19,13 +23,18 @@ from classroom.serving.pool import ModelPool, RoutedLLM
 async def test_episode_end_to_end(engine, tmp_path):
     pool = ModelPool({"embedded": RoutedLLM("embedded", [engine])}, {"teacher": "embedded", "student": "embedded"})
     task = reasoning_gym(size=12, seed=1)
-    teacher = spawn(Teacher, pool.llm("teacher"), episode_id="ep", intervention=AllIntervention(), sampling={"max_tokens": 48})
-    student = spawn(Student, pool.llm("student"), episode_id="ep", learner=InContextLearner(k=2), sampling={"max_tokens": 40})
-    grader = spawn(Grader)
-    run = RunDirectory(tmp_path, {"test": True}, show_progress=False)
+    agents = TomAgents(
+        teacher=TomTeacherClient(
+            spawn(TomTeacher, pool.llm("teacher"), episode_id="ep", intervention=AllIntervention(), sampling={"max_tokens": 48})
+        ),
+        student=StudentClient(
+            spawn(Student, pool.llm("student"), episode_id="ep", learner=InContextLearner(k=2), sampling={"max_tokens": 40})
+        ),
+        grader=GraderClient(spawn(Grader)),
+    )
+    run = RunDirectory(tmp_path, {"test": True}, loop="tom", show_progress=False)
     config = TomConfig(num_problems=4, seed_set_size=2, post_test_size=2, budgets=(0.0, 0.5, 1.0), demo_counts=(0, 2, 8), seed=1)
-    env = TomEnvironment(config, task, teacher=teacher, student=student, grader=grader, recorder=run, episode_id="ep")
-    summary = await env.run()
+    summary = await TomEpisode(config, task, agents, run, episode_id="ep").run()
     run.write_summary(summary)
     run.close()
 
@@ -33,7 +42,7 @@ async def test_episode_end_to_end(engine, tmp_path):
     assert summary["interventions"] == {"0": 0, "0.5": 2, "1": 4}
 
     header, messages = read_events(tmp_path / "events.jsonl")
-    assert header["schema_version"] == 1
+    assert header["schema_version"] == 2 and header["loop"] == "tom"
     kinds = Counter(m.kind for m in messages)
     # attempts: 8 alone + 2 seed with explanation + 4 test with explanation + 2 post-test with 2 demos
     assert kinds == {"problem": 8, "attempt": 16, "intervention_decision": 4, "explanation": 6}

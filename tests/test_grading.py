@@ -8,8 +8,8 @@ import pytest
 from pydantic import ValidationError
 
 from classroom.agents.grading import (
-    GradeResult,
     Grader,
+    GradeResult,
     answers_match,
     extract_final_answer,
     normalize_answer,
@@ -115,11 +115,7 @@ def test_normalize_answer(raw: str, normalized: str) -> None:
 def test_answers_match_off_the_main_thread() -> None:
     # math-verify's default timeouts use SIGALRM, which raises outside the main thread.
     results: list[bool] = []
-    worker = threading.Thread(
-        target=lambda: results.extend(
-            [answers_match("\\frac{1}{2}", "0.5"), answers_match("1/2", "2")]
-        )
-    )
+    worker = threading.Thread(target=lambda: results.extend([answers_match("\\frac{1}{2}", "0.5"), answers_match("1/2", "2")]))
     worker.start()
     worker.join()
     assert results == [True, False]
@@ -128,12 +124,8 @@ def test_answers_match_off_the_main_thread() -> None:
 def test_grader_on_a_plain_problem() -> None:
     problem = Problem(question="How many?", answer="1000")
     grader = Grader()
-    assert grader.grade(problem, "So the total is \\boxed{1,000}.") == GradeResult(
-        final_answer="1000", correct=True
-    )
-    assert grader.grade(problem, "The answer is 100.") == GradeResult(
-        final_answer="100", correct=False
-    )
+    assert grader.grade(problem, "So the total is \\boxed{1,000}.") == GradeResult(final_answer="1000", correct=True)
+    assert grader.grade(problem, "The answer is 100.") == GradeResult(final_answer="100", correct=False)
     assert grader.grade(problem, "I cannot tell.") == GradeResult(final_answer=None, correct=False)
 
 

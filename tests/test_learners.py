@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from classroom.agents.learners import LoRALearner, device_args, trainer_actor_name
-from classroom.agents.policies import Learner
+from classroom.agents.learners import InContextLearner, Learner, LoRALearner, device_args, trainer_actor_name
+from classroom.agents.messages import TrainingExample
 from classroom.serving.types import SamplingParams, as_conversation
 
 # A made-up function the base model cannot know: zorp(n) = n + offset.
@@ -154,10 +154,24 @@ async def test_accumulated_retrains_all_examples(trainer, tmp_path):
     assert two["adapter_path"] == str(tmp_path / "two") and (tmp_path / "two" / "adapter_config.json").is_file()
 
 
-def test_lora_learner_is_a_learner_with_no_memory():
-    learner = LoRALearner()
-    assert isinstance(learner, Learner)
-    assert learner.learn([], []) is None
+async def test_in_context_learner_remembers_new_examples_and_retrieves_by_skill():
+    learner = InContextLearner(k=2)
+    assert isinstance(learner, Learner) and isinstance(LoRALearner(), Learner)
+    examples = [
+        TrainingExample(id="a", prompt="1 + 1?", completion="2", answer="2", skills=("add",)),
+        TrainingExample(id="b", prompt="2 * 3?", completion="6", answer="6", skills=("mul",)),
+        TrainingExample(id="c", prompt="4 + 4?", completion="8", answer="8", skills=("add",)),
+    ]
+    assert (await learner.learn(examples[:2], [], "")).examples == 2
+    outcome = await learner.learn(examples, [], "")  # all so far: only "c" is new
+    assert outcome.examples == 1 and outcome.adapter_path is None
+    from classroom.agents.messages import Problem
+
+    shown = learner.demonstrations(Problem(id="q", question="5 + 5?", answer="10", skills=("add",)))
+    assert [p.id for p, _ in shown] == ["c", "a"]  # shared skill first, most recent first
+    again = InContextLearner(k=2)
+    again.restore(json.loads(json.dumps(learner.state())))
+    assert again.memory == learner.memory
 
 
 @pytest.mark.parametrize(
@@ -197,7 +211,7 @@ async def test_fit_without_examples_says_there_is_nothing_to_train(tmp_path):
 
 
 def test_restore_rejects_a_missing_adapter(tmp_path):
-    with pytest.raises(ValueError, match="has no adapter_config.json"):
+    with pytest.raises(ValueError, match=r"has no adapter_config\.json"):
         LoRALearner(mode="incremental").restore({"trained": 3, "adapter_path": str(tmp_path)})
 
 

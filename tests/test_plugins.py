@@ -8,9 +8,9 @@ import pytest
 
 from classroom.agents.actors import spawn
 from classroom.agents.messages import Attempt, Problem
-from classroom.agents.policies import InterventionPolicy
-from classroom.agents.roles import Teacher
-from classroom.launch.settings import ConfigError, instantiate_plugin
+from classroom.agents.plugins import ConfigError, instantiate_plugin
+from classroom.environments.tom.policies import InterventionPolicy
+from classroom.environments.tom.teacher import TomTeacher, TomTeacherClient
 
 PLUGIN = textwrap.dedent(
     '''
@@ -38,20 +38,20 @@ def plugin_module(tmp_path, monkeypatch):
 
 
 async def test_plugin_policy_from_outside_the_repo_runs_in_a_teacher_actor(engine, plugin_module):
-    policy = instantiate_plugin("teacher.intervention", {"_target_": plugin_module, "weight": 2.0}, InterventionPolicy)
+    policy = instantiate_plugin("env.intervention", {"_target_": plugin_module, "weight": 2.0}, InterventionPolicy)
     assert policy.name == "longest_first" and policy.weight == 2.0
     problems = [Problem(id=f"p{i}", question="x" * n, answer="1") for i, n in enumerate([5, 50, 20])]
     attempts = [Attempt(problem_id=p.id, reasoning="", final_answer=None) for p in problems]
-    teacher = spawn(Teacher, engine, intervention=policy)  # the actor cannot import my_policies
-    decisions = await teacher.decide.remote(problems, attempts, 1)
+    teacher = TomTeacherClient(spawn(TomTeacher, engine, intervention=policy))  # the actor cannot import my_policies
+    decisions = await teacher.decide(problems, attempts, 1)
     assert [d.intervene for d in decisions] == [False, True, False]
     assert decisions[1].policy == "longest_first" and decisions[1].utility == 100.0
 
 
 def test_plugin_errors_are_one_line(plugin_module):
-    with pytest.raises(ConfigError, match=r"^config error: teacher.intervention._target_: cannot build 'nowhere.Nothing'"):
-        instantiate_plugin("teacher.intervention", {"_target_": "nowhere.Nothing"}, InterventionPolicy)
+    with pytest.raises(ConfigError, match=r"^config error: env.intervention._target_: cannot build 'nowhere.Nothing'"):
+        instantiate_plugin("env.intervention", {"_target_": "nowhere.Nothing"}, InterventionPolicy)
     with pytest.raises(ConfigError, match="does not implement InterventionPolicy"):
-        instantiate_plugin("teacher.intervention", {"_target_": "collections.OrderedDict"}, InterventionPolicy)
+        instantiate_plugin("env.intervention", {"_target_": "collections.OrderedDict"}, InterventionPolicy)
     with pytest.raises(ConfigError, match="_target_: missing"):
-        instantiate_plugin("teacher.intervention", {"weight": 1}, InterventionPolicy)
+        instantiate_plugin("env.intervention", {"weight": 1}, InterventionPolicy)

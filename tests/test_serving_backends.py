@@ -157,5 +157,7 @@ def test_engine_that_does_not_start_in_time_is_named(ray_local):
     from classroom.serving.vllm_engine import EngineStartupTimeout, start_engine
 
     config = VLLMEngineConfig(served_model_name="slowpoke", startup_timeout_s=0.5, num_cpus=0)
-    with pytest.raises(EngineStartupTimeout, match=r"vLLM engine 'slowpoke' \(model embedded\) did not start within 0.5 s \(engine.startup_timeout_s\)"):
+    with pytest.raises(
+        EngineStartupTimeout, match=r"vLLM engine 'slowpoke' \(model embedded\) did not start within 0.5 s \(engine.startup_timeout_s\)"
+    ):
         start_engine(config)

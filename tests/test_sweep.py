@@ -24,22 +24,37 @@ def test_mean_ci_uses_student_t():
 def test_sweep_2x2_grid_table_matches_runs_and_report_has_plots(engine_url, tmp_path):
     env = {**os.environ, "CLASSROOM_RUNS": str(tmp_path), "CLASSROOM_OPENAI_BASE_URL": engine_url, "CLASSROOM_OPENAI_MODEL": "embedded"}
     out = subprocess.run(
-        [*CLASSROOM, "sweep", "model=openai", "teacher/intervention=none,random", "env.num_problems=2,3",
-         "env.seed_set_size=1", "env.post_test_size=1", "env.budgets=[0,0.5,1]", "env.demo_counts=[0,1]",
-         "student.sampling.max_tokens=32", "teacher.sampling.max_tokens=32", "cluster.num_cpus=1"],
-        capture_output=True, text=True, timeout=600, env=env,
+        [
+            *CLASSROOM,
+            "sweep",
+            "model=openai",
+            "env/intervention=none,random",
+            "env.num_problems=2,3",
+            "env.seed_set_size=1",
+            "env.post_test_size=1",
+            "env.budgets=[0,0.5,1]",
+            "env.demo_counts=[0,1]",
+            "student.sampling.max_tokens=32",
+            "teacher.sampling.max_tokens=32",
+            "cluster.num_cpus=1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
     )
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
     assert "[sweep] 4 jobs" in out.stdout and "[sweep] job 4/4" in out.stdout and "ETA" in out.stdout
     [root] = [p for p in tmp_path.iterdir() if p.name.startswith("sweep_")]
-    rows = list(csv.DictReader(open(root / "results.csv")))
+    with open(root / "results.csv") as f:
+        rows = list(csv.DictReader(f))
     assert len(rows) == 4
     seen = set()
     for row in rows:
         overrides = yaml.safe_load((root / row["run"] / ".hydra" / "overrides.yaml").read_text())
-        assert f"teacher/intervention={row['teacher/intervention']}" in overrides
+        assert f"env/intervention={row['env/intervention']}" in overrides
         assert f"env.num_problems={row['env.num_problems']}" in overrides
-        seen.add((row["teacher/intervention"], row["env.num_problems"]))
+        seen.add((row["env/intervention"], row["env.num_problems"]))
         assert row["status"] == "completed" and row["seed"] == "0"
         assert 0.0 <= float(row["acc@0.5"]) <= 1.0 and int(row["tokens"]) > 0
     assert seen == {("none", "2"), ("none", "3"), ("random", "2"), ("random", "3")}

@@ -19,11 +19,7 @@ from classroom.environments.tasks import (
     svamp,
 )
 
-DATA_DIR = Path(
-    os.environ.get(
-        "CLASSROOM_DATA_DIR", Path(__file__).resolve().parents[1].parent / "shared" / "data"
-    )
-)
+DATA_DIR = Path(os.environ.get("CLASSROOM_DATA_DIR", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
 GSM8K_DIR = DATA_DIR / "gsm8k"
 SVAMP_PATH = DATA_DIR / "svamp" / "SVAMP.json"
 
@@ -115,9 +111,7 @@ def test_sampling_is_deterministic(gsm8k_task: Task) -> None:
 def test_sample_larger_than_split_returns_all(gsm8k_task: Task) -> None:
     small = gsm8k(GSM8K_DIR, splits=("test",), limit=5)
     assert len(small.split("test")) == 5
-    assert sorted(p.id for p in small.sample(50, split="test", seed=0)) == sorted(
-        p.id for p in small.split("test")
-    )
+    assert sorted(p.id for p in small.sample(50, split="test", seed=0)) == sorted(p.id for p in small.split("test"))
 
 
 @needs_data
@@ -163,9 +157,7 @@ def test_svamp_split_sizes_and_fields(svamp_task: Task) -> None:
     )
     assert first.answer == "51"
     assert first.skills == ("subtraction",)
-    assert {s for p in everything.values() for s in p.skills} == {
-        "addition", "subtraction", "multiplication", "common-division"
-    }
+    assert {s for p in everything.values() for s in p.skills} == {"addition", "subtraction", "multiplication", "common-division"}
 
 
 @needs_data
@@ -187,9 +179,7 @@ def test_svamp_formats_answers_and_skips_bad_rows(tmp_path: Path) -> None:
     path = tmp_path / "SVAMP.json"
     path.write_text(json.dumps(rows))
     task = svamp(path, test_fraction=0.0)
-    assert [(p.answer, p.skills) for p in task.split("train")] == [
-        ("2.5", ("division",)), ("4", ("addition",))
-    ]
+    assert [(p.answer, p.skills) for p in task.split("train")] == [("2.5", ("division",)), ("4", ("addition",))]
     assert len(task.skipped_rows) == 2
     assert "'x' is not a number" in task.skipped_rows[0]
     assert "missing field(s) ['Body']" in task.skipped_rows[1]
@@ -234,7 +224,7 @@ def test_missing_file_names_the_path(tmp_path: Path) -> None:
     message = str(error.value)
     assert str(tmp_path / "test.jsonl") in message
     assert "question" in message and "\n" not in message
-    with pytest.raises(FileNotFoundError, match="SVAMP.json"):
+    with pytest.raises(FileNotFoundError, match=r"SVAMP\.json"):
         svamp(tmp_path / "SVAMP.json")
 
 
@@ -310,5 +300,5 @@ def test_reasoning_gym_config_overrides_defaults() -> None:
 
 
 def test_reasoning_gym_unknown_dataset() -> None:
-    with pytest.raises(ValueError, match="'basic_arithmatic'.*did you mean.*basic_arithmetic"):
+    with pytest.raises(ValueError, match=r"'basic_arithmatic'.*did you mean.*basic_arithmetic"):
         reasoning_gym(["basic_arithmatic"])

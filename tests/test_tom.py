@@ -8,12 +8,16 @@ import math
 import pytest
 
 from classroom.agents.actors import spawn
+from classroom.agents.clients import GraderClient, StudentClient
 from classroom.agents.confidence import answer_probability
 from classroom.agents.grading import Grader
-from classroom.agents.messages import Attempt, Explanation, InterventionDecision, Problem
-from classroom.agents.policies import (
+from classroom.agents.messages import Attempt, Explanation, Problem
+from classroom.agents.roles import Student, gold_explanation
+from classroom.environments.recording import MemoryRecorder
+from classroom.environments.tasks import reasoning_gym
+from classroom.environments.tom import TomAgents, TomConfig, TomEpisode
+from classroom.environments.tom.policies import (
     AllIntervention,
-    InterventionContext,
     MentalModelUtility,
     NoIntervention,
     Oracle,
@@ -23,10 +27,8 @@ from classroom.agents.policies import (
     TeacherConfidence,
     choose_interventions,
 )
-from classroom.agents.roles import Student, Teacher, gold_explanation, wrong_answer
-from classroom.environments.recording import MemoryRecorder
-from classroom.environments.tasks import reasoning_gym
-from classroom.environments.tom import TomConfig, TomEnvironment
+from classroom.environments.tom.teacher import TomTeacher, TomTeacherClient, wrong_answer
+from classroom.environments.tom.types import InterventionContext, InterventionDecision
 from classroom.serving.types import TokenLogprob
 
 
@@ -145,12 +147,16 @@ def cached_engine(engine):
 
 async def play(engine, policy, explanation="unpersonalized"):
     task = reasoning_gym(size=12, seed=2)
-    teacher = spawn(Teacher, engine, intervention=policy, explanation=explanation, sampling={"max_tokens": 40}, mental_model_demos=2)
-    student = spawn(Student, engine, sampling={"max_tokens": 32})
+    agents = TomAgents(
+        teacher=TomTeacherClient(spawn(TomTeacher, engine, intervention=policy, sampling={"max_tokens": 40}, mental_model_demos=2)),
+        student=StudentClient(spawn(Student, engine, sampling={"max_tokens": 32})),
+        grader=GraderClient(spawn(Grader)),
+    )
     recorder = MemoryRecorder()
-    config = TomConfig(num_problems=4, seed_set_size=3, post_test_size=2, budgets=(0.0, 0.5, 1.0), demo_counts=(0, 1), seed=2)
-    env = TomEnvironment(config, task, teacher=teacher, student=student, grader=spawn(Grader), recorder=recorder)
-    summary = await env.run()
+    config = TomConfig(
+        num_problems=4, seed_set_size=3, post_test_size=2, budgets=(0.0, 0.5, 1.0), demo_counts=(0, 1), seed=2, explanation=explanation
+    )
+    summary = await TomEpisode(config, task, agents, recorder).run()
     return summary, recorder.messages
 
 

@@ -1,47 +1,18 @@
-"""Policies: the decisions of a role, as small typed protocols with built-ins.
+"""ToM intervention functions: where the teacher's explanation is worth most.
 
-A role (Teacher, Student) does the prompting and parsing; *what* to do is a policy.
-Any importable class that implements the protocol can be named in a Hydra config by
-``_target_``: that is the plug-in mechanism.
+Each is an :class:`InterventionPolicy`: it scores every test problem and the loop
+intervenes on the ``budget`` highest. Any importable class implementing the protocol
+can be named by ``env.intervention._target_``: that is the plug-in mechanism.
 """
 
 from __future__ import annotations
 
 import random
-from collections import defaultdict
-from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Literal, Protocol, Sequence, runtime_checkable
+from collections.abc import Sequence
+from typing import Literal, Protocol, runtime_checkable
 
-from classroom.agents.messages import Attempt, Explanation, Problem
-
-
-@dataclass(frozen=True)
-class SeedObservation:
-    """What the teacher saw of this student on one held-out seed problem."""
-
-    problem: Problem
-    attempt: Attempt  # the student alone
-    explanation: Explanation  # the teacher's explanation
-    helped: Attempt  # the student after the explanation
-
-
-# simulate(problems, explanations (None: no intervention), targets) -> P(student answers target)
-Simulator = Callable[[Sequence[Problem], Sequence[Explanation | None], Sequence[str]], Awaitable[list[float]]]
-
-
-@dataclass
-class InterventionContext:
-    """What a policy may use besides the problems and the student's own attempts."""
-
-    # The teacher's explanation of each problem, by problem id.
-    explanations: dict[str, Explanation] = field(default_factory=dict)
-    # The student's behaviour on the seed set: the mental model's demonstrations.
-    seed: list[SeedObservation] = field(default_factory=list)
-    # The student's answer after each explanation, by problem id. Only an oracle may
-    # look: using it is knowing the future.
-    outcomes: dict[str, Attempt] = field(default_factory=dict)
-    # The teacher's mental model of the student (few-shot simulation).
-    simulate: Simulator | None = None
+from classroom.agents.messages import Attempt, Problem
+from classroom.environments.tom.types import InterventionContext
 
 
 @runtime_checkable
@@ -65,7 +36,9 @@ class NoIntervention:
 
     name = "none"
 
-    async def utilities(self, problems: Sequence[Problem], attempts: Sequence[Attempt], context: InterventionContext | None = None) -> list[float | None]:
+    async def utilities(
+        self, problems: Sequence[Problem], attempts: Sequence[Attempt], context: InterventionContext | None = None
+    ) -> list[float | None]:
         return [None] * len(problems)
 
 
@@ -74,7 +47,9 @@ class AllIntervention:
 
     name = "all"
 
-    async def utilities(self, problems: Sequence[Problem], attempts: Sequence[Attempt], context: InterventionContext | None = None) -> list[float | None]:
+    async def utilities(
+        self, problems: Sequence[Problem], attempts: Sequence[Attempt], context: InterventionContext | None = None
+    ) -> list[float | None]:
         # Equal utility: a stable sort keeps problem order.
         return [1.0] * len(problems)
 
@@ -87,7 +62,9 @@ class RandomIntervention:
     def __init__(self, seed: int = 0):
         self.seed = seed
 
-    async def utilities(self, problems: Sequence[Problem], attempts: Sequence[Attempt], context: InterventionContext | None = None) -> list[float | None]:
+    async def utilities(
+        self, problems: Sequence[Problem], attempts: Sequence[Attempt], context: InterventionContext | None = None
+    ) -> list[float | None]:
         rng = random.Random(self.seed)
         return [rng.random() for _ in problems]
 
@@ -97,11 +74,11 @@ class TeacherConfidence:
 
     name = "teacher_confidence"
 
-    async def utilities(self, problems: Sequence[Problem], attempts: Sequence[Attempt], context: InterventionContext | None = None) -> list[float | None]:
+    async def utilities(
+        self, problems: Sequence[Problem], attempts: Sequence[Attempt], context: InterventionContext | None = None
+    ) -> list[float | None]:
         explanations = context.explanations if context else {}
-        return [
-            explanations[p.id].answer_prob or 0.0 if p.id in explanations else None for p in problems
-        ]
+        return [explanations[p.id].answer_prob or 0.0 if p.id in explanations else None for p in problems]
 
 
 class StudentConfidence:
@@ -110,7 +87,9 @@ class StudentConfidence:
 
     name = "student_confidence"
 
-    async def utilities(self, problems: Sequence[Problem], attempts: Sequence[Attempt], context: InterventionContext | None = None) -> list[float | None]:
+    async def utilities(
+        self, problems: Sequence[Problem], attempts: Sequence[Attempt], context: InterventionContext | None = None
+    ) -> list[float | None]:
         return [1.0 - (a.answer_prob if a.answer_prob is not None else 0.0) for a in attempts]
 
 
@@ -130,7 +109,9 @@ class MentalModelUtility:
         self.mode = mode
         self.name = "mental_model" if mode == "both" else f"mental_model_{mode}"
 
-    async def utilities(self, problems: Sequence[Problem], attempts: Sequence[Attempt], context: InterventionContext | None = None) -> list[float | None]:
+    async def utilities(
+        self, problems: Sequence[Problem], attempts: Sequence[Attempt], context: InterventionContext | None = None
+    ) -> list[float | None]:
         if context is None or context.simulate is None:
             raise ValueError("mental-model utility needs the teacher's simulator (context.simulate)")
         explained = [context.explanations.get(p.id) for p in problems]
@@ -159,7 +140,9 @@ class Oracle:
 
     name = "oracle"
 
-    async def utilities(self, problems: Sequence[Problem], attempts: Sequence[Attempt], context: InterventionContext | None = None) -> list[float | None]:
+    async def utilities(
+        self, problems: Sequence[Problem], attempts: Sequence[Attempt], context: InterventionContext | None = None
+    ) -> list[float | None]:
         outcomes = context.outcomes if context else {}
         if not outcomes:
             raise ValueError("the oracle needs the outcomes of every explanation (context.outcomes)")
@@ -176,11 +159,13 @@ class Oracle:
 class Reversed:
     """A misaligned teacher: the ranking of ``inner``, reversed (worst first)."""
 
-    def __init__(self, inner: Any):
+    def __init__(self, inner: InterventionPolicy):
         self.inner = inner
-        self.name = f"reversed_{getattr(inner, 'name', 'policy')}"
+        self.name = f"reversed_{inner.name}"
 
-    async def utilities(self, problems: Sequence[Problem], attempts: Sequence[Attempt], context: InterventionContext | None = None) -> list[float | None]:
+    async def utilities(
+        self, problems: Sequence[Problem], attempts: Sequence[Attempt], context: InterventionContext | None = None
+    ) -> list[float | None]:
         return [None if u is None else -u for u in await self.inner.utilities(problems, attempts, context)]
 
 
@@ -192,50 +177,3 @@ def ranked(utilities: Sequence[float | None]) -> list[int]:
 def choose_interventions(utilities: Sequence[float | None], budget: int) -> list[int]:
     """Indices of the ``budget`` highest utilities (None never chosen), ties by order."""
     return sorted(ranked(utilities)[: max(budget, 0)])
-
-
-@runtime_checkable
-class Learner(Protocol):
-    """How a student learns between questions.
-
-    In-context learners keep a memory of demonstrations; fine-tuning learners (LoRA
-    SFT/DPO) train an adapter the serving backend loads for the next round.
-    """
-
-    def learn(self, problems: Sequence[Problem], explanations: Sequence[Explanation]) -> None: ...
-
-    def demonstrations(self, problem: Problem) -> list[tuple[Problem, Explanation]]: ...
-
-
-class InContextLearner:
-    """A memory of (problem, explanation) demonstrations, retrieved by shared skill.
-
-    For each question the ``k`` demonstrations sharing most skills with it come first,
-    then the most recent ones; none is the question itself.
-    """
-
-    def __init__(self, k: int = 4):
-        if k < 0:
-            raise ValueError(f"k must be >= 0, got {k}")
-        self.k = k
-        self.memory: list[tuple[Problem, Explanation]] = []
-
-    def learn(self, problems: Sequence[Problem], explanations: Sequence[Explanation]) -> None:
-        by_id = {p.id: p for p in problems}
-        for explanation in explanations:
-            problem = by_id.get(explanation.problem_id)
-            if problem is not None:
-                self.memory.append((problem, explanation))
-
-    def demonstrations(self, problem: Problem) -> list[tuple[Problem, Explanation]]:
-        skills = set(problem.skills)
-        candidates = [(i, p, e) for i, (p, e) in enumerate(self.memory) if p.id != problem.id]
-        candidates.sort(key=lambda c: (-len(skills & set(c[1].skills)), -c[0]))
-        return [(p, e) for _, p, e in candidates[: self.k]]
-
-    def skills_covered(self) -> dict[str, int]:
-        counts: dict[str, int] = defaultdict(int)
-        for problem, _ in self.memory:
-            for skill in problem.skills:
-                counts[skill] += 1
-        return dict(counts)

@@ -9,68 +9,49 @@ Khan et al. 2024 (arXiv 2410.06215). Gym-style:
   student on it (LoRA adapter hot-loaded into the running engine, or in-context
   memory), evaluates again and returns the observation, the reward (change in
   validation accuracy, also per skill) and whether the episode is done.
-- The test problems are scored once, at the end, for the trained and the untrained
-  student.
+- :meth:`DataEnvGym.finish` scores the test problems once, at the end, for the trained
+  and the untrained student, and returns the episode's summary.
 
 Every iteration writes its data, dropped data, report and adapter under
-``iterations/NNN/`` and then a checkpoint, so a killed episode resumes from the last
-finished iteration (``classroom resume RUN_DIR``).
+``iterations/NNN/``; :meth:`snapshot` is the environment's part of a checkpoint.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from classroom.agents.actors import call
-from classroom.agents.datagen import AgentAction, Observation, SkillTree, apply_to_tree
+from classroom.agents.clients import GraderClient, StudentClient
 from classroom.agents.grading import extract_final_answer
 from classroom.agents.messages import Attempt, Feedback, Problem, TrainingExample, TrainingRun, new_id
 from classroom.agents.skills import flat_accuracy, skill_report
+from classroom.environments.dataenvgym.agent import DataGeneratorClient
+from classroom.environments.dataenvgym.config import DataEnvConfig
+from classroom.environments.dataenvgym.plans import apply_to_tree
+from classroom.environments.dataenvgym.types import AgentAction, Observation, SkillTree, StepResult
 from classroom.environments.recording import Recorder
 from classroom.environments.tasks import Task
 
-CHECKPOINT = "checkpoint.json"
 
-
-class DataEnvConfig(BaseModel):
-    """Settings of one DataEnvGym episode."""
+class EnvState(BaseModel):
+    """The environment's part of a checkpoint: everything after the last finished step."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-    variant: Literal["open_ended", "skill_list", "skill_tree"] = "skill_list"
-    iterations: int = Field(3, ge=1, description="steps after reset")
-    examples_per_iteration: int = Field(24, ge=1, description="data the agent may make per step")
-    max_examples: int = Field(1000, ge=1, description="data budget: done once this many examples were kept")
-    val_size: int = Field(36, ge=1)
-    test_size: int = Field(36, ge=1)
-    val_split: str = "train"  # validation problems (the reward) come from here
-    test_split: str = "test"  # scored once, at the end
-    # Quality check: drop generated examples the student already answers correctly.
-    drop_known: bool = True
-    seed: int = 0
-    # Plug-ins (Hydra `_target_`): who plans, who makes the data, who names the skills.
-    policy: dict[str, Any] = Field(default_factory=lambda: {"_target_": "classroom.agents.datagen.WeakSkillsPolicy"})
-    engine: dict[str, Any] = Field(default_factory=lambda: {"_target_": "classroom.agents.datagen.ReasoningGymEngine"})
-    skills: dict[str, Any] = Field(default_factory=lambda: {"_target_": "classroom.agents.skills.TaskSkills"})
-
-
-class StepResult(BaseModel):
-    """What :meth:`DataEnvGym.step` returns."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    episode_id: str
+    iteration: int
     observation: Observation
-    reward: float
-    skill_rewards: dict[str, float] = Field(default_factory=dict)
-    done: bool
-    kept: int
-    dropped: int
-    training: TrainingRun | None = None
+    test: list[Problem]
+    data: list[TrainingExample]
+    tree: SkillTree = Field(default_factory=dict)
+    history: list[dict[str, Any]] = Field(default_factory=list)
+    tokens: dict[str, int] = Field(default_factory=dict)
+    adapter_path: str | None = None
 
 
 def _write_jsonl(path: Path, rows: Sequence[dict[str, Any] | BaseModel]) -> None:
@@ -80,29 +61,17 @@ def _write_jsonl(path: Path, rows: Sequence[dict[str, Any] | BaseModel]) -> None
             f.write((row.model_dump_json() if isinstance(row, BaseModel) else json.dumps(row)) + "\n")
 
 
-def _write_json_atomic(path: Path, value: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(value, default=str))
-    os.replace(tmp, path)  # a kill mid-write leaves the previous checkpoint whole
-
-
 class DataEnvGym:
-    """One DataEnvGym episode over a student, a data-generation agent and a grader.
-
-    The agents may be Ray actor handles or plain objects with the same async methods.
-    """
-
-    name = "dataenvgym"
-    config_class = DataEnvConfig
+    """One DataEnvGym episode over a student, a data-generation agent and a grader."""
 
     def __init__(
         self,
         config: DataEnvConfig,
         task: Task,
         *,
-        generator: Any,
-        student: Any,
-        grader: Any,
+        generator: DataGeneratorClient,
+        student: StudentClient,
+        grader: GraderClient,
         recorder: Recorder,
         run_dir: Path | str,
         episode_id: str | None = None,
@@ -139,12 +108,10 @@ class DataEnvGym:
                 f"wanted {cfg.val_size}) and {len(self.test)} test problems (split {cfg.test_split!r})"
             )
 
-    async def _evaluate(
-        self, problems: Sequence[Problem], *, phase: str, base: bool = False, record: bool = True
-    ) -> list[Attempt]:
+    async def _evaluate(self, problems: Sequence[Problem], *, phase: str, base: bool = False, record: bool = True) -> list[Attempt]:
         """The student's graded answers; ``record=False`` for the data check, whose attempts are not evaluation."""
-        attempts = await call(self.student, "answer", list(problems), phase=phase, use_memory=True, base=base)
-        graded = await call(self.grader, "grade_attempts", list(problems), attempts)
+        attempts = await self.student.answer(problems, phase=phase, use_memory=True, base=base)
+        graded = await self.grader.grade_attempts(problems, attempts)
         if record:
             self.recorder.record(graded)
             self.recorder.advance(len(graded))
@@ -156,8 +123,13 @@ class DataEnvGym:
         report = skill_report(problems, attempts)
         per_skill = {s.name: s.accuracy for s in report.children if s.accuracy is not None}
         return Feedback(
-            episode_id=self.episode_id, sender="environment", split=split, iteration=iteration,
-            accuracy=report.correct / max(report.count, 1), count=report.count, report=report,
+            episode_id=self.episode_id,
+            sender="environment",
+            split=split,
+            iteration=iteration,
+            accuracy=report.correct / max(report.count, 1),
+            count=report.count,
+            report=report,
             per_skill_accuracy=per_skill,  # type: ignore[arg-type]
             error_examples=tuple(a.id for a in attempts if not a.correct),
             weak_skills=tuple(sorted(per_skill, key=lambda s: per_skill[s])[:3]),
@@ -170,14 +142,22 @@ class DataEnvGym:
         for skill, value in flat_accuracy(feedback.report).items() if feedback.report else ():
             self.recorder.metric("val_accuracy_per_skill", value, iteration=iteration, skill=skill)
         return Observation(
-            variant=self.config.variant, iteration=iteration, problems=tuple(self.val), attempts=tuple(attempts),
-            report=feedback, budget=self._budget(), examples_so_far=len(self.data), tree=self.tree,
+            variant=self.config.variant,
+            iteration=iteration,
+            problems=tuple(self.val),
+            attempts=tuple(attempts),
+            report=feedback,
+            budget=self._budget(),
+            examples_so_far=len(self.data),
+            tree=self.tree,
         )
 
     def _budget(self) -> int:
         return max(min(self.config.examples_per_iteration, self.config.max_examples - len(self.data)), 0)
 
-    def _done(self) -> bool:
+    @property
+    def done(self) -> bool:
+        """Iterations or the data budget used up."""
         return self.iteration >= self.config.iterations or len(self.data) >= self.config.max_examples
 
     async def _quality_check(self, examples: Sequence[TrainingExample]) -> list[TrainingExample]:
@@ -198,14 +178,17 @@ class DataEnvGym:
             else:
                 problem = Problem(question=question, answer=example.answer or "", metadata=example.metadata)
                 worked = extract_final_answer(example.completion)
-                if not await call(self.grader, "score", problem, worked):
+                if not await self.grader.score(problem, worked):
                     reason = f"worked answer {worked!r} does not pass the grader against the annotated {example.answer!r}"
             seen.add(question)
             checked.append(example.model_copy(update={"kept": reason is None, "drop_reason": reason}))
             if reason is None:
                 candidates.append(len(checked) - 1)
         if self.config.drop_known and candidates:
-            problems = [Problem(id=checked[i].id, question=checked[i].prompt, answer=checked[i].answer or "", metadata=checked[i].metadata) for i in candidates]
+            problems = [
+                Problem(id=checked[i].id, question=checked[i].prompt, answer=checked[i].answer or "", metadata=checked[i].metadata)
+                for i in candidates
+            ]
             attempts = await self._evaluate(problems, phase=f"data_check_{self.iteration + 1}", record=False)
             for i, attempt in zip(candidates, attempts):
                 if attempt.correct:
@@ -225,23 +208,23 @@ class DataEnvGym:
             self.config = self.config.model_copy(update={"seed": seed})
         self.iteration, self.data, self.tree, self.history = 0, [], {}, []
         self._sample()
-        self.val, failures, tokens = await call(self.generator, "discover_skills", self.val)
-        if tokens:  # a teacher that labels skills spends tokens before the first step
-            self.tokens["data_generator"] += tokens
-        self.recorder.record([*self.val, *self.test, *failures])
+        discovered = await self.generator.discover_skills(self.val)
+        self.val = discovered.problems
+        if discovered.tokens:  # a teacher that labels skills spends tokens before the first step
+            self.tokens["data_generator"] += discovered.tokens
+        self.recorder.record([*self.val, *self.test, *discovered.failures])
         self.recorder.stage("reset: student on the validation set", len(self.val))
         attempts = await self._evaluate(self.val, phase="val_0")
         self.observation = self._observe(attempts, 0)
         self._write_iteration(0, self.observation, [], None)
         self.history.append(self._row(self.observation, None, 0, 0, None))
-        self._checkpoint()
         return self.observation
 
     async def step(self, action: AgentAction) -> StepResult:
         """Quality-check the data, train on all data so far, evaluate, reward."""
         if self.observation is None:
             raise RuntimeError("call reset() before step()")
-        if self._done():
+        if self.done:
             raise RuntimeError(f"the episode is done (iteration {self.iteration} of {self.config.iterations})")
         iteration = self.iteration + 1
         previous = self.observation
@@ -253,7 +236,10 @@ class DataEnvGym:
         room = self.config.max_examples - len(self.data)
         kept = [e for e in checked if e.kept][: max(room, 0)]
         kept_ids = {e.id for e in kept}
-        checked = [e if e.id in kept_ids or not e.kept else e.model_copy(update={"kept": False, "drop_reason": "data budget reached"}) for e in checked]
+        checked = [
+            e if e.id in kept_ids or not e.kept else e.model_copy(update={"kept": False, "drop_reason": "data budget reached"})
+            for e in checked
+        ]
         self.recorder.record(checked)
         self.data += kept
         self.tree = apply_to_tree(action.plan, self.tree, previous.budget)
@@ -262,9 +248,8 @@ class DataEnvGym:
         folder = self._iteration_dir(iteration)
         if kept:
             self.recorder.stage(f"iteration {iteration}: student learns from {len(self.data)} examples", None)
-            training = await call(
-                self.student, "train", self.data, iteration=iteration, out_dir=str(folder / "adapter"),
-                adapter_name=f"{self.episode_id}-it{iteration}",
+            training = await self.student.train(
+                self.data, iteration=iteration, out_dir=str(folder / "adapter"), adapter_name=f"{self.episode_id}-it{iteration}"
             )
             self.recorder.record([training])
             self.adapter_path = training.adapter_path or self.adapter_path
@@ -288,15 +273,32 @@ class DataEnvGym:
         self.recorder.metric("examples_kept", len(kept), iteration=iteration)
         if training is not None:
             self.recorder.metric("training_seconds", training.seconds, iteration=iteration)
-        self._checkpoint()
         return StepResult(
-            observation=observation, reward=reward, skill_rewards=skill_rewards, done=self._done(),
-            kept=len(kept), dropped=len(checked) - len(kept), training=training,
+            observation=observation,
+            reward=reward,
+            skill_rewards=skill_rewards,
+            done=self.done,
+            kept=len(kept),
+            dropped=len(checked) - len(kept),
+            training=training,
         )
 
-    # --------------------------------------------------------------- records, checkpoints
+    async def finish(self, started: float, resumed_from: int | None = None) -> dict[str, Any]:
+        """Write the SFT data, score the test set (trained and untrained), summarize."""
+        _write_jsonl(self.run_dir / "sft.jsonl", await self.student.sft_rows(self.data))  # TRL prompt-completion
+        self.recorder.stage("test set: trained and untrained student", 2 * len(self.test))
+        final = await self._evaluate(self.test, phase="test")
+        initial = await self._evaluate(self.test, phase="test_untrained", base=True)
+        test_report = self._feedback(self.test, final, "test", self.iteration)
+        base_report = self._feedback(self.test, initial, "test_untrained", 0)
+        self.recorder.record([test_report, base_report])
+        return self._summary(test_report, base_report, started, resumed_from)
 
-    def _row(self, observation: Observation, training: TrainingRun | None, generated: int, kept: int, reward: float | None) -> dict[str, Any]:
+    # ----------------------------------------------------------------- records, state
+
+    def _row(
+        self, observation: Observation, training: TrainingRun | None, generated: int, kept: int, reward: float | None
+    ) -> dict[str, Any]:
         return {
             "iteration": observation.iteration,
             "val_accuracy": observation.report.accuracy,
@@ -311,7 +313,9 @@ class DataEnvGym:
             "tokens": dict(self.tokens),
         }
 
-    def _write_iteration(self, iteration: int, observation: Observation, checked: Sequence[TrainingExample], action: AgentAction | None) -> None:
+    def _write_iteration(
+        self, iteration: int, observation: Observation, checked: Sequence[TrainingExample], action: AgentAction | None
+    ) -> None:
         folder = self._iteration_dir(iteration)
         (folder / "report.json").write_text(observation.report.model_dump_json(indent=1))
         if action is not None:
@@ -319,137 +323,43 @@ class DataEnvGym:
             _write_jsonl(folder / "examples.jsonl", [e for e in checked if e.kept])
             _write_jsonl(folder / "dropped.jsonl", [e for e in checked if not e.kept])
 
-    async def _write_sft(self) -> None:
-        rows = await call(self.student, "sft_rows", self.data)
-        _write_jsonl(self.run_dir / "sft.jsonl", rows)  # TRL prompt-completion format
+    def snapshot(self) -> EnvState:
+        """The environment after the last finished step (its part of a checkpoint)."""
+        if self.observation is None:
+            raise RuntimeError("call reset() before snapshot()")
+        return EnvState(
+            episode_id=self.episode_id,
+            iteration=self.iteration,
+            observation=self.observation,
+            test=self.test,
+            data=self.data,
+            tree=self.tree,
+            history=self.history,
+            tokens=dict(self.tokens),
+            adapter_path=self.adapter_path,
+        )
 
-    def _checkpoint(self) -> None:
-        assert self.observation is not None
-        _write_json_atomic(self.run_dir / CHECKPOINT, {
-            "iteration": self.iteration,
-            "episode_id": self.episode_id,
-            "observation": self.observation.model_dump(mode="json"),
-            "test": [p.model_dump(mode="json") for p in self.test],
-            "data": [e.model_dump(mode="json") for e in self.data],
-            "tree": self.tree,
-            "history": self.history,
-            "tokens": dict(self.tokens),
-            "adapter_path": self.adapter_path,
-            "student": None,  # filled by _save_agents (actors answer asynchronously)
-        })
-
-    async def _save_agents(self) -> None:
-        path = self.run_dir / CHECKPOINT
-        state = json.loads(path.read_text())
-        state["student"] = await call(self.student, "state")
-        state["generator"] = await call(self.generator, "state")
-        _write_json_atomic(path, state)
-
-    @staticmethod
-    def checkpointed_episode(run_dir: Path) -> str:
-        """The episode id a run directory's checkpoint belongs to."""
-        path = Path(run_dir) / CHECKPOINT
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} does not exist: the episode finished no iteration to resume from")
-        return json.loads(path.read_text())["episode_id"]
-
-    async def restore(self) -> Observation:
-        """Continue from the run directory's checkpoint (the last finished iteration)."""
-        path = self.run_dir / CHECKPOINT
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} does not exist: the episode finished no iteration to resume from")
-        state = json.loads(path.read_text())
-        if state.get("student") is None:
-            raise FileNotFoundError(f"{path} is incomplete (killed while it was written): no iteration to resume from")
-        self.episode_id = state["episode_id"]
-        self.iteration = int(state["iteration"])
-        self.observation = Observation.model_validate(state["observation"])
-        self.val = list(self.observation.problems)
-        self.test = [Problem.model_validate(p) for p in state["test"]]
-        self.data = [TrainingExample.model_validate(e) for e in state["data"]]
-        self.tree = state.get("tree", {})
-        self.history = state.get("history", [])
-        self.tokens = defaultdict(int, state.get("tokens", {}))
-        self.adapter_path = state.get("adapter_path")
+    def restore(self, state: EnvState) -> Observation:
+        """Continue after the step a :meth:`snapshot` was taken at."""
+        self.episode_id = state.episode_id
+        self.iteration = state.iteration
+        self.observation = state.observation
+        self.val = list(state.observation.problems)
+        self.test = list(state.test)
+        self.data = list(state.data)
+        self.tree = dict(state.tree)
+        self.history = list(state.history)
+        self.tokens = defaultdict(int, state.tokens)
+        self.adapter_path = state.adapter_path
         self.recorder.stage(f"resuming after iteration {self.iteration}", None)
-        await call(self.student, "restore", state["student"], self.data, self.adapter_path)
-        await call(self.generator, "restore", state.get("generator") or {})
-        return self.observation
-
-    # ------------------------------------------------------------------------- launching
-
-    @classmethod
-    def plugins(cls, config: DataEnvConfig) -> dict[str, Any]:
-        """Build the policy, engine and skill discovery named by ``_target_`` (fails fast)."""
-        from classroom.agents.datagen import DataGenerationEngine, DataGenerationPolicy
-        from classroom.agents.skills import SkillDiscovery
-        from classroom.launch.settings import instantiate_plugin
-
-        return {
-            "policy": instantiate_plugin("env.policy", config.policy, DataGenerationPolicy),
-            "engine": instantiate_plugin("env.engine", config.engine, DataGenerationEngine),
-            "skills": instantiate_plugin("env.skills", config.skills, SkillDiscovery),
-        }
-
-    @classmethod
-    async def play(cls, parts: dict[str, Any], pool: Any, recorder: Recorder, episode_id: str, run_dir: Path, resume: bool) -> dict[str, Any]:
-        """Spawn the agents as Ray actors and run the episode (``classroom run``/``resume``)."""
-        from classroom.agents.actors import spawn
-        from classroom.agents.datagen import DataGenerator
-        from classroom.agents.grading import Grader
-        from classroom.agents.roles import Student
-
-        s, plugins = parts["student"], parts["env_plugins"]
-        if resume:  # the agents carry on under the episode id they had
-            episode_id = cls.checkpointed_episode(run_dir)
-        generator = spawn(
-            DataGenerator, pool.llm("teacher"), policy=plugins["policy"], engine=plugins["engine"],
-            skills=plugins["skills"], episode_id=episode_id, seed=parts["env_config"].seed,
-        )
-        student = spawn(
-            Student, pool.llm("student"), num_cpus=s.num_cpus, episode_id=episode_id, learner=parts["learner"],
-            prompts=s.prompts, sampling=s.sampling, adapter=s.adapter,
-        )
-        env = cls(
-            parts["env_config"], parts["task"], generator=generator, student=student, grader=spawn(Grader),
-            recorder=recorder, run_dir=run_dir, episode_id=episode_id,
-        )
-        return await env.run(resume=resume)
-
-    # -------------------------------------------------------------------------- episode
-
-    async def run(self, *, resume: bool = False) -> dict[str, Any]:
-        """Reset (or resume), let the agent act until done, score the test set."""
-        started = time.time()
-        resumed_from = None
-        if resume:
-            observation = await self.restore()
-            resumed_from = self.iteration
-        else:
-            observation = await self.reset()
-            await self._save_agents()
-        while not self._done():
-            self.recorder.stage(f"iteration {self.iteration + 1}: the agent plans and makes data", None)
-            action = await call(self.generator, "act", observation)
-            result = await self.step(action)
-            await self._save_agents()
-            observation = result.observation
-        await self._write_sft()
-
-        self.recorder.stage("test set: trained and untrained student", 2 * len(self.test))
-        final = await self._evaluate(self.test, phase="test")
-        initial = await self._evaluate(self.test, phase="test_untrained", base=True)
-        test_report = self._feedback(self.test, final, "test", self.iteration)
-        base_report = self._feedback(self.test, initial, "test_untrained", 0)
-        self.recorder.record([test_report, base_report])
-        return self._summary(test_report, base_report, started, resumed_from)
+        return state.observation
 
     def _summary(self, test: Feedback, base: Feedback, started: float, resumed_from: int | None) -> dict[str, Any]:
         curve = {str(row["iteration"]): row["val_accuracy"] for row in self.history}
         first, last = self.history[0], self.history[-1]
         skills = sorted(set(first["per_skill"]) | set(last["per_skill"]))
         summary: dict[str, Any] = {
-            "env": self.name,
+            "env": "dataenvgym",
             "variant": self.config.variant,
             "task": self.task.name,
             "episode_id": self.episode_id,

@@ -1,16 +1,16 @@
 """Theory-of-mind teaching: budgeted teacher interventions (Saha, Hase, Bansal 2023).
 
-One episode:
+One episode, top to bottom (:meth:`TomEpisode.run`):
 
-1. Problems are sampled into a *seed set* (held out: how this student behaves), a
-   *test set* (where the teacher may intervene) and a *post-test set* (never explained,
-   for the multi-turn question). The student answers all of them on its own.
+1. Problems are drawn into a *seed set* (held out: how this student behaves), a *test
+   set* (where the teacher may intervene) and a *post-test set* (never explained, for
+   the multi-turn question). The student answers all of them on its own.
 2. The teacher explains the seed set; the student answers it again with the
    explanations. These observations are the teacher's mental model of the student and,
    where an explanation flipped the student from wrong to right, the demonstrations of
    personalized explanations.
-3. The teacher explains the test set in its configured style (unpersonalized,
-   personalized, gold, deceptive); the student answers with each explanation.
+3. The teacher explains the test set in the run's style (unpersonalized, personalized,
+   gold, deceptive); the student answers with each explanation.
 4. The intervention policy ranks the test problems once; for every budget b the top
    round(b * n) are intervened on (their answer is the one given with the explanation),
    so one episode yields the whole accuracy-vs-budget curve, as in the paper's code.
@@ -22,107 +22,50 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from typing import Any, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-
-from classroom.agents.actors import call
+from classroom.agents.actors import spawn
+from classroom.agents.clients import GraderClient, StudentClient
+from classroom.agents.grading import Grader
 from classroom.agents.messages import Attempt, Problem, new_id
-from classroom.agents.policies import SeedObservation, choose_interventions, ranked
+from classroom.agents.plugins import ConfigError, instantiate_plugin
+from classroom.agents.roles import Student
+from classroom.environments.base import Curve, Episode
 from classroom.environments.recording import Recorder
 from classroom.environments.tasks import Task
+from classroom.environments.tom.config import TomConfig
+from classroom.environments.tom.policies import InterventionPolicy, choose_interventions, ranked
+from classroom.environments.tom.summary import accuracy, budget_key, per_skill_accuracy, tom_summary_table
+from classroom.environments.tom.teacher import TomTeacher, TomTeacherClient
+from classroom.environments.tom.types import SeedObservation
 
 
-class TomConfig(BaseModel):
-    """Settings of one ToM episode."""
+@dataclass(frozen=True)
+class TomAgents:
+    """The agents of a ToM episode."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    num_problems: int = Field(30, ge=1, description="test problems the teacher may intervene on")
-    seed_set_size: int = Field(8, ge=0, description="held-out problems that show the teacher this student")
-    post_test_size: int = Field(10, ge=0, description="never-explained problems for the multi-turn test")
-    split: str = "test"
-    # Where the seed set comes from; None: the same split (disjoint problems).
-    seed_split: str | None = None
-    # Fractions of the test set the teacher may explain; the policy ranks once and
-    # each budget takes its top. One budget or the paper's whole curve.
-    budgets: tuple[float, ...] = (0.3,)
-    # Numbers of explained demonstrations the student sees in the multi-turn test.
-    demo_counts: tuple[int, ...] = (0, 2, 4)
-    seed: int = 0
-
-    @field_validator("budgets")
-    @classmethod
-    def _budgets_are_fractions(cls, value: tuple[float, ...]) -> tuple[float, ...]:
-        if not value:
-            raise ValueError("needs at least one budget")
-        bad = [b for b in value if not 0.0 <= b <= 1.0]
-        if bad:
-            raise ValueError(f"budgets are fractions in [0, 1]; got {bad}")
-        return tuple(sorted(set(value)))
-
-    @field_validator("demo_counts")
-    @classmethod
-    def _counts_are_sizes(cls, value: tuple[int, ...]) -> tuple[int, ...]:
-        if any(c < 0 for c in value):
-            raise ValueError(f"demo counts must be >= 0; got {list(value)}")
-        return tuple(sorted(set(value)))
+    teacher: TomTeacherClient
+    student: StudentClient
+    grader: GraderClient
 
 
-def accuracy(attempts: Sequence[Attempt]) -> float | None:
-    """Share of correct attempts; None for an empty list."""
-    if not attempts:
-        return None
-    return sum(bool(a.correct) for a in attempts) / len(attempts)
+class TomEpisode:
+    """One ToM teaching episode over a teacher, a student and a grader."""
 
-
-def per_skill_accuracy(problems: Sequence[Problem], attempts: Sequence[Attempt]) -> dict[str, float]:
-    """Accuracy per skill label (a problem with several skills counts for each)."""
-    by_id = {p.id: p for p in problems}
-    totals: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for attempt in attempts:
-        for skill in by_id[attempt.problem_id].skills or ("unlabelled",):
-            totals[skill][0] += bool(attempt.correct)
-            totals[skill][1] += 1
-    return {skill: right / count for skill, (right, count) in sorted(totals.items())}
-
-
-def budget_key(budget: float) -> str:
-    return f"{budget:.2f}".rstrip("0").rstrip(".") if budget else "0"
-
-
-class TomEnvironment:
-    """Runs one ToM teaching episode with teacher, student and grader agents.
-
-    The agents may be Ray actor handles or plain objects with the same async methods.
-    """
-
-    name = "tom"
-    config_class = TomConfig
-
-    def __init__(
-        self,
-        config: TomConfig,
-        task: Task,
-        *,
-        teacher: Any,
-        student: Any,
-        grader: Any,
-        recorder: Recorder,
-        episode_id: str | None = None,
-    ):
+    def __init__(self, config: TomConfig, task: Task, agents: TomAgents, recorder: Recorder, episode_id: str | None = None):
         self.config = config
         self.task = task
-        self.teacher = teacher
-        self.student = student
-        self.grader = grader
+        self.teacher, self.student, self.grader = agents.teacher, agents.student, agents.grader
         self.recorder = recorder
         self.episode_id = episode_id or new_id()
 
     async def _answer_and_grade(self, problems: Sequence[Problem], **kwargs: Any) -> list[Attempt]:
         if not problems:
             return []
-        attempts = await call(self.student, "answer", list(problems), **kwargs)
-        graded = await call(self.grader, "grade_attempts", list(problems), attempts)
+        attempts = await self.student.answer(problems, **kwargs)
+        graded = await self.grader.grade_attempts(problems, attempts)
         self.recorder.record(graded)
         self.recorder.advance(len(graded))
         return graded
@@ -130,7 +73,7 @@ class TomEnvironment:
     def _sample(self) -> tuple[list[Problem], list[Problem], list[Problem]]:
         cfg = self.config
         separate_seed = cfg.seed_split is not None and cfg.seed_split != cfg.split
-        wanted = cfg.num_problems + cfg.post_test_size + (0 if separate_seed else cfg.seed_set_size)
+        wanted = cfg.problems_needed()
         drawn = self.task.sample(wanted, split=cfg.split, seed=cfg.seed, episode_id=self.episode_id)
         if len(drawn) < wanted:
             raise ValueError(
@@ -152,12 +95,14 @@ class TomEnvironment:
         everything = [*seed_set, *test, *post_set]
         self.recorder.record(everything)
 
+        # 1. The student alone, on everything.
         self.recorder.stage("student alone (pre-test)", len(everything))
         pre = await self._answer_and_grade(everything, phase="pre_test")
         pre_by_id = {a.problem_id: a for a in pre}
 
+        # 2. The teacher watches the student learn from its explanations on the seed set.
         self.recorder.stage("teacher observes the student (seed set)", len(seed_set))
-        seed_explanations = await call(self.teacher, "explain", seed_set, style="unpersonalized")
+        seed_explanations = await self.teacher.explain_as(seed_set, "unpersonalized")
         self.recorder.record(seed_explanations)
         seed_helped = await self._answer_and_grade(seed_set, phase="seed_with_explanation", explanations=seed_explanations)
         observations = [
@@ -166,21 +111,19 @@ class TomEnvironment:
         ]
         personal = [(o.problem, o.explanation) for o in observations if not o.attempt.correct and o.helped.correct]
 
+        # 3. The teacher explains the test set in the run's style; the student answers with it.
         self.recorder.stage("teacher explains, student answers with it", len(test))
-        explanations = await call(self.teacher, "explain", test, personal=personal)
+        explanations = await self.teacher.explain_as(test, cfg.explanation, personal=personal)
         self.recorder.record(explanations)
         helped = await self._answer_and_grade(test, phase="with_explanation", explanations=explanations)
 
+        # 4. The intervention policy ranks once; each budget takes its top share.
         self.recorder.stage("intervention policy ranks", None)
         pre_test = [pre_by_id[p.id] for p in test]
         top_budget = round(max(cfg.budgets) * len(test))
-        decisions = await call(
-            self.teacher, "decide", test, pre_test, top_budget,
-            explanations=explanations, seed=observations, outcomes=helped,
-        )
+        decisions = await self.teacher.decide(test, pre_test, top_budget, explanations=explanations, seed=observations, outcomes=helped)
         self.recorder.record(decisions)
         utilities = [d.utility for d in decisions]
-
         by_budget: dict[str, float | None] = {}
         interventions: dict[str, int] = {}
         for budget in cfg.budgets:
@@ -189,9 +132,9 @@ class TomEnvironment:
             by_budget[budget_key(budget)] = accuracy(final)
             interventions[budget_key(budget)] = len(chosen)
 
+        # 5. Multi-turn: the top-ranked explained problems as demonstrations on unexplained ones.
         self.recorder.stage("multi-turn: post-test with demonstrations", len(post_set) * len(cfg.demo_counts))
-        order = ranked(utilities)
-        demos = [(test[i], explanations[i]) for i in order]
+        demos = [(test[i], explanations[i]) for i in ranked(utilities)]
         multiturn: dict[str, float | None] = {}
         post_attempts: list[Attempt] = []
         for count in cfg.demo_counts:
@@ -213,7 +156,7 @@ class TomEnvironment:
         max_key = budget_key(max(cfg.budgets))
         max_chosen = set(choose_interventions(utilities, top_budget))
         summary: dict[str, Any] = {
-            "env": self.name,
+            "env": TomLoop.name,
             "task": self.task.name,
             "episode_id": self.episode_id,
             "intervention_policy": decisions[0].policy if decisions else None,
@@ -232,9 +175,7 @@ class TomEnvironment:
             },
             "per_skill": {
                 "no_intervention": per_skill_accuracy(test, pre_test),
-                f"at_budget_{max_key}": per_skill_accuracy(
-                    test, [helped[i] if i in max_chosen else pre_test[i] for i in range(len(test))]
-                ),
+                f"at_budget_{max_key}": per_skill_accuracy(test, [helped[i] if i in max_chosen else pre_test[i] for i in range(len(test))]),
             },
             "explanations_flip": {"wrong_to_right": flips_right, "right_to_wrong": flips_wrong},
             "seed_set_flips_used_for_personalization": len(personal),
@@ -256,3 +197,71 @@ class TomEnvironment:
             self.recorder.metric("tokens", count, agent=sender)
         self.recorder.metric("wall_time_s", summary["wall_time_s"])
         return summary
+
+
+class TomLoop:
+    """The ToM loop behind the :class:`~classroom.environments.base.TeachingLoop` protocol."""
+
+    name: ClassVar[str] = "tom"
+    config_model: ClassVar[type[TomConfig]] = TomConfig
+    roles: ClassVar[tuple[str, ...]] = ("teacher", "student")
+    curves: ClassVar[tuple[Curve, ...]] = (
+        Curve("acc", "accuracy vs intervention budget", "budget (fraction of test problems explained)", "student accuracy"),
+        Curve(
+            "multiturn", "multi-turn: learning from explained problems", "explained demonstrations seen", "accuracy on unexplained problems"
+        ),
+    )
+
+    def prepare(self, config: TomConfig, task: Task) -> None:
+        """The intervention policy builds, and the split holds the problems the episode draws."""
+        instantiate_plugin("env.intervention", config.intervention, InterventionPolicy)
+        available = len(task.split(config.split)) if config.split in task.splits() else None
+        if available is None:
+            raise ConfigError(
+                f"config error: env.split: task {task.name!r} has no split {config.split!r} (has: {', '.join(task.splits())})"
+            )
+        if available < config.problems_needed():
+            raise ConfigError(
+                f"config error: env.num_problems: task {task.name!r} split {config.split!r} has {available} problems; "
+                f"the episode needs {config.problems_needed()} (num_problems + post_test_size + seed_set_size)"
+            )
+
+    def spawn_agents(self, episode: Episode) -> TomAgents:
+        config: TomConfig = episode.config
+        teacher, student = episode.roles.teacher, episode.roles.student
+        return TomAgents(
+            teacher=TomTeacherClient(
+                spawn(
+                    TomTeacher,
+                    episode.pool.llm("teacher"),
+                    num_cpus=teacher.num_cpus,
+                    episode_id=episode.episode_id,
+                    intervention=instantiate_plugin("env.intervention", config.intervention, InterventionPolicy),
+                    prompts=teacher.prompts,
+                    tom_prompts=config.prompts,
+                    sampling=teacher.sampling,
+                    reveal_answer=config.reveal_answer,
+                    mental_model_demos=config.mental_model_demos,
+                    seed=config.seed,
+                )
+            ),
+            student=StudentClient(
+                spawn(
+                    Student,
+                    episode.pool.llm("student"),
+                    num_cpus=student.num_cpus,
+                    episode_id=episode.episode_id,
+                    learner=episode.roles.learner,
+                    prompts=student.prompts,
+                    sampling=student.sampling,
+                    adapter=student.adapter,
+                )
+            ),
+            grader=GraderClient(spawn(Grader)),
+        )
+
+    async def run(self, episode: Episode, agents: TomAgents, resume_from: Any | None = None) -> dict[str, Any]:
+        return await TomEpisode(episode.config, episode.task, agents, episode.recorder, episode.episode_id).run()
+
+    def summary_table(self, summary: dict[str, Any]) -> list[Any]:
+        return tom_summary_table(summary)

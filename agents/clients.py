@@ -1,0 +1,91 @@
+"""Typed clients: how a loop calls an agent, whether a Ray actor or a plain object.
+
+A loop holds a :class:`StudentClient`, not an actor handle: ``await
+student.answer(problems, phase="pre_test")`` reads like a method call, is checked like
+one, and forwards to the actor (``.remote``) or, in tests and notebooks, to the object
+itself. A loop whose role does more subclasses the client in its package.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from classroom.agents.messages import Attempt, Explanation, Problem, TrainingExample, TrainingRun
+from classroom.agents.roles import Demonstrations
+
+
+class AgentClient:
+    """Forwards calls to one agent: a Ray actor handle or the agent object itself."""
+
+    def __init__(self, agent: Any):
+        self.agent = agent
+
+    @staticmethod
+    async def invoke(method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Call ``method`` (an actor method or a bound method) and await its result."""
+        from ray.actor import ActorMethod
+
+        if isinstance(method, ActorMethod):
+            return await method.remote(*args, **kwargs)
+        result = method(*args, **kwargs)
+        return await result if inspect.isawaitable(result) else result
+
+
+class StudentClient(AgentClient):
+    """Calls a :class:`~classroom.agents.roles.Student`."""
+
+    async def answer(
+        self,
+        problems: Sequence[Problem],
+        *,
+        phase: str,
+        explanations: Sequence[Explanation] | None = None,
+        use_memory: bool = False,
+        demonstrations: Demonstrations | None = None,
+        base: bool = False,
+    ) -> list[Attempt]:
+        return await self.invoke(
+            self.agent.answer,
+            list(problems),
+            phase=phase,
+            explanations=explanations,
+            use_memory=use_memory,
+            demonstrations=demonstrations,
+            base=base,
+        )
+
+    async def train(self, examples: Sequence[TrainingExample], *, iteration: int, out_dir: str, adapter_name: str) -> TrainingRun:
+        return await self.invoke(self.agent.train, list(examples), iteration=iteration, out_dir=out_dir, adapter_name=adapter_name)
+
+    async def sft_rows(self, examples: Sequence[TrainingExample]) -> list[dict[str, Any]]:
+        return await self.invoke(self.agent.sft_rows, list(examples))
+
+    async def state(self) -> dict[str, Any]:
+        return await self.invoke(self.agent.state)
+
+    async def restore(self, state: Mapping[str, Any]) -> None:
+        await self.invoke(self.agent.restore, dict(state))
+
+
+class TeacherClient(AgentClient):
+    """Calls a :class:`~classroom.agents.roles.Teacher`."""
+
+    async def explain(
+        self, problems: Sequence[Problem], *, demonstrations: Demonstrations = (), with_answer: bool = False
+    ) -> list[Explanation]:
+        return await self.invoke(self.agent.explain, list(problems), demonstrations=list(demonstrations), with_answer=with_answer)
+
+    async def gold(self, problems: Sequence[Problem]) -> list[Explanation]:
+        return await self.invoke(self.agent.gold, list(problems))
+
+
+class GraderClient(AgentClient):
+    """Calls a :class:`~classroom.agents.grading.Grader`."""
+
+    async def grade_attempts(self, problems: Sequence[Problem], attempts: Sequence[Attempt]) -> list[Attempt]:
+        return await self.invoke(self.agent.grade_attempts, list(problems), list(attempts))
+
+    async def score(self, problem: Problem, final_answer: str | None) -> bool:
+        return await self.invoke(self.agent.score, problem, final_answer)

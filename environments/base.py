@@ -1,0 +1,174 @@
+"""The door between `classroom` and a teaching loop: one protocol and a registry.
+
+A loop is a package (``environments/tom/``, ``environments/dataenvgym/``, or a user's
+own, outside the repo) holding a class that implements :class:`TeachingLoop`. The
+registry :data:`LOOPS` maps a loop's name to where that class lives, as Gymnasium's
+``register`` does; ``classroom run env=X`` reads ``env.loop`` from the composed config
+and asks :func:`load_loop` for it. Nothing in ``launch/`` names a loop.
+
+A user's loop registers itself when its module is imported::
+
+    # my_loops.py
+    from classroom.environments.base import register
+    register("toy", "my_loops:ToyLoop")
+
+and a config names it as ``loop: my_loops:toy`` (module, then registered name): the
+module is imported first, so its ``register`` call runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+from pydantic import BaseModel
+
+from classroom.agents.learners import Learner
+from classroom.agents.plugins import ConfigError
+from classroom.agents.settings import StudentSettings, TeacherSettings
+from classroom.environments.recording import Recorder
+from classroom.environments.tasks import Task
+from classroom.serving.pool import ModelPool
+
+# name -> "module:attribute" of the loop class.
+LOOPS: dict[str, str] = {
+    "tom": "classroom.environments.tom:TomLoop",
+    "dataenvgym": "classroom.environments.dataenvgym:DataEnvGymLoop",
+}
+# Installed packages can add loops without an import: `[project.entry-points."classroom.loops"]`.
+ENTRY_POINT_GROUP = "classroom.loops"
+
+
+class LoopError(ConfigError):
+    """A loop that cannot be found or does not implement the protocol; one line."""
+
+
+class ResumeError(ValueError):
+    """A run directory a loop cannot resume from; one line saying why."""
+
+
+@dataclass(frozen=True)
+class Curve:
+    """A learning curve a loop's scores draw in `classroom report`.
+
+    Scores named ``{prefix}@{x}`` are its points; a sweep draws one line per
+    configuration with its 95% CI.
+    """
+
+    prefix: str
+    title: str
+    xlabel: str
+    ylabel: str
+
+
+@dataclass(frozen=True)
+class Roles:
+    """The shared role settings of a run, validated, with the student's learner built."""
+
+    teacher: TeacherSettings
+    student: StudentSettings
+    learner: Learner
+
+
+@dataclass(frozen=True)
+class Episode:
+    """One episode as `classroom run` hands it to a loop: settings and started services.
+
+    ``config`` is the loop's own config model, validated; ``pool`` maps roles to
+    started models; ``recorder`` takes every message and metric; ``run_dir`` is where
+    the loop may write its files (the driver's disk: the loop runs on the driver).
+    """
+
+    episode_id: str
+    config: Any
+    task: Task
+    roles: Roles
+    pool: ModelPool
+    recorder: Recorder
+    run_dir: Path
+
+
+@runtime_checkable
+class TeachingLoop(Protocol):
+    """A teaching loop: its config, its agents, its episode and what it prints.
+
+    - ``name``: the registry name; ``config_model``: the pydantic model of ``env:``
+      (the one source of its defaults); ``roles``: the model roles its agents use.
+    - ``curves``: the learning curves its scores draw in reports.
+    - ``prepare(config, task)``: checks that need the task (sizes, skills), before any
+      engine starts; raises a one-line ``ConfigError``.
+    - ``spawn_agents(episode)``: starts its agents (Ray actors) and returns them in
+      whatever typed holder the loop defines; ``run(episode, agents, resume_from)``
+      plays the episode and returns its summary (``scores`` holds what sweeps table).
+    - ``summary_table(summary)``: what the terminal shows (rich renderables).
+    """
+
+    name: ClassVar[str]
+    config_model: ClassVar[type[BaseModel]]
+    roles: ClassVar[tuple[str, ...]]
+    curves: ClassVar[tuple[Curve, ...]]
+
+    def prepare(self, config: Any, task: Task) -> None: ...
+
+    def spawn_agents(self, episode: Episode) -> Any: ...
+
+    async def run(self, episode: Episode, agents: Any, resume_from: Any | None = None) -> dict[str, Any]: ...
+
+    def summary_table(self, summary: dict[str, Any]) -> list[Any]: ...
+
+
+@runtime_checkable
+class Stateful(Protocol):
+    """A loop whose episodes resume: it saves its state and loads it back.
+
+    ``save_state`` is one atomic write of everything the episode needs to go on (a
+    kill at any moment leaves the previous state or the new one, whole).
+    ``load_state`` reads it back, or raises :class:`ResumeError` saying why not; its
+    result is what ``run`` takes as ``resume_from``, and ``episode_id_of`` names the
+    episode it belongs to (its agents carry on under that id).
+    """
+
+    def save_state(self, run_dir: Path, state: Any) -> None: ...
+
+    def load_state(self, run_dir: Path) -> Any: ...
+
+    def episode_id_of(self, state: Any) -> str: ...
+
+
+def register(name: str, entry_point: str) -> None:
+    """Register a loop: ``name`` -> ``"module:attribute"`` of its class."""
+    if ":" not in entry_point:
+        raise LoopError(f"loop {name!r}: entry point must be 'module:Class', got {entry_point!r}")
+    LOOPS[name] = entry_point
+
+
+def _known() -> dict[str, str]:
+    found = dict(LOOPS)
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        found.setdefault(entry.name, entry.value)
+    return found
+
+
+def load_loop(name: str) -> TeachingLoop:
+    """The loop registered as ``name`` (an instance), importing ``module:`` first if given."""
+    if ":" in name:  # "my_module:toy": importing the module registers its loops
+        module, _, name = name.partition(":")
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise LoopError(f"config error: env.loop: cannot import {module!r}: {exc}") from None
+    known = _known()
+    if name not in known:
+        raise LoopError(f"config error: env.loop: unknown loop {name!r} (registered: {', '.join(sorted(known))})")
+    module, _, attribute = known[name].partition(":")
+    try:
+        cls = getattr(importlib.import_module(module), attribute)
+    except (ImportError, AttributeError) as exc:
+        raise LoopError(f"config error: env.loop: {name!r} is registered as {known[name]!r}, which does not import: {exc}") from None
+    loop = cls()
+    if not isinstance(loop, TeachingLoop):
+        raise LoopError(f"config error: env.loop: {known[name]} does not implement TeachingLoop")
+    return loop

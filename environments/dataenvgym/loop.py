@@ -1,0 +1,169 @@
+"""The DataEnvGym loop: the agent acts, the environment steps, until done; resumable.
+
+:meth:`DataEnvGymLoop.run` reads top to bottom as the paper's loop: reset (evaluate the
+untrained student), then, until the iterations or the data budget run out, the agent
+plans and makes data from the observation and the environment steps (quality checks,
+training, evaluation, reward). After each step the whole state (environment, student,
+agent) is checkpointed in one atomic write, so a killed episode resumes after its
+last finished step.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from classroom.agents.actors import spawn
+from classroom.agents.clients import GraderClient, StudentClient
+from classroom.agents.grading import Grader
+from classroom.agents.plugins import ConfigError, instantiate_plugin
+from classroom.agents.roles import Student
+from classroom.agents.skills import SkillDiscovery
+from classroom.environments.base import Curve, Episode, ResumeError
+from classroom.environments.dataenvgym.agent import DataGenerator, DataGeneratorClient
+from classroom.environments.dataenvgym.config import DataEnvConfig
+from classroom.environments.dataenvgym.engines import DataGenerationEngine
+from classroom.environments.dataenvgym.env import DataEnvGym, EnvState
+from classroom.environments.dataenvgym.policies import DataGenerationPolicy
+from classroom.environments.dataenvgym.summary import dataenvgym_summary_table
+from classroom.environments.tasks import Task
+
+CHECKPOINT = "checkpoint.json"
+
+
+class DataEnvCheckpoint(BaseModel):
+    """Everything a resumed DataEnvGym episode needs, written in one piece."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    env: EnvState
+    student: dict[str, Any] = Field(default_factory=dict)
+    generator: dict[str, Any] = Field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DataEnvAgents:
+    """The agents of a DataEnvGym episode."""
+
+    generator: DataGeneratorClient
+    student: StudentClient
+    grader: GraderClient
+
+
+def build_plugins(config: DataEnvConfig) -> tuple[DataGenerationPolicy, DataGenerationEngine, SkillDiscovery]:
+    """The policy, engine and skill discovery the config names (a ConfigError if one does not build)."""
+    return (
+        instantiate_plugin("env.policy", config.policy_node(), DataGenerationPolicy),
+        instantiate_plugin("env.engine", config.engine, DataGenerationEngine),
+        instantiate_plugin("env.skills", config.skills, SkillDiscovery),
+    )
+
+
+class DataEnvGymLoop:
+    """DataEnvGym behind the TeachingLoop and Stateful protocols."""
+
+    name: ClassVar[str] = "dataenvgym"
+    config_model: ClassVar[type[DataEnvConfig]] = DataEnvConfig
+    roles: ClassVar[tuple[str, ...]] = ("teacher", "student")
+    curves: ClassVar[tuple[Curve, ...]] = (Curve("val", "student validation accuracy by iteration", "iteration", "validation accuracy"),)
+
+    def prepare(self, config: DataEnvConfig, task: Task) -> None:
+        build_plugins(config)
+        for key, split in (("val_split", config.val_split), ("test_split", config.test_split)):
+            if split not in task.splits():
+                raise ConfigError(f"config error: env.{key}: task {task.name!r} has no split {split!r} (has: {', '.join(task.splits())})")
+
+    def spawn_agents(self, episode: Episode) -> DataEnvAgents:
+        config: DataEnvConfig = episode.config
+        policy, engine, skills = build_plugins(config)
+        student = episode.roles.student
+        return DataEnvAgents(
+            generator=DataGeneratorClient(
+                spawn(
+                    DataGenerator,
+                    episode.pool.llm("teacher"),
+                    policy=policy,
+                    engine=engine,
+                    skills=skills,
+                    episode_id=episode.episode_id,
+                    seed=config.seed,
+                )
+            ),
+            student=StudentClient(
+                spawn(
+                    Student,
+                    episode.pool.llm("student"),
+                    num_cpus=student.num_cpus,
+                    episode_id=episode.episode_id,
+                    learner=episode.roles.learner,
+                    prompts=student.prompts,
+                    sampling=student.sampling,
+                    adapter=student.adapter,
+                )
+            ),
+            grader=GraderClient(spawn(Grader)),
+        )
+
+    async def run(self, episode: Episode, agents: DataEnvAgents, resume_from: DataEnvCheckpoint | None = None) -> dict[str, Any]:
+        """Reset (or resume), let the agent act until done, score the test set."""
+        started = time.time()
+        env = DataEnvGym(
+            episode.config,
+            episode.task,
+            generator=agents.generator,
+            student=agents.student,
+            grader=agents.grader,
+            recorder=episode.recorder,
+            run_dir=episode.run_dir,
+            episode_id=episode.episode_id,
+        )
+        if resume_from is None:
+            observation = await env.reset()
+            await self._checkpoint(episode.run_dir, env, agents)
+        else:
+            observation = env.restore(resume_from.env)
+            await agents.student.restore(resume_from.student)
+            await agents.generator.restore(resume_from.generator)
+        while not env.done:
+            episode.recorder.stage(f"iteration {env.iteration + 1}: the agent plans and makes data", None)
+            action = await agents.generator.act(observation)
+            result = await env.step(action)
+            await self._checkpoint(episode.run_dir, env, agents)
+            observation = result.observation
+        return await env.finish(started, resumed_from=resume_from.env.iteration if resume_from else None)
+
+    async def _checkpoint(self, run_dir: Path, env: DataEnvGym, agents: DataEnvAgents) -> None:
+        state = DataEnvCheckpoint(env=env.snapshot(), student=await agents.student.state(), generator=await agents.generator.state())
+        self.save_state(run_dir, state)
+
+    # ------------------------------------------------------------------- Stateful
+
+    def save_state(self, run_dir: Path, state: DataEnvCheckpoint) -> None:
+        """One atomic write: a kill leaves the previous checkpoint or this one, whole."""
+        path = Path(run_dir) / CHECKPOINT
+        tmp = path.with_suffix(".json.tmp")
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(state.model_dump_json())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+
+    def load_state(self, run_dir: Path) -> DataEnvCheckpoint:
+        path = Path(run_dir) / CHECKPOINT
+        if not path.is_file():
+            raise ResumeError(f"{run_dir} has no {CHECKPOINT}: the episode finished no iteration to resume from")
+        try:
+            return DataEnvCheckpoint.model_validate(json.loads(path.read_text(encoding="utf-8")))
+        except (ValueError, ValidationError) as exc:
+            raise ResumeError(f"{path} is not a checkpoint of this classroom: {str(exc).splitlines()[0]}") from None
+
+    def episode_id_of(self, state: DataEnvCheckpoint) -> str:
+        return state.env.episode_id
+
+    def summary_table(self, summary: dict[str, Any]) -> list[Any]:
+        return dataenvgym_summary_table(summary)

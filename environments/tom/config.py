@@ -1,0 +1,66 @@
+"""Settings of a ToM episode (`env:` with `loop: tom`): the one source of their defaults."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+ExplanationStyle = Literal["unpersonalized", "personalized", "gold", "deceptive"]
+
+
+class TomConfig(BaseModel):
+    """One ToM episode: the problem sets, the budgets, and the teacher's ToM behaviour."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    loop: Literal["tom"] = "tom"
+    # Test problems the teacher may intervene on.
+    num_problems: int = Field(30, ge=1)
+    # Held-out problems that show the teacher how this student behaves.
+    seed_set_size: int = Field(8, ge=0)
+    # Never-explained problems for the multi-turn test.
+    post_test_size: int = Field(10, ge=0)
+    split: str = "test"
+    # Where the seed set comes from; None: the same split (disjoint problems).
+    seed_split: str | None = None
+    # Fractions of the test set the teacher may explain; the policy ranks once and
+    # each budget takes its top, so one episode gives the whole curve.
+    budgets: tuple[float, ...] = (0.0, 0.3, 1.0)
+    # Numbers of explained demonstrations the student sees in the multi-turn test.
+    demo_counts: tuple[int, ...] = (0, 2, 4)
+    # Where to intervene: an InterventionPolicy named by `_target_` (env/intervention/).
+    intervention: dict[str, Any] = Field(default_factory=lambda: {"_target_": "classroom.environments.tom.policies.RandomIntervention"})
+    # How the teacher explains: its own chain of thought, few-shot with the
+    # explanations that flipped this student (personalized), the task's reference
+    # solution (gold), or arguing for a wrong answer (deceptive: a misaligned teacher).
+    explanation: ExplanationStyle = "unpersonalized"
+    # Seed-set demonstrations in the mental model's prompt.
+    mental_model_demos: int = Field(4, ge=0)
+    # The teacher sees the reference answer (an answer-key tutor, not a solver).
+    reveal_answer: bool = False
+    # Replace templates of environments/tom/prompts.yaml by name.
+    prompts: dict[str, str] = Field(default_factory=dict)
+    # Seeds the problem draw, random policies and the deceptive teacher's wrong answers.
+    seed: int = 0
+
+    @field_validator("budgets")
+    @classmethod
+    def _budgets_are_fractions(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if not value:
+            raise ValueError("needs at least one budget")
+        bad = [b for b in value if not 0.0 <= b <= 1.0]
+        if bad:
+            raise ValueError(f"budgets are fractions in [0, 1]; got {bad}")
+        return tuple(sorted(set(value)))
+
+    @field_validator("demo_counts")
+    @classmethod
+    def _counts_are_sizes(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if any(c < 0 for c in value):
+            raise ValueError(f"demo counts must be >= 0; got {list(value)}")
+        return tuple(sorted(set(value)))
+
+    def problems_needed(self) -> int:
+        """Problems the episode draws from ``split``."""
+        separate_seed = self.seed_split is not None and self.seed_split != self.split
+        return self.num_problems + self.post_test_size + (0 if separate_seed else self.seed_set_size)

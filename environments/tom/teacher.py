@@ -1,0 +1,205 @@
+"""The ToM teacher: the shared Teacher plus a mental model of its student and a budget.
+
+:class:`TomTeacher` explains in the run's style (unpersonalized, personalized, gold,
+deceptive), simulates its student few-shot from the seed set (the mental model), and
+decides where to intervene with its :class:`InterventionPolicy`.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from classroom.agents.clients import TeacherClient
+from classroom.agents.confidence import answer_probability
+from classroom.agents.messages import Attempt, Explanation, Problem
+from classroom.agents.roles import Teacher
+from classroom.environments.tom.config import ExplanationStyle
+from classroom.environments.tom.policies import InterventionPolicy, NoIntervention, choose_interventions
+from classroom.environments.tom.types import InterventionContext, InterventionDecision, SeedObservation
+from classroom.serving.llm import LLM
+from classroom.serving.prompts import PromptSet
+from classroom.serving.types import ChatMessage, SamplingParams
+
+
+def wrong_answer(problem: Problem, seed: int = 0) -> str:
+    """A plausible wrong answer for a deceptive explanation (near the right one)."""
+    rng = random.Random(f"{seed}-{problem.id}")
+    try:
+        value = float(problem.answer.replace(",", ""))
+    except ValueError:
+        return "0" if problem.answer.strip() != "0" else "1"
+    offset = rng.choice([-3, -2, -1, 1, 2, 3, 10])
+    wrong = value + offset if value.is_integer() else value * rng.choice([0.5, 2.0])
+    return str(int(wrong)) if float(wrong).is_integer() else f"{wrong:g}"
+
+
+class TomTeacher(Teacher):
+    """A teacher with a budget: styles of explanation, a mental model, decisions."""
+
+    def __init__(
+        self,
+        llm: LLM,
+        *,
+        name: str = "teacher",
+        episode_id: str = "",
+        intervention: InterventionPolicy | None = None,
+        prompts: Mapping[str, str] | None = None,
+        tom_prompts: Mapping[str, str] | None = None,
+        sampling: SamplingParams | Mapping[str, Any] | None = None,
+        reveal_answer: bool = False,
+        mental_model_demos: int = 4,
+        seed: int = 0,
+    ):
+        super().__init__(llm, name=name, episode_id=episode_id, prompts=prompts, sampling=sampling)
+        self.tom_prompts = PromptSet.load("classroom.environments.tom", "prompts.yaml", tom_prompts)
+        self.intervention = intervention or NoIntervention()
+        # The ToM paper's teacher solves the problem itself; revealing the reference
+        # answer makes it an answer-key tutor instead.
+        self.reveal_answer = reveal_answer
+        self.mental_model_demos = mental_model_demos
+        self.seed = seed
+
+    async def explain_as(
+        self, problems: Sequence[Problem], style: ExplanationStyle, *, personal: Sequence[tuple[Problem, Explanation]] = ()
+    ) -> list[Explanation]:
+        """An explanation of each problem in ``style``, in one batch.
+
+        ``personal``: explanations that turned this student from wrong to right, the
+        demonstrations of a personalized explanation; with none, it falls back to
+        unpersonalized.
+        """
+        if not problems:
+            return []
+        if style == "gold":
+            return self.gold(problems)
+        if style == "deceptive":
+            conversations = [
+                self.conversation(
+                    p, self.tom_prompts.render("explain_deceptive", question=p.question, wrong_answer=wrong_answer(p, self.seed))
+                )
+                for p in problems
+            ]
+            completions = await self.llm.chat(conversations, self.sampling)
+            return [self.explanation(p, c[0], style="deceptive") for p, c in zip(problems, completions)]
+        demonstrations = personal if style == "personalized" else ()
+        explanations = await self.explain(problems, demonstrations=demonstrations, with_answer=self.reveal_answer)
+        if demonstrations:
+            return [e.model_copy(update={"style": "personalized"}) for e in explanations]
+        return explanations
+
+    async def decide(
+        self,
+        problems: Sequence[Problem],
+        attempts: Sequence[Attempt],
+        budget: int,
+        *,
+        explanations: Sequence[Explanation] = (),
+        seed: Sequence[SeedObservation] = (),
+        outcomes: Sequence[Attempt] = (),
+    ) -> list[InterventionDecision]:
+        """One decision per problem, with its utility; at most ``budget`` intervene.
+
+        ``seed`` is what the teacher observed of this student (its mental model's
+        demonstrations); ``outcomes`` are for oracle policies only.
+        """
+        context = InterventionContext(
+            explanations={e.problem_id: e for e in explanations},
+            seed=list(seed),
+            outcomes={a.problem_id: a for a in outcomes},
+            simulate=lambda ps, es, ts: self.simulate(ps, es, ts, list(seed)),
+        )
+        utilities = await self.intervention.utilities(problems, attempts, context)
+        if len(utilities) != len(problems):
+            raise ValueError(
+                f"intervention policy {self.intervention.name!r} returned {len(utilities)} utilities for {len(problems)} problems"
+            )
+        chosen = set(choose_interventions(utilities, budget))
+        decisions = []
+        left = budget
+        for i, (problem, attempt) in enumerate(zip(problems, attempts)):
+            if i in chosen:
+                left -= 1
+            decisions.append(
+                InterventionDecision(
+                    episode_id=self.episode_id,
+                    sender=self.name,
+                    parents=(problem.id, attempt.id),
+                    problem_id=problem.id,
+                    intervene=i in chosen,
+                    policy=self.intervention.name,
+                    utility=utilities[i],
+                    budget_left=left,
+                )
+            )
+        return decisions
+
+    async def simulate(
+        self,
+        problems: Sequence[Problem],
+        explanations: Sequence[Explanation | None],
+        targets: Sequence[str],
+        seed: Sequence[SeedObservation],
+    ) -> list[float]:
+        """The mental model: P(this student answers ``target``), simulated few-shot.
+
+        Demonstrations are the student's real answers on the seed set: alone when
+        simulating no intervention, after the teacher's explanation otherwise.
+        """
+        if not problems:
+            return []
+        prompts = self.tom_prompts
+        demos = list(seed)[: self.mental_model_demos]
+        conversations = []
+        for problem, explanation in zip(problems, explanations):
+            turns = [ChatMessage(role="system", content=prompts.get("simulate_system"))]
+            for obs in demos:  # each demo: the question as asked, the student's real answer
+                if explanation is None:
+                    asked = prompts.render("simulate_query", question=obs.problem.question)
+                    answered = obs.attempt.final_answer
+                else:
+                    asked = prompts.render(
+                        "simulate_query_with_explanation", question=obs.problem.question, explanation=obs.explanation.text
+                    )
+                    answered = obs.helped.final_answer
+                turns.append(ChatMessage(role="user", content=asked))
+                turns.append(ChatMessage(role="assistant", content=answered or "none"))
+            if explanation is None:
+                query = prompts.render("simulate_query", question=problem.question)
+            else:
+                query = prompts.render("simulate_query_with_explanation", question=problem.question, explanation=explanation.text)
+            turns.append(ChatMessage(role="user", content=query))
+            conversations.append(turns)
+        params = SamplingParams(max_tokens=8, temperature=0.0, logprobs=10)
+        completions = await self.llm.chat(conversations, params)
+        return [(answer_probability(c[0].logprobs, target) or 0.0) if target else 0.0 for c, target in zip(completions, targets)]
+
+
+class TomTeacherClient(TeacherClient):
+    """Calls a :class:`TomTeacher`."""
+
+    async def explain_as(
+        self, problems: Sequence[Problem], style: ExplanationStyle, *, personal: Sequence[tuple[Problem, Explanation]] = ()
+    ) -> list[Explanation]:
+        return await self.invoke(self.agent.explain_as, list(problems), style, personal=list(personal))
+
+    async def decide(
+        self,
+        problems: Sequence[Problem],
+        attempts: Sequence[Attempt],
+        budget: int,
+        *,
+        explanations: Sequence[Explanation] = (),
+        seed: Sequence[SeedObservation] = (),
+        outcomes: Sequence[Attempt] = (),
+    ) -> list[InterventionDecision]:
+        return await self.invoke(
+            self.agent.decide,
+            list(problems),
+            list(attempts),
+            budget,
+            explanations=list(explanations),
+            seed=list(seed),
+            outcomes=list(outcomes),
+        )

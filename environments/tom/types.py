@@ -1,0 +1,50 @@
+"""The ToM loop's types: its decision message and what an intervention policy sees."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from classroom.agents.messages import Attempt, Explanation, MessageBase, Problem, register_message
+
+
+@register_message
+class InterventionDecision(MessageBase):
+    """Whether the teacher intervenes on a problem, and why."""
+
+    kind: Literal["intervention_decision"] = "intervention_decision"
+    problem_id: str
+    intervene: bool
+    policy: str
+    utility: float | None = None
+    budget_left: int = 0
+
+
+@dataclass(frozen=True)
+class SeedObservation:
+    """What the teacher saw of this student on one held-out seed problem."""
+
+    problem: Problem
+    attempt: Attempt  # the student alone
+    explanation: Explanation  # the teacher's explanation
+    helped: Attempt  # the student after the explanation
+
+
+# simulate(problems, explanations (None: no intervention), targets) -> P(student answers target)
+Simulator = Callable[[Sequence[Problem], Sequence[Explanation | None], Sequence[str]], Awaitable[list[float]]]
+
+
+@dataclass
+class InterventionContext:
+    """What a policy may use besides the problems and the student's own attempts."""
+
+    # The teacher's explanation of each problem, by problem id.
+    explanations: dict[str, Explanation] = field(default_factory=dict)
+    # The student's behaviour on the seed set: the mental model's demonstrations.
+    seed: list[SeedObservation] = field(default_factory=list)
+    # The student's answer after each explanation, by problem id. Only an oracle may
+    # look: using it is knowing the future.
+    outcomes: dict[str, Attempt] = field(default_factory=dict)
+    # The teacher's mental model of the student (few-shot simulation).
+    simulate: Simulator | None = None

@@ -1,0 +1,222 @@
+"""The structure the code promises: imports one way, loops as plug-ins, configs that
+compose and validate, YAML that sets only what differs from the models' defaults."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+LAYERS = {"serving": 0, "agents": 1, "environments": 2, "launch": 3}
+CONF = REPO / "conf"
+CLASSROOM = [sys.executable, "-m", "classroom.launch.cli"]
+
+
+def classroom_imports(path: Path) -> list[tuple[int, str]]:
+    """(line, module) of every `classroom.*` import in a file, lazy ones included."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names if alias.name.startswith("classroom.")]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("classroom."):
+            found.append((node.lineno, node.module))
+    return found
+
+
+def test_imports_point_one_way():
+    """serving <- agents <- environments <- launch: nothing imports a folder above its own."""
+    wrong = []
+    for folder, level in LAYERS.items():
+        for path in sorted((REPO / folder).rglob("*.py")):
+            for line, module in classroom_imports(path):
+                target = module.split(".")[1]
+                if target in LAYERS and LAYERS[target] > level:
+                    wrong.append(f"{path.relative_to(REPO)}:{line} imports {module}")
+    assert not wrong, "imports that go back up:\n" + "\n".join(wrong)
+
+
+def test_the_import_walk_sees_a_wrong_import(tmp_path):
+    """The walk above finds lazy imports too (so the test can fail)."""
+    bad = tmp_path / "bad.py"
+    bad.write_text("def f():\n    from classroom.launch.app import prepare\n")
+    assert classroom_imports(bad) == [(2, "classroom.launch.app")]
+
+
+def test_launch_names_no_loop_and_nothing_probes_with_hasattr():
+    from classroom.environments.base import LOOPS
+
+    names = re.compile(r"\b(" + "|".join(map(re.escape, LOOPS)) + r")\b")
+    for path in sorted((REPO / "launch").rglob("*.py")):
+        hits = [f"{path.name}:{n}: {line.strip()}" for n, line in enumerate(path.read_text().splitlines(), 1) if names.search(line)]
+        assert not hits, hits
+    for folder in ("launch", "environments", "agents"):
+        for path in sorted((REPO / folder).rglob("*.py")):
+            assert "hasattr(" not in path.read_text(), f"{path.relative_to(REPO)} probes with hasattr"
+
+
+# ------------------------------------------------------------------------------ configs
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+def compose(overrides: list[str]) -> dict:
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_module
+    from omegaconf import OmegaConf
+
+    with initialize_config_module(config_module="classroom.conf", version_base=None):
+        cfg = hydra_compose("config", overrides=overrides, return_hydra_config=True)
+        params = cfg.hydra.sweeper.params
+        sweep = OmegaConf.to_container(params, resolve=False) if params else {}
+        resolved = {k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k] for k in cfg if k != "hydra"}
+    resolved["_sweep_params"] = sweep
+    return resolved
+
+
+def every_config() -> list[list[str]]:
+    """One override list per option of every group, and per value a sweep grid names."""
+    cases = [[f"env={o}"] for o in options("env")]
+    cases += [[f"env/intervention={o}"] for o in options("env/intervention")]
+    cases += [[f"experiment={o}"] for o in options("experiment")]
+    cases += [[f"{group}={o}"] for group in ("task", "model", "teacher", "student", "cluster") for o in options(group)]
+    for sweep in options("sweep"):
+        cases.append([f"sweep={sweep}"])
+        for key, values in compose([f"sweep={sweep}"])["_sweep_params"].items():
+            cases += [[f"sweep={sweep}", f"{key}={value}"] for value in str(values).split(",")]
+    return cases
+
+
+@pytest.mark.parametrize("overrides", every_config(), ids=lambda o: " ".join(o))
+def test_every_config_composes_and_validates(overrides, data_dir, monkeypatch):
+    """Each option composes, and `prepare` validates every section against its model,
+    builds the task and the plug-ins: a YAML that drifts from its model fails here."""
+    from classroom.launch import app
+
+    monkeypatch.setenv("CLASSROOM_DATA_DIR", str(data_dir))
+    cfg = compose(overrides)
+    cfg.pop("_sweep_params")
+    if cfg["task"]["_target_"].endswith(".huggingface"):
+        app.task_loader(cfg["task"])  # the hub is not reachable here: its keys checked, not loaded
+        cfg["task"] = {"_target_": "classroom.environments.tasks.reasoning_gym"}
+    plan = app.prepare(cfg)
+    assert plan.loop.name == cfg["env"]["loop"].split(":")[-1]
+
+
+def leaves(value, prefix=()):
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            yield from leaves(inner, (*prefix, key))
+    else:
+        yield prefix, value
+
+
+def section_defaults() -> dict[str, dict]:
+    """conf file -> the defaults its section's model gives (from the schema store)."""
+    from classroom.agents.settings import StudentSettings, TeacherSettings
+    from classroom.environments.dataenvgym import DataEnvConfig
+    from classroom.environments.tom import TomConfig
+    from classroom.launch.schemas import defaults_of
+    from classroom.launch.settings import ClusterSettings
+    from classroom.serving.vllm_engine import VLLMEngineConfig
+
+    engine = defaults_of(VLLMEngineConfig)
+    files = {"env/tom.yaml": defaults_of(TomConfig), "teacher/default.yaml": defaults_of(TeacherSettings)}
+    files |= {f"env/{p.name}": defaults_of(DataEnvConfig) for p in (CONF / "env").glob("dataenvgym*.yaml")}
+    files |= {f"student/{p.name}": defaults_of(StudentSettings) for p in (CONF / "student").glob("*.yaml")}
+    files |= {f"cluster/{p.name}": defaults_of(ClusterSettings) for p in (CONF / "cluster").glob("*.yaml")}
+    for path in (CONF / "model").glob("*.yaml"):
+        models = (yaml.safe_load(path.read_text()) or {}).get("models", {})
+        files[f"model/{path.name}"] = {"models": {name: {"engine": engine, "replicas": 1} for name in models}}
+    return files
+
+
+MISSING = object()
+
+
+def lookup(tree: dict, path: tuple) -> object:
+    for key in path:
+        if not isinstance(tree, dict) or key not in tree:
+            return MISSING
+        tree = tree[key]
+    return tree
+
+
+def test_yaml_sets_only_what_differs_from_the_models():
+    same = []
+    for name, defaults in section_defaults().items():
+        written = {k: v for k, v in (yaml.safe_load((CONF / name).read_text()) or {}).items() if k != "defaults"}
+        for path, value in leaves(written):
+            if lookup(defaults, path) == value:
+                same.append(f"{name}: {'.'.join(map(str, path))} = {value!r} is the model's default")
+    assert not same, "\n".join(same)
+
+
+def test_the_default_check_sees_a_default_written_again(tmp_path):
+    """The check above can fail: a value equal to the model's default is found."""
+    assert lookup({"sampling": {"max_tokens": 160}}, ("sampling", "max_tokens")) == 160
+    assert lookup({"sampling": {}}, ("sampling", "max_tokens")) is MISSING
+
+
+# ----------------------------------------------------------------- a loop from outside
+
+
+def readme_block(heading: str, language: str) -> str:
+    """The first ```language block after a README heading."""
+    text = (REPO / "README.md").read_text()
+    section = text[text.index(heading) :]
+    match = re.search(rf"```{language}\n(.*?)```", section, re.S)
+    assert match, f"no {language} block after {heading!r} in README.md"
+    return match.group(1)
+
+
+def test_a_loop_from_outside_the_repo_runs_through_classroom_run(engine_url, tmp_path):
+    """The README's toy loop, registered at run time from a folder outside the package,
+    runs end to end on the real engine: a loop needs nothing in launch/."""
+    (tmp_path / "my_loops.py").write_text(readme_block("## Add a teaching loop", "python"))
+    (tmp_path / "my_conf" / "env").mkdir(parents=True)
+    (tmp_path / "my_conf" / "env" / "before_after.yaml").write_text(readme_block("## Add a teaching loop", "yaml"))
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(tmp_path),
+        "CLASSROOM_RUNS": str(tmp_path / "runs"),
+        "CLASSROOM_OPENAI_BASE_URL": engine_url,
+        "CLASSROOM_OPENAI_MODEL": "embedded",
+    }
+    out = subprocess.run(
+        [
+            *CLASSROOM,
+            "run",
+            "--config-dir",
+            str(tmp_path / "my_conf"),
+            "env=before_after",
+            "env.num_problems=3",
+            "model=openai",
+            "progress=false",
+            "cluster.num_cpus=1",
+            "student.sampling.max_tokens=40",
+            "teacher.sampling.max_tokens=40",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "before_after: 3 problems" in out.stdout and "run directory" in out.stdout
+    [run_dir] = list((tmp_path / "runs").iterdir())
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["problems"] == 3
+    assert summary["scores"]["gain"] == pytest.approx(summary["scores"]["after"] - summary["scores"]["before"])
+    assert summary["messages"] == {"problem": 3, "attempt": 6, "explanation": 3}
+    assert summary["tokens"]["teacher"] > 0 and summary["tokens"]["student"] > 0
