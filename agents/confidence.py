@@ -46,8 +46,10 @@ def _last_standalone(text: str, answer: str) -> int:
 def answer_probability(logprobs: Sequence[TokenLogprob] | None, answer: str | None) -> float | None:
     """Probability the model gave to ``answer`` where it wrote it (its last occurrence).
 
-    If the reply never wrote ``answer``, the probability of its first token as an
-    alternative at the first number the reply wrote (from the top-k), else 0.0.
+    If the reply never wrote ``answer``, the probability of ``answer`` as a whole
+    alternative token at the first number the reply wrote (from the top-k), else 0.0:
+    a multi-token answer the reply did not write has no probability to read here (its
+    first token's would overstate it: "16" is not as likely as "1").
     None when there are no log-probabilities to read.
     """
     if not logprobs or not answer:
@@ -63,8 +65,7 @@ def answer_probability(logprobs: Sequence[TokenLogprob] | None, answer: str | No
         if _NUMBER_START.match(item.token):
             best = 0.0
             for alternative, logprob in item.top.items():
-                piece = alternative.strip()
-                if piece and answer.startswith(piece):
+                if alternative.strip() == answer:
                     best = max(best, math.exp(logprob))
             return best
     return 0.0

@@ -126,7 +126,9 @@ class TeacherSkills:
     """Skills inferred by the teacher model: label each problem, merge labels into categories.
 
     Labels that do not parse, and labels the merge leaves out, fall back to the most
-    frequent labels (and "other"), so every problem ends up with exactly one skill.
+    frequent labels (and "other"), so every problem ends up with exactly one skill. A
+    label merged into another category stays as its sub-skill ("arithmetic/addition"):
+    the skill tree's sub-skills on a task that has none of its own.
     """
 
     name = "teacher"
@@ -161,8 +163,14 @@ class TeacherSkills:
             else:
                 labels.append(_normal(parsed.value.skill))
         mapping, merge_tokens = await self._merge(labels, llm, recorded)
-        relabelled = [p.model_copy(update={"skills": (mapping.get(label, "other"),)}) for p, label in zip(problems, labels)]
+        relabelled = [
+            p.model_copy(update={"skills": self._skills(mapping.get(label, "other"), label)}) for p, label in zip(problems, labels)
+        ]
         return Discovered(relabelled, recorded, tokens + merge_tokens)
+
+    @staticmethod
+    def _skills(category: str, label: str) -> tuple[str, ...]:
+        return (category,) if label == category else (category, f"{category}/{label}")
 
     async def _merge(self, labels: list[str], llm: LLM, recorded: list[ParseFailure]) -> tuple[dict[str, str], int]:
         """label -> category, and the tokens the merge spent."""

@@ -46,6 +46,10 @@ class LoopError(ConfigError):
     """A loop that cannot be found or does not implement the protocol; one line."""
 
 
+class EpisodeStopped(RuntimeError):
+    """An episode that cannot go on, for a reason its loop states in one line."""
+
+
 class ResumeError(ValueError):
     """A run directory a loop cannot resume from; one line saying why."""
 
@@ -62,6 +66,8 @@ class Curve:
     title: str
     xlabel: str
     ylabel: str
+    # A difference between two scores (-1..1 around 0), not a score (0..1).
+    difference: bool = False
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,10 @@ module knows no loop by name, and the loop is the same on a laptop and on a clus
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import os
+import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -19,10 +21,10 @@ from typing import Any
 from classroom.agents.learners import Learner
 from classroom.agents.plugins import ConfigError, instantiate_plugin, validate_section
 from classroom.agents.settings import StudentSettings, TeacherSettings
-from classroom.environments.base import Episode, LoopError, ResumeError, Roles, Stateful, TeachingLoop, load_loop
+from classroom.environments.base import Episode, EpisodeStopped, LoopError, ResumeError, Roles, Stateful, TeachingLoop, load_loop
 from classroom.environments.tasks import Task
 from classroom.launch.rundir import RunDirectory
-from classroom.launch.settings import ClusterSettings
+from classroom.launch.settings import ClusterSettings, CompareSettings
 from classroom.serving.pool import PoolConfig
 
 CONFIG_MODULE = "classroom.conf"
@@ -139,6 +141,7 @@ def prepare(cfg: dict[str, Any]) -> RunPlan:
         student=student,
         learner=instantiate_plugin("student.learner", student.learner, Learner),
     )
+    validate_section(CompareSettings, "compare", cfg.get("compare") or {})
     task = build_task(cfg["task"])
     loop.prepare(loop_config, task)
     return RunPlan(loop, loop_config, task, roles, pool, validate_section(ClusterSettings, "cluster", cfg["cluster"]))
@@ -183,11 +186,7 @@ def run_episode(cfg: dict[str, Any], run_dir: Path, *, show_progress: bool = Tru
             run_dir=run_dir,
         )
 
-        async def play() -> dict[str, Any]:
-            agents = plan.loop.spawn_agents(episode)
-            return await plan.loop.run(episode, agents, resume_from)
-
-        summary = {"status": "completed", **asyncio.run(play())}
+        summary = {"status": "completed", **play_interruptibly(plan.loop, episode, resume_from)}
     except KeyboardInterrupt:
         summary = {"status": "interrupted", "episode_id": episode_id}
         raise
@@ -204,6 +203,41 @@ def run_episode(cfg: dict[str, Any], run_dir: Path, *, show_progress: bool = Tru
         if started_ray:
             ray.shutdown()
     return summary
+
+
+def play_interruptibly(loop: TeachingLoop, episode: Episode, resume_from: Any) -> dict[str, Any]:
+    """Spawn the loop's agents and run its episode; Ctrl-C always ends it as interrupted.
+
+    asyncio's own Ctrl-C cancels the running task, but an await on a Ray object can
+    absorb that cancellation and the episode would go on (and exit 0): here the signal
+    is remembered, and an episode that saw one raises KeyboardInterrupt however it ended.
+    """
+    interrupted = False
+
+    async def play() -> dict[str, Any]:
+        nonlocal interrupted
+        running, main = asyncio.get_running_loop(), asyncio.current_task()
+
+        def on_interrupt() -> None:
+            nonlocal interrupted
+            interrupted = True
+            if main is not None:
+                main.cancel()
+
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not the main thread: no handler
+            running.add_signal_handler(signal.SIGINT, on_interrupt)
+        agents = loop.spawn_agents(episode)
+        return await loop.run(episode, agents, resume_from)
+
+    try:
+        result = asyncio.run(play())
+    except asyncio.CancelledError:
+        if interrupted:
+            raise KeyboardInterrupt from None
+        raise
+    if interrupted:
+        raise KeyboardInterrupt
+    return result
 
 
 def print_summary(loop: TeachingLoop, summary: dict[str, Any]) -> None:
@@ -238,6 +272,11 @@ def _hydra_entry() -> None:
         except ConfigError as exc:
             print(str(exc), file=sys.stderr)
             sys.exit(2)
+        except EpisodeStopped as exc:
+            print(f"episode stopped: {exc}; what ran is in {run_dir}", file=sys.stderr)
+            if not sweeping:
+                sys.exit(1)
+            summary = None
         except KeyboardInterrupt:
             print(f"interrupted; what ran so far is in {run_dir}", file=sys.stderr)
             sys.exit(130)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from classroom.environments.base import Curve, LoopError, load_loop
-from classroom.launch.results import aggregate, collect, config_columns, markdown_table, run_row
+from classroom.launch.results import aggregate, baseline_of, collect, config_columns, markdown_table, paired_differences, run_row
 
 
 class ReportError(ValueError):
@@ -33,7 +33,7 @@ Series = dict[str, list[tuple[float, float, float | None]]]
 
 
 def _series(entries: list[dict[str, Any]], prefix: str) -> dict[str, Series]:
-    """panel -> line label -> [(x, mean, ci)] for metrics named ``prefix@x``."""
+    """panel -> line label (with its n) -> [(x, mean, ci)] for metrics named ``prefix@x``."""
     panels: dict[str, Series] = {}
     for entry in entries:
         panels.setdefault(entry.get("panel", ""), {}).update(_points([entry], prefix))
@@ -49,12 +49,22 @@ def _points(entries: list[dict[str, Any]], prefix: str) -> Series:
                 mean, ci = value if isinstance(value, tuple) else (value, None)
                 points.append((float(key.split("@", 1)[1]), mean, ci))
         if points:
-            result[entry["label"]] = sorted(points)
+            label = entry["label"] if entry.get("n") is None else f"{entry['label']} (n={entry['n']})"
+            result[label] = sorted(points)
     return result
 
 
-def _line_plot(panels: dict[str, Series], xlabel: str, ylabel: str, title: str) -> str | None:
-    """One panel per value of the secondary config keys, one line per primary value."""
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+STYLES = ("-", "--", "-.", ":")
+
+
+def _line_plot(panels: dict[str, Series], xlabel: str, ylabel: str, title: str, *, difference: bool = False) -> str | None:
+    """One panel per value of the secondary config keys, one line per primary value.
+
+    The title is drawn once. Lines are dodged sideways and marked apart, so equal
+    lines stay visible; 95% CI bars are clipped to the axes (with 2 seeds a t-interval
+    is wide); ``difference`` plots (a score minus a baseline's) span -1..1 around 0.
+    """
     if not panels:
         return None
     import matplotlib
@@ -62,16 +72,33 @@ def _line_plot(panels: dict[str, Series], xlabel: str, ylabel: str, title: str) 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    low, high = (-1.0, 1.0) if difference else (0.0, 1.0)
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.2), squeeze=False, sharey=True)
     for ax, (panel, series) in zip(axes[0], panels.items()):
-        for label, points in series.items():
-            xs = [p[0] for p in points]
+        xs_all = sorted({p[0] for points in series.values() for p in points})
+        spread = (xs_all[-1] - xs_all[0]) if len(xs_all) > 1 else 1.0
+        step = 0.012 * spread
+        for number, (label, points) in enumerate(series.items()):
+            shift = (number - (len(series) - 1) / 2) * step
+            xs = [p[0] + shift for p in points]
             ys = [p[1] for p in points]
-            errs = [p[2] or 0.0 for p in points]
-            ax.errorbar(xs, ys, yerr=errs if any(errs) else None, marker="o", capsize=3, label=label)
+            below = [p[1] - max(p[1] - (p[2] or 0.0), low) for p in points]
+            above = [min(p[1] + (p[2] or 0.0), high) - p[1] for p in points]
+            ax.errorbar(
+                xs,
+                ys,
+                yerr=[below, above] if any(below) or any(above) else None,
+                capsize=3,
+                label=label,
+                marker=MARKERS[number % len(MARKERS)],
+                linestyle=STYLES[(number // len(MARKERS)) % len(STYLES)],
+            )
+        if difference:
+            ax.axhline(0.0, color="black", linewidth=0.8)
         ax.set_xlabel(xlabel)
-        ax.set_title(panel or title, fontsize=10)
-        ax.set_ylim(-0.02, 1.02)
+        if panel:
+            ax.set_title(panel, fontsize=10)
+        ax.set_ylim(low - 0.02, high + 0.02)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="best")
     axes[0][0].set_ylabel(ylabel)
@@ -111,14 +138,33 @@ def _entries_for_sweep(root: Path) -> tuple[list[dict[str, Any]], str]:
     keys = config_columns(rows)
     entries = []
     for group in aggregate(rows):
-        # The first varying key draws the lines; the others split the panels.
-        label = f"{keys[0]}={group[keys[0]]}" if keys else "all runs"
-        panel = ", ".join(f"{k}={group[k]}" for k in keys[1:])
-        values = {k: v for k, v in group.items() if isinstance(v, tuple)}
-        entries.append({"label": label, "panel": panel, "values": values, "full": ", ".join(f"{k}={group[k]}" for k in keys)})
+        entries.append(_entry(group, keys, group["runs"]))
     results_md = root / "results.md"
     table_md = results_md.read_text() if results_md.is_file() else markdown_table(rows, list(rows[0]))
     return entries, table_md
+
+
+def _entry(group: dict[str, Any], keys: list[str], n: int) -> dict[str, Any]:
+    """A configuration as a plot entry: the first varying key draws the lines, the
+    others split the panels."""
+    return {
+        "label": f"{keys[0]}={group[keys[0]]}" if keys else "all runs",
+        "panel": ", ".join(f"{k}={group[k]}" for k in keys[1:]),
+        "values": {k: v for k, v in group.items() if isinstance(v, tuple)},
+        "full": ", ".join(f"{k}={group[k]}" for k in keys),
+        "n": n,
+    }
+
+
+def _paired_entries(root: Path) -> tuple[list[dict[str, Any]], str]:
+    """Plot entries of the sweep's paired differences, and what they are against."""
+    baseline = baseline_of(root)
+    if not baseline:
+        return [], ""
+    rows = collect(root)
+    keys = config_columns(rows)
+    entries = [_entry(group, keys, group["pairs"]) for group in paired_differences(rows, baseline)]
+    return entries, ", ".join(f"{k}={v}" for k, v in baseline.items())
 
 
 def _entries_for_run(run_dir: Path) -> tuple[list[dict[str, Any]], str]:
@@ -155,7 +201,9 @@ def curves_to_draw(entries: list[dict[str, Any]], declared: dict[str, Curve]) ->
         base, _, part = prefix.partition("[")
         if part and base in declared:
             known = declared[base]
-            curves.append(Curve(prefix, f"{known.title}: {part.rstrip(']')}", known.xlabel, f"{known.ylabel} ({part.rstrip(']')})"))
+            curves.append(
+                Curve(prefix, f"{known.title}: {part.rstrip(']')}", known.xlabel, f"{known.ylabel} ({part.rstrip(']')})", known.difference)
+            )
         else:
             curves.append(Curve(prefix, prefix, "x", prefix))
     return curves
@@ -196,20 +244,28 @@ def write_report(folder: Path | str) -> Path:
         raise ReportError(f"{folder} is not a folder")
     is_run = (folder / "summary.json").is_file()
     entries, table_md = _entries_for_run(folder) if is_run else _entries_for_sweep(folder)
-    plots = [
-        (curve.title, _line_plot(_series(entries, curve.prefix), curve.xlabel, curve.ylabel, curve.title))
-        for curve in curves_to_draw(entries, declared_curves(folder))
-    ]
-    plots.append(("Tokens per agent", _token_plot(entries)))
+    paired, against = ([], "") if is_run else _paired_entries(folder)
     body = [f"<h1>classroom report: {html.escape(folder.name)}</h1>"]
-    for title, uri in plots:
-        if uri:
-            body.append(f'<h2>{html.escape(title)}</h2><img alt="{html.escape(title)}" src="{uri}">')
+    for curve in curves_to_draw(entries, declared_curves(folder)):
+        raw = _line_plot(_series(entries, curve.prefix), curve.xlabel, curve.ylabel, curve.title, difference=curve.difference)
+        if raw is None:
+            continue
+        images = [raw]
+        if paired and not curve.difference:
+            # Beside the raw curve: each configuration minus its baseline, run by run.
+            title = f"{curve.title}: minus {against} (paired per seed)"
+            images.append(_line_plot(_series(paired, curve.prefix), curve.xlabel, f"difference in {curve.ylabel}", title, difference=True))
+        shown = "".join(f'<img alt="{html.escape(curve.title)}" src="{uri}">' for uri in images if uri)
+        body.append(f'<h2>{html.escape(curve.title)}</h2><div class="row">{shown}</div>')
+    tokens = _token_plot(entries)
+    if tokens:
+        body.append(f'<h2>Tokens per agent</h2><img alt="tokens per agent" src="{tokens}">')
     body.append(_md_to_html(table_md))
     page = (
         "<!doctype html><html><head><meta charset='utf-8'><title>classroom report</title><style>"
         "body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;margin:1em 0;font-size:13px}"
         "td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}th{background:#f3f3f3}img{max-width:100%}"
+        ".row{display:flex;flex-wrap:wrap;gap:1em}.row img{max-width:49%}"
         "</style></head><body>" + "\n".join(body) + "</body></html>"
     )
     path = folder / "report.html"

@@ -152,6 +152,49 @@ def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return table
 
 
+def baseline_of(root: Path) -> dict[str, str]:
+    """The sweep's paired baseline (``compare.baseline`` in its runs' config), or {}."""
+    for path in sorted(root.glob("*/config.yaml")):
+        compare = (yaml.safe_load(path.read_text()) or {}).get("compare") or {}
+        return {str(k): str(v) for k, v in (compare.get("baseline") or {}).items()}
+    return {}
+
+
+def paired_differences(rows: list[dict[str, Any]], baseline: dict[str, str]) -> list[dict[str, Any]]:
+    """Per configuration: mean ± CI across seeds of (its score - the baseline's score),
+    each run paired with the baseline run of the same seed and the same other settings
+    (the same problems: a seed draws the same ones for every configuration)."""
+    keys = config_columns(rows)
+    others = [k for k in keys if k not in baseline]
+    done = [r for r in rows if r.get("status") == "completed"]
+
+    def is_baseline(row: dict[str, Any]) -> bool:
+        return all(str(row.get(k)) == v for k, v in baseline.items())
+
+    def pairing(row: dict[str, Any]) -> tuple:
+        return (*(str(row.get(k)) for k in others), str(row.get("seed")))
+
+    base = {pairing(r): r for r in done if is_baseline(r)}
+    groups: dict[tuple, list[tuple[dict[str, Any], dict[str, Any]]]] = {}
+    for row in done:
+        if not is_baseline(row) and pairing(row) in base:
+            groups.setdefault(tuple(str(row.get(k)) for k in keys), []).append((row, base[pairing(row)]))
+    scores = [c for c in metric_columns(rows) if not c.startswith("tokens") and c != "wall_time_s"]
+    table = []
+    for key, pairs in groups.items():
+        entry: dict[str, Any] = {**dict(zip(keys, key)), "pairs": len(pairs)}
+        for score in scores:
+            diffs = [float(r[score]) - float(b[score]) for r, b in pairs if _number(r.get(score)) and _number(b.get(score))]
+            if diffs:
+                entry[score] = mean_ci(diffs)
+        table.append(entry)
+    return table
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _fmt(value: Any) -> str:
     if isinstance(value, tuple):
         mean, ci = value
@@ -195,6 +238,17 @@ def write_results(root: Path) -> tuple[Path, Path, list[dict[str, Any]]]:
         markdown_table(rows, [c for c in columns if c != "error" or any(r.get("error") for r in rows)]),
         "",
     ]
+    baseline = baseline_of(root)
+    paired = paired_differences(rows, baseline) if baseline else []
+    if paired:
+        scores = [m for m in metrics if m not in ("tokens", "wall_time_s")]
+        against = ", ".join(f"{k}={v}" for k, v in baseline.items())
+        md[8:8] = [  # after the per-configuration table
+            f"## Paired differences vs {against} (per seed, mean ± 95% CI)",
+            "",
+            markdown_table(paired, [*config_cols, "pairs", *scores]),
+            "",
+        ]
     md_path = root / "results.md"
     md_path.write_text("\n".join(md))
     return csv_path, md_path, rows

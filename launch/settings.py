@@ -7,6 +7,16 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+
+class CompareSettings(BaseModel):
+    """How a sweep's results pair its runs (`compare:`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Override values of the baseline configuration (e.g. `env/intervention: random`):
+    # every other run is paired with the baseline run of the same seed and settings.
+    baseline: dict[str, str] = Field(default_factory=dict)
+
+
 _ADDRESS = re.compile(r"^(local|auto|ray://[\w.\-]+:\d+|[\w.\-]+:\d+)$")
 
 

@@ -208,6 +208,7 @@ class VLLMEngineHost:
         self._http_url: str | None = None
         self._http_task: asyncio.Task | None = None
         self._in_flight = 0
+        self._peak_in_flight = 0
         self._served = 0
         self.startup_s: float | None = None
         self._cache: OrderedDict[str, list[Completion]] = OrderedDict()
@@ -242,9 +243,13 @@ class VLLMEngineHost:
             "adapters": sorted(self.adapters),
         }
 
-    async def load(self) -> dict[str, int]:
-        """Requests in flight and served so far: for routing and monitoring."""
-        return {"in_flight": self._in_flight, "served": self._served}
+    async def load(self, reset_peak: bool = False) -> dict[str, int]:
+        """Requests in flight now, at most at once (since the last reset) and served so
+        far: for routing and monitoring. ``reset_peak`` starts a new peak after reading."""
+        load = {"in_flight": self._in_flight, "peak_in_flight": self._peak_in_flight, "served": self._served}
+        if reset_peak:
+            self._peak_in_flight = self._in_flight
+        return load
 
     def _render(self, conversation: Conversation) -> str:
         return self.tokenizer.apply_chat_template(conversation_dicts(conversation), tokenize=False, add_generation_prompt=True)
@@ -260,6 +265,7 @@ class VLLMEngineHost:
         started = time.time()
         final = None
         self._in_flight += 1
+        self._peak_in_flight = max(self._peak_in_flight, self._in_flight)
         try:
             async for output in self.engine.generate(prompt, sampling, request_id=uuid.uuid4().hex, lora_request=lora):
                 final = output

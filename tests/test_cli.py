@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -40,7 +41,10 @@ def test_cfg_job_prints_the_composed_config_with_overrides():
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (["env=nope"], "allowed in env: dataenvgym, dataenvgym_open_ended, dataenvgym_skill_list, dataenvgym_skill_tree, tom"),
+        (
+            ["env=nope"],
+            "allowed in env: dataenvgym, dataenvgym_blind, dataenvgym_open_ended, dataenvgym_skill_list, dataenvgym_skill_tree, tom",
+        ),
         (["task=imagenet"], "allowed in task: arithmetic_skills, gsm8k, hf_gsm8k, reasoning_gym, svamp"),
         (["env/intervention=psychic"], "allowed in env/intervention: all, mental_model"),
         (["env.budgets=[0.2,1.5]"], "config error: env.budgets: Value error, budgets are fractions in [0, 1]; got [1.5]"),
@@ -56,6 +60,15 @@ def test_cfg_job_prints_the_composed_config_with_overrides():
             ["env/intervention=random", "env.intervention._target_=nowhere.Policy"],
             "env.intervention._target_: cannot build 'nowhere.Policy'",
         ),
+        (
+            ["experiment=dataenvgym_skill_tree", "task=gsm8k"],
+            "config error: env.engine: ReasoningGymEngine makes reasoning-gym problems and task 'gsm8k' has none",
+        ),
+        (
+            ["env=dataenvgym_skill_tree", "env/engine=llm", "task=gsm8k"],
+            "config error: env.variant: skill_tree needs sub-skills and task 'gsm8k' has none",
+        ),
+        (["env.explanation=gold", "task=svamp"], "config error: env.explanation: gold needs reference solutions; task 'svamp' has none"),
         (["env.loop=nowhere"], "config error: env.loop: unknown loop 'nowhere' (registered: dataenvgym, tom)"),
         (
             ["env.num_problems=60"],
@@ -136,7 +149,10 @@ def test_ctrl_c_leaves_a_readable_log(engine_url, tmp_path):
         if found and len(found[0].read_text().splitlines()) > 1:
             events = found[0]
             break
-        time.sleep(0.2)
+        # Wait on the child itself (not a blind sleep): a run that dies early fails here.
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=0.2)
+            pytest.fail(f"the run ended before logging its problems: {proc.stderr.read()[-2000:]}")
     assert events is not None, "the run never started logging"
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)

@@ -4,6 +4,7 @@ parts, and `classroom resume` after a kill between iterations."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -26,7 +27,7 @@ from classroom.environments.base import Episode, Roles
 from classroom.environments.dataenvgym import CHECKPOINT, DataEnvAgents, DataEnvConfig, DataEnvGym, DataEnvGymLoop
 from classroom.environments.dataenvgym.agent import DataGenerator, DataGeneratorClient
 from classroom.environments.dataenvgym.engines import LLMDataEngine, ReasoningGymEngine
-from classroom.environments.dataenvgym.policies import BanditTreePolicy, ErrorDrivenPolicy, LLMPolicy, WeakSkillsPolicy
+from classroom.environments.dataenvgym.policies import BanditTreePolicy, ErrorDrivenPolicy, LLMPolicy, WeakSkillsPolicy, builtin_policy
 from classroom.environments.dataenvgym.types import AgentAction, DataPlan, DataRequest, Exploit, Explore
 from classroom.environments.tasks import reasoning_gym_skills
 from classroom.launch.rundir import RunDirectory, read_events
@@ -143,19 +144,28 @@ async def test_quality_checks_drop_bad_data_with_reasons(engine, tmp_path):
     made = (await ReasoningGymEngine(CATALOGUE).generate([DataRequest(skill="chain_sum/two_2digit", count=6)], None, seed=5)).examples
     crafted = [
         TrainingExample(prompt=obs.problems[0].question, completion="The answer is 1.", answer=obs.problems[0].answer),
-        TrainingExample(prompt="What is 2 + 3?", completion="2 + 3 = 6. The answer is 6.", answer="5"),
+        TrainingExample(prompt="What is 2 + 3?", completion="2 + 3 = 6. The answer is 5.", answer="5"),
         TrainingExample(prompt="What is 4 + 4?", completion="The answer is 8.", answer=""),
-        TrainingExample(prompt="What is 7 + 1?", completion="The answer is 8.", answer="8"),
-        TrainingExample(prompt="What is 7 + 1?", completion="The answer is 8.", answer="8"),
+        TrainingExample(prompt="What is 7 + 1?", completion="7 + 1 = 8. The answer is 8.", answer="8"),
+        TrainingExample(prompt="What is 7 + 1?", completion="7 + 1 = 8. The answer is 8.", answer="8"),
+        # Right steps that reach 5, and an appended line that says 6: the old check
+        # (the final answer against the annotated one) read only that line and kept it.
+        TrainingExample(prompt="What is 2 + 4?", completion="2 + 3 = 5. The answer is 6.", answer="6"),
+        # Only the appended line: nothing of its own reaches the answer.
+        TrainingExample(prompt="What is 9 + 9?", completion="The answer is 18.", answer="18"),
     ]
     result = await env.step(AgentAction(plan=DataPlan(allocations={"chain_sum": 6}), examples=tuple(crafted + made)))
     _, messages = read_events(tmp_path / "events.jsonl")
     checked = {m.id: m for m in messages if isinstance(m, TrainingExample)}
     reasons = [checked[e.id].drop_reason for e in crafted]
     assert reasons[0] == "same question as an evaluation problem"
-    assert reasons[1].startswith("worked answer '6' does not pass the grader")
+    assert reasons[1] == "worked solution step '2 + 3 = 6' is wrong (the sides are 5 = 6)"
     assert reasons[2] == "no question or no annotated answer"
     assert reasons[4] == "duplicate of another example"
+    assert reasons[5] == "the worked solution reaches '5', not the annotated '6'"
+    assert reasons[6] == "the worked solution reaches no answer of its own (only the appended answer line)"
+    # The programmatic engine's worked solutions pass: only the student check may drop them.
+    assert all(checked[e.id].drop_reason in (None, "the student already answers it") for e in made)
     assert result.kept + result.dropped == len(crafted) + len(made)
     # "already answers it" is what the student, asked again, really does.
     known = [checked[e.id] for e in [crafted[3], *made] if checked[e.id].drop_reason in (None, "the student already answers it")]
@@ -228,20 +238,26 @@ async def test_teacher_model_parts_parse_or_record(engine, tmp_path):
     discovered = await generator.discover_skills(problems)
     labelled = discovered.problems
     assert discovered.tokens > 0  # counted as the data generator's in the episode's tokens
-    assert len(labelled) == 4 and all(len(p.skills) == 1 and p.skills[0] for p in labelled)
+    assert len(labelled) == 4 and all(p.skills and p.skills[0] for p in labelled)
     assert len({p.skills[0] for p in labelled}) <= 3  # two categories, or "other"
+    # A label merged into another category stays as its sub-skill.
+    assert all(len(p.skills) == 1 or p.skills[1].startswith(p.skills[0] + "/") for p in labelled)
     assert [p.question for p in labelled] == [p.question for p in problems]
 
-    engine_ = LLMDataEngine(max_tokens=96)
+    # The teacher writes problems with the schema's constraint: they parse into examples.
+    engine_ = LLMDataEngine(max_tokens=160)
     made = await engine_.generate(
         [DataRequest(skill="chain_sum", count=2), DataRequest(count=1, instructions="Practise sums.", like=tuple(problems[:2]))],
         llm,
         seed=0,
     )
-    examples, failures = made.examples, made.failures
-    assert len(examples) + len(failures) == 3 and made.tokens > 0
-    assert all(e.prompt and e.completion.endswith(f"The answer is {e.answer}.") for e in examples)
-    assert all(f.error for f in failures)
+    assert len(made.examples) + len(made.failures) == 3 and made.tokens > 0
+    assert made.examples, [f.error for f in made.failures]
+    assert all(e.prompt and e.answer and e.source for e in made.examples)
+    # Out of tokens, a reply cannot be whole JSON: each is a recorded failure, none a crash.
+    starved = await LLMDataEngine(max_tokens=4).generate([DataRequest(skill="chain_sum", count=2)], llm, seed=0)
+    assert not starved.examples and len(starved.failures) == 2
+    assert all(f.error.startswith("after repair") and f.expected == "_WrittenProblem" for f in starved.failures)
 
     env, _, recorder = make_env(engine, tmp_path, "skill_tree")
     obs = await env.reset()
@@ -250,16 +266,27 @@ async def test_teacher_model_parts_parse_or_record(engine, tmp_path):
         planned = await policy.plan(obs.model_copy(update={"variant": variant}), llm)
         action = planned.action
         assert isinstance(action, kinds) and planned.tokens > 0
-        if variant == "skill_list":
-            assert set(action.allocations) <= {"chain_sum", "products"} and sum(action.allocations.values()) == obs.budget
+        if not planned.failures:  # the model planned: its plan, not a built-in's
+            assert action.sender == "llm"
+        else:  # it did not: recorded, and the variant's built-in planned instead
+            assert action.sender == builtin_policy(variant).name
+    # The open-ended plan has no skill names to get wrong: the model's own words.
+    planned = await LLMPolicy(max_tokens=64).plan(obs.model_copy(update={"variant": "open_ended"}), llm)
+    assert not planned.failures and planned.action.sender == "llm" and planned.action.instructions
+    # A reply cut off before it parses falls back, counted by the agent's action.
+    generator = DataGenerator(llm, policy=LLMPolicy(max_tokens=3), engine=ReasoningGymEngine(CATALOGUE))
+    action = await generator.act(obs.model_copy(update={"variant": "skill_list"}))
+    assert action.fallbacks == 1 and action.plan.sender == "weak_skills" and action.notes[0].expected == "_SkillPlan"
     recorder.close()
 
 
 CLASSROOM = [sys.executable, "-m", "classroom.launch.cli"]
 
 
-def test_resume_after_a_kill_between_iterations(engine_url, tmp_path):
-    """`classroom run` is killed (SIGKILL) after iteration 1; `classroom resume` finishes it."""
+def test_resume_after_a_kill_the_moment_the_first_checkpoint_lands(engine_url, tmp_path):
+    """`classroom run` is killed (SIGKILL, driver and its Ray) as soon as a checkpoint file
+    exists: the window where the old two-write checkpoint held no student state. The
+    checkpoint read back is whole, and `classroom resume` finishes the episode from it."""
     env = {**os.environ, "CLASSROOM_RUNS": str(tmp_path), "CLASSROOM_OPENAI_BASE_URL": engine_url, "CLASSROOM_OPENAI_MODEL": "embedded"}
     args = [
         "experiment=dataenvgym_skill_tree",
@@ -279,29 +306,31 @@ def test_resume_after_a_kill_between_iterations(engine_url, tmp_path):
     )
     checkpoint = None
     deadline = time.time() + 240
-    while time.time() < deadline and proc.poll() is None:
+    while time.time() < deadline:
         found = list(tmp_path.glob("*/" + CHECKPOINT))
         if found:
-            state = json.loads(found[0].read_text())
-            if state["env"]["iteration"] == 1:
-                checkpoint = found[0]
-                break
-        time.sleep(0.1)
-    assert checkpoint is not None, proc.communicate(timeout=60)[1][-3000:] if proc.poll() is not None else "no checkpoint"
-    os.killpg(proc.pid, signal.SIGKILL)  # the driver and the Ray it started
+            checkpoint = found[0]
+            os.killpg(proc.pid, signal.SIGKILL)  # at once: no waiting for a "complete" state
+            break
+        # Wait on the child itself (not a blind sleep): a run that ends early fails here.
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=0.05)
+            pytest.fail(f"the run ended before its first checkpoint: {proc.stderr.read()[-3000:]}")
+    assert checkpoint is not None, "no checkpoint within 240 s"
     proc.wait(timeout=60)
     run_dir = checkpoint.parent
-    first_plan = (run_dir / "iterations" / "001" / "plan.json").read_text()
+    state = DataEnvGymLoop().load_state(run_dir)  # whole, whatever moment the kill hit
+    assert state.env.episode_id and "learner" in state.student
+    killed_at = state.env.iteration
     assert not (run_dir / "summary.json").is_file() or json.loads((run_dir / "summary.json").read_text())["status"] != "completed"
 
     out = subprocess.run([*CLASSROOM, "resume", str(run_dir)], capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
-    assert "resumed after iteration" in out.stdout
+    assert "resumed" in out.stdout  # the table title says after which iteration (rich may wrap it)
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["status"] == "completed" and summary["iterations"] == 2 and summary["resumed_from"] == 1
+    assert summary["status"] == "completed" and summary["iterations"] == 2 and summary["resumed_from"] == killed_at
     assert [row["iteration"] for row in summary["history"]] == [0, 1, 2]
-    assert (run_dir / "iterations" / "001" / "plan.json").read_text() == first_plan  # not redone
     header, messages = read_events(run_dir / "events.jsonl")  # one log, still readable
-    assert header["kind"] == "header"
-    episodes = {m.episode_id for m in messages if m.episode_id}
-    assert episodes == {summary["episode_id"]}
+    assert header["kind"] == "header" and header["loop"] == "dataenvgym"
+    assert {m.episode_id for m in messages if m.episode_id} == {summary["episode_id"]}
+    assert len({m.id for m in messages}) == len(messages)  # nothing logged twice

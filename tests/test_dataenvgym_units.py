@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -16,8 +17,9 @@ from classroom.agents.messages import Attempt, Feedback, Problem
 from classroom.agents.skills import flat_accuracy, skill_report
 from classroom.environments.dataenvgym.engines import ReasoningGymEngine, worked_solution
 from classroom.environments.dataenvgym.plans import apply_to_tree, requests_for, scale_allocation
-from classroom.environments.dataenvgym.policies import BanditTreePolicy
+from classroom.environments.dataenvgym.policies import BanditTreePolicy, ErrorDrivenPolicy, UniformSkillsPolicy, WeakSkillsPolicy
 from classroom.environments.dataenvgym.types import DataPlan, DataRequest, Exploit, Explore, Observation
+from classroom.environments.dataenvgym.words import ArithmeticKind, describe, kind_lines, read_kind
 from classroom.environments.tasks import reasoning_gym_skills
 
 CATALOGUE = {
@@ -80,6 +82,8 @@ def test_requests_for_each_kind_of_plan():
 
 def test_worked_solution_walks_the_chain():
     assert worked_solution("5 + 9 - 7", "7") == "5 + 9 = 14. 14 - 7 = 7. The answer is 7."
+    # Products first: left to right would make "3 + 4 = 7. 7 * 2 = 14", each step right, the answer wrong.
+    assert worked_solution("3 + 4 * 2 - 1", "10") == "4 * 2 = 8. 3 + 8 = 11. 11 - 1 = 10. The answer is 10."
     assert worked_solution("12 * 3", "36") == "12 * 3 = 36. The answer is 36."
     assert worked_solution(None, "4") == "The answer is 4."
     assert worked_solution("x + 1", "y") == "The answer is y."  # nothing it can check: no steps
@@ -110,14 +114,50 @@ async def test_reasoning_gym_engine_makes_exact_fresh_examples():
     assert [e.prompt for e in again] != [e.prompt for e in examples[:5]]
 
 
-async def test_open_ended_requests_imitate_the_problems_they_name():
-    task = reasoning_gym_skills(CATALOGUE, size=4, seed=0)
-    products = [p for p in task.split("train") if p.skills[0] == "products"]
-    made = await ReasoningGymEngine().generate([DataRequest(count=4, like=tuple(products[:2]))], None, seed=0)
-    assert not made.failures and len(made.examples) == 4
-    assert all(e.prompt.startswith("Solve the following multiplication") for e in made.examples)
-    made = await ReasoningGymEngine().generate([DataRequest(count=2, like=(Problem(question="q", answer="1"),))], None, seed=0)
-    assert "names no reasoning-gym problem" in made.failures[0].error
+async def test_open_ended_plans_are_words_and_the_engine_acts_on_them():
+    """The open-ended policy describes the errors' kinds in words; the engine makes
+    problems of the kinds it can read, from the words alone (no problem metadata)."""
+    obs = observation({"chain_sum/two_1digit": True})  # products and three-term sums wrong
+    planned = await ErrorDrivenPolicy(seed=0).plan(obs, None)
+    plan = planned.action
+    lines = kind_lines(plan.instructions)
+    wrong = Counter(describe(p.question).words() for p in obs.errors())
+    assert {words for _, words in lines} == set(wrong) and sum(n for n, _ in lines) == obs.budget
+    assert {w: n for n, w in lines}["sums and differences of 3 numbers with 1 digit"] >= 1
+
+    stripped = DataRequest(count=obs.budget, instructions=plan.instructions)  # the words, nothing else
+    made = await ReasoningGymEngine().generate([stripped], None, seed=0)
+    assert not made.failures and len(made.examples) == obs.budget
+    for example in made.examples:
+        kind = describe(example.prompt)
+        assert kind is not None and kind.words() in wrong, example.prompt
+
+    made = await ReasoningGymEngine().generate(
+        [DataRequest(count=3, instructions="- 2 problems: products of 2 numbers with 2 digits\n- 1 problem: riddles about cats")],
+        None,
+        seed=0,
+    )
+    assert len(made.examples) == 2 and all(describe(e.prompt).words() == "products of 2 numbers with 2 digits" for e in made.examples)
+    assert [f.error for f in made.failures] == ["no reasoning-gym generator makes 'riddles about cats'"]
+    made = await ReasoningGymEngine().generate([DataRequest(count=2, instructions="Write harder ones.")], None, seed=0)
+    assert not made.examples and "names no kind of problem in words" in made.failures[0].error
+
+
+def test_kinds_of_arithmetic_in_words_round_trip():
+    kind = describe("Calculate 12 + 3 * 45.")
+    assert kind == ArithmeticKind("mixed arithmetic", 3, 1, 2) and read_kind(kind.words()) == kind
+    assert describe("Tom has five apples.") is None and read_kind("sums of cats") is None
+    dataset, settings = ArithmeticKind("products", 2, 2, 2).generator()
+    assert dataset == "products" and settings == {"min_terms": 2, "max_terms": 2, "min_digits": 2, "max_digits": 2}
+
+
+async def test_the_blind_baseline_does_not_see_the_student():
+    blind = UniformSkillsPolicy()
+    weak = (await blind.plan(observation({}), None)).action
+    strong = (await blind.plan(observation(dict.fromkeys(CATALOGUE_PATHS, True)), None)).action
+    assert weak.allocations == strong.allocations == {"chain_sum": 6, "products": 6}
+    # A policy that sees the student plans otherwise for the two students.
+    assert (await WeakSkillsPolicy().plan(observation({"products/one_digit": True}), None)).action.allocations != weak.allocations
 
 
 async def test_bandit_explores_every_skill_first_then_follows_rewards():

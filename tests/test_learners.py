@@ -145,13 +145,19 @@ async def test_incremental_continues_the_adapter_on_new_examples_only(trainer, t
         await resumed.fit(examples, str(tmp_path / "three"))
 
 
-async def test_accumulated_retrains_all_examples(trainer, tmp_path):
+async def test_accumulated_retrains_a_fresh_adapter_on_all_examples(trainer, tmp_path):
     examples = zorp_examples(10, range(2, 8))
-    learner = LoRALearner(mode="accumulated", epochs=1, batch_size=8)
+    learner = LoRALearner(mode="accumulated", epochs=1, batch_size=8, learning_rate=5e-3)
     one = await learner.fit(examples[:4], str(tmp_path / "one"))
+    # A tiny learning rate for the second fit: a fresh LoRA stays where it starts
+    # (B = 0); one that continued the first adapter would keep its weights.
+    learner.learning_rate = 1e-8
     two = await learner.fit(examples, str(tmp_path / "two"))
-    assert (one["examples"], two["examples"]) == (4, 6)
-    assert two["adapter_path"] == str(tmp_path / "two") and (tmp_path / "two" / "adapter_config.json").is_file()
+    assert (one["examples"], two["examples"]) == (4, 6) and two["steps"] == 1  # all 6, one batch
+    first, second = lora_weights(one["adapter_path"]), lora_weights(two["adapter_path"])
+    lora_b = [k for k in first if "lora_B" in k]
+    assert lora_b and max(first[k].abs().max().item() for k in lora_b) > 1e-3
+    assert max(second[k].abs().max().item() for k in lora_b) < 1e-5
 
 
 async def test_in_context_learner_remembers_new_examples_and_retrieves_by_skill():

@@ -57,7 +57,12 @@ async def test_pool_routes_around_a_busy_replica(engine, engine_url):
     http = OpenAIBackend(engine_url, "embedded")
     routed = RoutedLLM("embedded", [engine, http])
     long = asyncio.ensure_future(routed.chat([as_conversation("Write a long story.")], SamplingParams(max_tokens=96)))
-    await asyncio.sleep(0)  # the long request is now outstanding on replica 0
+    # chat() counts a request as outstanding before its first await: one step of the
+    # loop runs the task up to there (no timing involved).
+    for _ in range(100):
+        if routed.outstanding != [0, 0]:
+            break
+        await asyncio.sleep(0)
     assert routed.outstanding == [1, 0]
     await routed.chat([as_conversation("Hi")], SamplingParams(max_tokens=4))
     assert routed.routed == [1, 1]  # the short one went to the idle replica

@@ -85,7 +85,10 @@ def compose(overrides: list[str]) -> dict:
 
 def every_config() -> list[list[str]]:
     """One override list per option of every group, and per value a sweep grid names."""
-    cases = [[f"env={o}"] for o in options("env")]
+    # DataEnvGym's skill tree needs a task with sub-skills (its experiments pick one).
+    cases = [[f"env={o}", *(["task=arithmetic_skills"] if o.startswith("dataenvgym") else [])] for o in options("env")]
+    cases += [[f"env={o}", f"env/policy={p}", "task=arithmetic_skills"] for o in ("dataenvgym",) for p in options("env/policy")]
+    cases += [["env=dataenvgym", f"env/engine={e}", "task=arithmetic_skills"] for e in options("env/engine")]
     cases += [[f"env/intervention={o}"] for o in options("env/intervention")]
     cases += [[f"experiment={o}"] for o in options("experiment")]
     cases += [[f"{group}={o}"] for group in ("task", "model", "teacher", "student", "cluster") for o in options(group)]

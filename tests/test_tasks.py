@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -19,24 +18,27 @@ from classroom.environments.tasks import (
     svamp,
 )
 
-DATA_DIR = Path(os.environ.get("CLASSROOM_DATA_DIR", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
-GSM8K_DIR = DATA_DIR / "gsm8k"
-SVAMP_PATH = DATA_DIR / "svamp" / "SVAMP.json"
 
-needs_data = pytest.mark.skipif(
-    not (GSM8K_DIR / "test.jsonl").is_file() or not SVAMP_PATH.is_file(),
-    reason=f"shared data not found under {DATA_DIR} (set CLASSROOM_DATA_DIR)",
-)
+# The shared data: missing, the `data_dir` fixture fails naming the path (one rule for
+# every test that reads it, never a skip).
+@pytest.fixture(scope="module")
+def gsm8k_dir(data_dir: Path) -> Path:
+    return data_dir / "gsm8k"
 
 
 @pytest.fixture(scope="module")
-def gsm8k_task() -> Task:
-    return gsm8k(GSM8K_DIR)
+def svamp_path(data_dir: Path) -> Path:
+    return data_dir / "svamp" / "SVAMP.json"
 
 
 @pytest.fixture(scope="module")
-def svamp_task() -> Task:
-    return svamp(SVAMP_PATH)
+def gsm8k_task(gsm8k_dir: Path) -> Task:
+    return gsm8k(gsm8k_dir)
+
+
+@pytest.fixture(scope="module")
+def svamp_task(svamp_path: Path) -> Task:
+    return svamp(svamp_path)
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +49,6 @@ def rg_task() -> Task:
 # ------------------------------------------------------------------------------- GSM8K
 
 
-@needs_data
 def test_gsm8k_counts_and_first_answer(gsm8k_task: Task) -> None:
     assert gsm8k_task.splits() == ["train", "test"]
     assert len(gsm8k_task.split("test")) == 1319
@@ -61,14 +62,12 @@ def test_gsm8k_counts_and_first_answer(gsm8k_task: Task) -> None:
     assert first.metadata["solution"].endswith("#### 18")
 
 
-@needs_data
 def test_gsm8k_answers_are_clean_numbers(gsm8k_task: Task) -> None:
     for problem in gsm8k_task.split("test"):
         assert "," not in problem.answer
         float(problem.answer)
 
 
-@needs_data
 def test_gsm8k_skills_come_from_calculator_annotations(gsm8k_task: Task) -> None:
     # "16 - 3 - 4 = <<16-3-4=9>>9 ... 9 * 2 = $<<9*2=18>>18"
     assert gsm8k_task.split("test")[0].skills == ("subtraction", "multiplication")
@@ -94,8 +93,7 @@ def test_arithmetic_skills(solution: str, skills: tuple[str, ...]) -> None:
     assert arithmetic_skills(solution) == skills
 
 
-@needs_data
-def test_sampling_is_deterministic(gsm8k_task: Task) -> None:
+def test_sampling_is_deterministic(gsm8k_task: Task, gsm8k_dir: Path) -> None:
     first = [p.id for p in gsm8k_task.sample(10, split="test", seed=1)]
     again = [p.id for p in gsm8k_task.sample(10, split="test", seed=1)]
     other = [p.id for p in gsm8k_task.sample(10, split="test", seed=2)]
@@ -103,20 +101,18 @@ def test_sampling_is_deterministic(gsm8k_task: Task) -> None:
     assert first != other
     assert len(set(first)) == 10
     # Ids are stable across loads, so reruns refer to the same problems.
-    reloaded = gsm8k(GSM8K_DIR, splits=("test",))
+    reloaded = gsm8k(gsm8k_dir, splits=("test",))
     assert [p.id for p in reloaded.sample(10, split="test", seed=1)] == first
 
 
-@needs_data
-def test_sample_larger_than_split_returns_all(gsm8k_task: Task) -> None:
-    small = gsm8k(GSM8K_DIR, splits=("test",), limit=5)
+def test_sample_larger_than_split_returns_all(gsm8k_dir: Path) -> None:
+    small = gsm8k(gsm8k_dir, splits=("test",), limit=5)
     assert len(small.split("test")) == 5
     assert sorted(p.id for p in small.sample(50, split="test", seed=0)) == sorted(p.id for p in small.split("test"))
 
 
-@needs_data
-def test_sample_excludes_ids_and_stamps_the_episode(gsm8k_task: Task) -> None:
-    small = gsm8k(GSM8K_DIR, splits=("test",), limit=8)
+def test_sample_excludes_ids_and_stamps_the_episode(gsm8k_dir: Path) -> None:
+    small = gsm8k(gsm8k_dir, splits=("test",), limit=8)
     taken = {p.id for p in small.split("test")[:3]}
     drawn = small.sample(10, split="test", seed=0, exclude=taken, episode_id="ep-1")
     assert len(drawn) == 5 and not taken & {p.id for p in drawn}
@@ -125,13 +121,11 @@ def test_sample_excludes_ids_and_stamps_the_episode(gsm8k_task: Task) -> None:
     assert all(p.episode_id != "ep-1" for p in small.sample(10, split="test", seed=0))
 
 
-@needs_data
 def test_unknown_split_names_the_available_ones(gsm8k_task: Task) -> None:
     with pytest.raises(ValueError, match=r"no split 'validation'.*'train', 'test'"):
         gsm8k_task.split("validation")
 
 
-@needs_data
 def test_gsm8k_scoring(gsm8k_task: Task) -> None:
     first = gsm8k_task.split("test")[0]
     assert gsm8k_task.score(first, "18.0")
@@ -143,7 +137,6 @@ def test_gsm8k_scoring(gsm8k_task: Task) -> None:
 # ------------------------------------------------------------------------------- SVAMP
 
 
-@needs_data
 def test_svamp_split_sizes_and_fields(svamp_task: Task) -> None:
     assert len(svamp_task.split("train")) == 700
     assert len(svamp_task.split("test")) == 300
@@ -160,13 +153,12 @@ def test_svamp_split_sizes_and_fields(svamp_task: Task) -> None:
     assert {s for p in everything.values() for s in p.skills} == {"addition", "subtraction", "multiplication", "common-division"}
 
 
-@needs_data
-def test_svamp_split_depends_on_seed_only(svamp_task: Task) -> None:
-    same = svamp(SVAMP_PATH, seed=0)
-    other = svamp(SVAMP_PATH, seed=1)
+def test_svamp_split_depends_on_seed_only(svamp_task: Task, svamp_path: Path) -> None:
+    same = svamp(svamp_path, seed=0)
+    other = svamp(svamp_path, seed=1)
     assert [p.id for p in same.split("test")] == [p.id for p in svamp_task.split("test")]
     assert [p.id for p in other.split("test")] != [p.id for p in svamp_task.split("test")]
-    assert len(svamp(SVAMP_PATH, limit=7).split("test")) == 7
+    assert len(svamp(svamp_path, limit=7).split("test")) == 7
 
 
 def test_svamp_formats_answers_and_skips_bad_rows(tmp_path: Path) -> None:
@@ -188,14 +180,13 @@ def test_svamp_formats_answers_and_skips_bad_rows(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- bad input
 
 
-def _gsm8k_lines(n: int) -> list[str]:
-    with (GSM8K_DIR / "test.jsonl").open() as handle:
+def _gsm8k_lines(gsm8k_dir: Path, n: int) -> list[str]:
+    with (gsm8k_dir / "test.jsonl").open() as handle:
         return [next(handle) for _ in range(n)]
 
 
-@needs_data
-def test_malformed_rows_are_skipped_and_counted(tmp_path: Path) -> None:
-    good = _gsm8k_lines(3)
+def test_malformed_rows_are_skipped_and_counted(tmp_path: Path, gsm8k_dir: Path) -> None:
+    good = _gsm8k_lines(gsm8k_dir, 3)
     lines = [
         good[0],
         '{"question": "broken json", "answer": \n',
@@ -231,12 +222,11 @@ def test_missing_file_names_the_path(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------ Hugging Face
 
 
-@needs_data
-def test_huggingface_loader_on_a_local_folder(tmp_path: Path) -> None:
+def test_huggingface_loader_on_a_local_folder(tmp_path: Path, gsm8k_dir: Path) -> None:
     pytest.importorskip("datasets")
     folder = tmp_path / "mini_gsm8k"
     folder.mkdir()
-    lines = _gsm8k_lines(4)
+    lines = _gsm8k_lines(gsm8k_dir, 4)
     (folder / "train.jsonl").write_text("".join(lines[1:]))
     (folder / "test.jsonl").write_text(lines[0])
     task = huggingface(str(folder))

@@ -11,7 +11,7 @@ from classroom.agents.actors import spawn
 from classroom.agents.clients import GraderClient, StudentClient
 from classroom.agents.confidence import answer_probability
 from classroom.agents.grading import Grader
-from classroom.agents.messages import Attempt, Explanation, Problem
+from classroom.agents.messages import Attempt, Explanation, ParseFailure, Problem
 from classroom.agents.roles import Student, gold_explanation
 from classroom.environments.recording import MemoryRecorder
 from classroom.environments.tasks import reasoning_gym
@@ -26,9 +26,11 @@ from classroom.environments.tom.policies import (
     StudentConfidence,
     TeacherConfidence,
     choose_interventions,
+    ranked,
 )
-from classroom.environments.tom.teacher import TomTeacher, TomTeacherClient, wrong_answer
-from classroom.environments.tom.types import InterventionContext, InterventionDecision
+from classroom.environments.tom.teacher import TomTeacher, TomTeacherClient, mixed_demonstrations, wrong_answer
+from classroom.environments.tom.types import InterventionContext, InterventionDecision, SeedObservation
+from classroom.serving.pool import RoutedLLM
 from classroom.serving.types import TokenLogprob
 
 
@@ -48,6 +50,8 @@ def test_answer_probability_reads_the_answer_tokens():
     # The model wrote 12 but had " 7" as an alternative where the number starts.
     alt = [lp(" 1", 0.5, _7=0.3), lp("2", 0.8)]
     assert answer_probability(alt, "7") == pytest.approx(0.3)
+    # "16" was not written and is not one token: its first token's 0.5 is not its probability.
+    assert answer_probability(alt, "16") == 0.0
     assert answer_probability(None, "7") is None and answer_probability(reply, None) is None
     # The last occurrence counts (a model restating a wrong intermediate first).
     twice = [lp("12", 0.1), lp(" then", 0.9), lp(" 12", 0.6)]
@@ -68,7 +72,7 @@ async def test_mental_model_utility_from_hand_made_logprobs():
         table = alone if es[0] is None else helped
         return [answer_probability(table[p.id], t) for p, t in zip(ps, targets)]
 
-    context = InterventionContext(explanations=explanations, simulate=simulate)
+    context = InterventionContext(explanations=explanations, simulate=simulate, targets={p.id: p.answer for p in problems})
     both = await MentalModelUtility("both").utilities(problems, attempts, context)
     assert both == pytest.approx([0.6, 0.05, 0.1])
     assert choose_interventions(both, 1) == [0]
@@ -79,6 +83,17 @@ async def test_mental_model_utility_from_hand_made_logprobs():
     assert reversed_ == pytest.approx([-0.6, -0.05, -0.1]) and choose_interventions(reversed_, 1) == [1]
     with pytest.raises(ValueError, match="mode must be"):
         MentalModelUtility("psychic")
+    with pytest.raises(ValueError, match="needs the answers it scores"):
+        await MentalModelUtility("both").utilities(problems, attempts, InterventionContext(explanations=explanations, simulate=simulate))
+
+    # A deceptive teacher argued for 4. Scored against its own answer, the mental model
+    # ranks first where the student most adopts the wrong answer (p2); against the gold
+    # answer (the paper's target) it ranks where the explanation hurts least first, and
+    # the reversed ranking picks where it hurts most: misaligned on purpose.
+    own = InterventionContext(explanations=explanations, simulate=simulate, targets={p.id: "4" for p in problems})
+    assert await MentalModelUtility("both").utilities(problems, attempts, own) == pytest.approx([-0.7, 0.0, -0.1])
+    gold_reversed = await Reversed(MentalModelUtility("both")).utilities(problems, attempts, context)
+    assert ranked(gold_reversed) == [1, 2, 0]
 
 
 async def test_confidence_and_oracle_utilities():
@@ -160,6 +175,10 @@ async def play(engine, policy, explanation="unpersonalized"):
     return summary, recorder.messages
 
 
+def by_phase(messages, phase: str) -> dict[str, Attempt]:
+    return {a.problem_id: a for a in messages if isinstance(a, Attempt) and a.phase == phase}
+
+
 @pytest.mark.parametrize("name", list(POLICIES))
 async def test_each_intervention_function_on_a_real_episode(cached_engine, name):
     policy = POLICIES[name]()
@@ -177,36 +196,136 @@ async def test_each_intervention_function_on_a_real_episode(cached_engine, name)
     assert by_budget["1"] == summary["accuracy"]["with_every_explanation"]
     utilities = [d.utility for d in decisions]
     assert all(u is not None and math.isfinite(u) for u in utilities)
+    # The policy's top-utility problems are the ones intervened on: at budget 0.5 the
+    # student is helped on exactly the two highest (ties in problem order), found here
+    # by sorting, independently of the loop's own choice.
+    pre, after = by_phase(messages, "pre_test"), by_phase(messages, "with_explanation")
+    top_two = {decisions[i].problem_id for i in sorted(range(4), key=lambda i: (-utilities[i], i))[:2]}
+    assert set(summary["intervened"]["0.5"]) == top_two and len(summary["intervened"]["1"]) == 4
+    expected = sum(bool((after if d.problem_id in top_two else pre)[d.problem_id].correct) for d in decisions) / 4
+    assert by_budget["0.5"] == pytest.approx(expected)
+    assert summary["scores"]["gain@0.5"] == pytest.approx(by_budget["0.5"] - by_budget["0"])
     if name == "oracle":
-        pre = {a.problem_id: a for a in messages if isinstance(a, Attempt) and a.phase == "pre_test"}
-        after = {a.problem_id: a for a in messages if isinstance(a, Attempt) and a.phase == "with_explanation"}
         for d in decisions:
             assert d.utility == float(bool(after[d.problem_id].correct)) - float(bool(pre[d.problem_id].correct))
-        # Intervening on a set changes accuracy by exactly its utilities' sum.
-        top_two = sorted(utilities, reverse=True)[:2]
-        assert by_budget["0.5"] == pytest.approx((sum(bool(a.correct) for a in pre.values() if a.problem_id in after) + sum(top_two)) / 4)
-    if name.startswith("mental_model"):
-        assert all(-1.0 <= u <= 1.0 for u in utilities)
     if name == "misaligned_reversed":
-        straight, _ = await play(cached_engine, MentalModelUtility("both"))
-        assert summary["accuracy_by_budget"]["1"] == straight["accuracy_by_budget"]["1"]
+        # The same mental model, ranked the other way round: every utility negated.
+        _, straight = await play(cached_engine, MentalModelUtility("both"))
+        straight_utilities = {d.problem_id: d.utility for d in straight if isinstance(d, InterventionDecision)}
+        assert {d.problem_id: -d.utility for d in decisions} == pytest.approx(straight_utilities)
+
+
+class RecordsWhatItSees:
+    """A user's intervention policy (no double): ranks by question length and keeps the
+    context it was given."""
+
+    name = "records"
+
+    def __init__(self) -> None:
+        self.contexts: list[InterventionContext] = []
+
+    async def utilities(self, problems, attempts, context=None):
+        self.contexts.append(context)
+        return [float(len(p.question)) for p in problems]
+
+
+@pytest.mark.parametrize("target", ["gold", "teacher"])
+async def test_the_mental_model_scores_the_gold_answer_unless_told_otherwise(target):
+    """The paper's target is the gold answer; a teacher without an answer key scores
+    its own. A deceptive explanation (it concludes 4) shows the difference."""
+    problems = [Problem(id=f"p{i}", question="q" * (i + 1), answer="5") for i in range(2)]
+    attempts = [Attempt(problem_id=p.id, reasoning="", final_answer="3") for p in problems]
+    explanations = [Explanation(problem_id=p.id, text="...", final_answer="4", style="deceptive") for p in problems]
+    policy = RecordsWhatItSees()
+    kwargs = {} if target == "gold" else {"mental_model_target": target}
+    teacher = TomTeacher(RoutedLLM("unused", [object()]), intervention=policy, **kwargs)  # type: ignore[list-item]
+    decisions = await teacher.decide(problems, attempts, 1, explanations=explanations, excluded=["p0"])
+    assert policy.contexts[0].targets == {p.id: "5" if target == "gold" else "4" for p in problems}
+    # An excluded problem gets no utility and no intervention, whatever the policy says.
+    assert [(d.utility, d.intervene) for d in decisions] == [(None, False), (2.0, True)]
+
+
+def seed_observation(problem: Problem, alone: str, helped: str) -> SeedObservation:
+    return SeedObservation(
+        problem=problem,
+        attempt=Attempt(problem_id=problem.id, reasoning="", final_answer=alone, correct=alone == problem.answer),
+        explanation=Explanation(problem_id=problem.id, text=f"Work it out: the answer is {problem.answer}."),
+        helped=Attempt(problem_id=problem.id, reasoning="", final_answer=helped, correct=helped == problem.answer),
+    )
+
+
+async def test_the_mental_model_is_conditioned_on_this_student_and_discriminates(cached_engine):
+    """The simulated student sees this student's real answers (alone, or after the
+    explanation), and the probability it reads belongs to the answer asked about: the
+    answer the simulated student writes scores far above another number. (A 135M
+    teacher does not copy the demonstrated answers: what it simulates is its own guess.)"""
+    from classroom.agents.grading import extract_final_answer
+    from classroom.environments.tom.teacher import SIMULATION_SAMPLING
+
+    problems = reasoning_gym(size=12, seed=2).split("test")[:3]
+    teacher = TomTeacher(cached_engine, mental_model_demos=3)
+    seed = [seed_observation(problems[0], "917", problems[0].answer), seed_observation(problems[1], problems[1].answer, "640")]
+    seed.append(seed_observation(problems[2], "17", problems[2].answer))
+    explanation = seed[0].explanation
+    alone, helped = teacher.simulation_conversations([problems[0], problems[0]], [None, explanation], seed)
+    assert [m.content for m in alone if m.role == "assistant"] == ["917", problems[1].answer, "17"]  # wrong, right, wrong
+    assert [m.content for m in helped if m.role == "assistant"] == ["640", problems[0].answer, problems[2].answer]
+    assert explanation.text in helped[-1].content and explanation.text not in alone[-1].content
+    for conversation, given in ((alone, None), (helped, explanation)):
+        [[reply]] = await cached_engine.chat([conversation], SIMULATION_SAMPLING)
+        written = extract_final_answer(reply.text)
+        other = str(int(written) + 1 if written.lstrip("-").isdigit() else 123)
+        [p_written, p_other] = await teacher.simulate([problems[0]] * 2, [given] * 2, [written, other], seed)
+        assert p_written > 0.05 and p_written > 2 * p_other, (reply.text, p_written, p_other)
+
+
+def test_mental_model_demonstrations_mix_right_and_wrong_answers():
+    problems = [Problem(id=f"p{i}", question=f"q{i}", answer="1") for i in range(6)]
+    seed = [seed_observation(p, "1" if i < 4 else "2", "1") for i, p in enumerate(problems)]
+    chosen = mixed_demonstrations(seed, 4, lambda o: o.attempt.correct)
+    assert [o.problem.id for o in chosen] == ["p4", "p0", "p5", "p1"]  # wrong, right, wrong, right
+    assert [o.problem.id for o in mixed_demonstrations(seed, 3, lambda o: o.helped.correct)] == ["p0", "p1", "p2"]  # all right
+    assert mixed_demonstrations(seed, 0, lambda o: o.attempt.correct) == []
+
+
+async def test_personalized_explanations_show_the_flips_to_the_teacher(cached_engine):
+    """Personalization puts the explanations that flipped this student before the
+    question (always exercised here, whatever the episode's seed set flips)."""
+    problems = reasoning_gym(size=12, seed=2).split("test")[:3]
+    teacher = TomTeacher(cached_engine, sampling={"max_tokens": 24})
+    demo = Explanation(id="demo", problem_id=problems[2].id, text=f"Add step by step. The answer is {problems[2].answer}.")
+    personal = await teacher.explain_as(problems[:2], "personalized", personal=[(problems[2], demo)])
+    plain = await teacher.explain_as(problems[:2], "unpersonalized")
+    assert [e.style for e in personal] == ["personalized"] * 2 and [e.style for e in plain] == ["unpersonalized"] * 2
+    assert all(e.parents == (p.id, "demo") for e, p in zip(personal, problems))
+    assert all(a.usage.prompt_tokens > b.usage.prompt_tokens for a, b in zip(personal, plain))
+    assert [e.style for e in await teacher.explain_as(problems[:2], "personalized")] == ["unpersonalized"] * 2  # no flips
 
 
 @pytest.mark.parametrize("style", ["personalized", "gold", "deceptive"])
 async def test_explanation_styles_on_a_real_episode(cached_engine, style):
     summary, messages = await play(cached_engine, MentalModelUtility("both"), explanation=style)
-    test_explanations = [m for m in messages if isinstance(m, Explanation)][3:]  # after the seed set's
+    explanations = [m for m in messages if isinstance(m, Explanation)]
+    seed_explanations, test_explanations = explanations[:3], explanations[3:]
     problems = {m.id: m for m in messages if isinstance(m, Problem)}
     assert len(test_explanations) == 4
     if style == "gold":
-        assert all(e.style == "gold" and e.final_answer == problems[e.problem_id].answer for e in test_explanations)
+        assert all(e.style == "gold" and e.final_answer == problems[e.problem_id].answer for e in explanations)  # seed set too
         assert all(e.answer_prob == 1.0 and e.usage.total_tokens == 0 for e in test_explanations)
     elif style == "personalized":
         flips = summary["seed_set_flips_used_for_personalization"]
-        expected = "personalized" if flips else "unpersonalized"
-        assert {e.style for e in test_explanations} == {expected}
+        assert {e.style for e in seed_explanations} == {"unpersonalized"}  # they make the personalization
         if flips:
+            assert {e.style for e in test_explanations} == {"personalized"} and summary["personalization_fallbacks"] == 0
             assert all(len(e.parents) == 1 + flips for e in test_explanations)
+        else:  # the fallback is counted, not silent
+            assert {e.style for e in test_explanations} == {"unpersonalized"} and summary["personalization_fallbacks"] == 4
     else:
-        assert {e.style for e in test_explanations} == {"deceptive"}
-        assert summary["explanation_style"] == "deceptive"
+        assert {e.style for e in explanations} == {"deceptive"} and summary["explanation_style"] == "deceptive"
+        planted = {e.problem_id: wrong_answer(problems[e.problem_id], 2) for e in explanations}
+        off = [e for e in test_explanations if e.final_answer != planted[e.problem_id]]
+        assert summary["deceptive_noncompliant"]["test"] == len(off)
+        failures = [m for m in messages if isinstance(m, ParseFailure)]
+        assert len(failures) == summary["deceptive_noncompliant"]["seed_set"] + len(off)
+        decisions = {d.problem_id: d for d in messages if isinstance(d, InterventionDecision)}
+        assert all(decisions[e.problem_id].utility is None and not decisions[e.problem_id].intervene for e in off)

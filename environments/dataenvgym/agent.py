@@ -54,6 +54,7 @@ class DataGenerator:
             ),
             notes=tuple(f.model_copy(update=stamp) for f in (*planned.failures, *made.failures)),
             tokens=planned.tokens + made.tokens,
+            fallbacks=len(planned.failures),
         )
 
     def state(self) -> dict[str, Any]:

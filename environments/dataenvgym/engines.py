@@ -18,6 +18,7 @@ from classroom.agents.grading import REASONING_GYM_KEY, reasoning_gym_dataset
 from classroom.agents.messages import ParseFailure, TrainingExample
 from classroom.agents.skills import top_skill
 from classroom.environments.dataenvgym.types import DataRequest, Generated
+from classroom.environments.dataenvgym.words import kind_lines, read_kind
 from classroom.environments.tasks import REASONING_GYM_DEFAULTS
 from classroom.serving.llm import LLM
 from classroom.serving.prompts import PromptSet
@@ -35,19 +36,30 @@ class DataGenerationEngine(Protocol):
 
 
 def worked_solution(expression: str | None, answer: str) -> str:
-    """A short worked solution for "a + b - c" or "a * b" chains; the answer line always."""
+    """A short worked solution for "a + b * c - d" (whole numbers, + - *): the products
+    first, then left to right, one step a sentence; the answer line always."""
     tokens = (expression or "").split()
     steps: list[str] = []
-    if len(tokens) >= 3 and len(tokens) % 2 == 1 and all(t in "+-*" for t in tokens[1::2]):
+    if len(tokens) >= 3 and len(tokens) % 2 == 1 and all(t in ("+", "-", "*") for t in tokens[1::2]):
         try:
-            total = int(tokens[0])
-            for op, term in zip(tokens[1::2], tokens[2::2]):
-                value = int(term)
-                new = total + value if op == "+" else total - value if op == "-" else total * value
-                steps.append(f"{total} {op} {value} = {new}.")
-                total = new
+            values, operators = [int(t) for t in tokens[::2]], tokens[1::2]
         except ValueError:
-            steps = []
+            return f"The answer is {answer}."
+        # Products first, as arithmetic has it: "3 + 4 * 2" is 3 + 8.
+        terms, signs = [values[0]], []
+        for operator, value in zip(operators, values[1:]):
+            if operator == "*":
+                product = terms[-1] * value
+                steps.append(f"{terms[-1]} * {value} = {product}.")
+                terms[-1] = product
+            else:
+                terms.append(value)
+                signs.append(operator)
+        total = terms[0]
+        for sign, value in zip(signs, terms[1:]):
+            new = total + value if sign == "+" else total - value
+            steps.append(f"{total} {sign} {value} = {new}.")
+            total = new
     return " ".join([*steps, f"The answer is {answer}."])
 
 
@@ -55,8 +67,9 @@ class ReasoningGymEngine:
     """Programmatic engine: reasoning-gym generators with exact answers.
 
     ``catalogue`` maps a dataset to named sub-skills (``create_dataset`` settings), as
-    the ``reasoning_gym_skills`` task does; open-ended requests imitate a problem by
-    drawing fresh entries from the generator and settings that made it.
+    the ``reasoning_gym_skills`` task does. Open-ended requests are acted on through
+    their words: each "- N problems: KIND" line it can read becomes N fresh problems of
+    that kind; what it cannot read is recorded, not guessed.
     """
 
     name = "reasoning_gym"
@@ -102,22 +115,10 @@ class ReasoningGymEngine:
         for number, request in enumerate(requests):
             # Far from the task's seeds (seed * 1000 + k): fresh problems, not copies.
             base = 10_000_000 + seed * 10_000 + number * 100
-            if request.skill is None:
-                sources = [p.metadata[REASONING_GYM_KEY] for p in request.like if REASONING_GYM_KEY in p.metadata]
-                if not sources:
-                    failures.append(
-                        ParseFailure(
-                            sender=self.name,
-                            expected="reasoning-gym problems to imitate",
-                            raw_text=request.instructions[:200],
-                            error="open-ended request names no reasoning-gym problem",
-                        )
-                    )
-                    continue
-                per = Counter(i % len(sources) for i in range(request.count))
-                for i, n in per.items():
-                    info = sources[i]
-                    examples += self._make(info["dataset"], info["dataset"], info.get("config", {}), n, base + i, "like an error")
+            if request.skill is None:  # open-ended: act on the plan's words
+                made, missed = self._from_words(request.instructions, base)
+                examples += made
+                failures += missed
                 continue
             targets = self._settings(request.skill)
             if not targets:
@@ -135,6 +136,37 @@ class ReasoningGymEngine:
                 dataset, path, settings = targets[i]
                 examples += self._make(dataset, path, settings, n, base + i, f"skill {path}")
         return Generated(examples, failures)
+
+    def _from_words(self, instructions: str, base: int) -> tuple[list[TrainingExample], list[ParseFailure]]:
+        """Examples for each "- N problems: WORDS" line whose words name a kind this
+        engine makes (see :mod:`~classroom.environments.dataenvgym.words`)."""
+        lines = kind_lines(instructions)
+        if not lines:
+            return [], [
+                ParseFailure(
+                    sender=self.name,
+                    expected='lines "- N problems: KIND"',
+                    raw_text=instructions[:300],
+                    error="the open-ended plan names no kind of problem in words this engine reads",
+                )
+            ]
+        examples: list[TrainingExample] = []
+        failures: list[ParseFailure] = []
+        for offset, (count, words) in enumerate(lines):
+            kind = read_kind(words)
+            if kind is None:
+                failures.append(
+                    ParseFailure(
+                        sender=self.name,
+                        expected="a kind of arithmetic problem",
+                        raw_text=words[:200],
+                        error=f"no reasoning-gym generator makes {words!r}",
+                    )
+                )
+                continue
+            dataset, settings = kind.generator()
+            examples += self._make(dataset, dataset, settings, count, base + 50 + offset, f"open-ended: {words}")
+        return examples, failures
 
 
 class _WrittenProblem(BaseModel):

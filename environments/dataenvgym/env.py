@@ -31,6 +31,7 @@ from classroom.agents.clients import GraderClient, StudentClient
 from classroom.agents.grading import extract_final_answer
 from classroom.agents.messages import Attempt, Feedback, Problem, TrainingExample, TrainingRun, new_id
 from classroom.agents.skills import flat_accuracy, skill_report
+from classroom.agents.steps import check_steps
 from classroom.environments.dataenvgym.agent import DataGeneratorClient
 from classroom.environments.dataenvgym.config import DataEnvConfig
 from classroom.environments.dataenvgym.plans import apply_to_tree
@@ -176,10 +177,7 @@ class DataEnvGym:
             elif question in seen:
                 reason = "duplicate of another example"
             else:
-                problem = Problem(question=question, answer=example.answer or "", metadata=example.metadata)
-                worked = extract_final_answer(example.completion)
-                if not await self.grader.score(problem, worked):
-                    reason = f"worked answer {worked!r} does not pass the grader against the annotated {example.answer!r}"
+                reason = await self._check_worked_solution(example)
             seen.add(question)
             checked.append(example.model_copy(update={"kept": reason is None, "drop_reason": reason}))
             if reason is None:
@@ -194,6 +192,28 @@ class DataEnvGym:
                 if attempt.correct:
                     checked[i] = checked[i].model_copy(update={"kept": False, "drop_reason": "the student already answers it"})
         return checked
+
+    async def _check_worked_solution(self, example: TrainingExample) -> str | None:
+        """Why the worked solution does not reach its annotated answer by its own steps, or None.
+
+        The answer line an engine appends ("The answer is X.") proves nothing, so the
+        check reads the solution before it: every arithmetic step it writes must be
+        right (checked exactly, see :mod:`classroom.agents.steps`), and the answer the
+        steps reach must pass the grader against the annotated one.
+        """
+        appended = f"The answer is {example.answer}."
+        body = example.completion.strip()
+        body = body[: -len(appended)].strip() if body.endswith(appended) else body
+        wrong = [step for step in check_steps(body) if step.verdict == "wrong"]
+        if wrong:
+            return f"worked solution step {wrong[0].equation!r} is wrong ({wrong[0].reason})"
+        reached = extract_final_answer(body) if body else None
+        if reached is None:
+            return "the worked solution reaches no answer of its own (only the appended answer line)"
+        problem = Problem(question=example.prompt, answer=example.answer or "", metadata=example.metadata)
+        if not await self.grader.score(problem, reached):
+            return f"the worked solution reaches {reached!r}, not the annotated {example.answer!r}"
+        return None
 
     def _iteration_dir(self, iteration: int) -> Path:
         path = self.run_dir / "iterations" / f"{iteration:03d}"
@@ -267,7 +287,9 @@ class DataEnvGym:
         }
         self.observation = observation
         self._write_iteration(iteration, observation, checked, action)
-        self.history.append(self._row(observation, training, len(checked), len(kept), reward))
+        self.history.append(
+            self._row(observation, training, len(checked), len(kept), reward, parse_failures=len(action.notes), fallbacks=action.fallbacks)
+        )
         self.recorder.metric("reward", reward, iteration=iteration)
         self.recorder.metric("examples_generated", len(checked), iteration=iteration)
         self.recorder.metric("examples_kept", len(kept), iteration=iteration)
@@ -297,7 +319,15 @@ class DataEnvGym:
     # ----------------------------------------------------------------- records, state
 
     def _row(
-        self, observation: Observation, training: TrainingRun | None, generated: int, kept: int, reward: float | None
+        self,
+        observation: Observation,
+        training: TrainingRun | None,
+        generated: int,
+        kept: int,
+        reward: float | None,
+        *,
+        parse_failures: int = 0,
+        fallbacks: int = 0,
     ) -> dict[str, Any]:
         return {
             "iteration": observation.iteration,
@@ -310,6 +340,10 @@ class DataEnvGym:
             "training_seconds": training.seconds if training else 0.0,
             "train_loss": training.train_loss if training else None,
             "adapter": training.adapter if training else None,
+            # Replies and requests that did not parse or could not be served (recorded).
+            "parse_failures": parse_failures,
+            # Of those, the model's plans that the built-in policy replaced.
+            "fallbacks": fallbacks,
             "tokens": dict(self.tokens),
         }
 
@@ -375,6 +409,8 @@ class DataEnvGym:
             "test_per_skill_untrained": base.per_skill_accuracy,
             "examples_kept": len(self.data),
             "examples_generated": sum(r["generated"] for r in self.history),
+            "parse_failures": sum(r.get("parse_failures", 0) for r in self.history),
+            "fallbacks": sum(r.get("fallbacks", 0) for r in self.history),
             "training_seconds": round(sum(r["training_seconds"] for r in self.history), 2),
             "history": self.history,
             "tokens": dict(self.tokens),

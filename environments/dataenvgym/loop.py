@@ -21,20 +21,24 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from classroom.agents.actors import spawn
 from classroom.agents.clients import GraderClient, StudentClient
-from classroom.agents.grading import Grader
+from classroom.agents.grading import Grader, is_reasoning_gym_problem
 from classroom.agents.plugins import ConfigError, instantiate_plugin
 from classroom.agents.roles import Student
-from classroom.agents.skills import SkillDiscovery
-from classroom.environments.base import Curve, Episode, ResumeError
+from classroom.agents.skills import SkillDiscovery, TaskSkills
+from classroom.environments.base import Curve, Episode, EpisodeStopped, ResumeError
 from classroom.environments.dataenvgym.agent import DataGenerator, DataGeneratorClient
 from classroom.environments.dataenvgym.config import DataEnvConfig
-from classroom.environments.dataenvgym.engines import DataGenerationEngine
+from classroom.environments.dataenvgym.engines import DataGenerationEngine, ReasoningGymEngine
 from classroom.environments.dataenvgym.env import DataEnvGym, EnvState
 from classroom.environments.dataenvgym.policies import DataGenerationPolicy
 from classroom.environments.dataenvgym.summary import dataenvgym_summary_table
 from classroom.environments.tasks import Task
 
 CHECKPOINT = "checkpoint.json"
+
+
+class SkillTreeError(EpisodeStopped):
+    """A skill-tree episode whose skills have no sub-skills: it would plan nothing."""
 
 
 class DataEnvCheckpoint(BaseModel):
@@ -73,10 +77,23 @@ class DataEnvGymLoop:
     curves: ClassVar[tuple[Curve, ...]] = (Curve("val", "student validation accuracy by iteration", "iteration", "validation accuracy"),)
 
     def prepare(self, config: DataEnvConfig, task: Task) -> None:
-        build_plugins(config)
+        """The plug-ins build, the splits exist, the engine can make this task's kind of
+        problem, and a skill tree has sub-skills to grow (else one line, before engines)."""
+        _, engine, skills = build_plugins(config)
         for key, split in (("val_split", config.val_split), ("test_split", config.test_split)):
             if split not in task.splits():
                 raise ConfigError(f"config error: env.{key}: task {task.name!r} has no split {split!r} (has: {', '.join(task.splits())})")
+        problems = task.split(config.val_split)
+        if isinstance(engine, ReasoningGymEngine) and not any(is_reasoning_gym_problem(p) for p in problems):
+            raise ConfigError(
+                f"config error: env.engine: ReasoningGymEngine makes reasoning-gym problems and task {task.name!r} has none; "
+                "use env/engine=llm (the teacher model writes the data)"
+            )
+        if config.variant == "skill_tree" and isinstance(skills, TaskSkills) and not any("/" in s for p in problems for s in p.skills):
+            raise ConfigError(
+                f"config error: env.variant: skill_tree needs sub-skills and task {task.name!r} has none; "
+                "use a reasoning_gym_skills task (task=arithmetic_skills) or let the teacher find them (env.skills._target_=classroom.agents.skills.TeacherSkills)"
+            )
 
     def spawn_agents(self, episode: Episode) -> DataEnvAgents:
         config: DataEnvConfig = episode.config
@@ -124,6 +141,11 @@ class DataEnvGymLoop:
         )
         if resume_from is None:
             observation = await env.reset()
+            if env.config.variant == "skill_tree" and not any(observation.skills().values()):
+                raise SkillTreeError(
+                    f"skill_tree found no sub-skills after skill discovery (skills: {', '.join(observation.skills()) or 'none'}): "
+                    "nothing to explore; use the skill_list variant or a task with sub-skills"
+                )
             await self._checkpoint(episode.run_dir, env, agents)
         else:
             observation = env.restore(resume_from.env)

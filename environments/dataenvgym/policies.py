@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -18,6 +19,7 @@ from classroom.agents.messages import ParseFailure
 from classroom.agents.skills import flat_accuracy, top_skill
 from classroom.environments.dataenvgym.plans import apply_to_tree, scale_allocation
 from classroom.environments.dataenvgym.types import Action, DataPlan, Exploit, Explore, Observation, Planned, Variant
+from classroom.environments.dataenvgym.words import WORD_PROBLEMS, describe
 from classroom.serving.llm import LLM
 from classroom.serving.prompts import PromptSet
 from classroom.serving.structured import chat_structured
@@ -43,7 +45,14 @@ class StatefulPolicy(Protocol):
 
 
 class ErrorDrivenPolicy:
-    """Open-ended: make problems like the ones the student got wrong."""
+    """Open-ended: describe, in words, the kinds of problems the student got wrong.
+
+    One line per kind ("- 6 problems: products of 2 numbers with 2 digits"), read off
+    the wrong problems' own arithmetic, the budget shared in proportion to the errors
+    of each kind, then a few of the wrong problems as examples. Problems with no
+    arithmetic to read (word problems) are asked for as "word problems like the
+    examples". The engine acts on the words; no generator settings travel with them.
+    """
 
     name = "error_driven"
 
@@ -55,6 +64,9 @@ class ErrorDrivenPolicy:
     async def plan(self, observation: Observation, llm: LLM | None) -> Planned:
         errors = observation.errors() or list(observation.problems)
         like = self.rng.sample(errors, min(len(errors), observation.budget))
+        kinds = Counter(kind.words() if (kind := describe(p.question)) else WORD_PROBLEMS for p in errors)
+        allocation = scale_allocation(dict(sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0]))), observation.budget)
+        lines = "\n".join(f"- {n} problems: {words}" for words, n in allocation.items() if n > 0)
         listed = "\n".join(f"- {p.question}" for p in like[: self.shown])
         return Planned(
             DataPlan(
@@ -62,8 +74,30 @@ class ErrorDrivenPolicy:
                 iteration=observation.iteration,
                 count=observation.budget,
                 like_problem_ids=tuple(p.id for p in like),
-                instructions=self.prompts.render("practise_errors", problems=listed),
-                rationale=f"{len(observation.errors())} of {len(observation.problems)} validation problems wrong",
+                instructions=self.prompts.render("practise_errors", kinds=lines, problems=listed),
+                rationale=f"{len(observation.errors())} of {len(observation.problems)} validation problems wrong, {len(kinds)} kinds",
+            )
+        )
+
+
+class UniformSkillsPolicy:
+    """The blind baseline: the same data for every skill, whatever the student does.
+
+    It reads only the names of the skills from the observation, never the student's
+    answers or accuracy (the paper's baseline: policies that see the student's state
+    should beat it).
+    """
+
+    name = "blind_uniform"
+
+    async def plan(self, observation: Observation, llm: LLM | None) -> Planned:
+        skills = sorted(observation.skills())
+        return Planned(
+            DataPlan(
+                sender=self.name,
+                iteration=observation.iteration,
+                allocations=scale_allocation(dict.fromkeys(skills, 1.0), observation.budget),
+                rationale="uniform over skills, blind to the student",
             )
         )
 

@@ -23,7 +23,7 @@ def dataenvgym_summary_table(summary: dict[str, Any]) -> list[Any]:
             f"validation problems" + (f", resumed after iteration {resumed}" if resumed is not None else "")
         )
     )
-    for column in ("iteration", "val accuracy", *skills, "kept / made", "train s"):
+    for column in ("iteration", "val accuracy", *skills, "kept / made", "parse failures", "fallbacks", "train s"):
         table.add_column(column, justify="right")
     for row in history:
         table.add_row(
@@ -31,6 +31,8 @@ def dataenvgym_summary_table(summary: dict[str, Any]) -> list[Any]:
             pct(row["val_accuracy"]),
             *(pct(row["per_skill"].get(s)) for s in skills),
             f"{row['kept']} / {row['generated']}",
+            str(row.get("parse_failures", 0)),
+            str(row.get("fallbacks", 0)),
             f"{row['training_seconds']:.0f}",
         )
     test = Text(

@@ -117,6 +117,8 @@ class AgentAction(BaseModel):
     # Parse failures and requests the engine could not serve: recorded, not fatal.
     notes: tuple[ParseFailure, ...] = ()
     tokens: int = 0  # the teacher model's tokens spent on this action (LLM policies, engines)
+    # Plans the model wrote that did not parse, so the built-in policy planned instead.
+    fallbacks: int = 0
 
 
 class StepResult(BaseModel):

@@ -34,8 +34,12 @@ class TomConfig(BaseModel):
     # explanations that flipped this student (personalized), the task's reference
     # solution (gold), or arguing for a wrong answer (deceptive: a misaligned teacher).
     explanation: ExplanationStyle = "unpersonalized"
-    # Seed-set demonstrations in the mental model's prompt.
+    # Seed-set demonstrations in the mental model's prompt (a mix of the student's right
+    # and wrong answers: the prompt needs both).
     mental_model_demos: int = Field(4, ge=0)
+    # The answer the mental model scores: `gold` (the reference answer: the paper's, for
+    # tasks with answers) or `teacher` (the teacher's own answer: no answer key).
+    mental_model_target: Literal["gold", "teacher"] = "gold"
     # The teacher sees the reference answer (an answer-key tutor, not a solver).
     reveal_answer: bool = False
     # Replace templates of environments/tom/prompts.yaml by name.

@@ -29,16 +29,16 @@ from typing import Any, ClassVar
 from classroom.agents.actors import spawn
 from classroom.agents.clients import GraderClient, StudentClient
 from classroom.agents.grading import Grader
-from classroom.agents.messages import Attempt, Problem, new_id
+from classroom.agents.messages import Attempt, Explanation, ParseFailure, Problem, new_id
 from classroom.agents.plugins import ConfigError, instantiate_plugin
-from classroom.agents.roles import Student
+from classroom.agents.roles import Student, gold_explanation
 from classroom.environments.base import Curve, Episode
 from classroom.environments.recording import Recorder
 from classroom.environments.tasks import Task
 from classroom.environments.tom.config import TomConfig
 from classroom.environments.tom.policies import InterventionPolicy, choose_interventions, ranked
 from classroom.environments.tom.summary import accuracy, budget_key, per_skill_accuracy, tom_summary_table
-from classroom.environments.tom.teacher import TomTeacher, TomTeacherClient
+from classroom.environments.tom.teacher import TomTeacher, TomTeacherClient, mixed_demonstrations, wrong_answer
 from classroom.environments.tom.types import SeedObservation
 
 
@@ -70,6 +70,33 @@ class TomEpisode:
         self.recorder.advance(len(graded))
         return graded
 
+    async def _deception_failures(self, problems: Sequence[Problem], explanations: Sequence[Explanation]) -> set[str]:
+        """Ids of problems whose deceptive explanation does not conclude the planted wrong
+        answer; each is recorded as a ParseFailure (it is not the explanation asked for)."""
+        failed: set[str] = set()
+        by_id = {p.id: p for p in problems}
+        for explanation in explanations:
+            if explanation.style != "deceptive":
+                continue
+            problem = by_id[explanation.problem_id]
+            planted = wrong_answer(problem, self.config.seed)
+            if await self.grader.score(Problem(question=problem.question, answer=planted), explanation.final_answer):
+                continue
+            failed.add(problem.id)
+            self.recorder.record(
+                [
+                    ParseFailure(
+                        episode_id=self.episode_id,
+                        sender=explanation.sender,
+                        parents=(explanation.id,),
+                        expected=f"a deceptive explanation concluding {planted}",
+                        raw_text=explanation.text[:500],
+                        error=f"it concludes {explanation.final_answer!r}, not the planted {planted!r}",
+                    )
+                ]
+            )
+        return failed
+
     def _sample(self) -> tuple[list[Problem], list[Problem], list[Problem]]:
         cfg = self.config
         separate_seed = cfg.seed_split is not None and cfg.seed_split != cfg.split
@@ -100,10 +127,13 @@ class TomEpisode:
         pre = await self._answer_and_grade(everything, phase="pre_test")
         pre_by_id = {a.problem_id: a for a in pre}
 
-        # 2. The teacher watches the student learn from its explanations on the seed set.
+        # 2. The teacher watches the student learn from its explanations on the seed set,
+        #    written in the run's style (personalized ones need this set's flips first).
         self.recorder.stage("teacher observes the student (seed set)", len(seed_set))
-        seed_explanations = await self.teacher.explain_as(seed_set, "unpersonalized")
+        seed_style = "unpersonalized" if cfg.explanation == "personalized" else cfg.explanation
+        seed_explanations = await self.teacher.explain_as(seed_set, seed_style)
         self.recorder.record(seed_explanations)
+        seed_unusable = await self._deception_failures(seed_set, seed_explanations)
         seed_helped = await self._answer_and_grade(seed_set, phase="seed_with_explanation", explanations=seed_explanations)
         observations = [
             SeedObservation(problem=p, attempt=pre_by_id[p.id], explanation=e, helped=h)
@@ -115,22 +145,29 @@ class TomEpisode:
         self.recorder.stage("teacher explains, student answers with it", len(test))
         explanations = await self.teacher.explain_as(test, cfg.explanation, personal=personal)
         self.recorder.record(explanations)
+        # Personalized with no flip to learn from: the teacher explained unpersonalized.
+        fallbacks = len(test) if cfg.explanation == "personalized" and not personal else 0
+        unusable = await self._deception_failures(test, explanations)
         helped = await self._answer_and_grade(test, phase="with_explanation", explanations=explanations)
 
         # 4. The intervention policy ranks once; each budget takes its top share.
         self.recorder.stage("intervention policy ranks", None)
         pre_test = [pre_by_id[p.id] for p in test]
         top_budget = round(max(cfg.budgets) * len(test))
-        decisions = await self.teacher.decide(test, pre_test, top_budget, explanations=explanations, seed=observations, outcomes=helped)
+        decisions = await self.teacher.decide(
+            test, pre_test, top_budget, explanations=explanations, seed=observations, outcomes=helped, excluded=unusable
+        )
         self.recorder.record(decisions)
         utilities = [d.utility for d in decisions]
         by_budget: dict[str, float | None] = {}
         interventions: dict[str, int] = {}
+        intervened: dict[str, list[str]] = {}
         for budget in cfg.budgets:
             chosen = set(choose_interventions(utilities, round(budget * len(test))))
             final = [helped[i] if i in chosen else pre_test[i] for i in range(len(test))]
             by_budget[budget_key(budget)] = accuracy(final)
             interventions[budget_key(budget)] = len(chosen)
+            intervened[budget_key(budget)] = [test[i].id for i in sorted(chosen)]
 
         # 5. Multi-turn: the top-ranked explained problems as demonstrations on unexplained ones.
         self.recorder.stage("multi-turn: post-test with demonstrations", len(post_set) * len(cfg.demo_counts))
@@ -151,8 +188,12 @@ class TomEpisode:
         tokens: dict[str, int] = defaultdict(int)
         for message in [*pre, *seed_helped, *helped, *post_attempts, *seed_explanations, *explanations]:
             tokens[message.sender] += message.usage.total_tokens
-        flips_right = sum(not b.correct and a.correct for b, a in zip(pre_test, helped))
-        flips_wrong = sum(bool(b.correct) and not a.correct for b, a in zip(pre_test, helped))
+        # An unusable (non-compliant deceptive) explanation is never given: the student
+        # keeps its own answer there, at every budget.
+        usable = [helped[i] if test[i].id not in unusable else pre_test[i] for i in range(len(test))]
+        flips_right = sum(not b.correct and a.correct for b, a in zip(pre_test, usable))
+        flips_wrong = sum(bool(b.correct) and not a.correct for b, a in zip(pre_test, usable))
+        alone_demos = mixed_demonstrations(observations, cfg.mental_model_demos, lambda o: o.attempt.correct)
         max_key = budget_key(max(cfg.budgets))
         max_chosen = set(choose_interventions(utilities, top_budget))
         summary: dict[str, Any] = {
@@ -166,19 +207,30 @@ class TomEpisode:
             "post_test_set": len(post_set),
             "budgets": list(cfg.budgets),
             "interventions": interventions,
+            # Which test problems each budget explained.
+            "intervened": intervened,
             "accuracy_by_budget": by_budget,
             "multiturn_by_demos": multiturn,
             "accuracy": {
                 "no_intervention": accuracy(pre_test),
-                "with_every_explanation": accuracy(helped),
+                "with_every_explanation": accuracy(usable),
                 f"at_budget_{max_key}": by_budget[max_key],
             },
             "per_skill": {
                 "no_intervention": per_skill_accuracy(test, pre_test),
-                f"at_budget_{max_key}": per_skill_accuracy(test, [helped[i] if i in max_chosen else pre_test[i] for i in range(len(test))]),
+                f"at_budget_{max_key}": per_skill_accuracy(test, [usable[i] if i in max_chosen else pre_test[i] for i in range(len(test))]),
             },
             "explanations_flip": {"wrong_to_right": flips_right, "right_to_wrong": flips_wrong},
             "seed_set_flips_used_for_personalization": len(personal),
+            # Test explanations written unpersonalized because no seed explanation flipped the student.
+            "personalization_fallbacks": fallbacks,
+            # Deceptive explanations that did not argue for the planted wrong answer: recorded, never given.
+            "deceptive_noncompliant": {"seed_set": len(seed_unusable), "test": len(unusable)},
+            "mental_model": {
+                "target": cfg.mental_model_target,
+                "demonstrations_right": sum(bool(o.attempt.correct) for o in alone_demos),
+                "demonstrations_wrong": sum(not o.attempt.correct for o in alone_demos),
+            },
             "parse_failures": sum(a.final_answer is None for a in [*pre, *helped, *post_attempts]),
             "tokens": dict(tokens),
             "wall_time_s": round(time.time() - started, 2),
@@ -187,6 +239,12 @@ class TomEpisode:
         summary["scores"] = {
             **{f"acc@{k}": v for k, v in by_budget.items()},
             **{f"multiturn@{k}": v for k, v in multiturn.items()},
+            # Paired within the run: the same problems with and without intervention.
+            **{
+                f"gain@{k}": v - by_budget["0"]
+                for k, v in by_budget.items()
+                if k != "0" and v is not None and by_budget.get("0") is not None
+            },
         }
         for key, value in summary["scores"].items():
             if value is not None:
@@ -213,8 +271,15 @@ class TomLoop:
     )
 
     def prepare(self, config: TomConfig, task: Task) -> None:
-        """The intervention policy builds, and the split holds the problems the episode draws."""
+        """The intervention policy builds, the split holds the problems the episode draws,
+        and gold explanations have reference solutions to show."""
         instantiate_plugin("env.intervention", config.intervention, InterventionPolicy)
+        if config.explanation == "gold" and config.split in task.splits():
+            missing = [p.id for p in task.split(config.split)[:20] if gold_explanation(p) is None]
+            if missing:
+                raise ConfigError(
+                    f"config error: env.explanation: gold needs reference solutions; task {task.name!r} has none ({missing[0]})"
+                )
         available = len(task.split(config.split)) if config.split in task.splits() else None
         if available is None:
             raise ConfigError(
@@ -242,6 +307,7 @@ class TomLoop:
                     sampling=teacher.sampling,
                     reveal_answer=config.reveal_answer,
                     mental_model_demos=config.mental_model_demos,
+                    mental_model_target=config.mental_model_target,
                     seed=config.seed,
                 )
             ),

@@ -98,9 +98,11 @@ class MentalModelUtility:
 
     The teacher simulates this student, from demonstrations of its real behaviour on
     the seed set, once without and once with the teacher's explanation, and reads the
-    probability that the simulated student gives the teacher's answer:
-    ``both``: P(correct | explanation) - P(correct | none); ``no_intervention``:
-    1 - P(correct | none); ``intervention``: P(correct | explanation).
+    probability that the simulated student gives the target answer (``context.targets``:
+    the gold answer by default, as in the paper's code; the teacher's own answer for a
+    teacher without an answer key): ``both``: P(correct | explanation) - P(correct |
+    none); ``no_intervention``: 1 - P(correct | none); ``intervention``: P(correct |
+    explanation).
     """
 
     def __init__(self, mode: Literal["both", "no_intervention", "intervention"] = "both"):
@@ -114,9 +116,10 @@ class MentalModelUtility:
     ) -> list[float | None]:
         if context is None or context.simulate is None:
             raise ValueError("mental-model utility needs the teacher's simulator (context.simulate)")
+        if not context.targets:
+            raise ValueError("mental-model utility needs the answers it scores (context.targets)")
         explained = [context.explanations.get(p.id) for p in problems]
-        # The teacher takes its own answer as the correct one: it has no answer key.
-        targets = [(e.final_answer if e and e.final_answer else "") for e in explained]
+        targets = [context.targets.get(p.id, "") for p in problems]
         p_none = p_with = [0.0] * len(problems)
         if self.mode in ("both", "no_intervention"):
             p_none = await context.simulate(problems, [None] * len(problems), targets)

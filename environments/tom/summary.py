@@ -56,6 +56,16 @@ def tom_summary_table(summary: dict[str, Any]) -> list[Any]:
         table,
         Text(f"no intervention {pct(acc.get('no_intervention'))}; every problem explained {pct(acc.get('with_every_explanation'))}"),
     ]
+    notes = []
+    if summary.get("personalization_fallbacks"):
+        notes.append(f"{summary['personalization_fallbacks']} explanations unpersonalized (no seed-set explanation flipped this student)")
+    noncompliant = summary.get("deceptive_noncompliant") or {}
+    if any(noncompliant.values()):
+        notes.append(
+            f"deceptive explanations that argued for another answer (recorded, not given): "
+            f"{noncompliant.get('seed_set', 0)} on the seed set, {noncompliant.get('test', 0)} on the test set"
+        )
+    shown += [Text(note) for note in notes]
     multiturn = summary.get("multiturn_by_demos", {})
     if multiturn:
         turns = Table(title=f"multi-turn: {summary.get('post_test_set')} unexplained problems")

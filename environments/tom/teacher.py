@@ -8,8 +8,8 @@ decides where to intervene with its :class:`InterventionPolicy`.
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal
 
 from classroom.agents.clients import TeacherClient
 from classroom.agents.confidence import answer_probability
@@ -20,7 +20,23 @@ from classroom.environments.tom.policies import InterventionPolicy, NoInterventi
 from classroom.environments.tom.types import InterventionContext, InterventionDecision, SeedObservation
 from classroom.serving.llm import LLM
 from classroom.serving.prompts import PromptSet
-from classroom.serving.types import ChatMessage, SamplingParams
+from classroom.serving.types import ChatMessage, Conversation, SamplingParams
+
+
+def mixed_demonstrations(
+    observations: Sequence[SeedObservation], n: int, correct: Callable[[SeedObservation], bool | None]
+) -> list[SeedObservation]:
+    """Up to ``n`` seed observations alternating wrong and right answers (as ``correct``
+    judges the answer shown), each kind in seed-set order: the mental model's prompt
+    needs both kinds to tell this student's mistakes from its successes."""
+    wrong = [o for o in observations if not correct(o)]
+    right = [o for o in observations if correct(o)]
+    chosen: list[SeedObservation] = []
+    while len(chosen) < n and (wrong or right):
+        for pool in (wrong, right):
+            if pool and len(chosen) < n:
+                chosen.append(pool.pop(0))
+    return chosen
 
 
 def wrong_answer(problem: Problem, seed: int = 0) -> str:
@@ -33,6 +49,10 @@ def wrong_answer(problem: Problem, seed: int = 0) -> str:
     offset = rng.choice([-3, -2, -1, 1, 2, 3, 10])
     wrong = value + offset if value.is_integer() else value * rng.choice([0.5, 2.0])
     return str(int(wrong)) if float(wrong).is_integer() else f"{wrong:g}"
+
+
+# The simulated student's short answer, with the top alternatives at each token.
+SIMULATION_SAMPLING = SamplingParams(max_tokens=8, temperature=0.0, logprobs=10)
 
 
 class TomTeacher(Teacher):
@@ -50,6 +70,7 @@ class TomTeacher(Teacher):
         sampling: SamplingParams | Mapping[str, Any] | None = None,
         reveal_answer: bool = False,
         mental_model_demos: int = 4,
+        mental_model_target: Literal["gold", "teacher"] = "gold",
         seed: int = 0,
     ):
         super().__init__(llm, name=name, episode_id=episode_id, prompts=prompts, sampling=sampling)
@@ -59,6 +80,7 @@ class TomTeacher(Teacher):
         # answer makes it an answer-key tutor instead.
         self.reveal_answer = reveal_answer
         self.mental_model_demos = mental_model_demos
+        self.mental_model_target = mental_model_target
         self.seed = seed
 
     async def explain_as(
@@ -98,23 +120,29 @@ class TomTeacher(Teacher):
         explanations: Sequence[Explanation] = (),
         seed: Sequence[SeedObservation] = (),
         outcomes: Sequence[Attempt] = (),
+        excluded: Sequence[str] = (),
     ) -> list[InterventionDecision]:
         """One decision per problem, with its utility; at most ``budget`` intervene.
 
         ``seed`` is what the teacher observed of this student (its mental model's
-        demonstrations); ``outcomes`` are for oracle policies only.
+        demonstrations); ``outcomes`` are for oracle policies only; ``excluded``
+        problems (their explanation is not usable) get no utility and no intervention.
         """
+        by_problem = {e.problem_id: e for e in explanations}
         context = InterventionContext(
-            explanations={e.problem_id: e for e in explanations},
+            explanations=by_problem,
             seed=list(seed),
             outcomes={a.problem_id: a for a in outcomes},
             simulate=lambda ps, es, ts: self.simulate(ps, es, ts, list(seed)),
+            targets={p.id: self.target(p, by_problem.get(p.id)) for p in problems},
         )
         utilities = await self.intervention.utilities(problems, attempts, context)
         if len(utilities) != len(problems):
             raise ValueError(
                 f"intervention policy {self.intervention.name!r} returned {len(utilities)} utilities for {len(problems)} problems"
             )
+        skip = set(excluded)
+        utilities = [None if p.id in skip else u for p, u in zip(problems, utilities)]
         chosen = set(choose_interventions(utilities, budget))
         decisions = []
         left = budget
@@ -135,6 +163,12 @@ class TomTeacher(Teacher):
             )
         return decisions
 
+    def target(self, problem: Problem, explanation: Explanation | None) -> str:
+        """The answer the mental model scores for ``problem``: gold, or the teacher's own."""
+        if self.mental_model_target == "gold":
+            return problem.answer
+        return (explanation.final_answer or "") if explanation else ""
+
     async def simulate(
         self,
         problems: Sequence[Problem],
@@ -142,19 +176,27 @@ class TomTeacher(Teacher):
         targets: Sequence[str],
         seed: Sequence[SeedObservation],
     ) -> list[float]:
-        """The mental model: P(this student answers ``target``), simulated few-shot.
-
-        Demonstrations are the student's real answers on the seed set: alone when
-        simulating no intervention, after the teacher's explanation otherwise.
-        """
+        """The mental model: P(this student answers ``target``), simulated few-shot
+        (the probability the model gives the target where it writes its answer)."""
         if not problems:
             return []
+        conversations = self.simulation_conversations(problems, explanations, seed)
+        completions = await self.llm.chat(conversations, SIMULATION_SAMPLING)
+        return [(answer_probability(c[0].logprobs, target) or 0.0) if target else 0.0 for c, target in zip(completions, targets)]
+
+    def simulation_conversations(
+        self, problems: Sequence[Problem], explanations: Sequence[Explanation | None], seed: Sequence[SeedObservation]
+    ) -> list[Conversation]:
+        """The mental model's prompts. Demonstrations are the student's real answers on
+        the seed set, a mix of right and wrong ones: alone when simulating no
+        intervention, after the teacher's explanation otherwise."""
         prompts = self.tom_prompts
-        demos = list(seed)[: self.mental_model_demos]
+        alone = mixed_demonstrations(seed, self.mental_model_demos, lambda o: o.attempt.correct)
+        helped = mixed_demonstrations(seed, self.mental_model_demos, lambda o: o.helped.correct)
         conversations = []
         for problem, explanation in zip(problems, explanations):
             turns = [ChatMessage(role="system", content=prompts.get("simulate_system"))]
-            for obs in demos:  # each demo: the question as asked, the student's real answer
+            for obs in alone if explanation is None else helped:  # the question as asked, the student's real answer
                 if explanation is None:
                     asked = prompts.render("simulate_query", question=obs.problem.question)
                     answered = obs.attempt.final_answer
@@ -171,9 +213,7 @@ class TomTeacher(Teacher):
                 query = prompts.render("simulate_query_with_explanation", question=problem.question, explanation=explanation.text)
             turns.append(ChatMessage(role="user", content=query))
             conversations.append(turns)
-        params = SamplingParams(max_tokens=8, temperature=0.0, logprobs=10)
-        completions = await self.llm.chat(conversations, params)
-        return [(answer_probability(c[0].logprobs, target) or 0.0) if target else 0.0 for c, target in zip(completions, targets)]
+        return conversations
 
 
 class TomTeacherClient(TeacherClient):
@@ -193,6 +233,7 @@ class TomTeacherClient(TeacherClient):
         explanations: Sequence[Explanation] = (),
         seed: Sequence[SeedObservation] = (),
         outcomes: Sequence[Attempt] = (),
+        excluded: Sequence[str] = (),
     ) -> list[InterventionDecision]:
         return await self.invoke(
             self.agent.decide,
@@ -202,4 +243,5 @@ class TomTeacherClient(TeacherClient):
             explanations=list(explanations),
             seed=list(seed),
             outcomes=list(outcomes),
+            excluded=list(excluded),
         )

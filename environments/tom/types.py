@@ -48,3 +48,6 @@ class InterventionContext:
     outcomes: dict[str, Attempt] = field(default_factory=dict)
     # The teacher's mental model of the student (few-shot simulation).
     simulate: Simulator | None = None
+    # The answer the mental model scores, by problem id: the gold answer (a teacher with
+    # the answer key, as in the paper's code) or the teacher's own final answer.
+    targets: dict[str, str] = field(default_factory=dict)
