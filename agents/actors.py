@@ -38,8 +38,9 @@ def ship_by_value(obj: Any) -> None:
     cloudpickle.register_pickle_by_value(module)
 
 
-def spawn(role_cls: type, *args: Any, num_cpus: float = 0.0, name: str | None = None, **kwargs: Any) -> Any:
-    """Start ``role_cls(*args, **kwargs)`` as a Ray actor; returns its handle."""
+def spawn(role_cls: type, *args: Any, num_cpus: float = 0.0, actor_name: str | None = None, **kwargs: Any) -> Any:
+    """Start ``role_cls(*args, **kwargs)`` as a Ray actor (named ``actor_name`` in Ray,
+    if given); returns its handle."""
     import ray
 
     ship_by_value(role_cls)
@@ -47,6 +48,6 @@ def spawn(role_cls: type, *args: Any, num_cpus: float = 0.0, name: str | None = 
         if value is not None and not isinstance(value, (str, int, float, bool, dict, list, tuple)):
             ship_by_value(value)
     options: dict[str, Any] = {"num_cpus": num_cpus}
-    if name:
-        options["name"] = name
+    if actor_name:
+        options["name"] = actor_name
     return ray.remote(role_cls).options(**options).remote(*args, **kwargs)

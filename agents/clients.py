@@ -56,6 +56,26 @@ class StudentClient(AgentClient):
             base=base,
         )
 
+    async def answer_each(
+        self,
+        items: Sequence[tuple[Problem, Demonstrations]],
+        *,
+        phase: str,
+        samples: int = 1,
+        temperature: float | None = None,
+        seed: int | None = None,
+        max_tokens: int | None = None,
+    ) -> list[list[Attempt]]:
+        return await self.invoke(
+            self.agent.answer_each,
+            [(p, list(d)) for p, d in items],
+            phase=phase,
+            samples=samples,
+            temperature=temperature,
+            seed=seed,
+            max_tokens=max_tokens,
+        )
+
     async def train(self, examples: Sequence[TrainingExample], *, iteration: int, out_dir: str, adapter_name: str) -> TrainingRun:
         return await self.invoke(self.agent.train, list(examples), iteration=iteration, out_dir=out_dir, adapter_name=adapter_name)
 
@@ -73,9 +93,34 @@ class TeacherClient(AgentClient):
     """Calls a :class:`~classroom.agents.roles.Teacher`."""
 
     async def explain(
-        self, problems: Sequence[Problem], *, demonstrations: Demonstrations = (), with_answer: bool = False
+        self, problems: Sequence[Problem], *, demonstrations: Demonstrations = (), with_answer: bool = False, adapter: str | None = None
     ) -> list[Explanation]:
-        return await self.invoke(self.agent.explain, list(problems), demonstrations=list(demonstrations), with_answer=with_answer)
+        return await self.invoke(
+            self.agent.explain, list(problems), demonstrations=list(demonstrations), with_answer=with_answer, adapter=adapter
+        )
+
+    async def sample_explanations(
+        self,
+        problems: Sequence[Problem],
+        *,
+        samples: int,
+        temperature: float,
+        seed: int | None = None,
+        max_tokens: int | None = None,
+        adapter: str | None = None,
+    ) -> list[list[Explanation]]:
+        return await self.invoke(
+            self.agent.sample_explanations,
+            list(problems),
+            samples=samples,
+            temperature=temperature,
+            seed=seed,
+            max_tokens=max_tokens,
+            adapter=adapter,
+        )
+
+    async def prompts_of(self, problems: Sequence[Problem]) -> list[list[dict[str, str]]]:
+        return await self.invoke(self.agent.prompts_of, list(problems))
 
     async def gold(self, problems: Sequence[Problem]) -> list[Explanation]:
         return await self.invoke(self.agent.gold, list(problems))

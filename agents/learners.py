@@ -124,19 +124,47 @@ class LoRATrainer:
         self._base.eval()
 
     def train(self, examples: list[dict], out_dir: str, *, settings: dict[str, Any], init_adapter: str | None = None) -> dict[str, Any]:
-        """Train on ``examples`` and save the adapter into ``out_dir``.
+        """Supervised fine-tuning on ``examples`` (prompt-completion rows); the adapter goes to ``out_dir``.
 
         ``settings`` holds r, alpha, dropout, target_modules, epochs, learning_rate,
         batch_size, max_length, seed and device (see :func:`device_args`). With
         ``init_adapter`` (an earlier ``out_dir``) that adapter is trained further; else
         a fresh LoRA is made from the settings.
         """
-        from datasets import Dataset
-        from peft import LoraConfig, PeftModel
         from trl import SFTConfig, SFTTrainer
 
-        if not examples:
-            raise ValueError("LoRATrainer.train: no examples to train on")
+        return self._fit("train", SFTConfig, SFTTrainer, examples, out_dir, settings, init_adapter, {})
+
+    def train_preferences(
+        self, rows: list[dict], out_dir: str, *, settings: dict[str, Any], init_adapter: str | None = None
+    ) -> dict[str, Any]:
+        """DPO on ``rows`` (prompt / chosen / rejected), the reference being the base
+        model (peft's adapter switched off); with ``nll_weight`` > 0 an NLL term on the
+        chosen completions is added (RPO, as LbT's M2 does). ``settings`` as for
+        :meth:`train`, plus ``beta`` and ``nll_weight``."""
+        from trl import DPOConfig, DPOTrainer
+
+        losses: dict[str, Any] = {"beta": settings["beta"], "loss_type": ["sigmoid"]}
+        if settings.get("nll_weight"):
+            losses.update(loss_type=["sigmoid", "sft"], loss_weights=[1.0, settings["nll_weight"]])
+        return self._fit("train_preferences", DPOConfig, DPOTrainer, rows, out_dir, settings, init_adapter, losses)
+
+    def _fit(
+        self,
+        what: str,
+        config_class: Any,
+        trainer_class: Any,
+        rows: list[dict],
+        out_dir: str,
+        settings: dict[str, Any],
+        init_adapter: str | None,
+        extra: dict[str, Any],
+    ) -> dict[str, Any]:
+        from datasets import Dataset
+        from peft import LoraConfig, PeftModel
+
+        if not rows:
+            raise ValueError(f"LoRATrainer.{what}: no examples to train on")
         started = time.perf_counter()
         model = copy.deepcopy(self._base)
         peft_config = None
@@ -153,7 +181,7 @@ class LoRATrainer:
         scratch = tempfile.mkdtemp(prefix="classroom-lora-")
         try:
             # Gradient checkpointing only trades time for memory a small model does not need.
-            config = SFTConfig(
+            config = config_class(
                 output_dir=scratch,
                 num_train_epochs=settings["epochs"],
                 learning_rate=settings["learning_rate"],
@@ -170,11 +198,12 @@ class LoRATrainer:
                 logging_strategy="no",
                 dataloader_num_workers=0,
                 dataloader_pin_memory=False,
+                **extra,
             )
-            trainer = SFTTrainer(
+            trainer = trainer_class(
                 model=model,
                 args=config,
-                train_dataset=Dataset.from_list(list(examples)),
+                train_dataset=Dataset.from_list(list(rows)),
                 processing_class=self.tokenizer,
                 peft_config=peft_config,
             )
@@ -186,9 +215,36 @@ class LoRATrainer:
             "train_loss": float(result.training_loss),
             "seconds": time.perf_counter() - started,
             "steps": int(result.global_step),
-            "examples": len(examples),
+            "examples": len(rows),
             "adapter_path": out_dir,
         }
+
+    def preference_margins(self, rows: list[dict], adapter_path: str | None = None) -> list[float]:
+        """log p(chosen | prompt) - log p(rejected | prompt) of each row, under the base
+        model or, given ``adapter_path``, the base with that adapter."""
+        import torch
+        from peft import PeftModel
+
+        model = self._base if adapter_path is None else PeftModel.from_pretrained(copy.deepcopy(self._base), adapter_path)
+        model.eval()
+        margins = []
+        with torch.no_grad():
+            for row in rows:
+                chosen, rejected = (self._completion_logprob(model, row["prompt"], row[k]) for k in ("chosen", "rejected"))
+                margins.append(chosen - rejected)
+        return margins
+
+    def _completion_logprob(self, model: Any, prompt: list[dict], completion: list[dict]) -> float:
+        """Sum of the log-probabilities of the completion's tokens after the prompt."""
+        import torch
+
+        prompt_ids = self.tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True, return_dict=False)
+        full_ids = self.tokenizer.apply_chat_template([*prompt, *completion], tokenize=True, return_dict=False)
+        ids = torch.tensor([full_ids])
+        logprobs = torch.log_softmax(model(ids).logits[0, :-1].float(), dim=-1)
+        targets = ids[0, 1:]
+        start = len(prompt_ids) - 1  # predictions of the completion's tokens start here
+        return float(logprobs[start:].gather(1, targets[start:, None]).sum())
 
 
 def device_args(device: str, bf16_supported: bool | None = None) -> dict[str, bool]:
@@ -214,12 +270,11 @@ def trainer_actor_name(base_model: str) -> str:
     return "classroom-lora-trainer-" + hashlib.sha1(base_model.encode()).hexdigest()[:10]
 
 
-class LoRALearner:
-    """A student that learns by LoRA supervised fine-tuning on the teacher's examples.
+class LoRAFitting:
+    """LoRA settings and the shared trainer actor, common to the SFT and DPO learners.
 
-    It keeps no demonstrations: what it learns lives in the adapter ``fit`` writes. ``mode="accumulated"`` trains a fresh
-    adapter on all examples each time (as in DataEnvGym); ``mode="incremental"``
-    continues the previous adapter on the new examples only, cheaper on CPUs.
+    The trainer actor (one per base model, named) keeps the base model loaded between
+    fits; a GPU for it (``trainer_num_gpus``) makes it train on CUDA in bf16.
     """
 
     def __init__(
@@ -233,13 +288,11 @@ class LoRALearner:
         learning_rate: float = 1e-3,
         batch_size: int = 8,
         max_length: int = 256,
-        mode: LearnMode = "accumulated",
         seed: int = 0,
         trainer_num_cpus: float = 0,
         trainer_num_gpus: float = 0,
     ):
-        checks = [
-            ("mode", mode, mode in MODES, f"one of {', '.join(MODES)}"),
+        self._check(
             ("r", r, isinstance(r, int) and r >= 1, ">= 1"),
             ("alpha", alpha, alpha > 0, "> 0"),
             ("dropout", dropout, 0.0 <= dropout < 1.0, "in [0, 1)"),
@@ -255,10 +308,7 @@ class LoRALearner:
                 bool(target_modules) and not isinstance(target_modules, str),
                 "a non-empty list of module names",
             ),
-        ]
-        for key, value, ok, expected in checks:
-            if not ok:
-                raise ValueError(f"LoRALearner: {key} must be {expected}, got {value!r}")
+        )
         self.base_model = base_model
         self.r = r
         self.alpha = alpha
@@ -268,37 +318,24 @@ class LoRALearner:
         self.learning_rate = learning_rate
         self.batch_size = batch_size
         self.max_length = max_length
-        self.mode: LearnMode = mode
         self.seed = seed
         self.trainer_num_cpus = trainer_num_cpus
         # A GPU for the trainer actor makes it train on CUDA; none trains on the CPU.
         self.trainer_num_gpus = trainer_num_gpus
-        # Examples already in the last adapter, and where it is.
-        self.trained = 0
-        self.adapter_path: str | None = None
         self._trainer_handle: Any = None
 
+    def _check(self, *checks: tuple[str, Any, bool, str]) -> None:
+        for key, value, ok, expected in checks:
+            if not ok:
+                raise ValueError(f"{type(self).__name__}: {key} must be {expected}, got {value!r}")
+
     def __getstate__(self) -> dict[str, Any]:
-        # The learner travels into the Student actor; a handle made here would tie
-        # the trainer actor's lifetime to this copy.
+        # The learner travels into actors; a handle made here would tie the trainer
+        # actor's lifetime to this copy.
         return {**self.__dict__, "_trainer_handle": None}
 
-    def demonstrations(self, problem: Problem) -> list[tuple[Problem, Explanation]]:
-        """None: what this learner learns lives in its adapter."""
-        return []
-
-    async def learn(self, examples: Sequence[TrainingExample], rows: Sequence[dict], out_dir: str) -> LearnOutcome:
-        """Train on the rows (see :meth:`fit`); the new adapter is to be served."""
-        result = await self.fit(rows, out_dir)
-        return LearnOutcome(
-            examples=int(result["examples"]),
-            adapter_path=result["adapter_path"],
-            train_loss=result["train_loss"],
-            epochs=result["epochs"],
-        )
-
     def settings(self) -> dict[str, Any]:
-        """The training settings sent to :meth:`LoRATrainer.train`."""
+        """The training settings sent to :class:`LoRATrainer`."""
         return {
             "r": self.r,
             "alpha": self.alpha,
@@ -329,6 +366,38 @@ class LoRALearner:
 
             self._trainer_handle = ray.remote(LoRATrainer).options(**self.trainer_options()).remote(self.base_model)
         return self._trainer_handle
+
+
+class LoRALearner(LoRAFitting):
+    """A student that learns by LoRA supervised fine-tuning on the teacher's examples.
+
+    It keeps no demonstrations: what it learns lives in the adapter ``fit`` writes.
+    ``mode="accumulated"`` trains a fresh adapter on all examples each time (as in
+    DataEnvGym); ``mode="incremental"`` continues the previous adapter on the new
+    examples only, cheaper on CPUs. Settings: see :class:`LoRAFitting`.
+    """
+
+    def __init__(self, *, mode: LearnMode = "accumulated", **settings: Any):
+        super().__init__(**settings)
+        self._check(("mode", mode, mode in MODES, f"one of {', '.join(MODES)}"))
+        self.mode: LearnMode = mode
+        # Examples already in the last adapter, and where it is.
+        self.trained = 0
+        self.adapter_path: str | None = None
+
+    def demonstrations(self, problem: Problem) -> list[tuple[Problem, Explanation]]:
+        """None: what this learner learns lives in its adapter."""
+        return []
+
+    async def learn(self, examples: Sequence[TrainingExample], rows: Sequence[dict], out_dir: str) -> LearnOutcome:
+        """Train on the rows (see :meth:`fit`); the new adapter is to be served."""
+        result = await self.fit(rows, out_dir)
+        return LearnOutcome(
+            examples=int(result["examples"]),
+            adapter_path=result["adapter_path"],
+            train_loss=result["train_loss"],
+            epochs=result["epochs"],
+        )
 
     async def fit(self, examples: Sequence[dict], out_dir: str) -> dict[str, Any]:
         """Train on ``examples`` (all so far, oldest first); the adapter goes to ``out_dir``.
@@ -372,3 +441,36 @@ class LoRALearner:
             raise ValueError(f"LoRALearner.restore: trained={trained} but no adapter_path")
         self.trained = trained
         self.adapter_path = adapter_path
+
+
+class DPOLearner(LoRAFitting):
+    """Direct preference optimization of a LoRA adapter (TRL's DPOTrainer, peft).
+
+    Rows are TRL's preference format, conversational: ``{"prompt": [messages],
+    "chosen": [assistant message], "rejected": [assistant message]}``. ``beta`` is DPO's
+    temperature (the paper's 0.1); ``nll_weight`` > 0 adds an NLL term on the chosen
+    completions (LbT's M2). The adapter is hot-loaded into the running engine by whoever
+    serves the model it trains. Settings as :class:`LoRAFitting` (one epoch, lr 5e-4 by
+    default: preference data is small and a 135M model moves fast).
+    """
+
+    def __init__(self, *, beta: float = 0.1, nll_weight: float = 0.0, epochs: int = 1, learning_rate: float = 5e-4, **settings: Any):
+        super().__init__(epochs=epochs, learning_rate=learning_rate, **settings)
+        self._check(("beta", beta, beta > 0, "> 0"), ("nll_weight", nll_weight, nll_weight >= 0, ">= 0"))
+        self.beta = beta
+        self.nll_weight = nll_weight
+
+    def settings(self) -> dict[str, Any]:
+        return {**super().settings(), "beta": self.beta, "nll_weight": self.nll_weight}
+
+    async def fit(self, rows: Sequence[dict], out_dir: str, *, init_adapter: str | None = None) -> dict[str, Any]:
+        """Train an adapter on the preference rows into ``out_dir`` (continuing
+        ``init_adapter`` if given); returns the trainer's figures."""
+        if not rows:
+            raise ValueError("DPOLearner.fit: no preference pairs to train on")
+        out_dir = os.path.abspath(out_dir)
+        return await self._trainer().train_preferences.remote(list(rows), out_dir, settings=self.settings(), init_adapter=init_adapter)
+
+    async def margins(self, rows: Sequence[dict], adapter_path: str | None = None) -> list[float]:
+        """log p(chosen) - log p(rejected) per row, under the base or with ``adapter_path``."""
+        return await self._trainer().preference_margins.remote(list(rows), adapter_path)

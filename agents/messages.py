@@ -219,6 +219,29 @@ class TrainingRun(MessageBase):
 
 
 @register_message
+class PreferencePair(MessageBase):
+    """A DPO preference pair in TRL's conversational format: the same prompt, a chosen
+    and a rejected completion, and why (the scores that ordered them)."""
+
+    kind: Literal["preference_pair"] = "preference_pair"
+    prompt: tuple[dict[str, str], ...]
+    chosen: str
+    rejected: str
+    chosen_score: float | None = None
+    rejected_score: float | None = None
+    # What ordered the pair (e.g. "lbt", "correctness", "teacher_correction").
+    source: str = ""
+
+    def row(self) -> dict[str, list[dict[str, str]]]:
+        """The pair as one row of a TRL preference dataset."""
+        return {
+            "prompt": [dict(m) for m in self.prompt],
+            "chosen": [{"role": "assistant", "content": self.chosen}],
+            "rejected": [{"role": "assistant", "content": self.rejected}],
+        }
+
+
+@register_message
 class ParseFailure(MessageBase):
     """A model reply that did not parse into the expected message, kept for the record."""
 

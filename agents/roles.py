@@ -19,7 +19,7 @@ from classroom.agents.learners import InContextLearner, Learner
 from classroom.agents.messages import Attempt, Explanation, Problem, TrainingExample, TrainingRun
 from classroom.serving.llm import LLM, AdapterLLM, BackendError
 from classroom.serving.prompts import PromptSet
-from classroom.serving.types import ChatMessage, Completion, Conversation, SamplingParams
+from classroom.serving.types import ChatMessage, Completion, Conversation, SamplingParams, conversation_dicts
 
 # (problem, explanation) pairs shown before a question: few-shot demonstrations.
 Demonstrations = Sequence[tuple[Problem, Explanation]]
@@ -94,12 +94,18 @@ class Teacher:
         )
 
     async def explain(
-        self, problems: Sequence[Problem], *, demonstrations: Demonstrations = (), with_answer: bool = False
+        self,
+        problems: Sequence[Problem],
+        *,
+        demonstrations: Demonstrations = (),
+        with_answer: bool = False,
+        adapter: str | None = None,
     ) -> list[Explanation]:
         """The teacher's own explanation of each problem, in one batch.
 
         ``demonstrations`` come first as worked examples; ``with_answer`` shows the
-        teacher the reference answer (an answer-key tutor instead of a solver).
+        teacher the reference answer (an answer-key tutor instead of a solver);
+        ``adapter`` answers with a LoRA adapter its engine serves (a trained teacher).
         """
         if not problems:
             return []
@@ -111,9 +117,35 @@ class Teacher:
             )
             for p in problems
         ]
-        completions = await self.llm.chat(conversations, self.sampling)
+        completions = await self.llm.chat(conversations, self.sampling, adapter=adapter)
         parents = tuple(e.id for _, e in demonstrations)
         return [self.explanation(p, c[0], style="unpersonalized", parents=parents) for p, c in zip(problems, completions)]
+
+    def prompts_of(self, problems: Sequence[Problem]) -> list[list[dict[str, str]]]:
+        """The conversation this teacher is asked for each problem, as role/content
+        dicts (a preference pair's prompt must be what the teacher is asked)."""
+        return [conversation_dicts(self.conversation(p)) for p in problems]
+
+    async def sample_explanations(
+        self,
+        problems: Sequence[Problem],
+        *,
+        samples: int,
+        temperature: float,
+        seed: int | None = None,
+        max_tokens: int | None = None,
+        adapter: str | None = None,
+    ) -> list[list[Explanation]]:
+        """``samples`` explanations of each problem, sampled at ``temperature`` in one
+        request per problem (they share its prompt); a seed makes them repeatable."""
+        if not problems:
+            return []
+        update: dict[str, Any] = {"n": samples, "temperature": temperature, "seed": seed}
+        if max_tokens is not None:
+            update["max_tokens"] = max_tokens
+        params = self.sampling.model_copy(update=update)
+        completions = await self.llm.chat([self.conversation(p) for p in problems], params, adapter=adapter)
+        return [[self.explanation(p, c, style="sampled") for c in replies] for p, replies in zip(problems, completions)]
 
     def gold(self, problems: Sequence[Problem]) -> list[Explanation]:
         """The task's reference solution of each problem (no model call)."""
@@ -226,6 +258,53 @@ class Student:
                 )
             )
         return attempts
+
+    async def answer_each(
+        self,
+        items: Sequence[tuple[Problem, Demonstrations]],
+        *,
+        phase: str,
+        samples: int = 1,
+        temperature: float | None = None,
+        seed: int | None = None,
+        max_tokens: int | None = None,
+    ) -> list[list[Attempt]]:
+        """``samples`` attempts at each problem, each after its own demonstrations (an
+        exam after a worked example, as learning by teaching gives them), in one batch.
+        ``temperature``, ``seed`` and ``max_tokens`` override the student's sampling (a
+        seed makes the samples repeatable)."""
+        if not items:
+            return []
+        prepared = [self._conversation(problem, None, False, demos) for problem, demos in items]
+        update: dict[str, Any] = {"n": samples}
+        if max_tokens is not None:
+            update["max_tokens"] = max_tokens
+        if temperature is not None:
+            update["temperature"] = temperature
+        if seed is not None:
+            update["seed"] = seed
+        completions = await self.llm.chat([c for c, _ in prepared], self.sampling.model_copy(update=update), adapter=self.adapter)
+        result = []
+        for (problem, _), (_, context), replies in zip(items, prepared, completions):
+            attempts = []
+            for reply in replies:
+                final = extract_final_answer(reply.text)
+                attempts.append(
+                    Attempt(
+                        episode_id=self.episode_id,
+                        sender=self.name,
+                        parents=(problem.id, *context),
+                        problem_id=problem.id,
+                        reasoning=reply.text.strip(),
+                        final_answer=final,
+                        answer_prob=answer_probability(reply.logprobs, final),
+                        phase=phase,
+                        context_ids=context,
+                        usage=reply.usage,
+                    )
+                )
+            result.append(attempts)
+        return result
 
     def sft_rows(self, examples: Sequence[TrainingExample]) -> list[dict[str, Any]]:
         """Examples in TRL's conversational prompt-completion format, as this student asks.

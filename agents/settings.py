@@ -26,7 +26,8 @@ class TeacherSettings(BaseModel):
 
 
 class StudentSettings(BaseModel):
-    """The student agent's section (`student:`)."""
+    """The student agents' section (`student:`): how every student of the class learns
+    and answers (who the students are, and their adapters: `students:`)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     # How the student learns between rounds: a Learner named by `_target_`.
@@ -34,6 +35,4 @@ class StudentSettings(BaseModel):
     sampling: SamplingParams = SamplingParams(max_tokens=160)
     # Replace templates of agents/prompts/student.yaml by name.
     prompts: dict[str, str] = Field(default_factory=dict)
-    # A LoRA adapter already loaded on the student's engine.
-    adapter: str | None = None
     num_cpus: float = Field(0.0, ge=0.0)

@@ -1,4 +1,5 @@
-"""Checking arithmetic steps without a model: "14 - 7 = 7" is right, "6 * 7 = 43" is not.
+"""Arithmetic steps without a model: checking "14 - 7 = 7" (right) and "6 * 7 = 43"
+(wrong), and writing the steps of a worked solution from an expression.
 
 Equations are parsed by a small recursive-descent parser into exact fractions (numbers,
 + - * / × ÷, parentheses, unary minus) and both sides compared: model text is parsed,
@@ -138,3 +139,31 @@ def check_steps(text: str) -> list[StepCheck]:
 
 def _show(value: Fraction) -> str:
     return str(value.numerator) if value.denominator == 1 else f"{float(value):g}"
+
+
+def worked_solution(expression: str | None, answer: str) -> str:
+    """A short worked solution for "a + b * c - d" (whole numbers, + - *): the products
+    first, then left to right, one step a sentence; the answer line always."""
+    tokens = (expression or "").split()
+    steps: list[str] = []
+    if len(tokens) >= 3 and len(tokens) % 2 == 1 and all(t in ("+", "-", "*") for t in tokens[1::2]):
+        try:
+            values, operators = [int(t) for t in tokens[::2]], tokens[1::2]
+        except ValueError:
+            return f"The answer is {answer}."
+        # Products first, as arithmetic has it: "3 + 4 * 2" is 3 + 8.
+        terms, signs = [values[0]], []
+        for operator, value in zip(operators, values[1:]):
+            if operator == "*":
+                product = terms[-1] * value
+                steps.append(f"{terms[-1]} * {value} = {product}.")
+                terms[-1] = product
+            else:
+                terms.append(value)
+                signs.append(operator)
+        total = terms[0]
+        for sign, value in zip(signs, terms[1:]):
+            new = total + value if sign == "+" else total - value
+            steps.append(f"{total} {sign} {value} = {new}.")
+            total = new
+    return " ".join([*steps, f"The answer is {answer}."])

@@ -18,6 +18,7 @@ module is imported first, so its ``register`` call runs.
 
 from __future__ import annotations
 
+import copy
 import importlib
 from dataclasses import dataclass
 from importlib.metadata import entry_points
@@ -26,9 +27,13 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
+from classroom.agents.actors import spawn
+from classroom.agents.clients import StudentClient
 from classroom.agents.learners import Learner
 from classroom.agents.plugins import ConfigError
+from classroom.agents.roles import Student
 from classroom.agents.settings import StudentSettings, TeacherSettings
+from classroom.agents.students import Seat
 from classroom.environments.recording import Recorder
 from classroom.environments.tasks import Task
 from classroom.serving.pool import ModelPool
@@ -37,6 +42,7 @@ from classroom.serving.pool import ModelPool
 LOOPS: dict[str, str] = {
     "tom": "classroom.environments.tom:TomLoop",
     "dataenvgym": "classroom.environments.dataenvgym:DataEnvGymLoop",
+    "lbt": "classroom.environments.lbt:LbtLoop",
 }
 # Installed packages can add loops without an import: `[project.entry-points."classroom.loops"]`.
 ENTRY_POINT_GROUP = "classroom.loops"
@@ -95,6 +101,8 @@ class Episode:
     pool: ModelPool
     recorder: Recorder
     run_dir: Path
+    # The class: each student's name, model role and adapter (loaded into its engine).
+    students: tuple[Seat, ...] = (Seat("student", "student"),)
 
 
 @runtime_checkable
@@ -102,7 +110,8 @@ class TeachingLoop(Protocol):
     """A teaching loop: its config, its agents, its episode and what it prints.
 
     - ``name``: the registry name; ``config_model``: the pydantic model of ``env:``
-      (the one source of its defaults); ``roles``: the model roles its agents use.
+      (the one source of its defaults); ``roles``: the model roles its agents use;
+      ``max_students``: how many students of the class it teaches at once (None: any).
     - ``curves``: the learning curves its scores draw in reports.
     - ``prepare(config, task)``: checks that need the task (sizes, skills), before any
       engine starts; raises a one-line ``ConfigError``.
@@ -116,6 +125,7 @@ class TeachingLoop(Protocol):
     config_model: ClassVar[type[BaseModel]]
     roles: ClassVar[tuple[str, ...]]
     curves: ClassVar[tuple[Curve, ...]]
+    max_students: ClassVar[int | None]
 
     def prepare(self, config: Any, task: Task) -> None: ...
 
@@ -142,6 +152,25 @@ class Stateful(Protocol):
     def load_state(self, run_dir: Path) -> Any: ...
 
     def episode_id_of(self, state: Any) -> str: ...
+
+
+def spawn_student(episode: Episode, seat: Seat) -> StudentClient:
+    """A Student actor for one seat of the class: its name, its role's model, its
+    adapter, and the shared student settings (learner, sampling, prompts)."""
+    settings = episode.roles.student
+    return StudentClient(
+        spawn(
+            Student,
+            episode.pool.llm(seat.role),
+            num_cpus=settings.num_cpus,
+            name=seat.name,
+            episode_id=episode.episode_id,
+            learner=copy.deepcopy(episode.roles.learner),
+            prompts=settings.prompts,
+            sampling=settings.sampling,
+            adapter=seat.adapter,
+        )
+    )
 
 
 def register(name: str, entry_point: str) -> None:

@@ -352,8 +352,10 @@ def reasoning_gym(
     seed: int = 0,
     test_fraction: float = 0.5,
     config: dict[str, dict[str, Any]] | None = None,
+    name: str = "reasoning_gym",
 ) -> Task:
-    """Procedurally generated problems from reasoning-gym, ``size`` per dataset.
+    """Procedurally generated problems from reasoning-gym, ``size`` per dataset (the
+    task called ``name``).
 
     Each dataset's entries are split into train/test by ``seed``; the skill of a problem
     is its dataset's name. ``config`` maps a dataset name to ``create_dataset`` keyword
@@ -370,7 +372,7 @@ def reasoning_gym(
             hint = f"; did you mean {close}?" if close else ""
             raise ValueError(f"unknown reasoning-gym dataset {dataset_name!r}{hint}")
 
-    task = Task(name="reasoning_gym", problems={"train": [], "test": []})
+    task = Task(name=name, problems={"train": [], "test": []})
     for dataset_name in datasets:
         # JSON round trip: what the problem carries must rebuild the very same dataset
         # after the event log has turned tuples into lists.

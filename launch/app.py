@@ -14,13 +14,14 @@ import os
 import signal
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from classroom.agents.learners import Learner
 from classroom.agents.plugins import ConfigError, instantiate_plugin, validate_section
 from classroom.agents.settings import StudentSettings, TeacherSettings
+from classroom.agents.students import Seat, StudentSpec, check_class, seat_class
 from classroom.environments.base import Episode, EpisodeStopped, LoopError, ResumeError, Roles, Stateful, TeachingLoop, load_loop
 from classroom.environments.tasks import Task
 from classroom.launch.rundir import RunDirectory
@@ -117,6 +118,7 @@ class RunPlan:
     roles: Roles
     pool: PoolConfig
     cluster: ClusterSettings
+    students: tuple[StudentSpec, ...] = ()
 
 
 def prepare(cfg: dict[str, Any]) -> RunPlan:
@@ -142,9 +144,50 @@ def prepare(cfg: dict[str, Any]) -> RunPlan:
         learner=instantiate_plugin("student.learner", student.learner, Learner),
     )
     validate_section(CompareSettings, "compare", cfg.get("compare") or {})
+    students = check_students(cfg.get("students") or [{"name": "student"}], pool, loop)
     task = build_task(cfg["task"])
     loop.prepare(loop_config, task)
-    return RunPlan(loop, loop_config, task, roles, pool, validate_section(ClusterSettings, "cluster", cfg["cluster"]))
+    cluster = validate_section(ClusterSettings, "cluster", cfg["cluster"])
+    return RunPlan(loop, loop_config, task, roles, pool, cluster, students)
+
+
+def check_students(values: list[Any], pool: PoolConfig, loop: TeachingLoop) -> tuple[StudentSpec, ...]:
+    """The class, validated: names once, roles the pool serves, as many as the loop teaches."""
+    if not isinstance(values, list):
+        raise ConfigError("config error: students: must be a list of students ({name, role, adapter | recipe})")
+    specs = tuple(validate_section(StudentSpec, f"students.{i}", value) for i, value in enumerate(values))
+    try:
+        check_class(specs)
+    except ValueError as exc:
+        raise ConfigError(f"config error: {exc}") from None
+    for i, spec in enumerate(specs):
+        if spec.role not in pool.roles:
+            raise ConfigError(f"config error: students.{i}.role: no model for role {spec.role!r} (roles: {', '.join(pool.roles)})")
+        if spec.recipe is not None and pool.models[pool.roles[spec.role]].engine is None:
+            raise ConfigError(
+                f"config error: students.{i}.recipe: role {spec.role!r} is not served by a vLLM engine, which an adapter needs"
+            )
+        if spec.adapter is not None and not Path(spec.adapter, "adapter_config.json").is_file():
+            raise ConfigError(f"config error: students.{i}.adapter: {spec.adapter} has no adapter_config.json")
+    if loop.max_students is not None and len(specs) > loop.max_students:
+        raise ConfigError(
+            f"config error: students: the {loop.name} loop teaches {loop.max_students} student(s) at once; the class has {len(specs)}"
+        )
+    return specs
+
+
+async def seat_students(plan: RunPlan, pool: Any) -> tuple[Seat, ...]:
+    """Train the recipes' adapters (once, cached) and load every adapter into its engine."""
+    if not any(spec.adapter or spec.recipe for spec in plan.students):
+        return tuple(Seat(spec.name, spec.role) for spec in plan.students)
+    base_models = {
+        role: spec.engine.model for role, model in plan.pool.roles.items() if (spec := plan.pool.models[model]).engine is not None
+    }
+    from classroom.serving.prompts import PromptSet
+
+    prompts = PromptSet.load("classroom.agents", "prompts/student.yaml", plan.roles.student.prompts)
+    llms = {role: pool.llm(role) for role in plan.pool.roles}
+    return tuple(await seat_class(plan.students, llms, base_models=base_models, prompts=prompts))
 
 
 def run_episode(cfg: dict[str, Any], run_dir: Path, *, show_progress: bool = True, resume: bool = False) -> dict[str, Any]:
@@ -186,7 +229,7 @@ def run_episode(cfg: dict[str, Any], run_dir: Path, *, show_progress: bool = Tru
             run_dir=run_dir,
         )
 
-        summary = {"status": "completed", **play_interruptibly(plan.loop, episode, resume_from)}
+        summary = {"status": "completed", **play_interruptibly(plan, episode, resume_from)}
     except KeyboardInterrupt:
         summary = {"status": "interrupted", "episode_id": episode_id}
         raise
@@ -205,8 +248,9 @@ def run_episode(cfg: dict[str, Any], run_dir: Path, *, show_progress: bool = Tru
     return summary
 
 
-def play_interruptibly(loop: TeachingLoop, episode: Episode, resume_from: Any) -> dict[str, Any]:
-    """Spawn the loop's agents and run its episode; Ctrl-C always ends it as interrupted.
+def play_interruptibly(plan: RunPlan, episode: Episode, resume_from: Any) -> dict[str, Any]:
+    """Seat the class, spawn the loop's agents and run its episode; Ctrl-C always ends
+    it as interrupted.
 
     asyncio's own Ctrl-C cancels the running task, but an await on a Ray object can
     absorb that cancellation and the episode would go on (and exit 0): here the signal
@@ -226,8 +270,9 @@ def play_interruptibly(loop: TeachingLoop, episode: Episode, resume_from: Any) -
 
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not the main thread: no handler
             running.add_signal_handler(signal.SIGINT, on_interrupt)
-        agents = loop.spawn_agents(episode)
-        return await loop.run(episode, agents, resume_from)
+        seated = replace(episode, students=await seat_students(plan, episode.pool))
+        agents = plan.loop.spawn_agents(seated)
+        return await plan.loop.run(seated, agents, resume_from)
 
     try:
         result = asyncio.run(play())

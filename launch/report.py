@@ -82,8 +82,9 @@ def _line_plot(panels: dict[str, Series], xlabel: str, ylabel: str, title: str, 
             shift = (number - (len(series) - 1) / 2) * step
             xs = [p[0] + shift for p in points]
             ys = [p[1] for p in points]
-            below = [p[1] - max(p[1] - (p[2] or 0.0), low) for p in points]
-            above = [min(p[1] + (p[2] or 0.0), high) - p[1] for p in points]
+            # Clipped to the axes, never below zero (a mean at the edge, float noise).
+            below = [max(p[1] - max(p[1] - (p[2] or 0.0), low), 0.0) for p in points]
+            above = [max(min(p[1] + (p[2] or 0.0), high) - p[1], 0.0) for p in points]
             ax.errorbar(
                 xs,
                 ys,
@@ -103,6 +104,46 @@ def _line_plot(panels: dict[str, Series], xlabel: str, ylabel: str, title: str, 
         ax.legend(fontsize=7, loc="best")
     axes[0][0].set_ylabel(ylabel)
     fig.suptitle(title)
+    return _png(fig)
+
+
+def _bar_groups(entries: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """Scores named ``base[part]`` (no ``@``): one bar chart per base, a bar per part."""
+    groups: dict[str, list[str]] = {}
+    for key in (k for e in entries for k in e["values"]):
+        if "@" not in key and key.endswith("]") and "[" in key:
+            base, part = key[:-1].split("[", 1)
+            if part not in groups.setdefault(base, []):
+                groups[base].append(part)
+    return groups
+
+
+def _bar_plot(entries: list[dict[str, Any]], base: str, parts: list[str]) -> str | None:
+    """Each configuration's ``base[part]`` scores side by side, 95% CIs clipped to 0..1."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.2 * len(parts) * max(len(entries), 1) ** 0.5 + 2), 4.2))
+    width = 0.8 / max(len(entries), 1)
+    for number, entry in enumerate(entries):
+        values = [entry["values"].get(f"{base}[{p}]") for p in parts]
+        means = [v[0] if isinstance(v, tuple) else (v or 0.0) for v in values]
+        cis = [(v[1] or 0.0) if isinstance(v, tuple) else 0.0 for v in values]
+        below = [max(m - max(m - c, 0.0), 0.0) for m, c in zip(means, cis)]
+        above = [max(min(m + c, 1.0) - m, 0.0) for m, c in zip(means, cis)]
+        xs = [i + (number - (len(entries) - 1) / 2) * width for i in range(len(parts))]
+        label = entry.get("full") or entry["label"]
+        if entry.get("n") is not None:
+            label = f"{label} (n={entry['n']})"
+        ax.bar(xs, means, width=width, yerr=[below, above] if any(cis) else None, capsize=3, label=label)
+    ax.set_xticks(range(len(parts)), parts)
+    ax.set_ylim(0.0, 1.02)
+    ax.set_ylabel(base)
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=7, loc="best")
+    fig.suptitle(f"{base} by {', '.join(parts[:4])}{' ...' if len(parts) > 4 else ''}")
     return _png(fig)
 
 
@@ -257,6 +298,10 @@ def write_report(folder: Path | str) -> Path:
             images.append(_line_plot(_series(paired, curve.prefix), curve.xlabel, f"difference in {curve.ylabel}", title, difference=True))
         shown = "".join(f'<img alt="{html.escape(curve.title)}" src="{uri}">' for uri in images if uri)
         body.append(f'<h2>{html.escape(curve.title)}</h2><div class="row">{shown}</div>')
+    for base, parts in _bar_groups(entries).items():
+        bars = _bar_plot(entries, base, parts)
+        if bars:
+            body.append(f'<h2>{html.escape(base)} per configuration</h2><img alt="{html.escape(base)}" src="{bars}">')
     tokens = _token_plot(entries)
     if tokens:
         body.append(f'<h2>Tokens per agent</h2><img alt="tokens per agent" src="{tokens}">')

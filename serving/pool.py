@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from classroom.serving.llm import LLM, AdapterLLM, BackendError, Schema
-from classroom.serving.types import Completion, Conversation, SamplingParams
+from classroom.serving.types import Completion, Conversation, EngineStats, SamplingParams
 from classroom.serving.vllm_engine import VLLMEngineConfig
 
 
@@ -170,6 +170,20 @@ class ModelPool:
         if role not in self.roles:
             raise KeyError(f"no model for role {role!r} (roles: {', '.join(sorted(self.roles))})")
         return self.models[self.roles[role]]
+
+    async def engine_stats(self) -> dict[str, EngineStats]:
+        """Utilisation counters of every engine replica (endpoints report none), by
+        ``model#replica``; two readings' :meth:`EngineStats.since` give a stage's."""
+        from classroom.serving.vllm_engine import VLLMBackend
+
+        engines = [
+            (f"{name}#{index}", replica)
+            for name, routed in self.models.items()
+            for index, replica in enumerate(routed.replicas)
+            if isinstance(replica, VLLMBackend)
+        ]
+        readings = await asyncio.gather(*(replica.stats() for _, replica in engines))
+        return {key: reading for (key, _), reading in zip(engines, readings)}
 
     def shutdown(self) -> None:
         import ray

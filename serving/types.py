@@ -84,6 +84,79 @@ class Completion(BaseModel):
     usage: Usage = Usage()
 
 
+class EngineStats(BaseModel):
+    """What an engine did over a stretch of time: how busy, how full, how fast.
+
+    Counters since the engine started; :meth:`since` gives the stretch between two
+    readings (a stage of an episode, a whole run). Busy means at least one request in
+    flight (verl calls the rest idle time).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    name: str = ""
+    wall_s: float = 0.0
+    busy_s: float = 0.0
+    # Integral of requests in flight over time: divided by wall_s, the mean in flight.
+    in_flight_s: float = 0.0
+    requests: int = 0
+    prompt_tokens: int = 0
+    generated_tokens: int = 0
+    # Prompt tokens looked up in vLLM's prefix cache, and found there (None: not reported).
+    prefix_cache_queries: int | None = None
+    prefix_cache_hits: int | None = None
+
+    def since(self, earlier: EngineStats) -> EngineStats:
+        """The stretch between an earlier reading and this one."""
+
+        def minus(a: int | None, b: int | None) -> int | None:
+            return None if a is None or b is None else a - b
+
+        return EngineStats(
+            name=self.name,
+            wall_s=self.wall_s - earlier.wall_s,
+            busy_s=self.busy_s - earlier.busy_s,
+            in_flight_s=self.in_flight_s - earlier.in_flight_s,
+            requests=self.requests - earlier.requests,
+            prompt_tokens=self.prompt_tokens - earlier.prompt_tokens,
+            generated_tokens=self.generated_tokens - earlier.generated_tokens,
+            prefix_cache_queries=minus(self.prefix_cache_queries, earlier.prefix_cache_queries),
+            prefix_cache_hits=minus(self.prefix_cache_hits, earlier.prefix_cache_hits),
+        )
+
+    @property
+    def busy_fraction(self) -> float | None:
+        return self.busy_s / self.wall_s if self.wall_s > 0 else None
+
+    @property
+    def mean_in_flight(self) -> float | None:
+        return self.in_flight_s / self.wall_s if self.wall_s > 0 else None
+
+    @property
+    def tokens_per_s(self) -> float | None:
+        return self.generated_tokens / self.wall_s if self.wall_s > 0 else None
+
+    @property
+    def prefix_hit_rate(self) -> float | None:
+        if not self.prefix_cache_queries or self.prefix_cache_hits is None:
+            return None
+        return self.prefix_cache_hits / self.prefix_cache_queries
+
+    def summary(self) -> dict[str, float | int | None]:
+        """The figures a run records (rounded), for metrics and summaries."""
+
+        def rounded(value: float | None, digits: int = 3) -> float | None:
+            return None if value is None else round(value, digits)
+
+        return {
+            "wall_s": rounded(self.wall_s, 2),
+            "busy_fraction": rounded(self.busy_fraction),
+            "mean_in_flight": rounded(self.mean_in_flight, 2),
+            "tokens_per_s": rounded(self.tokens_per_s, 1),
+            "requests": self.requests,
+            "prefix_cache_hit_rate": rounded(self.prefix_hit_rate),
+        }
+
+
 def as_conversation(conversation: Conversation | str | list[dict]) -> Conversation:
     """Accept a plain user prompt or role/content dicts where a conversation is due."""
     if isinstance(conversation, str):

@@ -27,6 +27,7 @@ from classroom.serving.llm import BackendError, Schema, schema_dict
 from classroom.serving.types import (
     Completion,
     Conversation,
+    EngineStats,
     SamplingParams,
     TokenLogprob,
     Usage,
@@ -58,8 +59,14 @@ class VLLMEngineConfig(BaseModel):
     enforce_eager: bool = True
     enable_lora: bool = True
     max_lora_rank: int = Field(16, ge=1)
-    max_loras: int = Field(2, ge=1)
+    # Adapters one batch may mix (a class of students on one engine, a DPO'd teacher).
+    max_loras: int = Field(4, ge=1)
     max_num_seqs: int = Field(64, ge=1)
+    # Split long prefills across steps (vLLM's chunked prefill); None: vLLM's default.
+    # vLLM's CPU build cannot rewind a seeded sampler after a split prefill ("CPU
+    # Generator does not use offset"), so an engine on the CPU turns it off whenever
+    # this is left None: seeded samples (learning by teaching's) then run there.
+    chunked_prefill: bool | None = None
     seed: int = 0
     # Ray resources of the engine actor itself.
     num_cpus: float = Field(1.0, ge=0.0)
@@ -150,8 +157,13 @@ def engine_kwargs(config: VLLMEngineConfig, model_path: str) -> dict[str, Any]:
     if config.enable_lora:
         kwargs["max_lora_rank"] = config.max_lora_rank
         kwargs["max_loras"] = config.max_loras
+    if config.chunked_prefill is not None:
+        kwargs["enable_chunked_prefill"] = config.chunked_prefill
     if config.device == "cpu":
         kwargs["kv_cache_memory_bytes"] = int(config.kv_cache_gib * 1024**3)
+        if config.chunked_prefill is None:
+            kwargs["enable_chunked_prefill"] = False
+            kwargs["max_num_batched_tokens"] = config.max_model_len
     else:
         kwargs["gpu_memory_utilization"] = config.gpu_memory_utilization
         if config.tensor_parallel_size > 1:
@@ -210,6 +222,13 @@ class VLLMEngineHost:
         self._in_flight = 0
         self._peak_in_flight = 0
         self._served = 0
+        # Utilisation clocks (see EngineStats): busy time and requests-in-flight area.
+        self._clock_started = time.time()
+        self._clock_last = self._clock_started
+        self._busy_s = 0.0
+        self._in_flight_s = 0.0
+        self._prompt_tokens = 0
+        self._generated_tokens = 0
         self.startup_s: float | None = None
         self._cache: OrderedDict[str, list[Completion]] = OrderedDict()
         self._cache_size = self.config.response_cache_size
@@ -251,6 +270,41 @@ class VLLMEngineHost:
             self._peak_in_flight = self._in_flight
         return load
 
+    def _tick(self, change: int) -> None:
+        """Account the time since the last change of requests in flight, then change it."""
+        now = time.time()
+        if self._in_flight > 0:
+            self._busy_s += now - self._clock_last
+            self._in_flight_s += (now - self._clock_last) * self._in_flight
+        self._clock_last = now
+        self._in_flight += change
+        self._peak_in_flight = max(self._peak_in_flight, self._in_flight)
+
+    async def stats(self) -> EngineStats:
+        """Utilisation since the engine started (differences of two readings give a stage's)."""
+        self._tick(0)
+        queries = hits = None
+        try:  # vLLM's own prefix-cache counters, from this process's metrics registry
+            from vllm.v1.metrics.reader import Counter as MetricCounter
+            from vllm.v1.metrics.reader import get_metrics_snapshot
+
+            found = {m.name: m.value for m in get_metrics_snapshot() if isinstance(m, MetricCounter)}
+            if "vllm:prefix_cache_queries" in found:
+                queries, hits = int(found["vllm:prefix_cache_queries"]), int(found.get("vllm:prefix_cache_hits", 0))
+        except Exception as exc:  # a build without the reader reports no prefix figures
+            logger.debug("no prefix cache metrics: %s", exc)
+        return EngineStats(
+            name=self.config.name,
+            wall_s=time.time() - self._clock_started,
+            busy_s=self._busy_s,
+            in_flight_s=self._in_flight_s,
+            requests=self._served,
+            prompt_tokens=self._prompt_tokens,
+            generated_tokens=self._generated_tokens,
+            prefix_cache_queries=queries,
+            prefix_cache_hits=hits,
+        )
+
     def _render(self, conversation: Conversation) -> str:
         return self.tokenizer.apply_chat_template(conversation_dicts(conversation), tokenize=False, add_generation_prompt=True)
 
@@ -264,14 +318,16 @@ class VLLMEngineHost:
         prompt = self._render(conversation)
         started = time.time()
         final = None
-        self._in_flight += 1
-        self._peak_in_flight = max(self._peak_in_flight, self._in_flight)
+        self._tick(+1)
         try:
             async for output in self.engine.generate(prompt, sampling, request_id=uuid.uuid4().hex, lora_request=lora):
                 final = output
         finally:
-            self._in_flight -= 1
+            self._tick(-1)
             self._served += 1
+        if final is not None:
+            self._prompt_tokens += len(final.prompt_token_ids or [])
+            self._generated_tokens += sum(len(out.token_ids) for out in final.outputs)
         if final is None:
             raise BackendError(f"engine {self.config.name} returned no output")
         latency = time.time() - started
@@ -311,7 +367,9 @@ class VLLMEngineHost:
                 )
             lora = self.adapters[adapter]
         sampling = to_vllm_sampling(params, schema)
-        if not (self._cache_size and params.temperature == 0.0):
+        # Greedy replies, and sampled ones with their own seed (vLLM samples them the
+        # same every time), are deterministic: those can be cached.
+        if not (self._cache_size and (params.temperature == 0.0 or params.seed is not None)):
             return list(await asyncio.gather(*(self._one(c, sampling, params, lora) for c in conversations)))
         keys = [self._cache_key(c, params, schema, adapter) for c in conversations]
         results: list[list[Completion] | None] = []
@@ -472,6 +530,10 @@ class VLLMBackend:
 
     async def load_adapter(self, name: str, path: str) -> None:
         await self.actor.load_adapter.remote(name, path)
+
+    async def stats(self) -> EngineStats:
+        """The engine's utilisation counters (see :class:`EngineStats`)."""
+        return await self.actor.stats.remote()
 
     async def open_http(self, host: str = "127.0.0.1", port: int = 0) -> str:
         return await self.actor.open_http.remote(host, port)

@@ -52,6 +52,24 @@ def engine(ray_local):
 
 
 @pytest.fixture(scope="session")
+async def class_of_two(engine):
+    """Two students on the session engine: the base model and one LoRA-trained on sums
+    (a recipe trained once, then cached)."""
+    from classroom.agents.students import AdapterRecipe, StudentSpec, seat_class
+    from classroom.serving.pool import RoutedLLM
+    from classroom.serving.prompts import PromptSet
+
+    recipe = AdapterRecipe(
+        skills={"chain_sum": {"min_terms": 2, "max_terms": 2, "min_digits": 1, "max_digits": 2}},
+        examples=16,
+        learner={"epochs": 2, "learning_rate": 3e-3, "batch_size": 8},
+    )
+    prompts = PromptSet.load("classroom.agents", "prompts/student.yaml")
+    specs = [StudentSpec(name="base"), StudentSpec(name="sums", recipe=recipe)]
+    return await seat_class(specs, {"student": RoutedLLM("embedded", [engine])}, base_models={"student": "embedded"}, prompts=prompts)
+
+
+@pytest.fixture(scope="session")
 def engine_url(engine) -> str:
     """The same engine's OpenAI-compatible HTTP server on 127.0.0.1."""
     import ray

@@ -43,9 +43,9 @@ def test_cfg_job_prints_the_composed_config_with_overrides():
     [
         (
             ["env=nope"],
-            "allowed in env: dataenvgym, dataenvgym_blind, dataenvgym_open_ended, dataenvgym_skill_list, dataenvgym_skill_tree, tom",
+            "allowed in env: dataenvgym, dataenvgym_blind, dataenvgym_open_ended, dataenvgym_skill_list, dataenvgym_skill_tree, lbt, lbt_m1, lbt_m2, lbt_m3, tom",
         ),
-        (["task=imagenet"], "allowed in task: arithmetic_skills, gsm8k, hf_gsm8k, reasoning_gym, svamp"),
+        (["task=imagenet"], "allowed in task: arithmetic_skills, gsm8k, gsm_symbolic, hf_gsm8k, reasoning_gym, svamp"),
         (["env/intervention=psychic"], "allowed in env/intervention: all, mental_model"),
         (["env.budgets=[0.2,1.5]"], "config error: env.budgets: Value error, budgets are fractions in [0, 1]; got [1.5]"),
         (["env.num_problems=0"], "config error: env.num_problems: Input should be greater than or equal to 1 (got 0)"),
@@ -69,7 +69,18 @@ def test_cfg_job_prints_the_composed_config_with_overrides():
             "config error: env.variant: skill_tree needs sub-skills and task 'gsm8k' has none",
         ),
         (["env.explanation=gold", "task=svamp"], "config error: env.explanation: gold needs reference solutions; task 'svamp' has none"),
-        (["env.loop=nowhere"], "config error: env.loop: unknown loop 'nowhere' (registered: dataenvgym, tom)"),
+        (
+            ["env=dataenvgym", "class=arithmetic", "task=arithmetic_skills"],
+            "config error: students: the dataenvgym loop teaches 1 student(s) at once; the class has 3",
+        ),
+        (["students=[{name: a},{name: a}]"], "config error: students: the name 'a' is used twice"),
+        (["students=[{name: a, role: ghost}]"], "config error: students.0.role: no model for role 'ghost'"),
+        (["env=lbt_m2", "env.m2.preference=sometimes"], "config error: env.m2.preference: Input should be 'none', 'correctness' or 'lbt'"),
+        (
+            ["env=lbt_m3", "env.m3.proposer._target_=collections.OrderedDict"],
+            "env.m3.proposer._target_: 'collections.OrderedDict' does not implement ExemplarProposer",
+        ),
+        (["env.loop=nowhere"], "config error: env.loop: unknown loop 'nowhere' (registered: dataenvgym, lbt, tom)"),
         (
             ["env.num_problems=60"],
             "config error: env.num_problems: task 'reasoning_gym' split 'test' has 60 problems; the episode needs 78",

@@ -27,8 +27,8 @@ async def test_episode_end_to_end(engine, tmp_path):
         teacher=TomTeacherClient(
             spawn(TomTeacher, pool.llm("teacher"), episode_id="ep", intervention=AllIntervention(), sampling={"max_tokens": 48})
         ),
-        student=StudentClient(
-            spawn(Student, pool.llm("student"), episode_id="ep", learner=InContextLearner(k=2), sampling={"max_tokens": 40})
+        students=(
+            StudentClient(spawn(Student, pool.llm("student"), episode_id="ep", learner=InContextLearner(k=2), sampling={"max_tokens": 40})),
         ),
         grader=GraderClient(spawn(Grader)),
     )

@@ -14,6 +14,7 @@ from classroom.agents.messages import (
     Feedback,
     MessageBase,
     ParseFailure,
+    PreferencePair,
     Problem,
     TrainingExample,
     TrainingRun,
@@ -24,6 +25,7 @@ from classroom.agents.messages import (
     register_message,
 )
 from classroom.environments.dataenvgym.types import DataPlan, Exploit, Explore
+from classroom.environments.lbt.types import ExemplarProposal, TeachingScore
 from classroom.environments.tom.types import InterventionDecision
 from classroom.launch.rundir import EventLog, EventLogError, read_events
 
@@ -50,6 +52,20 @@ EXAMPLES = [
     Exploit(allocations={"chain_sum/two_1digit": 4, "products/one_digit": 20}),
     TrainingRun(iteration=1, learner="LoRALearner", examples=24, adapter="ep-it1", adapter_path="/x", train_loss=0.3, seconds=12.5),
     ParseFailure(expected="Sum", raw_text="{oops", error="reply: invalid json"),
+    PreferencePair(
+        prompt=({"role": "user", "content": "Q"},), chosen="good", rejected="bad", chosen_score=0.9, rejected_score=0.1, source="lbt"
+    ),
+    TeachingScore(
+        problem_id="p",
+        rationale_id="r",
+        answer="2",
+        correct=True,
+        exam_problem_ids=("e1",),
+        by_student={"a": 0.5},
+        exam_answers=4,
+        score=0.5,
+    ),
+    ExemplarProposal(iteration=1, exemplars=({"question": "q", "solution": "s", "answer": "1"},), score=0.5, kept=True),
     USAGE,
 ]
 

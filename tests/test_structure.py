@@ -93,9 +93,11 @@ def every_config() -> list[list[str]]:
     cases += [[f"experiment={o}"] for o in options("experiment")]
     cases += [[f"{group}={o}"] for group in ("task", "model", "teacher", "student", "cluster") for o in options(group)]
     for sweep in options("sweep"):
-        cases.append([f"sweep={sweep}"])
-        for key, values in compose([f"sweep={sweep}"])["_sweep_params"].items():
-            cases += [[f"sweep={sweep}", f"{key}={value}"] for value in str(values).split(",")]
+        # Every value of each swept key, the other keys at their first value (a job's config).
+        grid = {key: str(values).split(",") for key, values in compose([f"sweep={sweep}"])["_sweep_params"].items()}
+        first = {key: values[0] for key, values in grid.items()}
+        for key, values in grid.items():
+            cases += [[f"sweep={sweep}", *(f"{k}={value if k == key else v}" for k, v in first.items())] for value in values]
     return cases
 
 

@@ -164,7 +164,7 @@ async def play(engine, policy, explanation="unpersonalized"):
     task = reasoning_gym(size=12, seed=2)
     agents = TomAgents(
         teacher=TomTeacherClient(spawn(TomTeacher, engine, intervention=policy, sampling={"max_tokens": 40}, mental_model_demos=2)),
-        student=StudentClient(spawn(Student, engine, sampling={"max_tokens": 32})),
+        students=(StudentClient(spawn(Student, engine, sampling={"max_tokens": 32})),),
         grader=GraderClient(spawn(Grader)),
     )
     recorder = MemoryRecorder()
@@ -329,3 +329,36 @@ async def test_explanation_styles_on_a_real_episode(cached_engine, style):
         assert len(failures) == summary["deceptive_noncompliant"]["seed_set"] + len(off)
         decisions = {d.problem_id: d for d in messages if isinstance(d, InterventionDecision)}
         assert all(decisions[e.problem_id].utility is None and not decisions[e.problem_id].intervene for e in off)
+
+
+async def test_a_class_shares_one_budget_where_the_mental_models_predict_most(cached_engine, class_of_two):
+    """Two students (the base model and a sums adapter): a mental model each, one budget
+    over every (student, problem); the class accuracy is the students' mean."""
+    names = tuple(seat.name for seat in class_of_two)
+    agents = TomAgents(
+        teacher=TomTeacherClient(
+            spawn(TomTeacher, cached_engine, intervention=MentalModelUtility("both"), sampling={"max_tokens": 40}, mental_model_demos=2)
+        ),
+        students=tuple(
+            StudentClient(spawn(Student, cached_engine, name=seat.name, adapter=seat.adapter, sampling={"max_tokens": 32}))
+            for seat in class_of_two
+        ),
+        grader=GraderClient(spawn(Grader)),
+        names=names,
+    )
+    recorder = MemoryRecorder()
+    config = TomConfig(num_problems=4, seed_set_size=3, post_test_size=2, budgets=(0.0, 0.5, 1.0), demo_counts=(0, 1), seed=2)
+    summary = await TomEpisode(config, reasoning_gym(size=12, seed=2), agents, recorder).run()
+    decisions = [m for m in recorder.messages if isinstance(m, InterventionDecision)]
+    assert [d.student for d in decisions] == ["base"] * 4 + ["sums"] * 4 and summary["students"] == list(names)
+    assert summary["interventions"] == {"0": 0, "0.5": 4, "1": 8}  # b x problems x students
+    # The shared budget goes to the highest utilities across the class.
+    ordered = sorted(range(8), key=lambda j: (-decisions[j].utility, j))
+    assert set(summary["intervened"]["0.5"]) == {f"{decisions[j].student}:{decisions[j].problem_id}" for j in ordered[:4]}
+    per_student = summary["accuracy_by_budget_per_student"]
+    for budget, value in summary["accuracy_by_budget"].items():
+        assert value == pytest.approx((per_student["base"][budget] + per_student["sums"][budget]) / 2)
+        assert summary["scores"][f"acc[sums]@{budget}"] == per_student["sums"][budget]
+    attempts = [m for m in recorder.messages if isinstance(m, Attempt) and m.phase == "pre_test"]
+    assert {a.sender for a in attempts} == set(names) and len(attempts) == 2 * 9
+    assert set(summary["tokens"]) == {"teacher", "base", "sums"}

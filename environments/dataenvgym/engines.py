@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from classroom.agents.grading import REASONING_GYM_KEY, reasoning_gym_dataset
 from classroom.agents.messages import ParseFailure, TrainingExample
 from classroom.agents.skills import top_skill
+from classroom.agents.steps import worked_solution
 from classroom.environments.dataenvgym.types import DataRequest, Generated
 from classroom.environments.dataenvgym.words import kind_lines, read_kind
 from classroom.environments.tasks import REASONING_GYM_DEFAULTS
@@ -33,34 +34,6 @@ class DataGenerationEngine(Protocol):
     name: str
 
     async def generate(self, requests: Sequence[DataRequest], llm: LLM | None, *, seed: int) -> Generated: ...
-
-
-def worked_solution(expression: str | None, answer: str) -> str:
-    """A short worked solution for "a + b * c - d" (whole numbers, + - *): the products
-    first, then left to right, one step a sentence; the answer line always."""
-    tokens = (expression or "").split()
-    steps: list[str] = []
-    if len(tokens) >= 3 and len(tokens) % 2 == 1 and all(t in ("+", "-", "*") for t in tokens[1::2]):
-        try:
-            values, operators = [int(t) for t in tokens[::2]], tokens[1::2]
-        except ValueError:
-            return f"The answer is {answer}."
-        # Products first, as arithmetic has it: "3 + 4 * 2" is 3 + 8.
-        terms, signs = [values[0]], []
-        for operator, value in zip(operators, values[1:]):
-            if operator == "*":
-                product = terms[-1] * value
-                steps.append(f"{terms[-1]} * {value} = {product}.")
-                terms[-1] = product
-            else:
-                terms.append(value)
-                signs.append(operator)
-        total = terms[0]
-        for sign, value in zip(signs, terms[1:]):
-            new = total + value if sign == "+" else total - value
-            steps.append(f"{total} {sign} {value} = {new}.")
-            total = new
-    return " ".join([*steps, f"The answer is {answer}."])
 
 
 class ReasoningGymEngine:

@@ -23,9 +23,8 @@ from classroom.agents.actors import spawn
 from classroom.agents.clients import GraderClient, StudentClient
 from classroom.agents.grading import Grader, is_reasoning_gym_problem
 from classroom.agents.plugins import ConfigError, instantiate_plugin
-from classroom.agents.roles import Student
 from classroom.agents.skills import SkillDiscovery, TaskSkills
-from classroom.environments.base import Curve, Episode, EpisodeStopped, ResumeError
+from classroom.environments.base import Curve, Episode, EpisodeStopped, ResumeError, spawn_student
 from classroom.environments.dataenvgym.agent import DataGenerator, DataGeneratorClient
 from classroom.environments.dataenvgym.config import DataEnvConfig
 from classroom.environments.dataenvgym.engines import DataGenerationEngine, ReasoningGymEngine
@@ -74,6 +73,7 @@ class DataEnvGymLoop:
     name: ClassVar[str] = "dataenvgym"
     config_model: ClassVar[type[DataEnvConfig]] = DataEnvConfig
     roles: ClassVar[tuple[str, ...]] = ("teacher", "student")
+    max_students: ClassVar[int | None] = 1
     curves: ClassVar[tuple[Curve, ...]] = (Curve("val", "student validation accuracy by iteration", "iteration", "validation accuracy"),)
 
     def prepare(self, config: DataEnvConfig, task: Task) -> None:
@@ -98,7 +98,6 @@ class DataEnvGymLoop:
     def spawn_agents(self, episode: Episode) -> DataEnvAgents:
         config: DataEnvConfig = episode.config
         policy, engine, skills = build_plugins(config)
-        student = episode.roles.student
         return DataEnvAgents(
             generator=DataGeneratorClient(
                 spawn(
@@ -111,18 +110,7 @@ class DataEnvGymLoop:
                     seed=config.seed,
                 )
             ),
-            student=StudentClient(
-                spawn(
-                    Student,
-                    episode.pool.llm("student"),
-                    num_cpus=student.num_cpus,
-                    episode_id=episode.episode_id,
-                    learner=episode.roles.learner,
-                    prompts=student.prompts,
-                    sampling=student.sampling,
-                    adapter=student.adapter,
-                )
-            ),
+            student=spawn_student(episode, episode.students[0]),
             grader=GraderClient(spawn(Grader)),
         )
 

@@ -16,10 +16,15 @@ One episode, top to bottom (:meth:`TomEpisode.run`):
    so one episode yields the whole accuracy-vs-budget curve, as in the paper's code.
 5. Multi-turn: the top-ranked explained problems become in-context demonstrations and
    the student answers the post-test set with 0, 1, 2 ... of them (the paper's RQ4).
+
+With a class of several students the teacher keeps one mental model per student and
+spends one shared budget (b x problems x students) where the predicted gain is largest
+across the class; accuracy is the class's, and each student's is reported beside it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -31,24 +36,25 @@ from classroom.agents.clients import GraderClient, StudentClient
 from classroom.agents.grading import Grader
 from classroom.agents.messages import Attempt, Explanation, ParseFailure, Problem, new_id
 from classroom.agents.plugins import ConfigError, instantiate_plugin
-from classroom.agents.roles import Student, gold_explanation
-from classroom.environments.base import Curve, Episode
+from classroom.agents.roles import gold_explanation
+from classroom.environments.base import Curve, Episode, spawn_student
 from classroom.environments.recording import Recorder
 from classroom.environments.tasks import Task
 from classroom.environments.tom.config import TomConfig
-from classroom.environments.tom.policies import InterventionPolicy, choose_interventions, ranked
+from classroom.environments.tom.policies import InterventionPolicy, ranked
 from classroom.environments.tom.summary import accuracy, budget_key, per_skill_accuracy, tom_summary_table
-from classroom.environments.tom.teacher import TomTeacher, TomTeacherClient, mixed_demonstrations, wrong_answer
+from classroom.environments.tom.teacher import StudentView, TomTeacher, TomTeacherClient, mixed_demonstrations, wrong_answer
 from classroom.environments.tom.types import SeedObservation
 
 
 @dataclass(frozen=True)
 class TomAgents:
-    """The agents of a ToM episode."""
+    """The agents of a ToM episode: the teacher, the class (one student or more), the grader."""
 
     teacher: TomTeacherClient
-    student: StudentClient
+    students: tuple[StudentClient, ...]
     grader: GraderClient
+    names: tuple[str, ...] = ("student",)
 
 
 class TomEpisode:
@@ -57,14 +63,15 @@ class TomEpisode:
     def __init__(self, config: TomConfig, task: Task, agents: TomAgents, recorder: Recorder, episode_id: str | None = None):
         self.config = config
         self.task = task
-        self.teacher, self.student, self.grader = agents.teacher, agents.student, agents.grader
+        self.teacher, self.students, self.grader = agents.teacher, agents.students, agents.grader
+        self.names = agents.names
         self.recorder = recorder
         self.episode_id = episode_id or new_id()
 
-    async def _answer_and_grade(self, problems: Sequence[Problem], **kwargs: Any) -> list[Attempt]:
+    async def _answer_and_grade(self, student: StudentClient, problems: Sequence[Problem], **kwargs: Any) -> list[Attempt]:
         if not problems:
             return []
-        attempts = await self.student.answer(problems, **kwargs)
+        attempts = await student.answer(problems, **kwargs)
         graded = await self.grader.grade_attempts(problems, attempts)
         self.recorder.record(graded)
         self.recorder.advance(len(graded))
@@ -114,114 +121,157 @@ class TomEpisode:
             seed = drawn[cfg.num_problems + cfg.post_test_size :]
         return seed, test, post
 
+    async def _each(
+        self, problems: Sequence[Problem], per_student: Sequence[dict[str, Any]] | None = None, **kwargs: Any
+    ) -> list[list[Attempt]]:
+        """Every student answers (at once), graded; ``per_student`` adds arguments per student."""
+        extra = per_student or [{} for _ in self.students]
+        return list(await asyncio.gather(*(self._answer_and_grade(s, problems, **kwargs, **e) for s, e in zip(self.students, extra))))
+
     async def run(self) -> dict[str, Any]:
         """Play the episode; returns the summary (also reported as metrics)."""
         started = time.time()
         cfg = self.config
+        k = len(self.students)
         seed_set, test, post_set = self._sample()
         everything = [*seed_set, *test, *post_set]
         self.recorder.record(everything)
 
-        # 1. The student alone, on everything.
-        self.recorder.stage("student alone (pre-test)", len(everything))
-        pre = await self._answer_and_grade(everything, phase="pre_test")
-        pre_by_id = {a.problem_id: a for a in pre}
+        # 1. Every student alone, on everything.
+        self.recorder.stage("students alone (pre-test)", len(everything) * k)
+        pre = await self._each(everything, phase="pre_test")
+        pre_by_id = [{a.problem_id: a for a in attempts} for attempts in pre]
 
-        # 2. The teacher watches the student learn from its explanations on the seed set,
+        # 2. The teacher watches each student learn from its explanations on the seed set,
         #    written in the run's style (personalized ones need this set's flips first).
-        self.recorder.stage("teacher observes the student (seed set)", len(seed_set))
+        self.recorder.stage("teacher observes the students (seed set)", len(seed_set) * k)
         seed_style = "unpersonalized" if cfg.explanation == "personalized" else cfg.explanation
         seed_explanations = await self.teacher.explain_as(seed_set, seed_style)
         self.recorder.record(seed_explanations)
         seed_unusable = await self._deception_failures(seed_set, seed_explanations)
-        seed_helped = await self._answer_and_grade(seed_set, phase="seed_with_explanation", explanations=seed_explanations)
+        seed_helped = await self._each(seed_set, phase="seed_with_explanation", explanations=seed_explanations)
         observations = [
-            SeedObservation(problem=p, attempt=pre_by_id[p.id], explanation=e, helped=h)
-            for p, e, h in zip(seed_set, seed_explanations, seed_helped)
+            [
+                SeedObservation(problem=p, attempt=pre_by_id[s][p.id], explanation=e, helped=h)
+                for p, e, h in zip(seed_set, seed_explanations, seed_helped[s])
+            ]
+            for s in range(k)
         ]
-        personal = [(o.problem, o.explanation) for o in observations if not o.attempt.correct and o.helped.correct]
+        personal = [[(o.problem, o.explanation) for o in obs if not o.attempt.correct and o.helped.correct] for obs in observations]
 
-        # 3. The teacher explains the test set in the run's style; the student answers with it.
-        self.recorder.stage("teacher explains, student answers with it", len(test))
-        explanations = await self.teacher.explain_as(test, cfg.explanation, personal=personal)
-        self.recorder.record(explanations)
+        # 3. The teacher explains the test set in the run's style (personalized: for each
+        #    student its own); every student answers with its explanations.
+        self.recorder.stage("teacher explains, students answer with it", len(test) * k)
+        if cfg.explanation == "personalized":
+            explanations = list(await asyncio.gather(*(self.teacher.explain_as(test, "personalized", personal=mine) for mine in personal)))
+            self.recorder.record([e for mine in explanations for e in mine])
+        else:
+            shared = await self.teacher.explain_as(test, cfg.explanation)
+            self.recorder.record(shared)
+            explanations = [shared] * k
         # Personalized with no flip to learn from: the teacher explained unpersonalized.
-        fallbacks = len(test) if cfg.explanation == "personalized" and not personal else 0
-        unusable = await self._deception_failures(test, explanations)
-        helped = await self._answer_and_grade(test, phase="with_explanation", explanations=explanations)
+        fallbacks = sum(len(test) for mine in personal if not mine) if cfg.explanation == "personalized" else 0
+        unusable = await self._deception_failures(test, explanations[0]) if cfg.explanation == "deceptive" else set()
+        helped = await self._each(test, [{"explanations": mine} for mine in explanations], phase="with_explanation")
 
-        # 4. The intervention policy ranks once; each budget takes its top share.
+        # 4. A mental model per student ranks once; each budget takes its top share of
+        #    every (student, problem) pair.
         self.recorder.stage("intervention policy ranks", None)
-        pre_test = [pre_by_id[p.id] for p in test]
-        top_budget = round(max(cfg.budgets) * len(test))
-        decisions = await self.teacher.decide(
-            test, pre_test, top_budget, explanations=explanations, seed=observations, outcomes=helped, excluded=unusable
-        )
+        pre_test = [[pre_by_id[s][p.id] for p in test] for s in range(k)]
+        pairs = len(test) * k
+        top_budget = round(max(cfg.budgets) * pairs)
+        views = [StudentView(self.names[s], pre_test[s], explanations[s], observations[s], helped[s], tuple(unusable)) for s in range(k)]
+        decisions = await self.teacher.decide_for_class(test, views, top_budget)
         self.recorder.record(decisions)
-        utilities = [d.utility for d in decisions]
+        utilities = [d.utility for d in decisions]  # student-major, as the views
+        order = sorted(
+            (j for j, u in enumerate(utilities) if u is not None),
+            key=lambda j: (-utilities[j], j),  # type: ignore[operator]
+        )
+        # An unusable (non-compliant deceptive) explanation is never given: the student
+        # keeps its own answer there, at every budget.
+        flat_pre = [a for row in pre_test for a in row]
+        flat_usable = [helped[s][i] if test[i].id not in unusable else pre_test[s][i] for s in range(k) for i in range(len(test))]
         by_budget: dict[str, float | None] = {}
+        by_student: dict[str, dict[str, float | None]] = {name: {} for name in self.names}
         interventions: dict[str, int] = {}
         intervened: dict[str, list[str]] = {}
         for budget in cfg.budgets:
-            chosen = set(choose_interventions(utilities, round(budget * len(test))))
-            final = [helped[i] if i in chosen else pre_test[i] for i in range(len(test))]
-            by_budget[budget_key(budget)] = accuracy(final)
-            interventions[budget_key(budget)] = len(chosen)
-            intervened[budget_key(budget)] = [test[i].id for i in sorted(chosen)]
+            chosen = set(order[: round(budget * pairs)])
+            final = [flat_usable[j] if j in chosen else flat_pre[j] for j in range(pairs)]
+            key = budget_key(budget)
+            by_budget[key] = accuracy(final)
+            for s, name in enumerate(self.names):
+                by_student[name][key] = accuracy(final[s * len(test) : (s + 1) * len(test)])
+            interventions[key] = len(chosen)
+            intervened[key] = [(f"{self.names[j // len(test)]}:" if k > 1 else "") + test[j % len(test)].id for j in sorted(chosen)]
 
-        # 5. Multi-turn: the top-ranked explained problems as demonstrations on unexplained ones.
-        self.recorder.stage("multi-turn: post-test with demonstrations", len(post_set) * len(cfg.demo_counts))
-        demos = [(test[i], explanations[i]) for i in ranked(utilities)]
+        # 5. Multi-turn: each student sees its top-ranked explained problems as
+        #    demonstrations on unexplained ones.
+        self.recorder.stage("multi-turn: post-test with demonstrations", len(post_set) * len(cfg.demo_counts) * k)
+        demos = [[(test[i], explanations[s][i]) for i in ranked(utilities[s * len(test) : (s + 1) * len(test)])] for s in range(k)]
         multiturn: dict[str, float | None] = {}
         post_attempts: list[Attempt] = []
         for count in cfg.demo_counts:
             if count == 0:
-                attempts = [pre_by_id[p.id] for p in post_set]  # the pre-test asked exactly this
-            elif count > len(demos):
+                attempts = [pre_by_id[s][p.id] for s in range(k) for p in post_set]  # the pre-test asked exactly this
+            elif any(count > len(mine) for mine in demos):
                 multiturn[str(count)] = None  # the policy explained fewer problems than that
                 continue
             else:
-                attempts = await self._answer_and_grade(post_set, phase=f"post_test_{count}_demos", demonstrations=demos[:count])
+                answered = await self._each(
+                    post_set, [{"demonstrations": mine[:count]} for mine in demos], phase=f"post_test_{count}_demos"
+                )
+                attempts = [a for mine in answered for a in mine]
                 post_attempts += attempts
             multiturn[str(count)] = accuracy(attempts)
 
+        every_explanation = seed_explanations + [
+            e for mine in (explanations if cfg.explanation == "personalized" else explanations[:1]) for e in mine
+        ]
         tokens: dict[str, int] = defaultdict(int)
-        for message in [*pre, *seed_helped, *helped, *post_attempts, *seed_explanations, *explanations]:
+        for message in [
+            *(a for row in pre for a in row),
+            *(a for row in seed_helped for a in row),
+            *(a for row in helped for a in row),
+            *post_attempts,
+            *every_explanation,
+        ]:
             tokens[message.sender] += message.usage.total_tokens
-        # An unusable (non-compliant deceptive) explanation is never given: the student
-        # keeps its own answer there, at every budget.
-        usable = [helped[i] if test[i].id not in unusable else pre_test[i] for i in range(len(test))]
-        flips_right = sum(not b.correct and a.correct for b, a in zip(pre_test, usable))
-        flips_wrong = sum(bool(b.correct) and not a.correct for b, a in zip(pre_test, usable))
-        alone_demos = mixed_demonstrations(observations, cfg.mental_model_demos, lambda o: o.attempt.correct)
+        flips_right = sum(not b.correct and a.correct for b, a in zip(flat_pre, flat_usable))
+        flips_wrong = sum(bool(b.correct) and not a.correct for b, a in zip(flat_pre, flat_usable))
         max_key = budget_key(max(cfg.budgets))
-        max_chosen = set(choose_interventions(utilities, top_budget))
+        max_chosen = set(order[:top_budget])
+        alone_demos = [o for obs in observations for o in mixed_demonstrations(obs, cfg.mental_model_demos, lambda o: o.attempt.correct)]
         summary: dict[str, Any] = {
             "env": TomLoop.name,
             "task": self.task.name,
             "episode_id": self.episode_id,
             "intervention_policy": decisions[0].policy if decisions else None,
-            "explanation_style": explanations[0].style if explanations else None,
+            "explanation_style": explanations[0][0].style if test else None,
+            "students": list(self.names),
             "problems": len(test),
             "seed_set": len(seed_set),
             "post_test_set": len(post_set),
             "budgets": list(cfg.budgets),
             "interventions": interventions,
-            # Which test problems each budget explained.
+            # Which test problems each budget explained (student:problem in a class).
             "intervened": intervened,
             "accuracy_by_budget": by_budget,
             "multiturn_by_demos": multiturn,
             "accuracy": {
-                "no_intervention": accuracy(pre_test),
-                "with_every_explanation": accuracy(usable),
+                "no_intervention": accuracy(flat_pre),
+                "with_every_explanation": accuracy(flat_usable),
                 f"at_budget_{max_key}": by_budget[max_key],
             },
             "per_skill": {
-                "no_intervention": per_skill_accuracy(test, pre_test),
-                f"at_budget_{max_key}": per_skill_accuracy(test, [usable[i] if i in max_chosen else pre_test[i] for i in range(len(test))]),
+                "no_intervention": per_skill_accuracy(test, flat_pre),
+                f"at_budget_{max_key}": per_skill_accuracy(
+                    test, [flat_usable[j] if j in max_chosen else flat_pre[j] for j in range(pairs)]
+                ),
             },
             "explanations_flip": {"wrong_to_right": flips_right, "right_to_wrong": flips_wrong},
-            "seed_set_flips_used_for_personalization": len(personal),
+            "seed_set_flips_used_for_personalization": sum(len(mine) for mine in personal),
             # Test explanations written unpersonalized because no seed explanation flipped the student.
             "personalization_fallbacks": fallbacks,
             # Deceptive explanations that did not argue for the planted wrong answer: recorded, never given.
@@ -231,21 +281,27 @@ class TomEpisode:
                 "demonstrations_right": sum(bool(o.attempt.correct) for o in alone_demos),
                 "demonstrations_wrong": sum(not o.attempt.correct for o in alone_demos),
             },
-            "parse_failures": sum(a.final_answer is None for a in [*pre, *helped, *post_attempts]),
+            "parse_failures": sum(
+                a.final_answer is None for a in [*(a for row in pre for a in row), *(a for row in helped for a in row), *post_attempts]
+            ),
             "tokens": dict(tokens),
             "wall_time_s": round(time.time() - started, 2),
         }
+        if k > 1:
+            summary["accuracy_by_budget_per_student"] = by_student
         # The numbers a sweep tabulates and plots.
         summary["scores"] = {
-            **{f"acc@{k}": v for k, v in by_budget.items()},
-            **{f"multiturn@{k}": v for k, v in multiturn.items()},
+            **{f"acc@{key}": v for key, v in by_budget.items()},
+            **{f"multiturn@{key}": v for key, v in multiturn.items()},
             # Paired within the run: the same problems with and without intervention.
             **{
-                f"gain@{k}": v - by_budget["0"]
-                for k, v in by_budget.items()
-                if k != "0" and v is not None and by_budget.get("0") is not None
+                f"gain@{key}": v - by_budget["0"]
+                for key, v in by_budget.items()
+                if key != "0" and v is not None and by_budget.get("0") is not None
             },
         }
+        if k > 1:
+            summary["scores"].update({f"acc[{name}]@{key}": v for name, row in by_student.items() for key, v in row.items()})
         for key, value in summary["scores"].items():
             if value is not None:
                 self.recorder.metric(f"score/{key}", value)
@@ -263,8 +319,16 @@ class TomLoop:
     name: ClassVar[str] = "tom"
     config_model: ClassVar[type[TomConfig]] = TomConfig
     roles: ClassVar[tuple[str, ...]] = ("teacher", "student")
+    max_students: ClassVar[int | None] = None
     curves: ClassVar[tuple[Curve, ...]] = (
         Curve("acc", "accuracy vs intervention budget", "budget (fraction of test problems explained)", "student accuracy"),
+        Curve(
+            "gain",
+            "gain over no intervention (the same problems, within each run)",
+            "budget (fraction of test problems explained)",
+            "accuracy minus accuracy with no intervention",
+            difference=True,
+        ),
         Curve(
             "multiturn", "multi-turn: learning from explained problems", "explained demonstrations seen", "accuracy on unexplained problems"
         ),
@@ -293,7 +357,7 @@ class TomLoop:
 
     def spawn_agents(self, episode: Episode) -> TomAgents:
         config: TomConfig = episode.config
-        teacher, student = episode.roles.teacher, episode.roles.student
+        teacher = episode.roles.teacher
         return TomAgents(
             teacher=TomTeacherClient(
                 spawn(
@@ -311,18 +375,8 @@ class TomLoop:
                     seed=config.seed,
                 )
             ),
-            student=StudentClient(
-                spawn(
-                    Student,
-                    episode.pool.llm("student"),
-                    num_cpus=student.num_cpus,
-                    episode_id=episode.episode_id,
-                    learner=episode.roles.learner,
-                    prompts=student.prompts,
-                    sampling=student.sampling,
-                    adapter=student.adapter,
-                )
-            ),
+            students=tuple(spawn_student(episode, seat) for seat in episode.students),
+            names=tuple(seat.name for seat in episode.students),
             grader=GraderClient(spawn(Grader)),
         )
 

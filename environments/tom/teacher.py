@@ -7,8 +7,10 @@ decides where to intervene with its :class:`InterventionPolicy`.
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from classroom.agents.clients import TeacherClient
@@ -16,7 +18,7 @@ from classroom.agents.confidence import answer_probability
 from classroom.agents.messages import Attempt, Explanation, Problem
 from classroom.agents.roles import Teacher
 from classroom.environments.tom.config import ExplanationStyle
-from classroom.environments.tom.policies import InterventionPolicy, NoIntervention, choose_interventions
+from classroom.environments.tom.policies import InterventionPolicy, NoIntervention
 from classroom.environments.tom.types import InterventionContext, InterventionDecision, SeedObservation
 from classroom.serving.llm import LLM
 from classroom.serving.prompts import PromptSet
@@ -53,6 +55,19 @@ def wrong_answer(problem: Problem, seed: int = 0) -> str:
 
 # The simulated student's short answer, with the top alternatives at each token.
 SIMULATION_SAMPLING = SamplingParams(max_tokens=8, temperature=0.0, logprobs=10)
+
+
+@dataclass(frozen=True)
+class StudentView:
+    """What the teacher knows of one student when it decides: the material of its
+    mental model of that student (``outcomes`` for oracle policies only)."""
+
+    name: str
+    attempts: list[Attempt]
+    explanations: list[Explanation]
+    seed: list[SeedObservation]
+    outcomes: list[Attempt] = field(default_factory=list)
+    excluded: tuple[str, ...] = ()
 
 
 class TomTeacher(Teacher):
@@ -128,40 +143,58 @@ class TomTeacher(Teacher):
         demonstrations); ``outcomes`` are for oracle policies only; ``excluded``
         problems (their explanation is not usable) get no utility and no intervention.
         """
-        by_problem = {e.problem_id: e for e in explanations}
+        view = StudentView("", list(attempts), list(explanations), list(seed), list(outcomes), tuple(excluded))
+        return await self.decide_for_class(problems, [view], budget)
+
+    async def decide_for_class(self, problems: Sequence[Problem], views: Sequence[StudentView], budget: int) -> list[InterventionDecision]:
+        """Decisions for every (student, problem), one shared budget: a mental model per
+        student ranks its problems, and the ``budget`` highest utilities across the class
+        are intervened on (ties: earlier student, then earlier problem)."""
+        utilities = await asyncio.gather(*(self._utilities(problems, view) for view in views))
+        ranked_pairs = sorted(
+            ((v, i) for v, row in enumerate(utilities) for i, u in enumerate(row) if u is not None),
+            key=lambda pair: (-utilities[pair[0]][pair[1]], pair[0], pair[1]),  # type: ignore[operator]
+        )
+        chosen = set(ranked_pairs[: max(budget, 0)])
+        decisions = []
+        left = budget
+        for v, view in enumerate(views):
+            for i, (problem, attempt) in enumerate(zip(problems, view.attempts)):
+                if (v, i) in chosen:
+                    left -= 1
+                decisions.append(
+                    InterventionDecision(
+                        episode_id=self.episode_id,
+                        sender=self.name,
+                        parents=(problem.id, attempt.id),
+                        problem_id=problem.id,
+                        student=view.name,
+                        intervene=(v, i) in chosen,
+                        policy=self.intervention.name,
+                        utility=utilities[v][i],
+                        budget_left=left,
+                    )
+                )
+        return decisions
+
+    async def _utilities(self, problems: Sequence[Problem], view: StudentView) -> list[float | None]:
+        """The intervention policy's utility of each problem for one student (None for
+        an excluded problem), its mental model built from that student's seed set."""
+        by_problem = {e.problem_id: e for e in view.explanations}
         context = InterventionContext(
             explanations=by_problem,
-            seed=list(seed),
-            outcomes={a.problem_id: a for a in outcomes},
-            simulate=lambda ps, es, ts: self.simulate(ps, es, ts, list(seed)),
+            seed=list(view.seed),
+            outcomes={a.problem_id: a for a in view.outcomes},
+            simulate=lambda ps, es, ts: self.simulate(ps, es, ts, list(view.seed)),
             targets={p.id: self.target(p, by_problem.get(p.id)) for p in problems},
         )
-        utilities = await self.intervention.utilities(problems, attempts, context)
+        utilities = await self.intervention.utilities(problems, view.attempts, context)
         if len(utilities) != len(problems):
             raise ValueError(
                 f"intervention policy {self.intervention.name!r} returned {len(utilities)} utilities for {len(problems)} problems"
             )
-        skip = set(excluded)
-        utilities = [None if p.id in skip else u for p, u in zip(problems, utilities)]
-        chosen = set(choose_interventions(utilities, budget))
-        decisions = []
-        left = budget
-        for i, (problem, attempt) in enumerate(zip(problems, attempts)):
-            if i in chosen:
-                left -= 1
-            decisions.append(
-                InterventionDecision(
-                    episode_id=self.episode_id,
-                    sender=self.name,
-                    parents=(problem.id, attempt.id),
-                    problem_id=problem.id,
-                    intervene=i in chosen,
-                    policy=self.intervention.name,
-                    utility=utilities[i],
-                    budget_left=left,
-                )
-            )
-        return decisions
+        skip = set(view.excluded)
+        return [None if p.id in skip else u for p, u in zip(problems, utilities)]
 
     def target(self, problem: Problem, explanation: Explanation | None) -> str:
         """The answer the mental model scores for ``problem``: gold, or the teacher's own."""
@@ -218,6 +251,9 @@ class TomTeacher(Teacher):
 
 class TomTeacherClient(TeacherClient):
     """Calls a :class:`TomTeacher`."""
+
+    async def decide_for_class(self, problems: Sequence[Problem], views: Sequence[StudentView], budget: int) -> list[InterventionDecision]:
+        return await self.invoke(self.agent.decide_for_class, list(problems), list(views), budget)
 
     async def explain_as(
         self, problems: Sequence[Problem], style: ExplanationStyle, *, personal: Sequence[tuple[Problem, Explanation]] = ()

@@ -15,6 +15,8 @@ class InterventionDecision(MessageBase):
 
     kind: Literal["intervention_decision"] = "intervention_decision"
     problem_id: str
+    # Which student of the class it is about ("" in a one-student episode).
+    student: str = ""
     intervene: bool
     policy: str
     utility: float | None = None

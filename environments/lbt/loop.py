@@ -1,0 +1,89 @@
+"""Learning by teaching (Ning et al. 2024) behind the TeachingLoop protocol.
+
+One loop, three methods, chosen by ``env.method``: M1 (:mod:`.m1`) picks answers by
+how well students learn from the rationales, M2 (:mod:`.m2`) turns the scores into
+preference pairs and a DPO step for the teacher, M3 (:mod:`.m3`) refines in-context
+exemplars with feedback from the students. The class is the run's students (several
+LoRA adapters on one engine); the teacher is the `teacher` role's model.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from classroom.agents.actors import spawn
+from classroom.agents.clients import GraderClient, TeacherClient
+from classroom.agents.grading import Grader
+from classroom.agents.learners import DPOLearner
+from classroom.agents.plugins import ConfigError, instantiate_plugin
+from classroom.agents.roles import Teacher
+from classroom.agents.students import Seat
+from classroom.environments.base import Curve, Episode, spawn_student
+from classroom.environments.lbt.config import LbtConfig
+from classroom.environments.lbt.exemplars import ExemplarProposer
+from classroom.environments.lbt.m1 import run_m1
+from classroom.environments.lbt.m2 import run_m2
+from classroom.environments.lbt.m3 import run_m3
+from classroom.environments.lbt.summary import lbt_summary_table
+from classroom.environments.lbt.teaching import LbtAgents
+from classroom.environments.tasks import Task
+
+
+class LbtLoop:
+    """Learning by teaching: M1, M2 and M3 over a class of students."""
+
+    name: ClassVar[str] = "lbt"
+    config_model: ClassVar[type[LbtConfig]] = LbtConfig
+    roles: ClassVar[tuple[str, ...]] = ("teacher", "student")
+    max_students: ClassVar[int | None] = None
+    curves: ClassVar[tuple[Curve, ...]] = (
+        Curve("m3_train", "M3: students' accuracy on training items with the kept exemplars", "iteration", "accuracy"),
+    )
+
+    def prepare(self, config: LbtConfig, task: Task) -> None:
+        """The splits exist and hold enough problems; the method's plug-in builds."""
+        for key, split in (("split", config.split), ("train_split", config.train_split)):
+            if split not in task.splits():
+                raise ConfigError(f"config error: env.{key}: task {task.name!r} has no split {split!r} (has: {', '.join(task.splits())})")
+        needs = {"m1": 0, "m2": config.m2.train_problems, "m3": 2 * config.m3.train_items}[config.method]
+        if len(task.split(config.train_split)) < needs:
+            raise ConfigError(
+                f"config error: env.train_split: task {task.name!r} split {config.train_split!r} has {len(task.split(config.train_split))} "
+                f"problems; {config.method} needs {needs}"
+            )
+        if config.method == "m2":
+            instantiate_plugin("env.m2.dpo", config.m2.dpo, DPOLearner)
+        if config.method == "m3":
+            instantiate_plugin("env.m3.proposer", config.m3.proposer, ExemplarProposer)
+
+    def spawn_agents(self, episode: Episode) -> LbtAgents:
+        teacher = episode.roles.teacher
+        return LbtAgents(
+            teacher=TeacherClient(
+                spawn(
+                    Teacher,
+                    episode.pool.llm("teacher"),
+                    num_cpus=teacher.num_cpus,
+                    episode_id=episode.episode_id,
+                    prompts=teacher.prompts,
+                    sampling=teacher.sampling,
+                )
+            ),
+            students=tuple(spawn_student(episode, seat) for seat in episode.students),
+            names=tuple(seat.name for seat in episode.students),
+            grader=GraderClient(spawn(Grader)),
+            teacher_as_student=spawn_student(episode, Seat("teacher", "teacher")),
+        )
+
+    async def run(self, episode: Episode, agents: LbtAgents, resume_from: Any | None = None) -> dict[str, Any]:
+        method = {"m1": run_m1, "m2": run_m2, "m3": run_m3}[episode.config.method]
+        summary = await method(episode, agents)
+        for key, value in summary["scores"].items():
+            if value is not None:
+                episode.recorder.metric(f"score/{key}", value)
+        for sender, count in summary.get("tokens", {}).items():
+            episode.recorder.metric("tokens", count, agent=sender)
+        return summary
+
+    def summary_table(self, summary: dict[str, Any]) -> list[Any]:
+        return lbt_summary_table(summary)

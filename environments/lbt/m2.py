@@ -1,0 +1,138 @@
+"""M2: the teacher learns from its own rationales, ordered by how well students learned.
+
+Top to bottom: M1 scores the teacher's sampled rationales of training problems;
+each rationale's score is w x correctness + (1 - w) x LbT score (correctness alone
+for the `correctness` baseline); pairs of rationales whose scores differ by more than
+a gap become DPO preference pairs (saved as ``preferences.jsonl`` in TRL's format,
+loadable with ``datasets``); a DPO step trains a LoRA adapter on them, hot-loaded into
+the teacher's running engine; the teacher answers held-out problems greedily before
+and after. `none` is the baseline: no pairs, no DPO.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from classroom.agents.learners import DPOLearner
+from classroom.agents.messages import PreferencePair
+from classroom.agents.plugins import instantiate_plugin
+from classroom.environments.base import Episode
+from classroom.environments.lbt.config import LbtConfig
+from classroom.environments.lbt.selection import preference_pairs
+from classroom.environments.lbt.similar import SimilarProblems
+from classroom.environments.lbt.teaching import LbtAgents, teach_and_score
+from classroom.serving.llm import AdapterLLM
+
+PREFERENCES = "preferences.jsonl"
+
+
+async def run_m2(episode: Episode, agents: LbtAgents) -> dict[str, Any]:
+    started = time.time()
+    config: LbtConfig = episode.config
+    settings = config.m2
+    train = episode.task.sample(settings.train_problems, split=config.train_split, seed=config.seed, episode_id=episode.episode_id)
+    test = episode.task.sample(config.num_problems, split=config.split, seed=config.seed, episode_id=episode.episode_id)
+    episode.recorder.record([*train, *test])
+
+    # 1. The teacher's rationales of training problems, scored by the class (M1).
+    pairs: list[PreferencePair] = []
+    teaching = None
+    if settings.preference != "none":
+        similar = SimilarProblems(episode.task, config.train_split, seed=config.seed)
+        teaching = await teach_and_score(
+            train,
+            agents,
+            similar,
+            config.m1,
+            seed=config.seed,
+            recorder=episode.recorder,
+            pool=episode.pool,
+            episode_id=episode.episode_id,
+        )
+        # 2. Scores order pairs; the widest gaps become preferences.
+        weight = 1.0 if settings.preference == "correctness" else settings.correctness_weight
+        prompts = await agents.teacher.prompts_of(train)
+        for problem, prompt in zip(train, prompts):
+            samples = teaching.scored[problem.id]
+
+            def score(index: int, samples: Any = samples) -> float:
+                return weight * float(samples[index].correct) + (1.0 - weight) * samples[index].score
+
+            for pair in preference_pairs(
+                samples, correctness_weight=weight, min_gap=settings.min_gap, max_pairs=settings.max_pairs_per_problem
+            ):
+                chosen, rejected = samples[pair.chosen].explanation, samples[pair.rejected].explanation
+                pairs.append(
+                    PreferencePair(
+                        episode_id=episode.episode_id,
+                        sender="lbt",
+                        parents=(problem.id, chosen.id, rejected.id),
+                        prompt=tuple(prompt),
+                        chosen=chosen.text,
+                        rejected=rejected.text,
+                        chosen_score=score(pair.chosen),
+                        rejected_score=score(pair.rejected),
+                        source=settings.preference,
+                    )
+                )
+        episode.recorder.record(pairs)
+        with open(episode.run_dir / PREFERENCES, "w", encoding="utf-8") as f:
+            for pair in pairs:
+                f.write(json.dumps(pair.row()) + "\n")
+
+    # 3. A DPO step on the pairs, the adapter served by the running engine.
+    adapter = None
+    training: dict[str, Any] = {}
+    if pairs:
+        episode.recorder.stage(f"DPO on {len(pairs)} preference pairs", None)
+        learner: DPOLearner = instantiate_plugin("env.m2.dpo", settings.dpo, DPOLearner)
+        training = await learner.fit([p.row() for p in pairs], str(episode.run_dir / "teacher-dpo"))
+        llm = episode.pool.llm("teacher")
+        if not isinstance(llm, AdapterLLM):
+            raise ValueError("M2 trains the teacher: its model must load LoRA adapters (a vLLM engine)")
+        adapter = f"{episode.episode_id}-teacher-dpo"
+        await llm.load_adapter(adapter, training["adapter_path"])
+
+    # 4. The teacher on held-out problems, before and after.
+    episode.recorder.stage("teacher on held-out problems, before and after", 2 * len(test))
+    before = await agents.teacher.explain(test)
+    after = before if adapter is None else await agents.teacher.explain(test, adapter=adapter)
+    episode.recorder.record(after if adapter else before)
+    right_before = [await agents.grader.score(p, e.final_answer) for p, e in zip(test, before)]
+    right_after = [await agents.grader.score(p, e.final_answer) for p, e in zip(test, after)]
+    accuracy_before, accuracy_after = _mean(right_before), _mean(right_after)
+    tokens = dict(teaching.tokens) if teaching else {}
+    for explanation in [*before, *(after if adapter else [])]:
+        tokens[explanation.sender] = tokens.get(explanation.sender, 0) + explanation.usage.total_tokens
+
+    summary: dict[str, Any] = {
+        "env": "lbt",
+        "method": "m2",
+        "preference": settings.preference,
+        "task": episode.task.name,
+        "episode_id": episode.episode_id,
+        "students": list(agents.names),
+        "train_problems": len(train),
+        "test_problems": len(test),
+        "pairs": len(pairs),
+        "preferences_file": PREFERENCES if pairs else None,
+        "training": {k: training[k] for k in ("train_loss", "seconds", "steps") if k in training},
+        "teacher_accuracy_before": accuracy_before,
+        "teacher_accuracy_after": accuracy_after,
+        "exam_engines": teaching.exam_engines if teaching else {},
+        "tokens": tokens,
+        "wall_time_s": round(time.time() - started, 2),
+    }
+    summary["scores"] = {
+        "teacher_test": accuracy_after,
+        "teacher_test_before": accuracy_before,
+        "teacher_gain": accuracy_after - accuracy_before,
+        "pairs": float(len(pairs)),
+    }
+    return summary
+
+
+def _mean(values: list[bool]) -> float:
+    return sum(values) / len(values) if values else 0.0

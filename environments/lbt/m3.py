@@ -1,0 +1,159 @@
+"""M3: the teacher refines its in-context exemplars with feedback from its students.
+
+Top to bottom: the teacher starts from K exemplars; each iteration the students answer
+the training items with the current set; their errors go to the teacher, which
+proposes C revised sets (a proposal that does not parse is a recorded ParseFailure; the
+others go on); every set is scored by the students' accuracy on the training items and
+the best (the current one on a tie) is kept. After T iterations the teacher's own model
+answers the held-out problems with the first and with the final exemplars. One student
+or the whole class gives the feedback: the paper finds several diverse students better.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from classroom.agents.messages import Attempt, ParseFailure, Problem
+from classroom.agents.plugins import instantiate_plugin
+from classroom.environments.base import Episode
+from classroom.environments.lbt.config import LbtConfig
+from classroom.environments.lbt.exemplars import ExemplarProposer
+from classroom.environments.lbt.teaching import LbtAgents
+from classroom.environments.lbt.types import ExemplarProposal, ExemplarSet
+from classroom.serving.structured import validate_reply
+
+
+async def run_m3(episode: Episode, agents: LbtAgents) -> dict[str, Any]:
+    started = time.time()
+    config: LbtConfig = episode.config
+    settings = config.m3
+    proposer: ExemplarProposer = instantiate_plugin("env.m3.proposer", settings.proposer, ExemplarProposer)
+    llm = episode.pool.llm("teacher")
+    rng_seed = config.seed
+    # Training items, a disjoint pool of candidate exemplars, and held-out problems.
+    drawn = episode.task.sample(settings.train_items * 4, split=config.train_split, seed=rng_seed, episode_id=episode.episode_id)
+    items, pool = drawn[: settings.train_items], drawn[settings.train_items :]
+    test = episode.task.sample(config.num_problems, split=config.split, seed=rng_seed, episode_id=episode.episode_id)
+    episode.recorder.record([*items, *test])
+    tokens: dict[str, int] = {}
+    failures = 0
+
+    def parse(texts: Sequence[str], iteration: int) -> list[ExemplarSet]:
+        nonlocal failures
+        sets = []
+        for text in texts:
+            value, error = validate_reply(ExemplarSet, text)
+            if value is None:
+                failures += 1
+                episode.recorder.record(
+                    [
+                        ParseFailure(
+                            episode_id=episode.episode_id,
+                            sender=proposer.name,
+                            expected="ExemplarSet",
+                            raw_text=text[:2000],
+                            error=error or "",
+                        )
+                    ]
+                )
+            else:
+                sets.append(value)
+        return sets
+
+    first = parse((await proposer.initial(pool, settings.exemplars, llm, seed=rng_seed)).texts, 0)
+    if not first:
+        raise ValueError(f"M3: the proposer {proposer.name!r} gave no first exemplar set that parses")
+    current = first[0]
+    score, errors = await _score(current, items, agents, settings.answer_tokens, tokens)
+    curve = {"0": score}
+    episode.recorder.record([_proposal(episode, 0, current, score, True)])
+    for iteration in range(1, settings.iterations + 1):
+        episode.recorder.stage(f"M3 iteration {iteration}: {settings.proposals} proposals", None)
+        proposed = await proposer.propose(current, errors, pool, settings.proposals, llm, seed=rng_seed * 100 + iteration)
+        tokens[proposer.name] = tokens.get(proposer.name, 0) + proposed.tokens
+        candidates = parse(proposed.texts, iteration)
+        results = await asyncio.gather(*(_score(s, items, agents, settings.answer_tokens, tokens) for s in candidates))
+        best = max(range(len(candidates)), key=lambda i: (results[i][0], -i), default=None)
+        kept = best is not None and results[best][0] > score
+        episode.recorder.record(
+            [_proposal(episode, iteration, s, r[0], kept and i == best) for i, (s, r) in enumerate(zip(candidates, results))]
+        )
+        if kept:
+            current, (score, errors) = candidates[best], results[best]
+        curve[str(iteration)] = score
+        episode.recorder.metric("m3/train_accuracy", score, iteration=iteration)
+
+    # The teacher's own model on held-out problems, with the first and the final set.
+    episode.recorder.stage("held-out problems: first vs final exemplars", 2 * len(test))
+    test_first, test_final = await asyncio.gather(
+        _accuracy(agents, first[0], test, settings.answer_tokens, tokens), _accuracy(agents, current, test, settings.answer_tokens, tokens)
+    )
+    summary: dict[str, Any] = {
+        "env": "lbt",
+        "method": "m3",
+        "task": episode.task.name,
+        "episode_id": episode.episode_id,
+        "students": list(agents.names),
+        "proposer": proposer.name,
+        "train_items": len(items),
+        "test_problems": len(test),
+        "train_accuracy_by_iteration": curve,
+        "test_accuracy_first": test_first,
+        "test_accuracy_final": test_final,
+        "parse_failures": failures,
+        "final_exemplars": [e.model_dump() for e in current.exemplars],
+        "tokens": tokens,
+        "wall_time_s": round(time.time() - started, 2),
+    }
+    summary["scores"] = {
+        **{f"m3_train@{k}": v for k, v in curve.items()},
+        "m3_test": test_final,
+        "m3_test_first": test_first,
+        "m3_test_gain": test_final - test_first,
+    }
+    return summary
+
+
+async def _score(
+    exemplars: ExemplarSet, items: Sequence[Problem], agents: LbtAgents, max_tokens: int, tokens: dict[str, int]
+) -> tuple[float, list[tuple[Problem, Attempt]]]:
+    """The class's accuracy on the items with these exemplars, and its wrong answers."""
+    demos = exemplars.demonstrations()
+    answers = await asyncio.gather(
+        *(s.answer_each([(p, demos) for p in items], phase="m3_train", max_tokens=max_tokens) for s in agents.students)
+    )
+    graded = await asyncio.gather(*(agents.grader.grade_attempts(items, [a[0] for a in student]) for student in answers))
+    by_id = {p.id: p for p in items}
+    right, errors = 0, []
+    for attempts in graded:
+        for attempt in attempts:
+            tokens[attempt.sender] = tokens.get(attempt.sender, 0) + attempt.usage.total_tokens
+            right += bool(attempt.correct)
+            if not attempt.correct:
+                errors.append((by_id[attempt.problem_id], attempt))
+    return right / max(len(items) * len(agents.students), 1), errors
+
+
+async def _accuracy(
+    agents: LbtAgents, exemplars: ExemplarSet, problems: Sequence[Problem], max_tokens: int, tokens: dict[str, int]
+) -> float:
+    demos = exemplars.demonstrations()
+    answers = await agents.teacher_as_student.answer_each([(p, demos) for p in problems], phase="m3_test", max_tokens=max_tokens)
+    graded = await agents.grader.grade_attempts(problems, [a[0] for a in answers])
+    for attempt in graded:
+        tokens[attempt.sender] = tokens.get(attempt.sender, 0) + attempt.usage.total_tokens
+    return sum(bool(a.correct) for a in graded) / max(len(graded), 1)
+
+
+def _proposal(episode: Episode, iteration: int, exemplars: ExemplarSet, score: float, kept: bool) -> ExemplarProposal:
+    return ExemplarProposal(
+        episode_id=episode.episode_id,
+        sender="lbt",
+        iteration=iteration,
+        exemplars=tuple(e.model_dump() for e in exemplars.exemplars),
+        score=score,
+        kept=kept,
+    )

@@ -1,0 +1,176 @@
+"""Learning by teaching, M1's core: score each rationale by the students' exam results.
+
+For each teaching problem the teacher writes one greedy rationale and samples N more;
+every student takes an exam of K problems like the teaching problem, R times, with a
+sampled rationale as its only worked example; the rationale's LbT score is the mean
+correctness of all those answers. Everything goes to the engines at once (N x K x
+students requests of R samples, sharing their prefixes), and the engines' utilisation
+during the exam is recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from classroom.agents.clients import GraderClient, StudentClient, TeacherClient
+from classroom.agents.messages import Attempt, Explanation, Problem
+from classroom.environments.lbt.config import M1Settings
+from classroom.environments.lbt.similar import SimilarProblems
+from classroom.environments.lbt.types import ScoredRationale, TeachingScore
+from classroom.environments.recording import Recorder
+from classroom.serving.pool import ModelPool
+from classroom.serving.types import EngineStats
+
+
+@dataclass(frozen=True)
+class LbtAgents:
+    """The agents of an LbT episode: the teacher, the class, the grader, and the
+    teacher's own model answering as a student (M3 scores the exemplars with it)."""
+
+    teacher: TeacherClient
+    students: tuple[StudentClient, ...]
+    names: tuple[str, ...]
+    grader: GraderClient
+    teacher_as_student: StudentClient
+
+
+@dataclass(frozen=True)
+class Teaching:
+    """M1's outcome on some problems: greedy and sampled rationales, scored."""
+
+    problems: list[Problem]
+    greedy: dict[str, Explanation]
+    scored: dict[str, list[ScoredRationale]]
+    exam_engines: dict[str, dict[str, Any]]
+    # Tokens by agent (sender): the teacher's rationales, every student's exams.
+    tokens: dict[str, int]
+
+
+async def engine_readings(pool: ModelPool) -> dict[str, EngineStats]:
+    return await pool.engine_stats()
+
+
+async def teach_and_score(
+    problems: Sequence[Problem],
+    agents: LbtAgents,
+    similar: SimilarProblems,
+    settings: M1Settings,
+    *,
+    seed: int,
+    recorder: Recorder,
+    pool: ModelPool,
+    episode_id: str,
+) -> Teaching:
+    """Rationales for ``problems``, each scored by the class's exams (see the module)."""
+    problems = list(problems)
+    recorder.stage(f"teacher writes {settings.samples} rationales per problem", len(problems))
+    greedy, sampled = await asyncio.gather(
+        agents.teacher.explain(problems),
+        agents.teacher.sample_explanations(
+            problems, samples=settings.samples, temperature=settings.temperature, seed=seed, max_tokens=settings.rationale_tokens
+        ),
+    )
+    recorder.record([*greedy, *(e for group in sampled for e in group)])
+    correct = await _grade_rationales(problems, sampled, agents.grader)
+
+    exams = {p.id: similar.exam(p, settings.exam_size) for p in problems}
+    recorder.record([q for exam in exams.values() for q in exam])
+    items = [(q, [(p, e)]) for p, group in zip(problems, sampled) for e in group for q in exams[p.id]]
+    recorder.stage(f"exams: {len(items)} x {len(agents.students)} students x {settings.repeats} repeats", len(items) * len(agents.students))
+    before = await engine_readings(pool)
+    answers = await asyncio.gather(
+        *(
+            student.answer_each(
+                items,
+                phase="exam",
+                samples=settings.repeats,
+                temperature=settings.exam_temperature,
+                seed=seed,
+                max_tokens=settings.answer_tokens,
+            )
+            for student in agents.students
+        )
+    )
+    after = await engine_readings(pool)
+    exam_engines = {key: after[key].since(before[key]).summary() for key in after if key in before}
+    for key, figures in exam_engines.items():
+        for name, value in figures.items():
+            if value is not None:
+                recorder.metric(f"exam_engine/{name}", value, engine=key)
+
+    graded = await asyncio.gather(*(_grade_exam(items, student_answers, agents.grader) for student_answers in answers))
+    for student_graded in graded:
+        recorder.record([a for attempts in student_graded for a in attempts])
+        recorder.advance(len(student_graded))
+    # Item index -> (problem, rationale): items are problem-major, then rationale, then exam problem.
+    scored: dict[str, list[ScoredRationale]] = {}
+    messages = []
+    at = 0
+    for problem, group, right in zip(problems, sampled, correct):
+        scored[problem.id] = []
+        for explanation, is_right in zip(group, right):
+            span = range(at, at + len(exams[problem.id]))
+            at += len(exams[problem.id])
+            by_student = {
+                name: _mean([bool(a.correct) for i in span for a in student_graded[i]])
+                for name, student_graded in zip(agents.names, graded)
+            }
+            results = [bool(a.correct) for student_graded in graded for i in span for a in student_graded[i]]
+            score = _mean(results)
+            scored[problem.id].append(ScoredRationale(explanation, explanation.final_answer, is_right, score))
+            messages.append(
+                TeachingScore(
+                    episode_id=episode_id,
+                    sender="lbt",
+                    parents=(problem.id, explanation.id),
+                    problem_id=problem.id,
+                    rationale_id=explanation.id,
+                    answer=explanation.final_answer,
+                    correct=is_right,
+                    exam_problem_ids=tuple(q.id for q in exams[problem.id]),
+                    by_student=by_student,
+                    exam_answers=len(results),
+                    score=score,
+                )
+            )
+    recorder.record(messages)
+    tokens: dict[str, int] = {}
+    every = [*greedy, *(e for group in sampled for e in group), *(a for sg in graded for attempts in sg for a in attempts)]
+    for message in every:
+        tokens[message.sender] = tokens.get(message.sender, 0) + message.usage.total_tokens
+    return Teaching(problems, {e.problem_id: e for e in greedy}, scored, exam_engines, tokens)
+
+
+async def _grade_rationales(
+    problems: Sequence[Problem], sampled: Sequence[Sequence[Explanation]], grader: GraderClient
+) -> list[list[bool]]:
+    """Whether each sampled rationale's own answer is right."""
+    flat = [(p, e) for p, group in zip(problems, sampled) for e in group]
+    verdicts = await asyncio.gather(*(grader.score(p, e.final_answer) for p, e in flat))
+    result, at = [], 0
+    for group in sampled:
+        result.append(list(verdicts[at : at + len(group)]))
+        at += len(group)
+    return result
+
+
+async def _grade_exam(
+    items: Sequence[tuple[Problem, Any]], answers: Sequence[Sequence[Attempt]], grader: GraderClient
+) -> list[list[Attempt]]:
+    """The exam attempts graded, grouped as they were asked (one list per item)."""
+    problems = [q for q, _ in items]
+    flat = [a for attempts in answers for a in attempts]
+    by_id = {q.id: q for q in problems}
+    graded = await grader.grade_attempts(list(by_id.values()), flat)
+    result, at = [], 0
+    for attempts in answers:
+        result.append(graded[at : at + len(attempts)])
+        at += len(attempts)
+    return result
+
+
+def _mean(values: Sequence[bool | float]) -> float:
+    return sum(float(v) for v in values) / len(values) if values else 0.0

@@ -1,0 +1,208 @@
+"""Learning by teaching: selection and pair arithmetic on hand-made scores, then M1, M2,
+M3 and a class of students on the real engine (two adapters served side by side)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from classroom.agents.actors import spawn
+from classroom.agents.clients import GraderClient, StudentClient, TeacherClient
+from classroom.agents.grading import Grader
+from classroom.agents.learners import DPOLearner, InContextLearner
+from classroom.agents.messages import Explanation, ParseFailure, PreferencePair
+from classroom.agents.roles import Student, Teacher
+from classroom.agents.settings import StudentSettings, TeacherSettings
+from classroom.agents.students import Seat
+from classroom.environments.base import Episode, Roles, spawn_student
+from classroom.environments.lbt.config import LbtConfig, M1Settings, M2Settings, M3Settings
+from classroom.environments.lbt.exemplars import ProgrammaticProposer, Proposals
+from classroom.environments.lbt.m1 import run_m1
+from classroom.environments.lbt.m2 import PREFERENCES, run_m2
+from classroom.environments.lbt.m3 import run_m3
+from classroom.environments.lbt.selection import preference_pairs, select_answers
+from classroom.environments.lbt.teaching import LbtAgents
+from classroom.environments.lbt.types import ExemplarProposal, ScoredRationale, TeachingScore
+from classroom.environments.recording import MemoryRecorder
+from classroom.environments.tasks import reasoning_gym_skills
+from classroom.serving.pool import ModelPool, RoutedLLM
+from classroom.serving.types import SamplingParams
+
+SKILLS = {
+    "chain_sum": {"two_1digit": {"min_terms": 2, "max_terms": 2, "min_digits": 1, "max_digits": 1}},
+    "products": {"one_digit": {"min_terms": 2, "max_terms": 2, "min_digits": 1, "max_digits": 1}},
+}
+
+
+def sample(answer: str | None, score: float, correct: bool = False, text: str | None = None) -> ScoredRationale:
+    return ScoredRationale(Explanation(problem_id="p", text=text or f"... {answer} ({score})"), answer, correct, score)
+
+
+# ------------------------------------------------------------------- hand-made scores
+
+
+def test_selection_rules_on_hand_made_exam_outcomes():
+    # 7 is the majority; 5 has the single best-scored rationale; 9's scores sum highest.
+    samples = [sample("7", 0.1), sample("7", 0.1), sample("7", 0.1), sample("5", 0.9), sample("9", 0.6), sample("9", 0.6)]
+    assert select_answers("3", samples) == {"greedy": "3", "self_consistency": "7", "m1_max": "5", "m1_sum": "9"}
+    # MAX and SUM agree when the best answer is also the best-supported one.
+    same = [sample("4", 0.8), sample("4", 0.7), sample("6", 0.75)]
+    picked = select_answers(None, same)
+    assert picked["m1_max"] == picked["m1_sum"] == "4" and picked["greedy"] is None
+    # Equal numbers group ("1,000" and "1000"); ties go to the answer met first.
+    assert select_answers("1", [sample("1,000", 0.5), sample("1000", 0.5), sample("2", 1.0)])["self_consistency"] == "1,000"
+    assert select_answers("1", [sample("8", 0.5), sample("2", 0.5)])["m1_sum"] == "8"
+    assert select_answers("1", [sample(None, 1.0)])["m1_sum"] is None
+
+
+def test_preference_pairs_from_hand_made_scores():
+    samples = [sample("1", 0.9, True), sample("2", 0.1, False), sample("1", 0.2, True), sample("3", 0.7, False)]
+    # score = 0.5 correctness + 0.5 LbT: 0.95, 0.05, 0.6, 0.35 -> gaps over 0.3, widest
+    # first: 0.9, 0.6, 0.55, 0.35 (2 over 3 is 0.25, 3 over 1 exactly 0.3: not over).
+    pairs = preference_pairs(samples, correctness_weight=0.5, min_gap=0.3, max_pairs=8)
+    assert [(p.chosen, p.rejected) for p in pairs] == [(0, 1), (0, 3), (2, 1), (0, 2)]
+    assert pairs[0].gap == pytest.approx(0.9)
+    assert len(preference_pairs(samples, correctness_weight=0.5, min_gap=0.3, max_pairs=2)) == 2
+    # Correctness alone: every right sample over every wrong one, LbT ignored.
+    only = preference_pairs(samples, correctness_weight=1.0, min_gap=0.3, max_pairs=8)
+    assert {(p.chosen, p.rejected) for p in only} == {(0, 1), (0, 3), (2, 1), (2, 3)}
+    # The same text never pairs with itself.
+    twins = [sample("1", 1.0, True, text="same"), sample("2", 0.0, False, text="same")]
+    assert preference_pairs(twins, correctness_weight=0.5, min_gap=0.3, max_pairs=8) == []
+
+
+# ----------------------------------------------------------------- the real engine
+
+
+@pytest.fixture
+def seated(class_of_two):
+    return class_of_two
+
+
+def lbt_episode(engine, tmp_path: Path, seats, **config) -> tuple[Episode, LbtAgents, MemoryRecorder]:
+    pool = ModelPool({"embedded": RoutedLLM("embedded", [engine])}, {"teacher": "embedded", "student": "embedded"})
+    recorder = MemoryRecorder()
+    episode = Episode(
+        episode_id="ep",
+        config=LbtConfig(**config),
+        task=reasoning_gym_skills(SKILLS, size=12, seed=0),
+        roles=Roles(
+            TeacherSettings(sampling=SamplingParams(max_tokens=64)),
+            StudentSettings(sampling=SamplingParams(max_tokens=48)),
+            InContextLearner(),
+        ),
+        pool=pool,
+        recorder=recorder,
+        run_dir=tmp_path,
+        students=tuple(seats),
+    )
+    agents = LbtAgents(
+        teacher=TeacherClient(spawn(Teacher, pool.llm("teacher"), episode_id="ep", sampling={"max_tokens": 64})),
+        students=tuple(spawn_student(episode, seat) for seat in seats),
+        names=tuple(seat.name for seat in seats),
+        grader=GraderClient(spawn(Grader)),
+        teacher_as_student=spawn_student(episode, Seat("teacher", "teacher")),
+    )
+    return episode, agents, recorder
+
+
+async def test_a_class_of_two_adapters_on_one_engine_answers_differently(engine, seated):
+    """Students are adapters of the same running engine: each its own actor and name;
+    the sums student answers otherwise than the base one."""
+    import ray
+
+    assert [s.adapter for s in seated] == [None, "student-sums"]
+    assert "student-sums" in ray.get(engine.actor.info.remote())["adapters"]
+    problems = reasoning_gym_skills(SKILLS, size=12, seed=3).split("test")[:8]
+    llm = RoutedLLM("embedded", [engine])
+    base, sums = (StudentClient(spawn(Student, llm, name=s.name, adapter=s.adapter, sampling={"max_tokens": 48})) for s in seated)
+    a, b = await base.answer(problems, phase="class"), await sums.answer(problems, phase="class")
+    assert {x.sender for x in a} == {"base"} and {x.sender for x in b} == {"sums"}
+    assert sum(x.reasoning != y.reasoning for x, y in zip(a, b)) >= 4, [(x.reasoning, y.reasoning) for x, y in zip(a, b)]
+    assert b[0].usage.model == "student-sums" and a[0].usage.model == "embedded"
+
+
+async def test_m1_episode_with_two_students(engine, seated, tmp_path):
+    m1 = M1Settings(samples=3, exam_size=2, repeats=2, rationale_tokens=64, answer_tokens=48)
+    episode, agents, recorder = lbt_episode(engine, tmp_path, seated, num_problems=3, m1=m1)
+    summary = await run_m1(episode, agents)
+    scores = [m for m in recorder.messages if isinstance(m, TeachingScore)]
+    assert len(scores) == 3 * 3 and summary["students"] == ["base", "sums"]
+    for score in scores:  # 2 exam problems x 2 repeats x 2 students, each student's share kept
+        assert score.exam_answers == 8 and set(score.by_student) == {"base", "sums"}
+        assert score.score == pytest.approx(sum(score.by_student.values()) / 2)
+    exam = [m for m in recorder.messages if getattr(m, "phase", "") == "exam"]
+    assert len(exam) == 9 * 2 * 2 * 2 and {a.sender for a in exam} == {"base", "sums"}
+    assert set(summary["accuracy"]) == {"greedy", "self_consistency", "m1_max", "m1_sum"}
+    for row in summary["per_problem"]:  # each rule's answer is what the samples say
+        mine = [s for s in scores if s.problem_id == row["problem_id"]]
+        best = max(range(len(mine)), key=lambda i: (mine[i].score, -i))
+        assert row["answers"]["m1_max"] == mine[best].answer
+    [engine_figures] = summary["exam_engines"].values()
+    assert 0.0 < engine_figures["busy_fraction"] <= 1.0 and engine_figures["mean_in_flight"] > 1.0
+    assert engine_figures["prefix_cache_hit_rate"] is not None and engine_figures["prefix_cache_hit_rate"] > 0.0
+
+
+async def test_a_dpo_step_moves_the_preference_toward_the_chosen(ray_local, tmp_path):
+    """The margin log p(chosen) - log p(rejected) rises on the pairs DPO trained on."""
+    rows = [
+        PreferencePair(
+            prompt=({"role": "user", "content": f"What is {a} + {b}?"},),
+            chosen=f"{a} + {b} = {a + b}. The answer is {a + b}.",
+            rejected=f"{a} + {b} = {a + b + 3}. The answer is {a + b + 3}.",
+        ).row()
+        for a, b in [(2, 3), (4, 4), (5, 1), (6, 2), (3, 3), (7, 1), (2, 6), (1, 4)]
+    ]
+    learner = DPOLearner(epochs=2, learning_rate=2e-3, batch_size=4, nll_weight=1.0)
+    before = await learner.margins(rows)
+    trained = await learner.fit(rows, str(tmp_path / "dpo"))
+    after = await learner.margins(rows, trained["adapter_path"])
+    assert trained["steps"] == 4 and (tmp_path / "dpo" / "adapter_config.json").is_file()
+    assert sum(after) / len(after) > sum(before) / len(before) + 1.0, (before, after)
+    assert sum(a > b for a, b in zip(after, before)) >= 7
+
+
+async def test_m2_episode_saves_pairs_and_serves_the_dpo_teacher(engine, seated, tmp_path):
+    import datasets
+    import ray
+
+    m1 = M1Settings(samples=4, exam_size=2, repeats=1, rationale_tokens=64, answer_tokens=48)
+    m2 = M2Settings(
+        train_problems=3, min_gap=0.0, max_pairs_per_problem=2, dpo={"_target_": "classroom.agents.learners.DPOLearner", "epochs": 1}
+    )
+    episode, agents, recorder = lbt_episode(engine, tmp_path, seated[:1], method="m2", num_problems=4, m1=m1, m2=m2)
+    summary = await run_m2(episode, agents)
+    pairs = [m for m in recorder.messages if isinstance(m, PreferencePair)]
+    assert summary["pairs"] == len(pairs) > 0 and all(p.chosen_score > p.rejected_score for p in pairs)
+    loaded = datasets.load_dataset("json", data_files=str(tmp_path / PREFERENCES), split="train")
+    assert loaded.column_names == ["prompt", "chosen", "rejected"] and len(loaded) == len(pairs)
+    assert loaded[0]["prompt"][0]["role"] == "system"  # the teacher's own prompt
+    assert "ep-teacher-dpo" in ray.get(engine.actor.info.remote())["adapters"]
+    assert summary["scores"]["teacher_gain"] == pytest.approx(summary["teacher_accuracy_after"] - summary["teacher_accuracy_before"])
+
+
+class GarbledProposer(ProgrammaticProposer):
+    """Fault injection (a test double): the first proposal of each iteration is not JSON."""
+
+    name = "garbled"
+
+    async def propose(self, current, errors, pool, count, llm, *, seed):
+        made = await super().propose(current, errors, pool, count, llm, seed=seed)
+        return Proposals(["{exemplars: not json", *made.texts[1:]], made.tokens)
+
+
+async def test_one_m3_iteration_goes_on_past_a_proposal_that_does_not_parse(engine, seated, tmp_path):
+    m3 = M3Settings(
+        exemplars=2, proposals=3, iterations=1, train_items=4, proposer={"_target_": f"{__name__}.GarbledProposer"}, answer_tokens=48
+    )
+    episode, agents, recorder = lbt_episode(engine, tmp_path, seated, method="m3", num_problems=4, m3=m3)
+    summary = await run_m3(episode, agents)
+    failures = [m for m in recorder.messages if isinstance(m, ParseFailure)]
+    assert summary["parse_failures"] == 1 and len(failures) == 1 and failures[0].expected == "ExemplarSet"
+    proposals = [m for m in recorder.messages if isinstance(m, ExemplarProposal)]
+    assert [p.iteration for p in proposals] == [0, 1, 1]  # the first set, then the two that parsed
+    assert all(p.score is not None and 0.0 <= p.score <= 1.0 for p in proposals)
+    assert set(summary["train_accuracy_by_iteration"]) == {"0", "1"}
+    assert summary["train_accuracy_by_iteration"]["1"] >= summary["train_accuracy_by_iteration"]["0"]
+    assert 0.0 <= summary["scores"]["m3_test"] <= 1.0 and summary["students"] == ["base", "sums"]
