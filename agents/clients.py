@@ -79,6 +79,9 @@ class StudentClient(AgentClient):
     async def train(self, examples: Sequence[TrainingExample], *, iteration: int, out_dir: str, adapter_name: str) -> TrainingRun:
         return await self.invoke(self.agent.train, list(examples), iteration=iteration, out_dir=out_dir, adapter_name=adapter_name)
 
+    async def use_adapter(self, name: str, path: str) -> None:
+        await self.invoke(self.agent.use_adapter, name, path)
+
     async def sft_rows(self, examples: Sequence[TrainingExample]) -> list[dict[str, Any]]:
         return await self.invoke(self.agent.sft_rows, list(examples))
 

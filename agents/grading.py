@@ -119,7 +119,7 @@ def extract_final_answer(text: str) -> str | None:
     """Pull the final answer out of a model's reply, or None when there is none.
 
     In priority order: the ``final_answer``/``answer`` field of a JSON object (possibly
-    embedded in other text), the last ``\\boxed{...}``, a GSM8K ``#### X`` line, the last
+    embedded in other text), the last ``\\boxed{...}``, the last ``<Answer>...</Answer>``, a GSM8K ``#### X`` line, the last
     "the answer is X" / "answer: X", and finally the last number in the text.
     """
     found = _find_final_answer(text) if text and text.strip() else None
@@ -129,8 +129,18 @@ def extract_final_answer(text: str) -> str | None:
     return found
 
 
+_ANSWER_TAG = re.compile(r"<Answer>(.*?)</Answer>", re.S)
+
+
+def _answer_tag(text: str) -> str | None:
+    """The last ``<Answer>...</Answer>`` (thought templates end with one)."""
+    found = [_clean(m) for m in _ANSWER_TAG.findall(text)]
+    found = [m for m in found if m]
+    return found[-1] if found else None
+
+
 def _find_final_answer(text: str) -> str | None:
-    for finder in (_json_answer, _last_boxed):
+    for finder in (_json_answer, _last_boxed, _answer_tag):
         found = finder(text)
         if found:
             return found

@@ -346,6 +346,10 @@ class Student:
             seconds=round(time.time() - started, 2),
         )
 
+    async def use_adapter(self, name: str, path: str) -> None:
+        """Load an adapter trained elsewhere (a DPO step) into the engine and answer with it."""
+        await self._load_adapter(name, path)
+
     async def _load_adapter(self, name: str, path: str) -> None:
         if not isinstance(self.llm, AdapterLLM):
             raise BackendError(f"the student's backend {self.llm.name} cannot load LoRA adapters")

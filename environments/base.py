@@ -43,6 +43,7 @@ LOOPS: dict[str, str] = {
     "tom": "classroom.environments.tom:TomLoop",
     "dataenvgym": "classroom.environments.dataenvgym:DataEnvGymLoop",
     "lbt": "classroom.environments.lbt:LbtLoop",
+    "supercorrect": "classroom.environments.supercorrect:SuperCorrectLoop",
 }
 # Installed packages can add loops without an import: `[project.entry-points."classroom.loops"]`.
 ENTRY_POINT_GROUP = "classroom.loops"

@@ -19,6 +19,7 @@ commands:
   resume  `classroom resume RUN_DIR` continues a killed episode from its last saved
           state (loops that save one)
   report  `classroom report RUN_OR_SWEEP_DIR` writes a self-contained report.html
+  export  `classroom export RUN_DIR OUT` copies the data a run produced (dataset/) to OUT
   bench   benchmarks that print ratios measured side by side (`classroom bench serving`,
           `classroom bench learner`)
 
@@ -100,11 +101,15 @@ def main(argv: list[str] | None = None) -> int:
         from classroom.launch.report import report_main
 
         return report_main(rest)
+    if command == "export":
+        from classroom.launch.export import export_main
+
+        return export_main(rest)
     if command == "resume":
         from classroom.launch.resume import resume_main
 
         return resume_main(rest)
-    print(f"classroom: unknown command {command!r} (commands: run, resume, sweep, report, serve, bench)", file=sys.stderr)
+    print(f"classroom: unknown command {command!r} (commands: run, resume, sweep, report, export, serve, bench)", file=sys.stderr)
     return 2
 
 

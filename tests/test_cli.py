@@ -43,7 +43,7 @@ def test_cfg_job_prints_the_composed_config_with_overrides():
     [
         (
             ["env=nope"],
-            "allowed in env: dataenvgym, dataenvgym_blind, dataenvgym_open_ended, dataenvgym_skill_list, dataenvgym_skill_tree, lbt, lbt_m1, lbt_m2, lbt_m3, tom",
+            "allowed in env: dataenvgym, dataenvgym_blind, dataenvgym_open_ended, dataenvgym_skill_list, dataenvgym_skill_tree, lbt, lbt_m1, lbt_m2, lbt_m3, supercorrect, tom",
         ),
         (["task=imagenet"], "allowed in task: arithmetic_skills, gsm8k, gsm_symbolic, hf_gsm8k, reasoning_gym, svamp"),
         (["env/intervention=psychic"], "allowed in env/intervention: all, mental_model"),
@@ -80,7 +80,12 @@ def test_cfg_job_prints_the_composed_config_with_overrides():
             ["env=lbt_m3", "env.m3.proposer._target_=collections.OrderedDict"],
             "env.m3.proposer._target_: 'collections.OrderedDict' does not implement ExemplarProposer",
         ),
-        (["env.loop=nowhere"], "config error: env.loop: unknown loop 'nowhere' (registered: dataenvgym, lbt, tom)"),
+        (["env=supercorrect", "env.stage=dpo"], "config error: env.stage: Input should be 'sft', 'hsft' or 'hsft_dpo'"),
+        (
+            ["env=supercorrect", "env.teacher._target_=collections.OrderedDict"],
+            "env.teacher._target_: 'collections.OrderedDict' does not implement TemplateTeacher",
+        ),
+        (["env.loop=nowhere"], "config error: env.loop: unknown loop 'nowhere' (registered: dataenvgym, lbt, supercorrect, tom)"),
         (
             ["env.num_problems=60"],
             "config error: env.num_problems: task 'reasoning_gym' split 'test' has 60 problems; the episode needs 78",

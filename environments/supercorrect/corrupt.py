@@ -1,0 +1,77 @@
+"""Templates with one wrong step at a known place: the error-localisation benchmark.
+
+A correct template's arithmetic is recomputed with one step's result changed (a wrong
+operation result, or a term dropped) and the error carried forward through the later
+steps, as a student who made it would go on. The corrupted step is then the first wrong
+one, which a model is asked to find; the score is exact-position accuracy, and the step
+checker gives the benchmark's ceiling on checkable arithmetic.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+
+from classroom.agents.steps import evaluate
+from classroom.environments.supercorrect.traces import TemplateStep, ThoughtTemplate
+
+_EQUATION = re.compile(r"^(?P<before>.*?)(?P<lhs>-?\d+(?:\s*[-+*]\s*-?\d+)+)\s*=\s*(?P<rhs>-?\d+)(?P<after>.*)$", re.S)
+
+
+@dataclass(frozen=True)
+class Corrupted:
+    """A template with its first wrong step at ``position`` (1-based), and how it was broken."""
+
+    template: ThoughtTemplate
+    position: int
+    how: str
+
+
+def _number(value: Fraction) -> str:
+    return str(value.numerator) if value.denominator == 1 else f"{float(value):g}"
+
+
+def corrupt(template: ThoughtTemplate, rng: random.Random) -> Corrupted | None:
+    """The template with one arithmetic step made wrong and the error carried forward,
+    or None if no step has arithmetic to break."""
+    parsed = [_EQUATION.match(step.text) for step in template.steps]
+    candidates = [i for i, m in enumerate(parsed) if m]
+    if not candidates:
+        return None
+    position = rng.choice(candidates)
+    values: dict[str, str] = {}  # a result -> what it became (the error carried forward)
+    steps = list(template.steps)
+    how = ""
+    for i, match in enumerate(parsed):
+        if match is None or i < position:
+            continue
+        lhs = match["lhs"]
+        for old, new in values.items():
+            lhs = re.sub(rf"(?<![\d.]){re.escape(old)}(?![\d.])", new, lhs)
+        right = evaluate(lhs)
+        if i == position:
+            terms = re.findall(r"-?\d+", lhs)
+            if len(terms) > 2 and rng.random() < 0.5:
+                how = f"dropped the term {terms[-1]}"
+                shown = _number(right)  # the full expression shown, the last term left out of the result
+                result = evaluate(lhs.rsplit(terms[-1], 1)[0].rstrip(" +-*"))
+            else:
+                delta = rng.choice([-3, -2, -1, 1, 2, 3, 10])
+                result = right + delta
+                how = f"result off by {delta:+d}"
+                shown = _number(right)
+            wrong = _number(result)
+            if wrong == shown:
+                wrong = _number(result + 1)
+            values[match["rhs"]] = wrong
+            text = f"{match['before']}{lhs} = {wrong}{match['after']}"
+        else:
+            new_value = _number(right)
+            values[match["rhs"]] = new_value
+            text = f"{match['before']}{lhs} = {new_value}{match['after']}"
+        steps[i] = TemplateStep(text=text, key=steps[i].key)
+    answer = values.get(template.answer, template.answer)
+    broken = template.model_copy(update={"steps": tuple(steps), "answer": answer})
+    return Corrupted(broken, position + 1, how)

@@ -1,0 +1,474 @@
+"""SuperCorrect (Yang et al. 2024) behind the TeachingLoop protocol.
+
+One episode, top to bottom (:meth:`SuperCorrectLoop.run`):
+
+1. The teacher writes a hierarchical thought template for every training and test
+   problem; a template whose structure, answer or checkable steps fail is dropped with
+   its reason (recorded).
+2. Stage 1: the student is LoRA-trained on the templates (HSFT) or, for the baseline,
+   on plain worked solutions of the same problems (SFT); it answers the test problems.
+3. Stage 2 (``hsft_dpo``): the student solves the training problems in the template
+   format; for each wrong solution the teacher, given the reference, finds the first
+   wrong step k (the step checker decides where it can) and writes its cause and
+   correction; the student, without the reference, writes its own for the same step.
+   Preference pair: prompt = problem + steps 1..k-1, chosen = the teacher's, rejected =
+   the student's. A DPO step continues the stage-1 adapter, hot-loaded into the running
+   engine; the student answers the test problems again.
+4. Error localisation: correct templates with one step broken at a known place (the
+   error carried forward); the student (before and after stage 2), the teacher's model
+   and the step checker name the first wrong step; exact-position accuracy.
+5. The data as a product: ``dataset/`` in TRL's formats with a dataset card
+   (``classroom export RUN_DIR OUT`` copies it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from classroom.agents.actors import spawn
+from classroom.agents.clients import GraderClient, StudentClient
+from classroom.agents.grading import Grader
+from classroom.agents.learners import DPOLearner, LoRALearner
+from classroom.agents.messages import Attempt, ParseFailure, PreferencePair, Problem, TrainingExample
+from classroom.agents.plugins import ConfigError, instantiate_plugin
+from classroom.agents.roles import Student, gold_explanation
+from classroom.agents.steps import check_steps, worked_solution
+from classroom.environments.base import Curve, Episode
+from classroom.environments.recording import Recorder
+from classroom.environments.stats import mean_ci
+from classroom.environments.supercorrect.config import SuperCorrectConfig
+from classroom.environments.supercorrect.corrupt import Corrupted, corrupt
+from classroom.environments.supercorrect.dataset import write_dataset
+from classroom.environments.supercorrect.teachers import TemplateTeacher, cause_and_correction
+from classroom.environments.supercorrect.traces import CorrectionTrace, ThoughtTemplate, TraceParseError, parse_template
+from classroom.environments.tasks import Task
+from classroom.serving.prompts import PromptSet
+
+_STEP_NUMBER = re.compile(r"<Step>\s*(\d+)\s*</Step>|(\d+)")
+
+
+@dataclass(frozen=True)
+class SuperCorrectAgents:
+    """The student (LoRA-trained), the teacher's model answering as a student (the
+    localisation benchmark's teacher), the grader, and the template teacher."""
+
+    student: StudentClient
+    teacher_model: StudentClient
+    grader: GraderClient
+    teacher: TemplateTeacher
+
+
+class SuperCorrectLoop:
+    """SuperCorrect: hierarchical thought templates, correction traces, cross-model DPO."""
+
+    name: ClassVar[str] = "supercorrect"
+    config_model: ClassVar[type[SuperCorrectConfig]] = SuperCorrectConfig
+    roles: ClassVar[tuple[str, ...]] = ("teacher", "student")
+    max_students: ClassVar[int | None] = 1
+    curves: ClassVar[tuple[Curve, ...]] = ()
+
+    def prepare(self, config: SuperCorrectConfig, task: Task) -> None:
+        for key, split in (("split", config.split), ("train_split", config.train_split)):
+            if split not in task.splits():
+                raise ConfigError(f"config error: env.{key}: task {task.name!r} has no split {split!r} (has: {', '.join(task.splits())})")
+        instantiate_plugin("env.teacher", config.teacher, TemplateTeacher)
+        instantiate_plugin("env.sft", config.sft, LoRALearner)
+        instantiate_plugin("env.dpo", config.dpo, DPOLearner)
+
+    def spawn_agents(self, episode: Episode) -> SuperCorrectAgents:
+        config: SuperCorrectConfig = episode.config
+        settings = episode.roles.student
+        prompts = PromptSet.load("classroom.environments.supercorrect", "prompts.yaml", config.prompts)
+        system = {} if config.stage == "sft" else {"system": prompts.get("student_system")}
+        seat = episode.students[0]
+        sampling = settings.sampling.model_copy(update={"max_tokens": config.answer_tokens})
+
+        def student(name: str, role: str, adapter: str | None, learner: Any = None) -> StudentClient:
+            return StudentClient(
+                spawn(
+                    Student,
+                    episode.pool.llm(role),
+                    name=name,
+                    episode_id=episode.episode_id,
+                    learner=learner,
+                    prompts={**settings.prompts, **system},
+                    sampling=sampling,
+                    adapter=adapter,
+                )
+            )
+
+        return SuperCorrectAgents(
+            student=student(seat.name, seat.role, seat.adapter, instantiate_plugin("env.sft", config.sft, LoRALearner)),
+            teacher_model=student("teacher", "teacher", None),
+            grader=GraderClient(spawn(Grader)),
+            teacher=instantiate_plugin("env.teacher", config.teacher, TemplateTeacher),
+        )
+
+    async def run(self, episode: Episode, agents: SuperCorrectAgents, resume_from: Any | None = None) -> dict[str, Any]:
+        started = time.time()
+        config: SuperCorrectConfig = episode.config
+        prompts = PromptSet.load("classroom.environments.supercorrect", "prompts.yaml", config.prompts)
+        recorder, run_dir = episode.recorder, Path(episode.run_dir)
+        train = episode.task.sample(config.train_problems, split=config.train_split, seed=config.seed, episode_id=episode.episode_id)
+        test = episode.task.sample(config.num_problems, split=config.split, seed=config.seed, episode_id=episode.episode_id)
+        recorder.record([*train, *test])
+        teacher_llm = episode.pool.llm("teacher")
+        tokens: dict[str, int] = {}
+
+        # 1. Templates from the teacher, checked; what fails is dropped with its reason.
+        recorder.stage("teacher writes thought templates", None)
+        written = await agents.teacher.write([*train, *test], teacher_llm)
+        tokens[agents.teacher.name] = written.tokens
+        recorder.record([*written.templates.values(), *written.dropped])
+        taught = [p for p in train if p.id in written.templates]
+        if not taught:
+            raise ValueError(f"the {agents.teacher.name} teacher wrote no usable template for {len(train)} training problems")
+
+        # 2. Stage 1: SFT on plain worked solutions (baseline) or HSFT on templates.
+        examples = [
+            TrainingExample(
+                episode_id=episode.episode_id,
+                sender=agents.teacher.name,
+                parents=(p.id,),
+                prompt=p.question,
+                answer=p.answer,
+                completion=written.templates[p.id].render() if config.stage != "sft" else _plain(p),
+                source=config.stage,
+                iteration=1,
+            )
+            for p in taught
+        ]
+        recorder.record(examples)
+        recorder.stage(f"stage 1: {'HSFT on templates' if config.stage != 'sft' else 'SFT on worked solutions'} ({len(examples)})", None)
+        training = await agents.student.train(
+            examples, iteration=1, out_dir=str(run_dir / "stage1"), adapter_name=f"{episode.episode_id}-stage1"
+        )
+        recorder.record([training])
+        test_untrained = await self._accuracy(agents, test, "test_untrained", base=True, tokens=tokens, recorder=recorder)
+        test_stage1 = await self._accuracy(agents, test, "test_stage1", tokens=tokens, recorder=recorder)
+        localisation_before = await self._localise(agents, test, written.templates, prompts, config, tokens, "student")
+
+        # 3. Stage 2: correction traces and cross-model DPO.
+        pairs: list[PreferencePair] = []
+        traces: list[CorrectionTrace] = []
+        stage2: dict[str, int] | None = None
+        test_stage2 = None
+        localisation_after: dict[str, Any] = {}
+        if config.stage == "hsft_dpo":
+            recorder.stage("stage 2: the student solves, the teacher corrects", None)
+            pairs, traces, stage2 = await self._correction_pairs(
+                agents, taught, written.templates, prompts, config, episode, tokens, teacher_llm
+            )
+            recorder.record([*traces, *pairs])
+            if pairs:
+                recorder.stage(f"stage 2: DPO on {len(pairs)} pairs", None)
+                learner: DPOLearner = instantiate_plugin("env.dpo", config.dpo, DPOLearner)
+                trained = await learner.fit([p.row() for p in pairs], str(run_dir / "stage2"), init_adapter=training.adapter_path)
+                await agents.student.use_adapter(f"{episode.episode_id}-stage2", trained["adapter_path"])
+            test_stage2 = await self._accuracy(agents, test, "test_stage2", tokens=tokens, recorder=recorder)
+            localisation_after = await self._localise(agents, test, written.templates, prompts, config, tokens, "student")
+        localisation_teacher = await self._localise(agents, test, written.templates, prompts, config, tokens, "teacher")
+        localisation_checker = self._checker_localises(test, written.templates, config)
+
+        card = write_dataset(
+            run_dir / "dataset",
+            task=episode.task.name,
+            teacher=agents.teacher.name,
+            stage=config.stage,
+            sft_rows=await agents.student.sft_rows(examples),
+            pairs=pairs,
+            traces=traces,
+            dropped=written.dropped,
+            written=len(written.templates),
+            asked=len(train) + len(test),
+        )
+        final = test_stage2 if test_stage2 is not None else test_stage1
+        summary: dict[str, Any] = {
+            "env": "supercorrect",
+            "stage": config.stage,
+            "task": episode.task.name,
+            "episode_id": episode.episode_id,
+            "teacher": agents.teacher.name,
+            "templates": {"written": len(written.templates), "dropped": len(written.dropped), "asked": len(train) + len(test)},
+            "train_examples": len(examples),
+            "pairs": len(pairs),
+            "stage2": stage2,
+            "test_problems": len(test),
+            "test_accuracy": {"untrained": test_untrained, "stage1": test_stage1, "stage2": test_stage2},
+            "localisation": {
+                "student_before_stage2": localisation_before,
+                "student_after_stage2": localisation_after or None,
+                "teacher_model": localisation_teacher,
+                "step_checker": localisation_checker,
+            },
+            "dataset": card,
+            "training": {"loss": training.train_loss, "seconds": training.seconds},
+            "tokens": tokens,
+            "wall_time_s": round(time.time() - started, 2),
+        }
+        summary["scores"] = {
+            "test": final,
+            "test_untrained": test_untrained,
+            "test_gain": final - test_untrained,
+            "locate_student": (localisation_after or localisation_before)["accuracy"],
+            "locate_student_before": localisation_before["accuracy"],
+            "locate_teacher": localisation_teacher["accuracy"],
+        }
+        for key, value in summary["scores"].items():
+            if value is not None:
+                recorder.metric(f"score/{key}", value)
+        return summary
+
+    async def _accuracy(
+        self,
+        agents: SuperCorrectAgents,
+        problems: Sequence[Problem],
+        phase: str,
+        *,
+        tokens: dict[str, int],
+        recorder: Recorder,
+        base: bool = False,
+    ) -> float:
+        attempts = await agents.student.answer(problems, phase=phase, base=base)
+        graded = await agents.grader.grade_attempts(problems, attempts)
+        recorder.record(graded)
+        _count(tokens, graded)
+        return sum(bool(a.correct) for a in graded) / max(len(graded), 1)
+
+    async def _correction_pairs(
+        self,
+        agents: SuperCorrectAgents,
+        problems: Sequence[Problem],
+        references: dict[str, ThoughtTemplate],
+        prompts: PromptSet,
+        config: SuperCorrectConfig,
+        episode: Episode,
+        tokens: dict[str, int],
+        teacher_llm: Any,
+    ) -> tuple[list[PreferencePair], list[CorrectionTrace], dict[str, int]]:
+        """The student's wrong solutions, the teacher's and the student's corrections of
+        their first wrong step, the preference pairs they make, and the counts of each
+        (solutions, wrong, not in the template format, left uncorrected, pairs)."""
+        solved = await agents.student.answer_each(
+            [(p, []) for p in problems], phase="stage2_solve", samples=config.solutions, temperature=config.temperature, seed=config.seed
+        )
+        wrong: list[tuple[Problem, Attempt, ThoughtTemplate]] = []
+        counts = {"solutions": sum(map(len, solved)), "wrong": 0, "unparsed": 0}
+        for problem, attempts in zip(problems, solved):
+            graded = await agents.grader.grade_attempts([problem], attempts)
+            _count(tokens, graded)
+            episode.recorder.record(graded)
+            for attempt in graded:
+                if attempt.correct:
+                    continue
+                counts["wrong"] += 1
+                try:
+                    wrong.append((problem, attempt, parse_template(attempt.reasoning)))
+                except TraceParseError as exc:
+                    counts["unparsed"] += 1
+                    episode.recorder.record(
+                        [
+                            ParseFailure(
+                                episode_id=episode.episode_id,
+                                sender=attempt.sender,
+                                parents=(attempt.id,),
+                                expected="ThoughtTemplate",
+                                raw_text=attempt.reasoning[:2000],
+                                error=str(exc),
+                            )
+                        ]
+                    )
+        corrections = await asyncio.gather(*(agents.teacher.correct(p, t, references[p.id], teacher_llm) for p, _, t in wrong))
+        located = [(p, a, t, c) for (p, a, t), c in zip(wrong, corrections) if c is not None]
+        # The teacher could not place or word a correction (the checker undecided, a reply
+        # without its tags): counted, not guessed.
+        counts["uncorrected"] = len(wrong) - len(located)
+        # The student, without the reference, on the same step of its own solution.
+        critiques = await agents.student.answer(
+            [
+                Problem(
+                    id=f"{a.id}~critique",
+                    question=prompts.render("critique", question=p.question, steps=_numbered(t, c.step), step=c.step),
+                    answer="",
+                )
+                for p, a, t, c in located
+            ],
+            phase="stage2_critique",
+        )
+        _count(tokens, critiques)
+        pairs, traces = [], []
+        for (problem, attempt, template, correction), critique in zip(located, critiques):
+            own_cause, own_correction = cause_and_correction(critique.reasoning)
+            # The student's own attempt, as it wrote it: tagged, or its words as they are.
+            rejected = (
+                f"<Cause>{own_cause}</Cause><Correction>{own_correction}</Correction>"
+                if own_cause is not None and own_correction is not None
+                else critique.reasoning.strip()
+            )
+            steps = tuple(s.text for s in template.steps[: correction.step])
+            traces.append(
+                CorrectionTrace(
+                    episode_id=episode.episode_id,
+                    sender=agents.teacher.name,
+                    parents=(attempt.id,),
+                    problem_id=problem.id,
+                    attempt_id=attempt.id,
+                    question=problem.question,
+                    steps=steps,
+                    first_wrong_step=correction.step,
+                    cause=correction.cause,
+                    correction=correction.correction,
+                    answer=references[problem.id].answer,
+                    source=f"teacher ({correction.decided_by})",
+                )
+            )
+            if not rejected:
+                episode.recorder.record(
+                    [
+                        ParseFailure(
+                            episode_id=episode.episode_id,
+                            sender=critique.sender,
+                            parents=(critique.id,),
+                            expected="<Cause> and <Correction>",
+                            raw_text=critique.reasoning[:2000],
+                            error="the student's critique is empty",
+                        )
+                    ]
+                )
+                continue
+            prompt = [
+                {"role": "system", "content": prompts.get("student_system")},
+                {
+                    "role": "user",
+                    "content": prompts.render(
+                        "pair_prompt", question=problem.question, steps=_numbered(template, correction.step - 1) or "(none)"
+                    ),
+                },
+            ]
+            pairs.append(
+                PreferencePair(
+                    episode_id=episode.episode_id,
+                    sender="supercorrect",
+                    parents=(attempt.id, critique.id),
+                    prompt=tuple(prompt),
+                    chosen=f"<Cause>{correction.cause}</Cause><Correction>{correction.correction}</Correction>",
+                    rejected=rejected,
+                    source="teacher_correction",
+                )
+            )
+        counts["pairs"] = len(pairs)
+        return pairs, traces, counts
+
+    def _benchmark(
+        self, problems: Sequence[Problem], references: dict[str, ThoughtTemplate], config: SuperCorrectConfig
+    ) -> list[tuple[Problem, Corrupted]]:
+        rng = random.Random(config.seed)
+        cases = []
+        for problem in problems:
+            if problem.id in references and len(cases) < config.localisation:
+                broken = corrupt(references[problem.id], rng)
+                if broken is not None and len(broken.template.steps) > 1:
+                    cases.append((problem, broken))
+        return cases
+
+    async def _localise(
+        self,
+        agents: SuperCorrectAgents,
+        problems: Sequence[Problem],
+        references: dict[str, ThoughtTemplate],
+        prompts: PromptSet,
+        config: SuperCorrectConfig,
+        tokens: dict[str, int],
+        who: str,
+    ) -> dict[str, Any]:
+        """Exact-position accuracy of a model naming the first wrong step of broken templates."""
+        cases = self._benchmark(problems, references, config)
+        if not cases:
+            return {"accuracy": None, "cases": 0}
+        asker = agents.student if who == "student" else agents.teacher_model
+        questions = [
+            Problem(
+                id=f"{p.id}~locate",
+                question=prompts.render("locate", question=p.question, solution=c.template.render()),
+                answer=str(c.position),
+            )
+            for p, c in cases
+        ]
+        replies = await asker.answer(questions, phase=f"locate_{who}")
+        _count(tokens, replies)
+        hits = [_named_step(r.reasoning) == c.position for r, (_, c) in zip(replies, cases)]
+        mean, ci = mean_ci([float(h) for h in hits])
+        return {"accuracy": mean, "ci95": ci, "cases": len(cases)}
+
+    def _checker_localises(
+        self, problems: Sequence[Problem], references: dict[str, ThoughtTemplate], config: SuperCorrectConfig
+    ) -> dict[str, Any]:
+        cases = self._benchmark(problems, references, config)
+        if not cases:
+            return {"accuracy": None, "cases": 0}
+        found = []
+        for _, case in cases:
+            first = next((i for i, s in enumerate(case.template.steps, 1) if any(c.verdict == "wrong" for c in check_steps(s.text))), None)
+            found.append(first == case.position)
+        return {"accuracy": sum(found) / len(found), "cases": len(cases)}
+
+    def summary_table(self, summary: dict[str, Any]) -> list[Any]:
+        from rich.table import Table
+        from rich.text import Text
+
+        def pct(v: float | None) -> str:
+            return "-" if v is None else f"{100 * v:.1f}%"
+
+        acc = summary["test_accuracy"]
+        table = Table(title=f"SuperCorrect ({summary['stage']}) on {summary['task']}: {summary['test_problems']} test problems")
+        table.add_column("student")
+        table.add_column("test accuracy", justify="right")
+        table.add_row("untrained", pct(acc["untrained"]))
+        table.add_row("after stage 1 (" + ("SFT" if summary["stage"] == "sft" else "HSFT") + ")", pct(acc["stage1"]))
+        if acc["stage2"] is not None:
+            table.add_row(f"after stage 2 (DPO, {summary['pairs']} pairs)", pct(acc["stage2"]))
+        located = summary["localisation"]
+        lines = [
+            f"templates: {summary['templates']['written']} written, {summary['templates']['dropped']} dropped",
+            "first wrong step found: "
+            + ", ".join(f"{name.replace('_', ' ')} {pct((figures or {}).get('accuracy'))}" for name, figures in located.items() if figures),
+        ]
+        counts = summary.get("stage2")
+        if counts:
+            lines.append(
+                f"stage 2: {counts['solutions']} solutions, {counts['wrong']} wrong ({counts['unparsed']} not in the template"
+                f" format, {counts['uncorrected']} left uncorrected), {counts['pairs']} pairs"
+            )
+        return [table, *(Text(line) for line in lines)]
+
+
+def _plain(problem: Problem) -> str:
+    """The baseline's target: the plain worked solution (no template tags)."""
+    entry = (problem.metadata.get("reasoning_gym") or {}).get("entry") or {}
+    expression = (entry.get("metadata") or {}).get("expression")
+    if expression:
+        return worked_solution(expression, problem.answer)
+    return gold_explanation(problem) or f"The answer is {problem.answer}."
+
+
+def _numbered(template: ThoughtTemplate, upto: int) -> str:
+    return "\n".join(f"<Step{i}>{s.text}</Step{i}>" for i, s in enumerate(template.steps[:upto], 1))
+
+
+def _named_step(text: str) -> int | None:
+    match = _STEP_NUMBER.search(text)
+    if not match:
+        return None
+    return int(match.group(1) or match.group(2))
+
+
+def _count(tokens: dict[str, int], messages: Sequence[Any]) -> None:
+    for message in messages:
+        tokens[message.sender] = tokens.get(message.sender, 0) + message.usage.total_tokens

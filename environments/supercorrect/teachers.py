@@ -1,0 +1,247 @@
+"""SuperCorrect's teachers: who writes thought templates and corrects a student's steps.
+
+Behind one interface, :class:`TemplateTeacher`: the teacher model (templates and
+corrections written by the LLM, kept only when they check out) and, for reasoning-gym
+tasks, :class:`ProgrammaticTeacher`, which builds exact templates from the generator's
+own expression and finds the first wrong step with the step checker, as DataEnvGym's
+programmatic engine writes exact data. A template is kept only if its structure parses,
+its answer passes the grader and every step the checker can decide is right; a dropped
+one says why.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from classroom.agents.grading import REASONING_GYM_KEY, answers_match
+from classroom.agents.messages import ParseFailure, Problem
+from classroom.agents.steps import check_steps, worked_solution
+from classroom.environments.supercorrect.traces import TemplateStep, ThoughtTemplate, TraceParseError, parse_template
+from classroom.serving.llm import LLM
+from classroom.serving.prompts import PromptSet
+from classroom.serving.types import ChatMessage, SamplingParams
+
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+_OPERATION_WORDS = {"+": "Add", "-": "Subtract", "*": "Multiply"}
+
+
+@dataclass(frozen=True)
+class Written:
+    """Templates a teacher wrote, by problem id; what it dropped, with the reason; tokens."""
+
+    templates: dict[str, ThoughtTemplate] = field(default_factory=dict)
+    dropped: list[ParseFailure] = field(default_factory=list)
+    tokens: int = 0
+
+
+@dataclass(frozen=True)
+class Correction:
+    """The first wrong step of a solution (1-based), why it is wrong and the fix, and
+    what decided the position (the step checker, the reference values, the teacher)."""
+
+    step: int
+    cause: str
+    correction: str
+    decided_by: str
+
+
+@runtime_checkable
+class TemplateTeacher(Protocol):
+    """Writes thought templates for problems and corrects a student's template."""
+
+    name: str
+
+    async def write(self, problems: Sequence[Problem], llm: LLM | None) -> Written: ...
+
+    async def correct(
+        self, problem: Problem, attempt: ThoughtTemplate, reference: ThoughtTemplate, llm: LLM | None
+    ) -> Correction | None: ...
+
+
+def check_template(problem: Problem, template: ThoughtTemplate) -> str | None:
+    """Why a template cannot be used for ``problem``, or None: its answer must match the
+    problem's and every step the checker can decide must be right."""
+    if not answers_match(template.answer, problem.answer):
+        return f"its answer {template.answer!r} is not the problem's {problem.answer!r}"
+    for number, step in enumerate(template.steps, 1):
+        for check in check_steps(step.text):
+            if check.verdict == "wrong":
+                return f"step {number} is wrong: {check.equation} ({check.reason})"
+    return None
+
+
+def first_wrong_step(attempt: ThoughtTemplate, reference: ThoughtTemplate) -> tuple[int, str] | None:
+    """Where a wrong solution first goes wrong, as the checker sees it, in step order: a
+    step whose equation is wrong (decided exactly), or one whose result the reference
+    never reaches (a right sum of the wrong numbers: "5 + 9 = 14" for 5 - 9). None when
+    neither finds it (the LLM teacher then decides; the programmatic one leaves it)."""
+    reached = {n for step in reference.steps for n in _NUMBER.findall(step.text)} | {reference.answer}
+    for number, step in enumerate(attempt.steps, 1):
+        if any(check.verdict == "wrong" for check in check_steps(step.text)):
+            return number, "step checker"
+        results = _NUMBER.findall(step.text.split("=")[-1]) if "=" in step.text else _NUMBER.findall(step.text)
+        if results and results[-1] not in reached:
+            return number, "reference values"
+    return None
+
+
+class ProgrammaticTeacher:
+    """Exact templates from reasoning-gym expressions; corrections from the step checker.
+
+    A template's steps are the expression worked products-first, then left to right; the
+    step with the largest result carries the ``<Key>`` (its detailed thought: the
+    operation and why it comes there); the generalized thought names the operations.
+    """
+
+    name = "programmatic"
+
+    async def write(self, problems: Sequence[Problem], llm: LLM | None) -> Written:
+        written, dropped = {}, []
+        for problem in problems:
+            template = self.template(problem)
+            reason = "the problem carries no expression to work" if template is None else check_template(problem, template)
+            if reason is not None:
+                dropped.append(
+                    ParseFailure(
+                        sender=self.name, parents=(problem.id,), expected="ThoughtTemplate", raw_text=problem.question[:300], error=reason
+                    )
+                )
+            else:
+                written[problem.id] = template.model_copy(update={"problem_id": problem.id, "sender": self.name, "parents": (problem.id,)})
+        return Written(written, dropped)
+
+    def template(self, problem: Problem) -> ThoughtTemplate | None:
+        entry = (problem.metadata.get(REASONING_GYM_KEY) or {}).get("entry") or {}
+        expression = (entry.get("metadata") or {}).get("expression")
+        if not expression:
+            return None
+        worked = worked_solution(expression, problem.answer)
+        sentences = [s.strip() for s in worked.split(". ") if s.strip() and not s.strip().startswith("The answer is")]
+        if not sentences:
+            return None
+        sentences = [s if s.endswith(".") else s + "." for s in sentences]
+        results = [int(_NUMBER.findall(s)[-1]) for s in sentences]
+        hardest = max(range(len(sentences)), key=lambda i: (abs(results[i]), i))
+        steps = []
+        for i, sentence in enumerate(sentences):
+            operator = next((op for op in ("*", "+", "-") if f" {op} " in sentence), "+")
+            key = None
+            if i == hardest and len(sentences) > 1:
+                key = f"{_OPERATION_WORDS[operator]} carefully here: this result carries into every later step."
+            steps.append(TemplateStep(text=f"{_OPERATION_WORDS[operator]}: {sentence}", key=key))
+        operations = sorted({op for op in ("*", "+", "-") if f" {op} " in expression})
+        order = (
+            "multiply first, then add and subtract from left to right"
+            if "*" in operations and len(operations) > 1
+            else "work from left to right"
+        )
+        return ThoughtTemplate(
+            steps=tuple(steps), generalized=f"Read the expression and {order}, one operation a step.", answer=problem.answer
+        )
+
+    async def correct(self, problem: Problem, attempt: ThoughtTemplate, reference: ThoughtTemplate, llm: LLM | None) -> Correction | None:
+        located = first_wrong_step(attempt, reference)
+        if located is None:
+            return None
+        step, decided_by = located
+        text = attempt.steps[step - 1].text
+        wrong = [c for c in check_steps(text) if c.verdict == "wrong"]
+        if wrong:
+            lhs = wrong[0].equation.split("=")[0].strip()
+            right = _show(wrong[0].value)
+            cause = f"Step {step} computes {lhs} as {wrong[0].equation.split('=')[-1].strip()}, but {lhs} = {right}."
+            correction = f"{lhs} = {right}."
+        else:
+            expected = reference.steps[step - 1].text if step <= len(reference.steps) else f"The answer is {reference.answer}."
+            cause = f"Step {step} reaches a value the solution never needs: it does not follow from the problem's numbers."
+            correction = expected
+        return Correction(step, cause, correction, decided_by)
+
+
+def _show(value: object) -> str:
+    from fractions import Fraction
+
+    if isinstance(value, Fraction):
+        return str(value.numerator) if value.denominator == 1 else f"{float(value):g}"
+    return str(value)
+
+
+class LLMTeacher:
+    """The teacher model writes templates (kept only when they check out) and corrects
+    a student's steps given the reference (the paper's teacher; for GPUs and endpoints:
+    a 135M model writes few templates that pass)."""
+
+    name = "llm"
+
+    def __init__(self, max_tokens: int = 512, prompts: dict[str, str] | None = None):
+        self.params = SamplingParams(max_tokens=max_tokens, temperature=0.0)
+        self.prompts = PromptSet.load("classroom.environments.supercorrect", "prompts.yaml", prompts)
+
+    async def write(self, problems: Sequence[Problem], llm: LLM | None) -> Written:
+        if llm is None:
+            raise ValueError("the llm template teacher needs the teacher's model")
+        conversations = [[ChatMessage(role="user", content=self.prompts.render("write_template", question=p.question))] for p in problems]
+        replies = await llm.chat(conversations, self.params)
+        written, dropped = {}, []
+        for problem, [reply] in zip(problems, replies):
+            try:
+                template = parse_template(reply.text.strip())
+                reason = check_template(problem, template)
+            except TraceParseError as exc:
+                reason = f"does not parse: {exc}"
+            if reason is not None:
+                dropped.append(
+                    ParseFailure(
+                        sender=self.name, parents=(problem.id,), expected="ThoughtTemplate", raw_text=reply.text[:2000], error=reason
+                    )
+                )
+            else:
+                written[problem.id] = template.model_copy(update={"problem_id": problem.id, "sender": self.name, "parents": (problem.id,)})
+        return Written(written, dropped, sum(r[0].usage.total_tokens for r in replies))
+
+    async def correct(self, problem: Problem, attempt: ThoughtTemplate, reference: ThoughtTemplate, llm: LLM | None) -> Correction | None:
+        if llm is None:
+            raise ValueError("the llm template teacher needs the teacher's model")
+        located = first_wrong_step(attempt, reference)
+        if located is not None:
+            step, decided_by = located
+            prompt = self.prompts.render(
+                "correct_step", question=problem.question, reference=reference.render(), steps=_listed(attempt, step), step=step
+            )
+        else:
+            # The checker cannot tell: the teacher, with the reference, names the step too.
+            step, decided_by = 0, "teacher"
+            prompt = self.prompts.render(
+                "locate_and_correct", question=problem.question, reference=reference.render(), steps=_listed(attempt, len(attempt.steps))
+            )
+        [[reply]] = await llm.chat([[ChatMessage(role="user", content=prompt)]], self.params)
+        if not step:
+            named = _STEP_TAG.search(reply.text)
+            step = int(named.group(1)) if named else 0
+            if not 1 <= step <= len(attempt.steps):
+                return None
+        cause, correction = cause_and_correction(reply.text)
+        if cause is None or correction is None:
+            return None
+        return Correction(step, cause, correction, decided_by)
+
+
+def _listed(attempt: ThoughtTemplate, upto: int) -> str:
+    return "\n".join(f"Step {i}: {s.text}" for i, s in enumerate(attempt.steps[:upto], 1))
+
+
+_STEP_TAG = re.compile(r"<Step>\s*(\d+)\s*</Step>")
+_CAUSE = re.compile(r"<Cause>(.*?)</Cause>", re.S)
+_CORRECTION = re.compile(r"<Correction>(.*?)</Correction>", re.S)
+
+
+def cause_and_correction(text: str) -> tuple[str | None, str | None]:
+    """The <Cause> and <Correction> a reply wrote (None where it wrote none or an empty one)."""
+    cause, correction = _CAUSE.search(text), _CORRECTION.search(text)
+    return (
+        cause.group(1).strip() or None if cause else None,
+        correction.group(1).strip() or None if correction else None,
+    )

@@ -1,0 +1,203 @@
+"""SuperCorrect: template and trace parsing (round trips, bad text with reasons), the
+step checker, the corruption generator, then HSFT, a DPO pair build and step on the
+real engine, and the exported data loading back with `datasets`."""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+
+import pytest
+
+from classroom.agents.steps import check_equation, check_steps
+from classroom.environments.supercorrect.corrupt import corrupt
+from classroom.environments.supercorrect.teachers import ProgrammaticTeacher, check_template, first_wrong_step
+from classroom.environments.supercorrect.traces import (
+    CorrectionTrace,
+    TemplateStep,
+    ThoughtTemplate,
+    TraceParseError,
+    parse_template,
+    parse_trace,
+)
+from classroom.environments.tasks import reasoning_gym_skills
+
+SKILLS = {
+    "chain_sum": {"three": {"min_terms": 3, "max_terms": 4, "min_digits": 1, "max_digits": 2}},
+    "products": {"two": {"min_terms": 2, "max_terms": 2, "min_digits": 1, "max_digits": 2}},
+}
+CLASSROOM = [sys.executable, "-m", "classroom.launch.cli"]
+
+TEMPLATE = ThoughtTemplate(
+    steps=(TemplateStep(text="Add: 5 + 9 = 14.", key="14 carries into the next step."), TemplateStep(text="Subtract: 14 - 7 = 7.")),
+    generalized="Work from left to right, one operation a step.",
+    answer="7",
+)
+TRACE = CorrectionTrace(
+    steps=("5 + 9 = 14.", "14 - 7 = 8."), first_wrong_step=2, cause="14 - 7 is 7, not 8.", correction="14 - 7 = 7.", answer="7"
+)
+
+
+def test_templates_and_traces_round_trip_exactly():
+    text = TEMPLATE.render()
+    assert text.splitlines()[0] == "<Step1>Add: 5 + 9 = 14.<Key>14 carries into the next step.</Key></Step1>"
+    again = parse_template(text)
+    assert (again.steps, again.generalized, again.answer) == (TEMPLATE.steps, TEMPLATE.generalized, TEMPLATE.answer)
+    assert again.render() == text
+    trace_text = TRACE.render()
+    assert "<Step2>14 - 7 = 8.</Step2><Evaluate>incorrect</Evaluate>" in trace_text
+    back = parse_trace(trace_text)
+    assert back.render() == trace_text and back.first_wrong_step == 2 and back.steps == TRACE.steps
+
+
+GOOD_TAIL = "\n<Generalized>g</Generalized>\n<Answer>1</Answer>"
+BAD_TEMPLATES = {
+    "unclosed tag": ("<Step1>a" + GOOD_TAIL, "<Step1> is never closed"),
+    "missing answer": ("<Step1>a</Step1>\n<Generalized>g</Generalized>", "missing <Answer>"),
+    "empty answer": ("<Step1>a</Step1>\n<Generalized>g</Generalized>\n<Answer> </Answer>", "empty <Answer>"),
+    "two answers": ("<Step1>a</Step1>" + GOOD_TAIL + "<Answer>2</Answer>", "more than one <Answer>"),
+    "steps out of order": ("<Step1>a</Step1><Step3>b</Step3>" + GOOD_TAIL, "expected <Step2>, found <Step3>"),
+    "empty step": ("<Step1>a</Step1><Step2> </Step2>" + GOOD_TAIL, "empty step 2"),
+    "no steps": (GOOD_TAIL.strip(), "no steps"),
+    "no generalized": ("<Step1>a</Step1>\n<Answer>1</Answer>", "missing <Generalized>"),
+    "text outside tags": ("Sure! <Step1>a</Step1>" + GOOD_TAIL, "text outside tags"),
+    "key outside a step": ("<Key>k</Key><Step1>a</Step1>" + GOOD_TAIL, "<Key> outside a step"),
+    "two keys": ("<Step1>a<Key>x</Key><Key>y</Key></Step1>" + GOOD_TAIL, "more than one <Key> in step 1"),
+    "step in a step": ("<Step1>a<Step2>b</Step2></Step1>" + GOOD_TAIL, "a step inside step 1"),
+    "unknown tag": ("<Step1>a</Step1>\n<Summary>g</Summary>\n<Answer>1</Answer>", "unknown tag <Summary>"),
+    "answer before generalized": ("<Step1>a</Step1>\n<Answer>1</Answer>\n<Generalized>g</Generalized>", "then <Answer>"),
+}
+
+
+@pytest.mark.parametrize("kind", list(BAD_TEMPLATES))
+def test_bad_templates_are_refused_with_a_reason(kind):
+    text, reason = BAD_TEMPLATES[kind]
+    with pytest.raises(TraceParseError) as refused:
+        parse_template(text)
+    assert reason in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("<Step1>a</Step1>\n<Cause>c</Cause>\n<Correction>x</Correction>\n<Answer>1</Answer>", "step 1 has no <Evaluate>"),
+        ("<Step1>a</Step1><Evaluate>maybe</Evaluate>\n<Cause>c</Cause>\n<Correction>x</Correction>\n<Answer>1</Answer>", "'maybe'"),
+        (
+            "<Step1>a</Step1><Evaluate>correct</Evaluate>\n<Cause>c</Cause>\n<Correction>x</Correction>\n<Answer>1</Answer>",
+            "ends at its first incorrect step",
+        ),
+        ("<Step1>a</Step1><Evaluate>incorrect</Evaluate>\n<Correction>x</Correction>\n<Answer>1</Answer>", "after the steps come <Cause>"),
+    ],
+)
+def test_bad_traces_are_refused_with_a_reason(text, reason):
+    with pytest.raises(TraceParseError, match=reason):
+        parse_trace(text)
+
+
+def test_the_step_checker_decides_arithmetic_and_says_when_it_cannot():
+    assert check_equation("14 - 7 = 7").verdict == "right" and check_equation("6 * 7 = 43").verdict == "wrong"
+    assert check_equation("(3 + 4) * 2 = 14").verdict == "right" and check_equation("10 / 4 = 2.5").verdict == "right"
+    assert check_equation("4 / 0 = 1").verdict == "undecided" and check_equation("x + 1 = 2").verdict == "undecided"
+    assert [c.verdict for c in check_steps("First 5 + 9 = 14, so 14 - 7 = 8.")] == ["right", "wrong"]
+    assert check_steps("Add the apples to the pears.") == []
+
+
+def test_the_corrupted_step_is_the_first_wrong_one():
+    task = reasoning_gym_skills(SKILLS, size=20, seed=0)
+    teacher = ProgrammaticTeacher()
+    rng = random.Random(0)
+    seen = 0
+    for problem in task.split("train"):
+        template = teacher.template(problem)
+        assert template is not None and check_template(problem, template) is None
+        broken = corrupt(template, rng)
+        if broken is None:
+            continue
+        seen += 1
+        verdicts = [any(c.verdict == "wrong" for c in check_steps(s.text)) for s in broken.template.steps]
+        assert verdicts.index(True) + 1 == broken.position, (broken.how, broken.template.render())
+        assert not any(verdicts[broken.position :]), "the error is carried forward, not repeated"
+        assert first_wrong_step(broken.template, template) == (broken.position, "step checker")
+        if len(template.steps) > 1 and broken.position < len(template.steps):
+            assert broken.template.answer != template.answer  # carried to the end
+    assert seen >= 10
+
+
+async def test_both_stages_on_the_engine_and_the_data_loads_back(engine, tmp_path):
+    """Both stages on the session engine, small: HSFT changes the student's answers
+    toward templates, stage 2 builds cross-model pairs and a DPO step serves a new
+    adapter; `classroom export` writes data that `datasets` loads back."""
+    import datasets
+    import ray
+
+    from classroom.agents.learners import InContextLearner
+    from classroom.agents.messages import Attempt, PreferencePair
+    from classroom.agents.settings import StudentSettings, TeacherSettings
+    from classroom.agents.students import Seat
+    from classroom.environments.base import Episode, Roles
+    from classroom.environments.recording import MemoryRecorder
+    from classroom.environments.supercorrect import SuperCorrectConfig, SuperCorrectLoop
+    from classroom.serving.pool import ModelPool, RoutedLLM
+
+    pool = ModelPool({"embedded": RoutedLLM("embedded", [engine])}, {"teacher": "embedded", "student": "embedded"})
+    recorder = MemoryRecorder()
+    config = SuperCorrectConfig(
+        train_problems=10,
+        num_problems=6,
+        localisation=4,
+        solutions=2,
+        answer_tokens=128,
+        seed=1,
+        sft={"_target_": "classroom.agents.learners.LoRALearner", "epochs": 3, "learning_rate": 2e-3, "batch_size": 4},
+        dpo={"_target_": "classroom.agents.learners.DPOLearner", "nll_weight": 1.0, "epochs": 1},
+    )
+    episode = Episode(
+        episode_id="sc",
+        config=config,
+        task=reasoning_gym_skills(SKILLS, size=20, seed=1),
+        roles=Roles(TeacherSettings(), StudentSettings(), InContextLearner()),
+        pool=pool,
+        recorder=recorder,
+        run_dir=tmp_path,
+        students=(Seat("student", "student"),),
+    )
+    loop = SuperCorrectLoop()
+    summary = await loop.run(episode, loop.spawn_agents(episode))
+
+    attempts = [m for m in recorder.messages if isinstance(m, Attempt)]
+    before = {a.problem_id: a.reasoning for a in attempts if a.phase == "test_untrained"}
+    after = {a.problem_id: a.reasoning for a in attempts if a.phase == "test_stage1"}
+    assert len(before) == len(after) == 6 and sum(before[i] != after[i] for i in before) >= 5
+
+    def parses(text: str) -> bool:
+        try:
+            parse_template(text)
+            return True
+        except TraceParseError:
+            return False
+
+    assert sum(map(parses, after.values())) > sum(map(parses, before.values()))  # HSFT taught the format
+    pairs = [m for m in recorder.messages if isinstance(m, PreferencePair)]
+    assert summary["pairs"] == len(pairs) > 0, "stage 2 found no wrong solution to correct"
+    for pair in pairs:
+        assert pair.chosen.startswith("<Cause>") and pair.chosen != pair.rejected
+        assert pair.prompt[0]["role"] == "system" and "Correct steps so far" in pair.prompt[1]["content"]
+    assert "sc-stage2" in ray.get(engine.actor.info.remote())["adapters"] and (tmp_path / "stage2" / "adapter_config.json").is_file()
+    assert summary["localisation"]["step_checker"]["accuracy"] == 1.0 and summary["localisation"]["step_checker"]["cases"] == 4
+
+    exported = tmp_path / "exported"
+    out = subprocess.run([*CLASSROOM, "export", str(tmp_path), str(exported)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    sft = datasets.load_dataset(str(exported), "sft", split="train")
+    assert len(sft) == summary["train_examples"] and sft.column_names == ["prompt", "completion"]
+    assert parse_template(sft[0]["completion"][0]["content"]).answer
+    dpo = datasets.load_dataset(str(exported), "dpo", split="train")
+    assert dpo.column_names == ["prompt", "chosen", "rejected"] and len(dpo) == len(pairs)
+    card = (exported / "README.md").read_text()
+    assert "configs:" in card and "teacher: `programmatic`" in card
+
+
+def test_export_refuses_a_folder_without_data(tmp_path):
+    out = subprocess.run([*CLASSROOM, "export", str(tmp_path), str(tmp_path / "out")], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "has no dataset/" in out.stderr and len(out.stderr.strip().splitlines()) == 1
