@@ -21,40 +21,61 @@ _STARTED = time.time()
 _DONE: list[float] = []
 
 
-def _sweep_counts(overrides: list[str]) -> tuple[list[str], dict[str, int]]:
-    """Split CLI overrides into plain ones and sweeps (key -> number of values)."""
+def _split(overrides: list[str]) -> tuple[list[str], dict[str, list[str]]]:
+    """Split overrides into plain ones and sweeps (key -> its values, as override text)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     plain, sweeps = [], {}
     for parsed, text in zip(OverridesParser.create().parse_overrides(overrides), overrides):
         if parsed.is_sweep_override():
-            sweeps[parsed.get_key_element()] = len(list(parsed.sweep_iterator()))
+            sweeps[parsed.get_key_element()] = [str(value) for value in parsed.sweep_iterator()]
         else:
             plain.append(text)
     return plain, sweeps
 
 
-def count_jobs(overrides: list[str]) -> int:
-    """How many jobs the sweep will run: CLI sweeps times the sweep config's params."""
+def _key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def sweep_grid(overrides: list[str]) -> tuple[list[str], dict[str, list[str]]]:
+    """The sweep's plain overrides and its grid (key -> values): the sweep config's
+    `hydra.sweeper.params`, where the command line wins for a key it names (a plain
+    override is that key's one value; a comma list, its values)."""
     from hydra import compose, initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
 
-    plain, sweeps = _sweep_counts(overrides)
+    plain, sweeps = _split(overrides)
+    # Only `sweep=` and `hydra.*` decide the params: other keys may exist only once a
+    # swept experiment is applied.
+    selecting = [o for o in plain if _key(o) == "sweep" or _key(o).startswith("hydra.")]
     GlobalHydra.instance().clear()
     try:
         with initialize_config_module(config_module=CONFIG_MODULE, version_base=None):
-            cfg = compose(config_name="config", overrides=plain, return_hydra_config=True)
+            cfg = compose(config_name="config", overrides=selecting, return_hydra_config=True)
         params = dict(cfg.hydra.sweeper.params or {})
     finally:
         GlobalHydra.instance().clear()
+    given = {_key(o) for o in plain} | set(sweeps)
+    grid = dict(sweeps)
     for key, values in params.items():
-        if key not in sweeps:
-            _, more = _sweep_counts([f"{key}={values}"])
-            sweeps.update(more)
+        if key not in given:
+            grid.update(_split([f"{key}={values}"])[1] or {key: [str(values)]})
+    return plain, grid
+
+
+def count_jobs(overrides: list[str]) -> int:
+    """How many jobs the sweep will run: the product of its grid's sizes."""
     total = 1
-    for count in sweeps.values():
-        total *= count
+    for values in sweep_grid(overrides)[1].values():
+        total *= len(values)
     return total
+
+
+def first_job(overrides: list[str]) -> list[str]:
+    """The overrides of the sweep's first job (checked before any job starts)."""
+    plain, grid = sweep_grid(overrides)
+    return [*plain, *(f"{key}={values[0]}" for key, values in grid.items())]
 
 
 def report_job_done(job_num: int, summary: dict[str, Any] | None) -> None:
@@ -80,11 +101,14 @@ def sweep_main(argv: list[str]) -> int:
 
     overrides = [a for a in argv if not a.startswith("-")]
     try:
-        plain, _ = _sweep_counts(overrides)
+        plain, job = _split(overrides)[0], first_job(overrides)
     except Exception as exc:
         print(f"config error: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 2
-    problem = check_overrides(plain)
+    # Hydra composes the plain overrides alone before any sweep value applies (so a key
+    # that only a swept experiment brings must come with `experiment=` on the command
+    # line), then each job with its values: check both before anything starts.
+    problem = check_overrides(plain) or check_overrides(job)
     if problem:
         print(problem, file=sys.stderr)
         return 2

@@ -21,6 +21,22 @@ def test_mean_ci_uses_student_t():
     assert mean_ci([0.5]) == (0.5, None)
 
 
+@pytest.mark.parametrize(
+    ("overrides", "jobs"),
+    [
+        (["sweep=dataenvgym"], 21),
+        (["sweep=dataenvgym", "seed=0,1"], 14),
+        # A plain override replaces the sweep config's values for its key.
+        (["sweep=dataenvgym", "experiment=dataenvgym_blind", "seed=2"], 1),
+        (["sweep=supercorrect", "experiment=supercorrect", "env.stage=hsft"], 3),
+    ],
+)
+def test_the_job_count_follows_the_command_line_over_the_sweep_config(overrides, jobs):
+    from classroom.launch.sweep import count_jobs
+
+    assert count_jobs(overrides) == jobs
+
+
 def test_sweep_2x2_grid_table_matches_runs_and_report_has_plots(engine_url, tmp_path):
     env = {**os.environ, "CLASSROOM_RUNS": str(tmp_path), "CLASSROOM_OPENAI_BASE_URL": engine_url, "CLASSROOM_OPENAI_MODEL": "embedded"}
     out = subprocess.run(
