@@ -201,3 +201,51 @@ async def test_both_stages_on_the_engine_and_the_data_loads_back(engine, tmp_pat
 def test_export_refuses_a_folder_without_data(tmp_path):
     out = subprocess.run([*CLASSROOM, "export", str(tmp_path), str(tmp_path / "out")], capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "has no dataset/" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_the_first_wrong_step_is_found_in_step_order():
+    """A right sum of the wrong numbers ("5 + 9 = 14" for 5 - 9) is the first wrong step,
+    before a later step whose arithmetic is wrong."""
+    reference = ThoughtTemplate(steps=(TemplateStep(text="Subtract: 5 - 9 = -4."),), generalized="g", answer="-4")
+    attempt = ThoughtTemplate(
+        steps=(TemplateStep(text="Add: 5 + 9 = 14."), TemplateStep(text="Subtract: 14 - 9 = 2.")), generalized="g", answer="2"
+    )
+    assert first_wrong_step(attempt, reference) == (1, "reference values")
+    assert first_wrong_step(reference, reference) is None
+
+
+def test_the_dataset_card_counts_what_each_filter_dropped(tmp_path):
+    import datasets
+
+    from classroom.agents.messages import ParseFailure, PreferencePair
+    from classroom.environments.supercorrect.dataset import write_dataset
+
+    dropped = [
+        ParseFailure(expected="ThoughtTemplate", raw_text="x", error="step 2 is wrong: 6 * 7 = 43 (it is 42)"),
+        ParseFailure(expected="ThoughtTemplate", raw_text="y", error="step 1 is wrong: 1 + 1 = 3 (it is 2)"),
+        ParseFailure(expected="ThoughtTemplate", raw_text="z", error="does not parse: <Answer> is never closed"),
+    ]
+    pair = PreferencePair(prompt=({"role": "user", "content": "Q"},), chosen="<Cause>c</Cause>", rejected="r", source="teacher_correction")
+    sft = [{"prompt": [{"role": "user", "content": "Q"}], "completion": [{"role": "assistant", "content": TEMPLATE.render()}]}]
+    stage2 = {"solutions": 8, "wrong": 5, "unparsed": 3, "uncorrected": 1, "pairs": 1}
+    card = write_dataset(
+        tmp_path,
+        task="t",
+        teacher="llm",
+        stage="hsft_dpo",
+        sft_rows=sft,
+        pairs=[pair],
+        traces=[TRACE],
+        dropped=dropped,
+        written=7,
+        asked=10,
+        stage2=stage2,
+    )
+    assert card["rows"] == {"sft": 1, "dpo": 1, "corrections": 1} and card["dropped"] == {
+        "step 2 is wrong": 1,
+        "step 1 is wrong": 1,
+        "does not parse": 1,
+    }
+    text = (tmp_path / "README.md").read_text()
+    assert "7 of 10 problems kept" in text and "1 x does not parse" in text and "5 wrong" in text and "3 of those" in text
+    assert datasets.load_dataset(str(tmp_path), "corrections", split="train")[0]["completion"][0]["content"] == TRACE.render()

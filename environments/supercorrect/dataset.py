@@ -12,6 +12,7 @@ Layout (``datasets.load_dataset(FOLDER, "sft")``, ``"dpo"``, ``"corrections"``):
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +20,13 @@ from typing import Any
 
 from classroom.agents.messages import ParseFailure, PreferencePair
 from classroom.environments.supercorrect.traces import CorrectionTrace
+
+
+def _kind(error: str) -> str:
+    """A drop reason without its particulars ("step 2 is wrong: 6 * 7 = 43" -> "step N is
+    wrong"), so that the card counts kinds."""
+    head = error.split(":")[0]
+    return re.sub(r"\d+", "N", re.sub(r"'[^']*'", "...", head))
 
 
 def _write(path: Path, rows: Sequence[dict[str, Any]]) -> int:
@@ -41,6 +49,7 @@ def write_dataset(
     dropped: Sequence[ParseFailure],
     written: int,
     asked: int,
+    stage2: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     """Write the folder; returns the card's figures."""
     counts = {
@@ -64,7 +73,7 @@ def write_dataset(
         if traces
         else 0,
     }
-    reasons = Counter(f.error.split(":")[0] for f in dropped)
+    reasons = Counter(_kind(f.error) for f in dropped)
     configs = "".join(f"- config_name: {name}\n  data_files: {name}/train.jsonl\n" for name, n in counts.items() if n)
     card = [
         "---",
@@ -75,8 +84,17 @@ def write_dataset(
         "",
         f"- Source task: `{task}`; teacher: `{teacher}`; stage: `{stage}`.",
         f"- Templates: {written} of {asked} problems kept; the filters (structure parses, answer passes the grader,",
-        "  every checkable step right) dropped the rest:",
+        "  every checkable step right) " + ("dropped the rest:" if reasons else "dropped none."),
         *(f"  - {n} x {reason}" for reason, n in reasons.most_common()),
+        *(
+            [
+                f"- Stage 2: the student wrote {stage2['solutions']} solutions of training problems, {stage2['wrong']} wrong;",
+                f"  {stage2['unparsed']} of those were not in the template format (no steps to correct) and",
+                f"  {stage2['uncorrected']} had no first wrong step the teacher could place or word.",
+            ]
+            if stage2
+            else []
+        ),
         f"- sft: {counts['sft']} prompt-completion rows (the student's prompt, the template as completion).",
         f"- dpo: {counts['dpo']} preference pairs (prompt = problem + correct steps; chosen = the teacher's cause and",
         "  correction of the first wrong step; rejected = the student's own, written without the reference).",
@@ -88,4 +106,4 @@ def write_dataset(
     ]
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "README.md").write_text("\n".join(line for line in card if line is not None), encoding="utf-8")
-    return {"folder": str(folder), "rows": counts, "dropped": dict(reasons)}
+    return {"folder": str(folder), "rows": counts, "dropped": dict(reasons), "stage2": stage2}

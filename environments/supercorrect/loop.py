@@ -188,6 +188,7 @@ class SuperCorrectLoop:
             dropped=written.dropped,
             written=len(written.templates),
             asked=len(train) + len(test),
+            stage2=stage2,
         )
         final = test_stage2 if test_stage2 is not None else test_stage1
         summary: dict[str, Any] = {
