@@ -41,7 +41,7 @@ from classroom.environments.base import Curve, Episode, spawn_student
 from classroom.environments.recording import Recorder
 from classroom.environments.tasks import Task
 from classroom.environments.tom.config import TomConfig
-from classroom.environments.tom.policies import InterventionPolicy, ranked
+from classroom.environments.tom.policies import InterventionPolicy, choose_interventions, ranked
 from classroom.environments.tom.summary import accuracy, budget_key, per_skill_accuracy, tom_summary_table
 from classroom.environments.tom.teacher import StudentView, TomTeacher, TomTeacherClient, mixed_demonstrations, wrong_answer
 from classroom.environments.tom.types import SeedObservation
@@ -184,10 +184,6 @@ class TomEpisode:
         decisions = await self.teacher.decide_for_class(test, views, top_budget)
         self.recorder.record(decisions)
         utilities = [d.utility for d in decisions]  # student-major, as the views
-        order = sorted(
-            (j for j, u in enumerate(utilities) if u is not None),
-            key=lambda j: (-utilities[j], j),  # type: ignore[operator]
-        )
         # An unusable (non-compliant deceptive) explanation is never given: the student
         # keeps its own answer there, at every budget.
         flat_pre = [a for row in pre_test for a in row]
@@ -197,7 +193,7 @@ class TomEpisode:
         interventions: dict[str, int] = {}
         intervened: dict[str, list[str]] = {}
         for budget in cfg.budgets:
-            chosen = set(order[: round(budget * pairs)])
+            chosen = set(choose_interventions(utilities, round(budget * pairs)))
             final = [flat_usable[j] if j in chosen else flat_pre[j] for j in range(pairs)]
             key = budget_key(budget)
             by_budget[key] = accuracy(final)
@@ -241,7 +237,7 @@ class TomEpisode:
         flips_right = sum(not b.correct and a.correct for b, a in zip(flat_pre, flat_usable))
         flips_wrong = sum(bool(b.correct) and not a.correct for b, a in zip(flat_pre, flat_usable))
         max_key = budget_key(max(cfg.budgets))
-        max_chosen = set(order[:top_budget])
+        max_chosen = set(choose_interventions(utilities, top_budget))
         alone_demos = [o for obs in observations for o in mixed_demonstrations(obs, cfg.mental_model_demos, lambda o: o.attempt.correct)]
         summary: dict[str, Any] = {
             "env": TomLoop.name,

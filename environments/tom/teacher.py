@@ -18,7 +18,7 @@ from classroom.agents.confidence import answer_probability
 from classroom.agents.messages import Attempt, Explanation, Problem
 from classroom.agents.roles import Teacher
 from classroom.environments.tom.config import ExplanationStyle
-from classroom.environments.tom.policies import InterventionPolicy, NoIntervention
+from classroom.environments.tom.policies import InterventionPolicy, NoIntervention, choose_interventions
 from classroom.environments.tom.types import InterventionContext, InterventionDecision, SeedObservation
 from classroom.serving.llm import LLM
 from classroom.serving.prompts import PromptSet
@@ -151,11 +151,9 @@ class TomTeacher(Teacher):
         student ranks its problems, and the ``budget`` highest utilities across the class
         are intervened on (ties: earlier student, then earlier problem)."""
         utilities = await asyncio.gather(*(self._utilities(problems, view) for view in views))
-        ranked_pairs = sorted(
-            ((v, i) for v, row in enumerate(utilities) for i, u in enumerate(row) if u is not None),
-            key=lambda pair: (-utilities[pair[0]][pair[1]], pair[0], pair[1]),  # type: ignore[operator]
-        )
-        chosen = set(ranked_pairs[: max(budget, 0)])
+        # Student-major, so that ties go to the earlier student, then the earlier problem.
+        n = len(problems)
+        chosen = {divmod(j, n) for j in choose_interventions([u for row in utilities for u in row], budget)}
         decisions = []
         left = budget
         for v, view in enumerate(views):
