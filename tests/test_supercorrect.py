@@ -185,6 +185,10 @@ async def test_both_stages_on_the_engine_and_the_data_loads_back(engine, tmp_pat
         assert pair.prompt[0]["role"] == "system" and "Correct steps so far" in pair.prompt[1]["content"]
     assert "sc-stage2" in ray.get(engine.actor.info.remote())["adapters"] and (tmp_path / "stage2" / "adapter_config.json").is_file()
     assert summary["localisation"]["step_checker"]["accuracy"] == 1.0 and summary["localisation"]["step_checker"]["cases"] == 4
+    # Every model's localisation replies are in the record, beside the constant-guess floor.
+    located = [a for a in attempts if a.phase.startswith("locate_")]
+    assert sorted({a.phase for a in located}) == ["locate_student_stage1", "locate_student_stage2", "locate_teacher"] and len(located) == 12
+    assert 0.5 <= summary["localisation"]["constant_guess"]["accuracy"] <= 1.0
 
     exported = tmp_path / "exported"
     out = subprocess.run([*CLASSROOM, "export", str(tmp_path), str(exported)], capture_output=True, text=True, timeout=120)

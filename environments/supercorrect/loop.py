@@ -27,6 +27,7 @@ import asyncio
 import random
 import re
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,7 +154,9 @@ class SuperCorrectLoop:
         recorder.record([training])
         test_untrained = await self._accuracy(agents, test, "test_untrained", base=True, tokens=tokens, recorder=recorder)
         test_stage1 = await self._accuracy(agents, test, "test_stage1", tokens=tokens, recorder=recorder)
-        localisation_before = await self._localise(agents, test, written.templates, prompts, config, tokens, "student")
+        benchmark = self._benchmark(test, written.templates, config, prompts)
+        recorder.record([question for question, _ in benchmark])
+        localisation_before = await self._localise(agents.student, benchmark, recorder, tokens, "locate_student_stage1")
 
         # 3. Stage 2: correction traces and cross-model DPO.
         pairs: list[PreferencePair] = []
@@ -173,9 +176,12 @@ class SuperCorrectLoop:
                 trained = await learner.fit([p.row() for p in pairs], str(run_dir / "stage2"), init_adapter=training.adapter_path)
                 await agents.student.use_adapter(f"{episode.episode_id}-stage2", trained["adapter_path"])
             test_stage2 = await self._accuracy(agents, test, "test_stage2", tokens=tokens, recorder=recorder)
-            localisation_after = await self._localise(agents, test, written.templates, prompts, config, tokens, "student")
-        localisation_teacher = await self._localise(agents, test, written.templates, prompts, config, tokens, "teacher")
-        localisation_checker = self._checker_localises(test, written.templates, config)
+            localisation_after = await self._localise(agents.student, benchmark, recorder, tokens, "locate_student_stage2")
+        localisation_teacher = await self._localise(agents.teacher_model, benchmark, recorder, tokens, "locate_teacher")
+        localisation_checker = self._checker_localises(benchmark)
+        positions = Counter(case.position for _, case in benchmark)
+        # A guesser that always names the most common broken step: the floor to beat.
+        constant_guess = positions.most_common(1)[0][1] / len(benchmark) if benchmark else None
 
         card = write_dataset(
             run_dir / "dataset",
@@ -208,6 +214,7 @@ class SuperCorrectLoop:
                 "student_after_stage2": localisation_after or None,
                 "teacher_model": localisation_teacher,
                 "step_checker": localisation_checker,
+                "constant_guess": {"accuracy": constant_guess, "cases": len(benchmark)},
             },
             "dataset": card,
             "training": {"loss": training.train_loss, "seconds": training.seconds},
@@ -221,6 +228,7 @@ class SuperCorrectLoop:
             "locate_student": (localisation_after or localisation_before)["accuracy"],
             "locate_student_before": localisation_before["accuracy"],
             "locate_teacher": localisation_teacher["accuracy"],
+            "locate_constant_guess": constant_guess,
         }
         for key, value in summary["scores"].items():
             if value is not None:
@@ -368,57 +376,57 @@ class SuperCorrectLoop:
         return pairs, traces, counts
 
     def _benchmark(
-        self, problems: Sequence[Problem], references: dict[str, ThoughtTemplate], config: SuperCorrectConfig
+        self, problems: Sequence[Problem], references: dict[str, ThoughtTemplate], config: SuperCorrectConfig, prompts: PromptSet
     ) -> list[tuple[Problem, Corrupted]]:
+        """The localisation benchmark: a question per broken template (its answer the
+        broken step's number), made once per episode and asked of every model."""
         rng = random.Random(config.seed)
         cases = []
         for problem in problems:
             if problem.id in references and len(cases) < config.localisation:
                 broken = corrupt(references[problem.id], rng)
                 if broken is not None and len(broken.template.steps) > 1:
-                    cases.append((problem, broken))
+                    question = Problem(
+                        id=f"{problem.id}~locate",
+                        question=prompts.render("locate", question=problem.question, solution=broken.template.render()),
+                        answer=str(broken.position),
+                        skills=("error_localisation",),
+                    )
+                    cases.append((question, broken))
         return cases
 
     async def _localise(
         self,
-        agents: SuperCorrectAgents,
-        problems: Sequence[Problem],
-        references: dict[str, ThoughtTemplate],
-        prompts: PromptSet,
-        config: SuperCorrectConfig,
+        asker: StudentClient,
+        benchmark: Sequence[tuple[Problem, Corrupted]],
+        recorder: Recorder,
         tokens: dict[str, int],
-        who: str,
+        phase: str,
     ) -> dict[str, Any]:
-        """Exact-position accuracy of a model naming the first wrong step of broken templates."""
-        cases = self._benchmark(problems, references, config)
-        if not cases:
+        """Exact-position accuracy of a model naming the first wrong step of the broken
+        templates (its replies recorded), beside the best constant guess."""
+        if not benchmark:
             return {"accuracy": None, "cases": 0}
-        asker = agents.student if who == "student" else agents.teacher_model
-        questions = [
-            Problem(
-                id=f"{p.id}~locate",
-                question=prompts.render("locate", question=p.question, solution=c.template.render()),
-                answer=str(c.position),
-            )
-            for p, c in cases
-        ]
-        replies = await asker.answer(questions, phase=f"locate_{who}")
+        replies = await asker.answer([question for question, _ in benchmark], phase=phase)
+        recorder.record(replies)
         _count(tokens, replies)
-        hits = [_named_step(r.reasoning) == c.position for r, (_, c) in zip(replies, cases)]
+        hits = [_named_step(r.reasoning) == c.position for r, (_, c) in zip(replies, benchmark)]
         mean, ci = mean_ci([float(h) for h in hits])
-        return {"accuracy": mean, "ci95": ci, "cases": len(cases)}
+        return {
+            "accuracy": mean,
+            "ci95": ci,
+            "cases": len(benchmark),
+            "named_a_step": sum(_named_step(r.reasoning) is not None for r in replies),
+        }
 
-    def _checker_localises(
-        self, problems: Sequence[Problem], references: dict[str, ThoughtTemplate], config: SuperCorrectConfig
-    ) -> dict[str, Any]:
-        cases = self._benchmark(problems, references, config)
-        if not cases:
+    def _checker_localises(self, benchmark: Sequence[tuple[Problem, Corrupted]]) -> dict[str, Any]:
+        if not benchmark:
             return {"accuracy": None, "cases": 0}
         found = []
-        for _, case in cases:
+        for _, case in benchmark:
             first = next((i for i, s in enumerate(case.template.steps, 1) if any(c.verdict == "wrong" for c in check_steps(s.text))), None)
             found.append(first == case.position)
-        return {"accuracy": sum(found) / len(found), "cases": len(cases)}
+        return {"accuracy": sum(found) / len(found), "cases": len(benchmark)}
 
     def summary_table(self, summary: dict[str, Any]) -> list[Any]:
         from rich.table import Table
