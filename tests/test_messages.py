@@ -26,6 +26,7 @@ from classroom.agents.messages import (
 )
 from classroom.environments.dataenvgym.types import DataPlan, Exploit, Explore
 from classroom.environments.lbt.types import ExemplarProposal, TeachingScore
+from classroom.environments.supercorrect.traces import CorrectionTrace, TemplateStep, ThoughtTemplate
 from classroom.environments.tom.types import InterventionDecision
 from classroom.launch.rundir import EventLog, EventLogError, read_events
 
@@ -66,6 +67,10 @@ EXAMPLES = [
         score=0.5,
     ),
     ExemplarProposal(iteration=1, exemplars=({"question": "q", "solution": "s", "answer": "1"},), score=0.5, kept=True),
+    ThoughtTemplate(steps=(TemplateStep(text="Add: 2 + 3 = 5.", key="5 carries on."),), generalized="Add.", answer="5"),
+    CorrectionTrace(
+        question="2 + 3 =", steps=("2 + 3 = 6.",), first_wrong_step=1, cause="2 + 3 is 5.", correction="2 + 3 = 5.", answer="5"
+    ),
     USAGE,
 ]
 
