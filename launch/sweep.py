@@ -24,11 +24,13 @@ _DONE: list[float] = []
 def _split(overrides: list[str]) -> tuple[list[str], dict[str, list[str]]]:
     """Split overrides into plain ones and sweeps (key -> its values, as override text)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import Override
 
     plain, sweeps = [], {}
     for parsed, text in zip(OverridesParser.create().parse_overrides(overrides), overrides):
         if parsed.is_sweep_override():
-            sweeps[parsed.get_key_element()] = [str(value) for value in parsed.sweep_iterator()]
+            # Back to override text as Hydra writes it (quoted strings stay quoted).
+            sweeps[parsed.get_key_element()] = [Override._get_value_element_as_str(v) for v in parsed.sweep_iterator()]
         else:
             plain.append(text)
     return plain, sweeps

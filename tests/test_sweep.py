@@ -37,6 +37,13 @@ def test_the_job_count_follows_the_command_line_over_the_sweep_config(overrides,
     assert count_jobs(overrides) == jobs
 
 
+def test_the_first_job_is_written_back_as_hydra_reads_it():
+    from classroom.launch.sweep import first_job
+
+    job = first_job(["sweep=tom_budget", "students=[{name: a}],[{name: b}]", "env.prompts.x='a, b',c"])
+    assert "students=[{name:a}]" in job and "env.prompts.x='a, b'" in job and "sweep=tom_budget" in job
+
+
 def test_sweep_2x2_grid_table_matches_runs_and_report_has_plots(engine_url, tmp_path):
     env = {**os.environ, "CLASSROOM_RUNS": str(tmp_path), "CLASSROOM_OPENAI_BASE_URL": engine_url, "CLASSROOM_OPENAI_MODEL": "embedded"}
     out = subprocess.run(
