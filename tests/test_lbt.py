@@ -175,7 +175,7 @@ async def test_m2_episode_saves_pairs_and_serves_the_dpo_teacher(engine, seated,
     summary = await run_m2(episode, agents)
     pairs = [m for m in recorder.messages if isinstance(m, PreferencePair)]
     assert summary["pairs"] == len(pairs) > 0 and all(p.chosen_score > p.rejected_score for p in pairs)
-    loaded = datasets.load_dataset("json", data_files=str(tmp_path / PREFERENCES), split="train")
+    loaded = datasets.load_dataset("json", data_files=str(tmp_path / PREFERENCES), split="train", cache_dir=str(tmp_path / "hf-cache"))
     assert loaded.column_names == ["prompt", "chosen", "rejected"] and len(loaded) == len(pairs)
     assert loaded[0]["prompt"][0]["role"] == "system"  # the teacher's own prompt
     assert "ep-teacher-dpo" in ray.get(engine.actor.info.remote())["adapters"]

@@ -196,10 +196,10 @@ async def test_both_stages_on_the_engine_and_the_data_loads_back(engine, tmp_pat
     exported = tmp_path / "exported"
     out = subprocess.run([*CLASSROOM, "export", str(tmp_path), str(exported)], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    sft = datasets.load_dataset(str(exported), "sft", split="train")
+    sft = datasets.load_dataset(str(exported), "sft", split="train", cache_dir=str(tmp_path / "hf-cache"))
     assert len(sft) == summary["train_examples"] and sft.column_names == ["prompt", "completion"]
     assert parse_template(sft[0]["completion"][0]["content"]).answer
-    dpo = datasets.load_dataset(str(exported), "dpo", split="train")
+    dpo = datasets.load_dataset(str(exported), "dpo", split="train", cache_dir=str(tmp_path / "hf-cache"))
     assert dpo.column_names == ["prompt", "chosen", "rejected"] and len(dpo) == len(pairs)
     card = (exported / "README.md").read_text()
     assert "configs:" in card and "teacher: `programmatic`" in card
@@ -252,4 +252,9 @@ def test_the_dataset_card_counts_what_each_filter_dropped(tmp_path):
     assert card["dropped"] == {"step N is wrong": 2, "does not parse": 1}
     text = (tmp_path / "README.md").read_text()
     assert "7 of 10 problems kept" in text and "2 x step N is wrong" in text and "5 wrong" in text and "3 of those" in text
-    assert datasets.load_dataset(str(tmp_path), "corrections", split="train")[0]["completion"][0]["content"] == TRACE.render()
+    assert (
+        datasets.load_dataset(str(tmp_path), "corrections", split="train", cache_dir=str(tmp_path / "hf-cache"))[0]["completion"][0][
+            "content"
+        ]
+        == TRACE.render()
+    )
