@@ -124,6 +124,22 @@ def test_the_corrupted_step_is_the_first_wrong_one():
     assert seen >= 10
 
 
+def test_a_term_equal_to_an_earlier_result_is_not_the_carried_error():
+    """6 + 1 + 7: step 2 reads "7 + 7"; breaking step 1 changes the carried 7 only."""
+    template = ThoughtTemplate(
+        steps=(TemplateStep(text="Add: 6 + 1 = 7."), TemplateStep(text="Add: 7 + 7 = 14."), TemplateStep(text="Add: 14 + 7 = 21.")),
+        generalized="Work from left to right.",
+        answer="21",
+    )
+    cases = [b for seed in range(40) if (b := corrupt(template, random.Random(seed))) and b.position == 1 and b.how.startswith("result")]
+    assert cases, "no seed broke step 1"
+    for broken in cases:
+        wrong = int(broken.template.steps[0].text.split("= ")[1].rstrip("."))
+        assert broken.template.steps[1].text == f"Add: {wrong} + 7 = {wrong + 7}."
+        assert broken.template.steps[2].text == f"Add: {wrong + 7} + 7 = {wrong + 14}."
+        assert broken.template.answer == str(wrong + 14)
+
+
 # Two LoRA trainings and ~80 requests with adapters: ~4 min alone on 2 cores, more
 # beside other work, over the suite's 600 s default.
 @pytest.mark.timeout(1200)

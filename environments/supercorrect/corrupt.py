@@ -41,15 +41,21 @@ def corrupt(template: ThoughtTemplate, rng: random.Random) -> Corrupted | None:
     if not candidates:
         return None
     position = rng.choice(candidates)
-    values: dict[str, str] = {}  # a result -> what it became (the error carried forward)
+    # Results of changed steps not yet used by a later step: (as written, as it became).
+    # Each is carried into the first later step that names it, once: a term that only
+    # equals an earlier result ("6 + 1 = 7", then "7 + 7") is a term, not the carry.
+    pending: list[tuple[str, str]] = []
     steps = list(template.steps)
     how = ""
     for i, match in enumerate(parsed):
         if match is None or i < position:
             continue
         lhs = match["lhs"]
-        for old, new in values.items():
-            lhs = re.sub(rf"(?<![\d.]){re.escape(old)}(?![\d.])", new, lhs)
+        for old, new in list(pending):
+            carried = re.sub(rf"(?<![\d.-]){re.escape(old)}(?![\d.])", new, lhs, count=1)
+            if carried != lhs:
+                lhs = carried
+                pending.remove((old, new))
         right = evaluate(lhs)
         if i == position:
             terms = re.findall(r"-?\d+", lhs)
@@ -65,13 +71,13 @@ def corrupt(template: ThoughtTemplate, rng: random.Random) -> Corrupted | None:
             wrong = _number(result)
             if wrong == shown:
                 wrong = _number(result + 1)
-            values[match["rhs"]] = wrong
+            pending.append((match["rhs"], wrong))
             text = f"{match['before']}{lhs} = {wrong}{match['after']}"
         else:
             new_value = _number(right)
-            values[match["rhs"]] = new_value
+            pending.append((match["rhs"], new_value))
             text = f"{match['before']}{lhs} = {new_value}{match['after']}"
         steps[i] = TemplateStep(text=text, key=steps[i].key)
-    answer = values.get(template.answer, template.answer)
+    answer = next((new for old, new in reversed(pending) if old == template.answer), template.answer)
     broken = template.model_copy(update={"steps": tuple(steps), "answer": answer})
     return Corrupted(broken, position + 1, how)
