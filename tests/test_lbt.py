@@ -22,7 +22,8 @@ from classroom.environments.lbt.m1 import run_m1
 from classroom.environments.lbt.m2 import PREFERENCES, run_m2
 from classroom.environments.lbt.m3 import run_m3
 from classroom.environments.lbt.selection import preference_pairs, select_answers
-from classroom.environments.lbt.teaching import LbtAgents
+from classroom.environments.lbt.similar import SimilarProblems
+from classroom.environments.lbt.teaching import LbtAgents, teach_and_score
 from classroom.environments.lbt.types import ExemplarProposal, ScoredRationale, TeachingScore
 from classroom.environments.recording import MemoryRecorder
 from classroom.environments.tasks import reasoning_gym_skills
@@ -180,6 +181,22 @@ async def test_m2_episode_saves_pairs_and_serves_the_dpo_teacher(engine, seated,
     assert loaded[0]["prompt"][0]["role"] == "system"  # the teacher's own prompt
     assert "ep-teacher-dpo" in ray.get(engine.actor.info.remote())["adapters"]
     assert summary["scores"]["teacher_gain"] == pytest.approx(summary["teacher_accuracy_after"] - summary["teacher_accuracy_before"])
+
+
+async def test_correctness_only_rationales_are_sampled_and_graded_without_exams(engine, seated, tmp_path):
+    """M2's `correctness` baseline reads no LbT score: the class takes no exam."""
+    m1 = M1Settings(samples=3, exam_size=2, repeats=1, rationale_tokens=64, answer_tokens=48)
+    episode, agents, recorder = lbt_episode(engine, tmp_path, seated, method="m2", num_problems=2, m1=m1)
+    problems = episode.task.sample(2, split="train", seed=0, episode_id="ep")
+    similar = SimilarProblems(episode.task, "train", seed=0)
+    kw = {"seed": 0, "recorder": recorder, "pool": episode.pool, "episode_id": "ep"}
+    teaching = await teach_and_score(problems, agents, similar, m1, exams=False, **kw)
+    assert not [m for m in recorder.messages if isinstance(m, TeachingScore) or getattr(m, "phase", "") == "exam"]
+    assert teaching.exam_engines == {} and set(teaching.tokens) == {"teacher"}
+    for problem in problems:
+        [*samples] = teaching.scored[problem.id]
+        assert len(samples) == 3 and all(s.score == 0.0 for s in samples)
+        assert [s.correct for s in samples] == [await agents.grader.score(problem, s.answer) for s in samples]
 
 
 class GarbledProposer(ProgrammaticProposer):

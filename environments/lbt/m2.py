@@ -1,6 +1,7 @@
 """M2: the teacher learns from its own rationales, ordered by how well students learned.
 
-Top to bottom: M1 scores the teacher's sampled rationales of training problems;
+Top to bottom: M1 scores the teacher's sampled rationales of training problems (the
+`correctness` baseline samples and grades the same rationales but skips the exams);
 each rationale's score is w x correctness + (1 - w) x LbT score (correctness alone
 for the `correctness` baseline); pairs of rationales whose scores differ by more than
 a gap become DPO preference pairs (saved as ``preferences.jsonl`` in TRL's format,
@@ -50,6 +51,8 @@ async def run_m2(episode: Episode, agents: LbtAgents) -> dict[str, Any]:
             recorder=episode.recorder,
             pool=episode.pool,
             episode_id=episode.episode_id,
+            # Correctness-only pairs read no LbT score: the same samples, no exams.
+            exams=settings.preference == "lbt",
         )
         # 2. Scores order pairs; the widest gaps become preferences.
         weight = 1.0 if settings.preference == "correctness" else settings.correctness_weight

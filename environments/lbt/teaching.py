@@ -63,8 +63,14 @@ async def teach_and_score(
     recorder: Recorder,
     pool: ModelPool,
     episode_id: str,
+    exams: bool = True,
 ) -> Teaching:
-    """Rationales for ``problems``, each scored by the class's exams (see the module)."""
+    """Rationales for ``problems``, each scored by the class's exams (see the module).
+
+    With ``exams=False`` the rationales are only sampled and graded: every LbT score is
+    0.0 and no :class:`TeachingScore` is recorded (M2's correctness-only pairs read
+    correctness alone, so the class's exams, the costly part, would be wasted).
+    """
     problems = list(problems)
     recorder.stage(f"teacher writes {settings.samples} rationales per problem", len(problems))
     greedy, sampled = await asyncio.gather(
@@ -75,10 +81,15 @@ async def teach_and_score(
     )
     recorder.record([*greedy, *(e for group in sampled for e in group)])
     correct = await _grade_rationales(problems, sampled, agents.grader)
+    if not exams:
+        unscored = {p.id: [ScoredRationale(e, e.final_answer, right, 0.0) for e, right in zip(group, rights)]
+                    for p, group, rights in zip(problems, sampled, correct)}  # fmt: skip
+        tokens = _tokens_by_sender([*greedy, *(e for group in sampled for e in group)])
+        return Teaching(problems, {e.problem_id: e for e in greedy}, unscored, {}, tokens)
 
-    exams = {p.id: similar.exam(p, settings.exam_size) for p in problems}
-    recorder.record([q for exam in exams.values() for q in exam])
-    items = [(q, [(p, e)]) for p, group in zip(problems, sampled) for e in group for q in exams[p.id]]
+    exam_sets = {p.id: similar.exam(p, settings.exam_size) for p in problems}
+    recorder.record([q for exam in exam_sets.values() for q in exam])
+    items = [(q, [(p, e)]) for p, group in zip(problems, sampled) for e in group for q in exam_sets[p.id]]
     recorder.stage(f"exams: {len(items)} x {len(agents.students)} students x {settings.repeats} repeats", len(items) * len(agents.students))
     before = await engine_readings(pool)
     answers = await asyncio.gather(
@@ -112,8 +123,8 @@ async def teach_and_score(
     for problem, group, right in zip(problems, sampled, correct):
         scored[problem.id] = []
         for explanation, is_right in zip(group, right):
-            span = range(at, at + len(exams[problem.id]))
-            at += len(exams[problem.id])
+            span = range(at, at + len(exam_sets[problem.id]))
+            at += len(exam_sets[problem.id])
             by_student = {
                 name: _mean([bool(a.correct) for i in span for a in student_graded[i]])
                 for name, student_graded in zip(agents.names, graded)
@@ -130,18 +141,22 @@ async def teach_and_score(
                     rationale_id=explanation.id,
                     answer=explanation.final_answer,
                     correct=is_right,
-                    exam_problem_ids=tuple(q.id for q in exams[problem.id]),
+                    exam_problem_ids=tuple(q.id for q in exam_sets[problem.id]),
                     by_student=by_student,
                     exam_answers=len(results),
                     score=score,
                 )
             )
     recorder.record(messages)
-    tokens: dict[str, int] = {}
     every = [*greedy, *(e for group in sampled for e in group), *(a for sg in graded for attempts in sg for a in attempts)]
-    for message in every:
+    return Teaching(problems, {e.problem_id: e for e in greedy}, scored, exam_engines, _tokens_by_sender(every))
+
+
+def _tokens_by_sender(messages: Sequence[Explanation | Attempt]) -> dict[str, int]:
+    tokens: dict[str, int] = {}
+    for message in messages:
         tokens[message.sender] = tokens.get(message.sender, 0) + message.usage.total_tokens
-    return Teaching(problems, {e.problem_id: e for e in greedy}, scored, exam_engines, tokens)
+    return tokens
 
 
 async def _grade_rationales(
