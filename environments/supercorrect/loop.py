@@ -223,6 +223,9 @@ class SuperCorrectLoop:
         }
         summary["scores"] = {
             "test": final,
+            # HSFT alone, measured in the same run before stage 2 (an `hsft_dpo` run
+            # gives both stages on the same test problems).
+            "test_stage1": test_stage1,
             "test_untrained": test_untrained,
             "test_gain": final - test_untrained,
             "locate_student": (localisation_after or localisation_before)["accuracy"],
@@ -270,13 +273,14 @@ class SuperCorrectLoop:
         )
         wrong: list[tuple[Problem, Attempt, ThoughtTemplate]] = []
         counts = {"solutions": sum(map(len, solved)), "wrong": 0, "unparsed": 0}
-        for problem, attempts in zip(problems, solved):
-            graded = await agents.grader.grade_attempts([problem], attempts)
-            _count(tokens, graded)
-            episode.recorder.record(graded)
-            for attempt in graded:
-                if attempt.correct:
-                    continue
+        # One grading call for every solution (the grader matches them by problem id).
+        graded = await agents.grader.grade_attempts(list(problems), [a for attempts in solved for a in attempts])
+        _count(tokens, graded)
+        episode.recorder.record(graded)
+        by_id = {p.id: p for p in problems}
+        for attempt in graded:
+            problem = by_id[attempt.problem_id]
+            if not attempt.correct:
                 counts["wrong"] += 1
                 try:
                     wrong.append((problem, attempt, parse_template(attempt.reasoning)))
