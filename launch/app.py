@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import inspect
 import os
+import re
 import signal
 import sys
 import time
@@ -27,6 +28,7 @@ from classroom.environments.tasks import Task
 from classroom.launch.rundir import RunDirectory
 from classroom.launch.settings import ClusterSettings, CompareSettings
 from classroom.serving.pool import PoolConfig
+from classroom.serving.secrets import redact_hydra_folder
 
 CONFIG_MODULE = "classroom.conf"
 # Set by `classroom sweep`: jobs share one Ray and one set of engines.
@@ -134,6 +136,7 @@ def prepare(cfg: dict[str, Any]) -> RunPlan:
     env_values["loop"] = loop.name
     loop_config = validate_section(loop.config_model, "env", env_values)
     pool = validate_section(PoolConfig, "model", cfg["model"])
+    check_keys(pool)
     for role in loop.roles:
         if role not in pool.roles:
             raise ConfigError(f"config error: model.roles.{role}: missing (the {loop.name} loop needs it; roles: {', '.join(pool.roles)})")
@@ -149,6 +152,17 @@ def prepare(cfg: dict[str, Any]) -> RunPlan:
     loop.prepare(loop_config, task)
     cluster = validate_section(ClusterSettings, "cluster", cfg["cluster"])
     return RunPlan(loop, loop_config, task, roles, pool, cluster, students)
+
+
+def check_keys(pool: PoolConfig) -> None:
+    """Every endpoint that needs an API key finds its variable set (before anything starts)."""
+    for name, spec in pool.models.items():
+        ep = spec.endpoint
+        if ep is not None and not ep.keyless and not os.environ.get(ep.api_key_env):
+            raise ConfigError(
+                f"config error: model.models.{name}.endpoint: ${ep.api_key_env} is not set "
+                f"(set it, or model.models.{name}.endpoint.keyless=true for a server that takes no key)"
+            )
 
 
 def check_students(values: list[Any], pool: PoolConfig, loop: TeachingLoop) -> tuple[StudentSpec, ...]:
@@ -234,7 +248,9 @@ def run_episode(cfg: dict[str, Any], run_dir: Path, *, show_progress: bool = Tru
         summary = {"status": "interrupted", "episode_id": episode_id}
         raise
     except Exception as exc:
-        summary = {"status": "failed", "episode_id": episode_id, "error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
+        # One plain line: Ray's tracebacks carry colour codes and many lines.
+        error = _ANSI.sub("", f"{type(exc).__name__}: {exc}").strip().splitlines()
+        summary = {"status": "failed", "episode_id": episode_id, "error": error[0] if error else type(exc).__name__}
         raise
     finally:
         summary["total_time_s"] = round(time.time() - started, 2)
@@ -246,6 +262,9 @@ def run_episode(cfg: dict[str, Any], run_dir: Path, *, show_progress: bool = Tru
         if started_ray:
             ray.shutdown()
     return summary
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 def play_interruptibly(plan: RunPlan, episode: Episode, resume_from: Any) -> dict[str, Any]:
@@ -310,8 +329,14 @@ def _hydra_entry() -> None:
         except Exception as exc:
             print(f"config error: {str(exc).splitlines()[0]}", file=sys.stderr)
             sys.exit(2)
-        run_dir = Path(HydraConfig.get().runtime.output_dir)
+        hydra_config = HydraConfig.get()
+        run_dir = Path(hydra_config.runtime.output_dir)
         sweeping = in_sweep()
+        # Hydra has written its copies of the config and overrides: mask their secrets.
+        if hydra_config.output_subdir is not None:
+            redact_hydra_folder(run_dir / hydra_config.output_subdir)
+        if sweeping:
+            redact_hydra_folder(Path(hydra_config.sweep.dir))  # multirun.yaml
         try:
             summary = run_episode(resolved, run_dir, show_progress=bool(resolved.get("progress", True)) and not sweeping)
         except ConfigError as exc:

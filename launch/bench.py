@@ -51,7 +51,7 @@ async def run_serving_benchmark(
     config = VLLMEngineConfig(**{"served_model_name": "embedded", **(engine or {})})
     backend = start_engine(config)
     url = await backend.open_http()
-    http = OpenAIBackend(url, config.name, max_concurrency=max(prompts, 1), max_retries=0)
+    http = OpenAIBackend(url, config.name, keyless=True, max_concurrency=max(prompts, 1), max_retries=0)
     conversations = [as_conversation(p) for p in bench_prompts(prompts, seed)]
     params = SamplingParams(max_tokens=max_tokens, temperature=0.0, seed=seed)
 

@@ -75,6 +75,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if argv else 2
     command, rest = argv[0], argv[1:]
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from classroom.serving.secrets import install_log_redaction
+
+    install_log_redaction()  # Hydra logs each job's overrides; warnings may quote a URL
     if command == "run":
         from classroom.launch.app import run_main
 

@@ -29,6 +29,33 @@ def resume_error(run_dir: Path) -> str | None:
     return None
 
 
+def restore_secrets(config: dict) -> str | None:
+    """Put back what the run directory masked: a ``runtime_env`` variable comes from this
+    process's environment (the same name); anything else cannot be resumed blind. Returns
+    why not, in one line, or None."""
+    import os
+
+    from classroom.serving.secrets import redacted_paths
+
+    unset, elsewhere = [], []
+    for path in redacted_paths(config):
+        *parents, name = path.split(".")
+        if "env_vars" not in parents:
+            elsewhere.append(path)
+        elif name in os.environ:
+            node = config
+            for key in parents:
+                node = node[key]
+            node[name] = os.environ[name]
+        else:
+            unset.append(name)
+    if elsewhere:
+        return f"the run's config held secrets that were masked ({', '.join(elsewhere)}); run it again with keys in variables"
+    if unset:
+        return f"the run's runtime_env variables were masked; set {', '.join(unset)} in the environment to resume"
+    return None
+
+
 def resume_main(argv: list[str]) -> int:
     if len(argv) != 1 or argv[0].startswith("-"):
         print("usage: classroom resume RUN_DIR", file=sys.stderr)
@@ -45,6 +72,10 @@ def resume_main(argv: list[str]) -> int:
     from classroom.launch.app import print_summary, run_episode
 
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    problem = restore_secrets(config)
+    if problem:
+        print(f"classroom resume: {problem}", file=sys.stderr)
+        return 2
     try:
         summary = run_episode(config, run_dir, show_progress=bool(config.get("progress", True)), resume=True)
     except ConfigError as exc:

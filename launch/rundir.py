@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from classroom.agents.messages import SCHEMA_VERSION, AnyMessage, parse_message
+from classroom.serving.secrets import redact
 
 EVENTS = "events.jsonl"
 METRICS = "metrics.jsonl"
@@ -112,6 +113,8 @@ class RunDirectory:
         self.path.mkdir(parents=True, exist_ok=True)
         import yaml
 
+        # Secrets (API keys, runtime_env variables, URL credentials) are never written.
+        config = redact(config)
         (self.path / CONFIG).write_text(yaml.safe_dump(config, sort_keys=False))
         self.events = EventLog(self.path / EVENTS, config=config, loop=loop)
         self._metrics = open(self.path / METRICS, "a", encoding="utf-8")  # noqa: SIM115 - held open for the run
@@ -157,7 +160,8 @@ class RunDirectory:
 
     def write_summary(self, summary: dict[str, Any]) -> Path:
         path = self.path / SUMMARY
-        path.write_text(json.dumps({**summary, "messages": self.message_counts}, indent=2, default=str))
+        # An error's text may quote a URL or an override: its secrets are masked too.
+        path.write_text(json.dumps(redact({**summary, "messages": self.message_counts}), indent=2, default=str))
         return path
 
     def close(self) -> None:

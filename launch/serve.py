@@ -35,6 +35,10 @@ def serve_main(args: Any) -> int:
     backend = start_engine(config)
     url = asyncio.run(backend.open_http(args.host, args.port))
     print(f"serving {config.name} at {url}  (Ctrl-C to stop)", flush=True)
+    print(
+        f"use it: CLASSROOM_OPENAI_BASE_URL={url} CLASSROOM_OPENAI_MODEL={config.name} classroom run model=openai model.models.remote.endpoint.keyless=true",
+        flush=True,
+    )
     stop = False
 
     def _stop(*_: Any) -> None:

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from classroom.serving.llm import BackendError, Schema, schema_dict
+from classroom.serving.secrets import mask_url
 from classroom.serving.types import (
     Completion,
     Conversation,
@@ -32,6 +33,10 @@ class EndpointUnavailable(BackendError):
     """The endpoint did not answer after every retry."""
 
 
+class MissingKey(BackendError):
+    """The endpoint needs an API key and its variable is not set."""
+
+
 class OpenAIBackend:
     """Chat completions against an OpenAI-compatible URL."""
 
@@ -41,6 +46,7 @@ class OpenAIBackend:
         model: str,
         *,
         api_key_env: str = "OPENAI_API_KEY",
+        keyless: bool = False,
         max_concurrency: int = 32,
         timeout_s: float = 120.0,
         max_retries: int = 3,
@@ -51,7 +57,12 @@ class OpenAIBackend:
             raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency}")
         if max_retries < 0:
             raise ValueError(f"max_retries must be >= 0, got {max_retries}")
+        if not keyless and not os.environ.get(api_key_env):
+            raise MissingKey(f"{mask_url(base_url)}: ${api_key_env} is not set (set it, or mark the endpoint keyless)")
         self.base_url = base_url
+        # The URL as logs and errors show it: credentials in it are masked.
+        self.shown_url = mask_url(base_url)
+        self.keyless = keyless
         self.model = model
         self.name = name or model
         self.api_key_env = api_key_env
@@ -65,7 +76,7 @@ class OpenAIBackend:
         self._semaphore: asyncio.Semaphore | None = None
 
     def __repr__(self) -> str:  # never shows the key
-        return f"OpenAIBackend(base_url={self.base_url!r}, model={self.model!r})"
+        return f"OpenAIBackend(base_url={self.shown_url!r}, model={self.model!r})"
 
     def __getstate__(self) -> dict[str, Any]:
         # The client and semaphore belong to one event loop; rebuild them on arrival
@@ -79,8 +90,11 @@ class OpenAIBackend:
         if self._client is None:
             import openai
 
-            # Local servers accept any key; hosted APIs read it from the environment.
-            api_key = os.environ.get(self.api_key_env) or "EMPTY"
+            # A keyless server is sent a placeholder (the client needs one); any other
+            # endpoint its key, read here, in the process that sends the requests.
+            api_key = "keyless" if self.keyless else os.environ.get(self.api_key_env)
+            if not api_key:
+                raise MissingKey(f"{self.shown_url}: ${self.api_key_env} is not set in this process")
             self._client = openai.AsyncOpenAI(
                 base_url=self.base_url,
                 api_key=api_key,
@@ -132,14 +146,14 @@ class OpenAIBackend:
             except retryable as exc:
                 if attempt >= self.max_retries:
                     raise EndpointUnavailable(
-                        f"{self.base_url} did not answer after {attempt + 1} attempts ({type(exc).__name__})"
+                        f"{self.shown_url} did not answer after {attempt + 1} attempts ({type(exc).__name__})"
                     ) from exc
                 self.retries += 1
                 delay = self.backoff_s * (2**attempt)
                 attempt += 1
                 logger.warning(
                     "%s: %s, retry %d/%d in %.1fs",
-                    self.base_url,
+                    self.shown_url,
                     type(exc).__name__,
                     attempt,
                     self.max_retries,
@@ -147,7 +161,7 @@ class OpenAIBackend:
                 )
                 await asyncio.sleep(delay)
             except openai.APIStatusError as exc:
-                raise BackendError(f"{self.base_url} refused the request ({exc.status_code}): {exc.message}") from exc
+                raise BackendError(f"{self.shown_url} refused the request ({exc.status_code}): {exc.message}") from exc
 
     async def _one(
         self, conversation: Conversation, params: SamplingParams, schema: Schema | None, adapter: str | None

@@ -25,7 +25,11 @@ class OpenAIEndpointConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     base_urls: tuple[str, ...]
     model: str
+    # The variable that holds the API key (its name: the key itself is never in a config).
     api_key_env: str = "OPENAI_API_KEY"
+    # A server that takes no key (`classroom serve`, a local `vllm serve`): without this
+    # an unset key is an error, never sent silently as a placeholder.
+    keyless: bool = False
     max_concurrency: int = Field(32, ge=1)
     timeout_s: float = Field(120.0, gt=0)
     max_retries: int = Field(3, ge=0)
@@ -154,6 +158,7 @@ class ModelPool:
                         url,
                         ep.model,
                         api_key_env=ep.api_key_env,
+                        keyless=ep.keyless,
                         max_concurrency=ep.max_concurrency,
                         timeout_s=ep.timeout_s,
                         max_retries=ep.max_retries,

@@ -106,6 +106,17 @@ def test_bad_config_ends_with_one_clear_line(args, expected, tmp_path):
     assert expected in lines[0]
 
 
+def test_an_unset_api_key_is_one_line_before_anything_starts(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"} | {"CLASSROOM_RUNS": str(tmp_path)}
+    out = subprocess.run([*CLASSROOM, "run", "model=openai"], capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.strip() == (
+        "config error: model.models.remote.endpoint: $OPENAI_API_KEY is not set "
+        "(set it, or model.models.remote.endpoint.keyless=true for a server that takes no key)"
+    )
+    assert not list(tmp_path.rglob("events.jsonl"))  # refused before the episode began
+
+
 def test_bench_rejects_bad_flags():
     out = classroom("bench", "serving", "--prompts", "0")
     assert out.returncode != 0 and "--prompts must be >= 1" in out.stderr
@@ -118,6 +129,7 @@ def test_run_over_http_end_to_end(engine_url, tmp_path):
     out = classroom(
         "run",
         "model=openai",
+        "model.models.remote.endpoint.keyless=true",
         "env.num_problems=4",
         "env.seed_set_size=2",
         "env.post_test_size=2",
@@ -148,6 +160,7 @@ def test_ctrl_c_leaves_a_readable_log(engine_url, tmp_path):
             *CLASSROOM,
             "run",
             "model=openai",
+            "model.models.remote.endpoint.keyless=true",
             "env.num_problems=30",
             "progress=false",
             "cluster.num_cpus=1",
@@ -205,7 +218,7 @@ def test_classroom_serve_answers_over_http():
             if line.startswith("serving "):
                 break
         assert f"serving smol at http://127.0.0.1:{port}/v1" in lines[-1], "".join(lines)
-        backend = OpenAIBackend(f"http://127.0.0.1:{port}/v1", "smol", max_retries=0)
+        backend = OpenAIBackend(f"http://127.0.0.1:{port}/v1", "smol", keyless=True, max_retries=0)
         [[reply]] = asyncio.run(backend.chat([as_conversation("What is 3 + 4?")], SamplingParams(max_tokens=16)))
         assert reply.text and reply.usage.completion_tokens > 0 and reply.usage.model == "smol"
     finally:

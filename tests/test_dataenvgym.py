@@ -292,6 +292,7 @@ def test_resume_after_a_kill_the_moment_the_first_checkpoint_lands(engine_url, t
         "experiment=dataenvgym_skill_tree",
         "student=default",
         "model=openai",
+        "model.models.remote.endpoint.keyless=true",
         "env.iterations=2",
         "env.val_size=6",
         "env.test_size=4",

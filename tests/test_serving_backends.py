@@ -38,11 +38,11 @@ async def test_dead_endpoint_fails_clearly_after_counted_retries(monkeypatch):
 
 def test_openai_backend_rejects_bad_settings():
     with pytest.raises(ValueError, match="max_concurrency"):
-        OpenAIBackend("http://127.0.0.1:1/v1", "m", max_concurrency=0)
+        OpenAIBackend("http://127.0.0.1:1/v1", "m", keyless=True, max_concurrency=0)
 
 
 async def test_pool_spreads_a_batch_over_replicas(engine, engine_url):
-    http = OpenAIBackend(engine_url, "embedded")
+    http = OpenAIBackend(engine_url, "embedded", keyless=True)
     routed = RoutedLLM("embedded", [engine, http])  # one engine, both its doors
     pool = ModelPool({"embedded": routed}, {"teacher": "embedded", "student": "embedded"})
     assert pool.llm("teacher") is pool.llm("student")
@@ -54,7 +54,7 @@ async def test_pool_spreads_a_batch_over_replicas(engine, engine_url):
 
 
 async def test_pool_routes_around_a_busy_replica(engine, engine_url):
-    http = OpenAIBackend(engine_url, "embedded")
+    http = OpenAIBackend(engine_url, "embedded", keyless=True)
     routed = RoutedLLM("embedded", [engine, http])
     long = asyncio.ensure_future(routed.chat([as_conversation("Write a long story.")], SamplingParams(max_tokens=96)))
     # chat() counts a request as outstanding before its first await: one step of the

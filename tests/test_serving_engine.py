@@ -103,7 +103,7 @@ async def test_lora_adapter_changes_output(engine, random_adapter):
 
 
 async def test_http_door_serves_the_same_engine(engine, engine_url):
-    http = OpenAIBackend(engine_url, "embedded", max_retries=0)
+    http = OpenAIBackend(engine_url, "embedded", keyless=True, max_retries=0)
     conv = [as_conversation("What is 7 + 1?")]
     params = SamplingParams(max_tokens=16)
     [[via_http]] = await http.chat(conv, params)
@@ -114,7 +114,7 @@ async def test_http_door_serves_the_same_engine(engine, engine_url):
 
 
 async def test_http_structured_output_and_logprobs(engine_url):
-    http = OpenAIBackend(engine_url, "embedded")
+    http = OpenAIBackend(engine_url, "embedded", keyless=True)
     [parsed] = await chat_structured(http, [as_conversation("What is 1 + 1? Reply in JSON.")], Sum, SamplingParams(max_tokens=96))
     # response_format reaches the engine over HTTP: the reply is the schema's JSON.
     assert isinstance(parsed.value, Sum) and json.loads(parsed.raw) == parsed.value.model_dump()
@@ -125,7 +125,7 @@ async def test_http_structured_output_and_logprobs(engine_url):
 async def test_http_serves_loaded_adapter_by_name(engine, engine_url, random_adapter):
     # Loaded on the engine (through Ray), the adapter is served by the HTTP door too.
     assert random_adapter in (await engine.actor.start.remote())["adapters"]
-    http = OpenAIBackend(engine_url, "embedded")
+    http = OpenAIBackend(engine_url, "embedded", keyless=True)
     conv = [as_conversation("What is the capital of France?")]
     params = SamplingParams(max_tokens=16)
     [[via_http]] = await http.chat(conv, params, adapter="random-adapter")

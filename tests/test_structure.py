@@ -206,6 +206,7 @@ def test_a_loop_from_outside_the_repo_runs_through_classroom_run(engine_url, tmp
             "env=before_after",
             "env.num_problems=3",
             "model=openai",
+            "model.models.remote.endpoint.keyless=true",
             "progress=false",
             "cluster.num_cpus=1",
             "student.sampling.max_tokens=40",

@@ -45,12 +45,21 @@ def test_the_first_job_is_written_back_as_hydra_reads_it():
 
 
 def test_sweep_2x2_grid_table_matches_runs_and_report_has_plots(engine_url, tmp_path):
-    env = {**os.environ, "CLASSROOM_RUNS": str(tmp_path), "CLASSROOM_OPENAI_BASE_URL": engine_url, "CLASSROOM_OPENAI_MODEL": "embedded"}
+    # Planted secrets: credentials in the endpoint's URL and a runtime_env variable. No
+    # file the sweep, its runs or the report write holds either, nor does the output.
+    with_credentials = engine_url.replace("http://", "http://me:pw-planted-2718@")
+    env = {
+        **os.environ,
+        "CLASSROOM_RUNS": str(tmp_path),
+        "CLASSROOM_OPENAI_BASE_URL": with_credentials,
+        "CLASSROOM_OPENAI_MODEL": "embedded",
+    }
     out = subprocess.run(
         [
             *CLASSROOM,
             "sweep",
             "model=openai",
+            "model.models.remote.endpoint.keyless=true",
             "env/intervention=none,random",
             "env.num_problems=2,3",
             "env.seed_set_size=1",
@@ -60,6 +69,7 @@ def test_sweep_2x2_grid_table_matches_runs_and_report_has_plots(engine_url, tmp_
             "student.sampling.max_tokens=32",
             "teacher.sampling.max_tokens=32",
             "cluster.num_cpus=1",
+            "+cluster.runtime_env.env_vars.CLASSROOM_PLANTED=tok-planted-3141",
         ],
         capture_output=True,
         text=True,
@@ -92,6 +102,13 @@ def test_sweep_2x2_grid_table_matches_runs_and_report_has_plots(engine_url, tmp_
 
     single = subprocess.run([*CLASSROOM, "report", str(root / rows[0]["run"])], capture_output=True, text=True, timeout=120, env=env)
     assert single.returncode == 0 and (root / rows[0]["run"] / "report.html").is_file()
+
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert len(written) > 30 and any(".hydra" in p.parts for p in written)
+    for secret in ("pw-planted-2718", "tok-planted-3141"):
+        assert secret not in out.stdout + out.stderr + report.stdout + report.stderr
+        assert not [p for p in written if secret.encode() in p.read_bytes()], secret
+    assert {row["cluster.runtime_env.env_vars.CLASSROOM_PLANTED"] for row in rows} == {"***"}
 
 
 def test_report_of_a_folder_that_is_no_run(tmp_path):
