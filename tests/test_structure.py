@@ -108,6 +108,7 @@ def test_every_config_composes_and_validates(overrides, data_dir, monkeypatch):
     from classroom.launch import app
 
     monkeypatch.setenv("CLASSROOM_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-placeholder")  # model=openai needs its key set (never sent here)
     cfg = compose(overrides)
     cfg.pop("_sweep_params")
     if cfg["task"]["_target_"].endswith(".huggingface"):
