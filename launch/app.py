@@ -217,6 +217,9 @@ def run_episode(cfg: dict[str, Any], run_dir: Path, *, show_progress: bool = Tru
     from classroom.serving.pool import ModelPool
 
     plan = prepare(cfg)
+    skipped = skipped_rows(plan.task)
+    if skipped:  # told before the episode starts, and kept in the summary
+        print(f"data: {skipped['count']} row(s) of task {plan.task.name!r} skipped; first: {skipped['first'][0]}", file=sys.stderr)
     resume_from = None
     episode_id = new_id()
     if resume:
@@ -255,6 +258,8 @@ def run_episode(cfg: dict[str, Any], run_dir: Path, *, show_progress: bool = Tru
     finally:
         summary["total_time_s"] = round(time.time() - started, 2)
         summary["run_dir"] = str(run_dir)
+        if skipped:
+            summary["skipped_rows"] = skipped
         recorder.write_summary(summary)
         recorder.close()
         if pool is not None and not in_sweep():
@@ -265,6 +270,14 @@ def run_episode(cfg: dict[str, Any], run_dir: Path, *, show_progress: bool = Tru
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def skipped_rows(task: Task, shown: int = 5) -> dict[str, Any] | None:
+    """The dataset rows the task's loader skipped (malformed), counted, the first few
+    with their reasons; None if it skipped none."""
+    if not task.skipped_rows:
+        return None
+    return {"count": len(task.skipped_rows), "first": task.skipped_rows[:shown]}
 
 
 def play_interruptibly(plan: RunPlan, episode: Episode, resume_from: Any) -> dict[str, Any]:
@@ -314,6 +327,9 @@ def print_summary(loop: TeachingLoop, summary: dict[str, Any]) -> None:
     tokens = ", ".join(f"{k}: {v:,}" for k, v in summary.get("tokens", {}).items())
     console.print(f"tokens  {tokens}")
     console.print(f"wall time  episode {summary.get('wall_time_s')} s, total {summary.get('total_time_s')} s")
+    skipped = summary.get("skipped_rows")
+    if skipped:
+        console.print(f"data  {skipped['count']} malformed row(s) skipped (summary.json: skipped_rows)")
     console.print(f"run directory  {summary.get('run_dir')}")
 
 

@@ -124,10 +124,20 @@ def test_bench_rejects_bad_flags():
     assert out.returncode != 0 and "invalid choice" in out.stderr
 
 
-def test_run_over_http_end_to_end(engine_url, tmp_path):
-    """`classroom run` in its own process, its models behind the session engine's HTTP door."""
+def test_run_over_http_end_to_end(engine_url, data_dir, tmp_path):
+    """`classroom run` in its own process, its models behind the session engine's HTTP
+    door, on a GSM8K file with two malformed rows: skipped, told and counted."""
+    data = tmp_path / "data"
+    data.mkdir()
+    with (data_dir / "gsm8k" / "test.jsonl").open() as handle:
+        good = [next(handle) for _ in range(10)]
+    (data / "test.jsonl").write_text("".join([*good[:3], "{not json\n", *good[3:], '{"question": "no answer"}\n']))
+    runs = tmp_path / "runs"
     out = classroom(
         "run",
+        "task=gsm8k",
+        f"task.data_dir={data}",
+        "task.splits=[test]",
         "model=openai",
         "model.models.remote.endpoint.keyless=true",
         "env.num_problems=4",
@@ -138,14 +148,17 @@ def test_run_over_http_end_to_end(engine_url, tmp_path):
         "student.sampling.max_tokens=48",
         "teacher.sampling.max_tokens=48",
         "cluster.num_cpus=1",
-        env={"CLASSROOM_RUNS": str(tmp_path), "CLASSROOM_OPENAI_BASE_URL": engine_url, "CLASSROOM_OPENAI_MODEL": "embedded"},
+        env={"CLASSROOM_RUNS": str(runs), "CLASSROOM_OPENAI_BASE_URL": engine_url, "CLASSROOM_OPENAI_MODEL": "embedded"},
         timeout=300,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert "multi-turn" in out.stdout and "run directory" in out.stdout
-    [run_dir] = [p for p in Path(tmp_path).iterdir() if p.is_dir()]
+    assert "data: 2 row(s) of task 'gsm8k' skipped; first: " in out.stderr and "test.jsonl:4: invalid JSON" in out.stderr
+    assert "data  2 malformed row(s) skipped" in out.stdout
+    [run_dir] = [p for p in runs.iterdir() if p.is_dir()]
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["problems"] == 4
+    assert summary["skipped_rows"]["count"] == 2 and "missing or empty field(s)" in summary["skipped_rows"]["first"][1]
     assert (run_dir / "config.yaml").is_file() and (run_dir / "events.jsonl").stat().st_size > 0
 
 
