@@ -104,10 +104,43 @@ def init_ray(cluster: ClusterSettings) -> bool:
     if cluster.runtime_env:
         kwargs["runtime_env"] = cluster.runtime_env
     if cluster.address == "local":
-        ray.init(num_cpus=cluster.num_cpus or os.cpu_count(), **kwargs)
-    else:
+        # address="local": a new local instance, whatever RAY_ADDRESS or a session file
+        # left by a killed cluster (ray_current_cluster) name.
+        ray.init(address="local", num_cpus=cluster.num_cpus or os.cpu_count(), **kwargs)
+        return True
+    probe_cluster_address(cluster.address)
+    try:
         ray.init(address=cluster.address, **kwargs)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        reason = _ANSI.sub("", str(exc)).strip().splitlines()
+        raise ConfigError(
+            f"cluster error: cluster.address={cluster.address}: cannot join a Ray cluster ({reason[0] if reason else type(exc).__name__})"
+        ) from None
     return True
+
+
+def probe_cluster_address(address: str, timeout_s: float = 5.0) -> None:
+    """Fail in seconds, in one line, where nothing listens at the cluster's address (Ray
+    itself retries a dead GCS for minutes). ``auto`` is resolved as Ray resolves it
+    (RAY_ADDRESS, a running instance, the session file); ``ray://`` is left to Ray."""
+    import socket
+
+    resolved = address
+    if address == "auto":
+        try:
+            from ray._private.services import get_ray_address_from_environment
+
+            resolved = get_ray_address_from_environment("auto", None) or ""
+        except (ImportError, AttributeError, ConnectionError):  # Ray decides, as it would
+            return
+    host, sep, port = resolved.rpartition(":")
+    if not sep or "://" in resolved or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        named = f"cluster.address={address}" + (f" (it names {resolved})" if resolved != address else "")
+        raise ConfigError(f"cluster error: {named}: no Ray cluster answers there ({exc.strerror or type(exc).__name__})") from None
 
 
 @dataclass(frozen=True)
@@ -251,9 +284,7 @@ def run_episode(cfg: dict[str, Any], run_dir: Path, *, show_progress: bool = Tru
         summary = {"status": "interrupted", "episode_id": episode_id}
         raise
     except Exception as exc:
-        # One plain line: Ray's tracebacks carry colour codes and many lines.
-        error = _ANSI.sub("", f"{type(exc).__name__}: {exc}").strip().splitlines()
-        summary = {"status": "failed", "episode_id": episode_id, "error": error[0] if error else type(exc).__name__}
+        summary = {"status": "failed", "episode_id": episode_id, "error": one_line_error(exc)}
         raise
     finally:
         summary["total_time_s"] = round(time.time() - started, 2)
@@ -270,6 +301,19 @@ def run_episode(cfg: dict[str, Any], run_dir: Path, *, show_progress: bool = Tru
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def one_line_error(exc: BaseException) -> str:
+    """An error as one plain line: an actor's error is its cause (Ray wraps it in a
+    RayTaskError whose first line names only the call), without colour codes."""
+    from ray.exceptions import RayTaskError
+
+    where = ""
+    while isinstance(exc, RayTaskError) and exc.cause is not None:
+        where = f" (in {exc.function_name})" if getattr(exc, "function_name", None) else where
+        exc = exc.cause
+    lines = _ANSI.sub("", str(exc)).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}{where}"
 
 
 def skipped_rows(task: Task, shown: int = 5) -> dict[str, Any] | None:

@@ -117,6 +117,48 @@ def test_an_unset_api_key_is_one_line_before_anything_starts(tmp_path):
     assert not list(tmp_path.rglob("events.jsonl"))  # refused before the episode began
 
 
+def closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # closed again when the block ends
+
+
+def test_a_dead_cluster_address_is_one_line_in_seconds(tmp_path):
+    """Ray alone retries a dead GCS for minutes; classroom probes the address first."""
+    address = f"127.0.0.1:{closed_port()}"
+    out = classroom("run", f"cluster.address={address}", env={"CLASSROOM_RUNS": str(tmp_path)}, timeout=60)
+    assert out.returncode == 2, out.stderr
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert lines == [f"cluster error: cluster.address={address}: no Ray cluster answers there (Connection refused)"]
+
+
+def test_a_stale_ray_session_file_does_not_stop_a_local_run(tmp_path):
+    """A killed cluster leaves `ray_current_cluster` naming a dead address (and this test
+    session's own Ray is running): `cluster.address=local` still starts its own Ray.
+    The episode then meets an endpoint that is down, which shows it ran past Ray."""
+    import tempfile
+
+    temp = Path(tempfile.mkdtemp(prefix="rt", dir="/tmp"))  # short: Ray's socket paths live here
+    (temp / "ray").mkdir()
+    (temp / "ray" / "ray_current_cluster").write_text(f"127.0.0.1:{closed_port()}")
+    down = f"http://127.0.0.1:{closed_port()}/v1"
+    out = classroom(
+        "run",
+        "model=openai",
+        "model.models.remote.endpoint.keyless=true",
+        "model.models.remote.endpoint.max_retries=0",
+        "progress=false",
+        "cluster.num_cpus=1",
+        env={"RAY_TMPDIR": str(temp), "CLASSROOM_RUNS": str(tmp_path), "CLASSROOM_OPENAI_BASE_URL": down},
+        timeout=180,
+    )
+    assert "existing cluster" not in out.stderr, out.stderr[-2000:]
+    [summary] = [json.loads(p.read_text()) for p in tmp_path.rglob("summary.json")]
+    assert summary["status"] == "failed" and f"{down} did not answer" in summary["error"], summary
+
+
 def test_bench_rejects_bad_flags():
     out = classroom("bench", "serving", "--prompts", "0")
     assert out.returncode != 0 and "--prompts must be >= 1" in out.stderr
