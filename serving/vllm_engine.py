@@ -90,10 +90,16 @@ class VLLMEngineConfig(BaseModel):
         return self.served_model_name or self.model
 
 
+# A tensor-parallel group exchanges activations every layer (NCCL, NVLink): all of its
+# shards on one node, or none. PACK would spread a group over nodes when one is short.
+TP_PLACEMENT_STRATEGY = "STRICT_PACK"
+
+
 def placement_bundles(config: VLLMEngineConfig) -> list[dict[str, float]] | None:
     """Bundles of the placement group a tensor-parallel GPU engine needs, else None.
 
-    One bundle per GPU shard; vLLM's Ray executor puts one worker in each.
+    One bundle per GPU shard; vLLM's Ray executor puts one worker in each; the group is
+    placed with :data:`TP_PLACEMENT_STRATEGY`.
     """
     if config.device != "cuda" or config.tensor_parallel_size == 1:
         return None
@@ -556,7 +562,7 @@ def start_engine(config: VLLMEngineConfig, *, actor_name: str | None = None) -> 
     if bundles is not None:
         from ray.util.placement_group import placement_group as make_pg
 
-        placement_group = make_pg(bundles, strategy="PACK")
+        placement_group = make_pg(bundles, strategy=TP_PLACEMENT_STRATEGY)
         try:
             ray.get(placement_group.ready(), timeout=config.startup_timeout_s)
         except ray.exceptions.GetTimeoutError as exc:

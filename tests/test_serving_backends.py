@@ -11,6 +11,7 @@ from classroom.serving.openai_backend import EndpointUnavailable, OpenAIBackend
 from classroom.serving.pool import ModelPool, PoolConfig, RoutedLLM
 from classroom.serving.types import SamplingParams, as_conversation
 from classroom.serving.vllm_engine import (
+    TP_PLACEMENT_STRATEGY,
     VLLMEngineConfig,
     actor_options,
     engine_kwargs,
@@ -121,6 +122,7 @@ def test_single_gpu_engine_claims_one_device():
 
 
 def test_tensor_parallel_engine_uses_a_placement_group(ray_local):
+    import ray
     from ray.util.placement_group import placement_group, remove_placement_group
     from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
@@ -128,8 +130,9 @@ def test_tensor_parallel_engine_uses_a_placement_group(ray_local):
     assert placement_bundles(config) == [{"GPU": 1.0, "CPU": 1.0}] * 4
     with pytest.raises(ValueError, match="needs a placement group"):
         actor_options(config)
-    # A real (CPU-only) placement group object stands in for the GPU one here.
-    pg = placement_group([{"CPU": 0.01}])
+    # A real (CPU-only) placement group object stands in for the GPU one here, placed as
+    # a tensor-parallel group is: all bundles on one node.
+    pg = placement_group([{"CPU": 0.01}], strategy=TP_PLACEMENT_STRATEGY)
     try:
         options = actor_options(config, pg)
         strategy = options["scheduling_strategy"]
@@ -137,6 +140,7 @@ def test_tensor_parallel_engine_uses_a_placement_group(ray_local):
         assert strategy.placement_group_bundle_index == 0
         assert strategy.placement_group_capture_child_tasks is True
         assert options["num_gpus"] == 0
+        assert ray.util.placement_group_table(pg)["strategy"] == "STRICT_PACK"
     finally:
         remove_placement_group(pg)
     kwargs = engine_kwargs(config, "m")
