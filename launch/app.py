@@ -137,7 +137,7 @@ def probe_cluster_address(address: str, timeout_s: float = 5.0) -> None:
     if not sep or "://" in resolved or not port.isdigit():
         return
     try:
-        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()  # [::1]:6379 too
     except OSError as exc:
         named = f"cluster.address={address}" + (f" (it names {resolved})" if resolved != address else "")
         raise ConfigError(f"cluster error: {named}: no Ray cluster answers there ({exc.strerror or type(exc).__name__})") from None
