@@ -84,6 +84,10 @@ class VLLMEngineConfig(BaseModel):
     response_cache_size: int = Field(0, ge=0)
     # How long to wait for the engine (and its placement group) to come up.
     startup_timeout_s: float = Field(900.0, gt=0.0)
+    # How long one call (a whole batch of conversations) may take before the engine is
+    # reported as not answering: generous, since a CPU engine takes minutes for a big
+    # batch; it is what turns a hung engine into an error naming it.
+    call_timeout_s: float = Field(1800.0, gt=0.0)
 
     @property
     def name(self) -> str:
@@ -515,12 +519,26 @@ def _engine_actor_class() -> Any:
 class VLLMBackend:
     """The :class:`~classroom.serving.llm.LLM` interface over a VLLMEngine actor.
 
-    Holds only the actor handle, so it can be passed to other actors.
+    Holds only the actor handle, so it can be passed to other actors. Every call waits
+    at most ``call_timeout_s`` and then raises :class:`EngineNotAnswering` naming the
+    engine (the request is cancelled on the engine's side).
     """
 
-    def __init__(self, actor: Any, name: str):
+    def __init__(self, actor: Any, name: str, call_timeout_s: float = VLLMEngineConfig.model_fields["call_timeout_s"].default):
         self.actor = actor
         self.name = name
+        self.call_timeout_s = call_timeout_s
+
+    async def _call(self, what: str, ref: Any) -> Any:
+        import ray
+
+        try:
+            return await asyncio.wait_for(ref, timeout=self.call_timeout_s)
+        except asyncio.TimeoutError:
+            ray.cancel(ref)
+            raise EngineNotAnswering(
+                f"engine {self.name!r} did not answer {what} within {self.call_timeout_s:g} s (engine.call_timeout_s)"
+            ) from None
 
     async def chat(
         self,
@@ -532,14 +550,15 @@ class VLLMBackend:
     ) -> list[list[Completion]]:
         # Send the schema as a dict: the caller's model class may live in a module the
         # actor cannot import.
-        return await self.actor.chat.remote(list(conversations), params, schema_dict(schema), adapter)
+        what = f"{len(conversations)} conversation(s)"
+        return await self._call(what, self.actor.chat.remote(list(conversations), params, schema_dict(schema), adapter))
 
     async def load_adapter(self, name: str, path: str) -> None:
-        await self.actor.load_adapter.remote(name, path)
+        await self._call(f"loading adapter {name!r}", self.actor.load_adapter.remote(name, path))
 
     async def stats(self) -> EngineStats:
         """The engine's utilisation counters (see :class:`EngineStats`)."""
-        return await self.actor.stats.remote()
+        return await self._call("a stats request", self.actor.stats.remote())
 
     async def open_http(self, host: str = "127.0.0.1", port: int = 0) -> str:
         return await self.actor.open_http.remote(host, port)
@@ -547,6 +566,10 @@ class VLLMBackend:
 
 class EngineStartupTimeout(TimeoutError):
     """An engine (or its placement group) was not ready in time."""
+
+
+class EngineNotAnswering(BackendError):
+    """An engine accepted a call and did not answer within ``call_timeout_s``."""
 
 
 def start_engine(config: VLLMEngineConfig, *, actor_name: str | None = None) -> VLLMBackend:
@@ -585,4 +608,4 @@ def start_engine(config: VLLMEngineConfig, *, actor_name: str | None = None) -> 
             f"vLLM engine {config.name!r} (model {config.model}) did not start within "
             f"{config.startup_timeout_s:g} s (engine.startup_timeout_s)"
         ) from exc
-    return VLLMBackend(actor, config.name)
+    return VLLMBackend(actor, config.name, config.call_timeout_s)

@@ -147,6 +147,33 @@ def test_tensor_parallel_engine_uses_a_placement_group(ray_local):
     assert kwargs["tensor_parallel_size"] == 4 and kwargs["distributed_executor_backend"] == "ray"
 
 
+async def test_a_hung_engine_is_an_error_naming_it(ray_local):
+    import ray
+
+    from classroom.serving.vllm_engine import EngineNotAnswering, VLLMBackend
+
+    class HungEngine:  # defined here so Ray ships it by value to the worker
+        """Fault injection (a test double): an engine actor that takes every call and
+        never answers, as a wedged vLLM engine does."""
+
+        async def chat(self, *args):
+            await asyncio.sleep(3600)
+
+        async def stats(self):
+            await asyncio.sleep(3600)
+
+    hung = VLLMBackend(ray.remote(HungEngine).options(max_concurrency=10).remote(), "wedged", call_timeout_s=2.0)
+    with pytest.raises(
+        EngineNotAnswering, match=r"engine 'wedged' did not answer 2 conversation\(s\) within 2 s \(engine.call_timeout_s\)"
+    ):
+        await hung.chat([as_conversation("a"), as_conversation("b")], SamplingParams(max_tokens=4))
+    with pytest.raises(EngineNotAnswering, match="a stats request"):
+        await hung.stats()
+    # Routed, the error reaches the caller as the pool's own: one line, the engine named.
+    with pytest.raises(EngineNotAnswering):
+        await RoutedLLM("wedged", [hung]).chat([as_conversation("c")], SamplingParams(max_tokens=4))
+
+
 def test_engine_config_rejects_bad_values():
     with pytest.raises(ValueError, match="tensor_parallel_size"):
         VLLMEngineConfig(tensor_parallel_size=0)
