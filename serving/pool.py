@@ -9,6 +9,8 @@ over replicas and a busy replica gets less.
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -17,6 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from classroom.serving.llm import LLM, AdapterLLM, BackendError, Schema
 from classroom.serving.types import Completion, Conversation, EngineStats, SamplingParams
 from classroom.serving.vllm_engine import VLLMEngineConfig
+
+logger = logging.getLogger(__name__)
 
 
 class OpenAIEndpointConfig(BaseModel):
@@ -70,26 +74,41 @@ class PoolConfig(BaseModel):
 
 
 class RoutedLLM:
-    """The LLM interface over several replicas, least-outstanding-requests first."""
+    """The LLM interface over several replicas, least-outstanding-requests first.
 
-    def __init__(self, name: str, replicas: Sequence[LLM]):
+    A replica that fails a call (dead, hung past its timeout, an endpoint down) is set
+    aside for ``rest_s`` and its conversations go to the others, each replica tried once
+    per call; only when every replica has failed does the call fail.
+    """
+
+    def __init__(self, name: str, replicas: Sequence[LLM], *, rest_s: float = 60.0):
         if not replicas:
             raise ValueError(f"model {name!r} has no replicas")
         self.name = name
         self.replicas = list(replicas)
         self.outstanding = [0] * len(self.replicas)
         self.routed = [0] * len(self.replicas)  # conversations sent to each, ever
+        self.rest_s = rest_s
+        self.failed_at: dict[int, float] = {}  # replica -> when it last failed
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         # Counts are this process's view of load; a copy in another process starts at 0.
         state["outstanding"] = [0] * len(self.replicas)
         state["routed"] = [0] * len(self.replicas)
+        state["failed_at"] = {}
         return state
 
-    def _pick(self) -> int:
+    def _pick(self, exclude: frozenset[int] = frozenset()) -> int | None:
+        """The replica to send to next, or None when every one is excluded."""
+        now = time.monotonic()
+        allowed = [i for i in range(len(self.replicas)) if i not in exclude]
+        resting = {i for i in allowed if i in self.failed_at and now - self.failed_at[i] < self.rest_s}
+        candidates = [i for i in allowed if i not in resting] or allowed  # all resting: try them anyway
+        if not candidates:
+            return None
         # Ties go to the replica used least overall, so an idle pool still spreads.
-        return min(range(len(self.replicas)), key=lambda i: (self.outstanding[i], self.routed[i]))
+        return min(candidates, key=lambda i: (self.outstanding[i], self.routed[i]))
 
     async def chat(
         self,
@@ -99,25 +118,55 @@ class RoutedLLM:
         schema: Schema | None = None,
         adapter: str | None = None,
     ) -> list[list[Completion]]:
+        results: list[list[Completion] | None] = [None] * len(conversations)
+        await asyncio.gather(
+            *(
+                self._send(r, idx, conversations, params, schema, adapter, results, frozenset())
+                for r, idx in self._spread(range(len(conversations))).items()
+            )
+        )
+        return results  # type: ignore[return-value]
+
+    def _spread(self, indices: Sequence[int], exclude: frozenset[int] = frozenset()) -> dict[int, list[int]]:
         groups: dict[int, list[int]] = {}
-        for index in range(len(conversations)):
-            replica = self._pick()
+        for index in indices:
+            replica = self._pick(exclude)
+            if replica is None:
+                break
             self.outstanding[replica] += 1
             self.routed[replica] += 1
             groups.setdefault(replica, []).append(index)
+        return groups
 
-        async def run(replica: int, indices: list[int]) -> list[list[Completion]]:
-            try:
-                return await self.replicas[replica].chat([conversations[i] for i in indices], params, schema=schema, adapter=adapter)
-            finally:
-                self.outstanding[replica] -= len(indices)
-
-        results: list[list[Completion] | None] = [None] * len(conversations)
-        batches = await asyncio.gather(*(run(r, idx) for r, idx in groups.items()))
-        for indices, batch in zip(groups.values(), batches):
-            for i, completions in zip(indices, batch):
-                results[i] = completions
-        return results  # type: ignore[return-value]
+    async def _send(
+        self,
+        replica: int,
+        indices: list[int],
+        conversations: Sequence[Conversation],
+        params: SamplingParams,
+        schema: Schema | None,
+        adapter: str | None,
+        results: list[list[Completion] | None],
+        tried: frozenset[int],
+    ) -> None:
+        """One replica's share; on its failure, the share goes to replicas not yet tried."""
+        try:
+            batch = await self.replicas[replica].chat([conversations[i] for i in indices], params, schema=schema, adapter=adapter)
+        except BaseException as exc:  # the count is released whatever ended the call
+            self.outstanding[replica] -= len(indices)
+            if not isinstance(exc, BackendError):
+                raise
+            self.failed_at[replica] = time.monotonic()
+            tried = tried | {replica}
+            if len(tried) == len(self.replicas):
+                raise
+            logger.warning("model %s: replica %d failed (%s); its %d conversation(s) go to another", self.name, replica, exc, len(indices))
+            groups = self._spread(indices, tried)
+            await asyncio.gather(*(self._send(r, idx, conversations, params, schema, adapter, results, tried) for r, idx in groups.items()))
+            return
+        self.outstanding[replica] -= len(indices)
+        for i, completions in zip(indices, batch):
+            results[i] = completions
 
     async def load_adapter(self, name: str, path: str) -> None:
         """Load a LoRA adapter into every replica, so any of them can serve it."""

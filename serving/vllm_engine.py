@@ -534,6 +534,8 @@ class VLLMBackend:
 
         try:
             return await asyncio.wait_for(ref, timeout=self.call_timeout_s)
+        except ray.exceptions.RayActorError as exc:
+            raise EngineDead(f"engine {self.name!r} died during {what} ({type(exc).__name__})") from None
         except asyncio.TimeoutError:
             ray.cancel(ref)
             raise EngineNotAnswering(
@@ -570,6 +572,10 @@ class EngineStartupTimeout(TimeoutError):
 
 class EngineNotAnswering(BackendError):
     """An engine accepted a call and did not answer within ``call_timeout_s``."""
+
+
+class EngineDead(BackendError):
+    """An engine's actor died (its process was killed, or it crashed)."""
 
 
 def start_engine(config: VLLMEngineConfig, *, actor_name: str | None = None) -> VLLMBackend:

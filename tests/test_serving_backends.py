@@ -42,6 +42,21 @@ def test_openai_backend_rejects_bad_settings():
         OpenAIBackend("http://127.0.0.1:1/v1", "m", keyless=True, max_concurrency=0)
 
 
+async def test_the_pool_routes_around_a_replica_that_is_down(engine):
+    """A replica that fails hands its share to the others and rests; the call succeeds."""
+    down = OpenAIBackend(f"http://127.0.0.1:{closed_port()}/v1", "embedded", keyless=True, max_retries=0)
+    routed = RoutedLLM("embedded", [down, engine])
+    convs = [as_conversation(f"What is {i} plus 1?") for i in range(4)]
+    first = await routed.chat(convs, SamplingParams(max_tokens=8))
+    assert len(first) == 4 and all(c and c[0].text for c in first)
+    assert routed.routed[0] == 2 and 0 in routed.failed_at  # its share went, failed, was resent
+    again = await routed.chat(convs, SamplingParams(max_tokens=8))
+    assert len(again) == 4 and routed.routed[0] == 2  # resting: nothing more sent its way
+    assert routed.outstanding == [0, 0]
+    with pytest.raises(EndpointUnavailable):  # every replica down: the call fails, naming one
+        await RoutedLLM("embedded", [down, down]).chat(convs[:1], SamplingParams(max_tokens=8))
+
+
 async def test_pool_spreads_a_batch_over_replicas(engine, engine_url):
     http = OpenAIBackend(engine_url, "embedded", keyless=True)
     routed = RoutedLLM("embedded", [engine, http])  # one engine, both its doors
