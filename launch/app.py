@@ -27,6 +27,7 @@ from classroom.environments.base import Episode, EpisodeStopped, LoopError, Resu
 from classroom.environments.tasks import Task
 from classroom.launch.rundir import RunDirectory
 from classroom.launch.settings import ClusterSettings, CompareSettings
+from classroom.serving.openai_backend import key_is_missing
 from classroom.serving.pool import PoolConfig
 from classroom.serving.secrets import redact_hydra_folder
 
@@ -112,10 +113,8 @@ def init_ray(cluster: ClusterSettings) -> bool:
     try:
         ray.init(address=cluster.address, **kwargs)
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        reason = _ANSI.sub("", str(exc)).strip().splitlines()
-        raise ConfigError(
-            f"cluster error: cluster.address={cluster.address}: cannot join a Ray cluster ({reason[0] if reason else type(exc).__name__})"
-        ) from None
+        reason = _first_line(str(exc)) or type(exc).__name__
+        raise ConfigError(f"cluster error: cluster.address={cluster.address}: cannot join a Ray cluster ({reason})") from None
     return True
 
 
@@ -191,7 +190,7 @@ def check_keys(pool: PoolConfig) -> None:
     """Every endpoint that needs an API key finds its variable set (before anything starts)."""
     for name, spec in pool.models.items():
         ep = spec.endpoint
-        if ep is not None and not ep.keyless and not os.environ.get(ep.api_key_env):
+        if ep is not None and key_is_missing(ep.api_key_env, keyless=ep.keyless):
             raise ConfigError(
                 f"config error: model.models.{name}.endpoint: ${ep.api_key_env} is not set "
                 f"(set it, or model.models.{name}.endpoint.keyless=true for a server that takes no key)"
@@ -303,6 +302,12 @@ def run_episode(cfg: dict[str, Any], run_dir: Path, *, show_progress: bool = Tru
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
+def _first_line(text: str) -> str:
+    """The first non-empty line of an error's text, colour codes removed."""
+    lines = _ANSI.sub("", text).strip().splitlines()
+    return lines[0] if lines else ""
+
+
 def one_line_error(exc: BaseException) -> str:
     """An error as one plain line: an actor's error is its cause (Ray wraps it in a
     RayTaskError whose first line names only the call), without colour codes."""
@@ -312,8 +317,7 @@ def one_line_error(exc: BaseException) -> str:
     while isinstance(exc, RayTaskError) and exc.cause is not None:
         where = f" (in {exc.function_name})" if getattr(exc, "function_name", None) else where
         exc = exc.cause
-    lines = _ANSI.sub("", str(exc)).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0] if lines else ''}{where}"
+    return f"{type(exc).__name__}: {_first_line(str(exc))}{where}"
 
 
 def skipped_rows(task: Task, shown: int = 5) -> dict[str, Any] | None:

@@ -37,6 +37,11 @@ class MissingKey(BackendError):
     """The endpoint needs an API key and its variable is not set."""
 
 
+def key_is_missing(api_key_env: str, *, keyless: bool) -> bool:
+    """Whether an endpoint that needs a key finds its variable unset in this process."""
+    return not keyless and not os.environ.get(api_key_env)
+
+
 class OpenAIBackend:
     """Chat completions against an OpenAI-compatible URL."""
 
@@ -57,7 +62,7 @@ class OpenAIBackend:
             raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency}")
         if max_retries < 0:
             raise ValueError(f"max_retries must be >= 0, got {max_retries}")
-        if not keyless and not os.environ.get(api_key_env):
+        if key_is_missing(api_key_env, keyless=keyless):
             raise MissingKey(f"{mask_url(base_url)}: ${api_key_env} is not set (set it, or mark the endpoint keyless)")
         self.base_url = base_url
         # The URL as logs and errors show it: credentials in it are masked.

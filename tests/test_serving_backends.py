@@ -172,10 +172,10 @@ async def test_a_hung_engine_is_an_error_naming_it(ray_local):
         never answers, as a wedged vLLM engine does."""
 
         async def chat(self, *args):
-            await asyncio.sleep(3600)
+            await asyncio.Event().wait()  # never set: the call never returns
 
         async def stats(self):
-            await asyncio.sleep(3600)
+            await asyncio.Event().wait()
 
     hung = VLLMBackend(ray.remote(HungEngine).options(max_concurrency=10).remote(), "wedged", call_timeout_s=2.0)
     with pytest.raises(
