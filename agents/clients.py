@@ -135,5 +135,6 @@ class GraderClient(AgentClient):
     async def grade_attempts(self, problems: Sequence[Problem], attempts: Sequence[Attempt]) -> list[Attempt]:
         return await self.invoke(self.agent.grade_attempts, list(problems), list(attempts))
 
-    async def score(self, problem: Problem, final_answer: str | None) -> bool:
-        return await self.invoke(self.agent.score, problem, final_answer)
+    async def score(self, problem: Problem, final_answer: str | None) -> bool | None:
+        """Whether the answer is correct; None when it is ungradeable."""
+        return await self.invoke(self.agent.score_one, problem, final_answer)

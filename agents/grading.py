@@ -7,6 +7,7 @@ by that dataset's own scorer, rebuilt from what the problem carries in its metad
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import logging
@@ -190,8 +191,8 @@ def _parse(answer: str) -> list[Any]:
     # LaTeX first: bare parsing grabs the leading number of "5x" and drops the variable.
     # An unescaped % would start a LaTeX comment.
     latex = re.sub(r"(?<!\\)%", r"\\%", answer)
-    # Timeouts off: math-verify's timeouts use SIGALRM, which only works in the main
-    # thread, and grading runs inside Ray actors and worker threads.
+    # math-verify's own timeouts off: they use SIGALRM, which only works in the main
+    # thread. The Grader puts its own limit around each answer, in a worker process.
     parsed = parse(f"${latex}$", parsing_timeout=None)
     if not parsed:
         parsed = parse(answer, parsing_timeout=None)
@@ -202,29 +203,37 @@ def _plain(answer: str) -> str:
     return " ".join(answer.casefold().split())
 
 
-def answers_match(predicted: str | None, reference: str) -> bool:
+def check_answer(predicted: str, reference: str) -> bool:
     """Whether a predicted final answer equals the reference, checked symbolically.
 
     Equal values in different forms match ("1/2" vs "0.5", "\\frac{1}{2}" vs "0.5",
     "1,000 dollars" vs "1000"). Answers math-verify cannot parse are compared as text.
-    Never raises: anything unparseable that does not match as text is simply False.
+    An error of the checker itself raises (the Grader records it as ungradeable).
     """
-    if predicted is None or not reference or not reference.strip():
+    from math_verify import verify
+
+    if not reference or not reference.strip():
+        return False
+    reference_has_percent = "%" in reference
+    gold_text = normalize_answer(reference)
+    pred_text = normalize_answer(predicted, keep_percent=reference_has_percent)
+    if not pred_text or not gold_text:
+        return False
+    if _plain(pred_text) == _plain(gold_text):
+        return True
+    gold, pred = _parse(gold_text), _parse(pred_text)
+    if not gold or not pred:
+        return False
+    return bool(verify(gold, pred, timeout_seconds=None))
+
+
+def answers_match(predicted: str | None, reference: str) -> bool:
+    """:func:`check_answer` for trusted uses (templates, references): never raises; a
+    checker error is simply False. Model answers go through the :class:`Grader`."""
+    if predicted is None:
         return False
     try:
-        from math_verify import verify
-
-        reference_has_percent = "%" in reference
-        gold_text = normalize_answer(reference)
-        pred_text = normalize_answer(predicted, keep_percent=reference_has_percent)
-        if not pred_text or not gold_text:
-            return False
-        if _plain(pred_text) == _plain(gold_text):
-            return True
-        gold, pred = _parse(gold_text), _parse(pred_text)
-        if not gold or not pred:
-            return False
-        return bool(verify(gold, pred, timeout_seconds=None))
+        return check_answer(predicted, reference)
     except Exception:
         return False
 
@@ -259,53 +268,225 @@ def is_reasoning_gym_problem(problem: Problem) -> bool:
 
 
 def score_reasoning_gym(problem: Problem, final_answer: str | None) -> bool:
-    """Score with the reasoning-gym dataset's own scorer: correct iff its score >= 1.0."""
+    """Score with the reasoning-gym dataset's own scorer: correct iff its score >= 1.0.
+
+    A scorer that fails raises: the Grader records the attempt as ungradeable."""
     info = problem.metadata[REASONING_GYM_KEY]
-    try:
-        dataset = reasoning_gym_dataset(info["dataset"], info.get("config", {}))
-        return float(dataset.score_answer(final_answer, info["entry"])) >= 1.0
-    except Exception:
+    dataset = reasoning_gym_dataset(info["dataset"], info.get("config", {}))
+    return float(dataset.score_answer(final_answer, info["entry"])) >= 1.0
+
+
+def check(problem: Problem, final_answer: str | None) -> bool:
+    """Whether ``final_answer`` (already extracted) is correct for ``problem``; raises
+    when the scorer itself fails (it is then neither right nor wrong)."""
+    if final_answer is None:
         return False
+    if is_reasoning_gym_problem(problem):
+        return score_reasoning_gym(problem, final_answer)
+    return check_answer(final_answer, problem.answer)
+
+
+# ---------------------------------------------------------------------- time-limited work
+
+
+class _TimeLimit(BaseException):
+    """Raised by SIGALRM inside a grading worker. A BaseException, so the scorers'
+    own ``except Exception`` cannot swallow it."""
+
+
+def _on_alarm(signum: int, frame: Any) -> None:
+    raise _TimeLimit
+
+
+Verdict = tuple[bool | None, str | None]
+
+
+def judge_in_worker(items: Sequence[tuple[Problem, str | None]], time_limit_s: float) -> list[Verdict]:
+    """Run in a grading worker's main thread: each item under its own SIGALRM limit.
+
+    Returns (correct, None), or (None, why) for an item that is ungradeable: its scorer
+    ran past the limit or failed.
+    """
+    import signal
+
+    previous = signal.signal(signal.SIGALRM, _on_alarm)
+    verdicts: list[Verdict] = []
+    try:
+        for problem, final_answer in items:
+            try:
+                signal.setitimer(signal.ITIMER_REAL, time_limit_s)
+                verdicts.append((check(problem, final_answer), None))
+            except _TimeLimit:
+                verdicts.append((None, f"timed out after {time_limit_s:g} s"))
+            except Exception as exc:
+                verdicts.append((None, _scorer_error(exc)))
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+    finally:
+        signal.signal(signal.SIGALRM, previous)
+    return verdicts
+
+
+def _scorer_error(exc: Exception) -> str:
+    lines = str(exc).strip().splitlines()
+    return f"scorer error: {type(exc).__name__}" + (f": {lines[0][:200]}" if lines else "")
+
+
+def _warm_worker() -> None:
+    # Import the scorers once, when the worker starts, not inside the first time limit.
+    import math_verify  # noqa: F401
 
 
 # --------------------------------------------------------------------------------- grader
 
 
 class GradeResult(BaseModel):
-    """The outcome of grading one reply: the extracted answer and whether it is right."""
+    """The outcome of grading one reply: the extracted answer and whether it is right
+    (None when it could not be graded, with ``error`` saying why)."""
 
     model_config = ConfigDict(frozen=True)
     final_answer: str | None
-    correct: bool
+    correct: bool | None
+    error: str | None = None
 
 
 class Grader:
     """Grades replies to problems: extracts the final answer, then scores it.
 
-    Reasoning-gym problems are scored by their dataset's scorer; every other problem by
-    :func:`answers_match` against the reference answer.
+    Reasoning-gym problems are scored by their dataset's scorer; every other problem
+    symbolically against the reference answer. The async methods (what loops call) score
+    in a worker process, each answer under ``time_limit_s``: one pathological answer
+    costs its time limit and is recorded as ungradeable (``Attempt.correct`` None, with
+    ``grade_error``), never as wrong, and never wedges the grader. A worker that dies or
+    stops answering is replaced. ``time_limit_s=None`` scores in-process, unlimited.
     """
 
+    # How long past its limit a chunk may run before its worker is taken for stuck.
+    GRACE_S = 5.0
+    # How long a new worker may take to start and import the scorers.
+    START_S = 120.0
+
+    def __init__(self, *, time_limit_s: float | None = 10.0, chunk: int = 64):
+        if time_limit_s is not None and time_limit_s <= 0:
+            raise ValueError(f"time_limit_s must be > 0 or None, got {time_limit_s}")
+        self.time_limit_s = time_limit_s
+        self.chunk = max(int(chunk), 1)
+        # Times a worker was replaced because it was stuck or died.
+        self.restarts = 0
+        # Items recorded ungradeable so far (a timed-out or failed scorer).
+        self.ungradeable = 0
+        self._pool: Any = None
+        self._lock: asyncio.Lock | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A worker pool belongs to one process: a copy shipped to an actor starts its own.
+        return {**self.__dict__, "_pool": None, "_lock": None}
+
+    def __del__(self) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the worker process (a new one starts if the grader is used again)."""
+        pool, self._pool = getattr(self, "_pool", None), None
+        if pool is not None:
+            pool.terminate()
+
     def score(self, problem: Problem, final_answer: str | None) -> bool:
-        """Whether ``final_answer`` (already extracted) is correct for ``problem``."""
-        if final_answer is None:
+        """In-process, without a time limit: for trusted answers (a generator's own);
+        a failing scorer counts as not correct."""
+        try:
+            return check(problem, final_answer)
+        except Exception:
             return False
-        if is_reasoning_gym_problem(problem):
-            return score_reasoning_gym(problem, final_answer)
-        return answers_match(final_answer, problem.answer)
 
     def grade(self, problem: Problem, text: str) -> GradeResult:
-        """Extract the final answer from a reply and score it against ``problem``."""
-        final_answer = extract_final_answer(text)
-        return GradeResult(final_answer=final_answer, correct=self.score(problem, final_answer))
+        """Extract the final answer from a reply and score it (in-process, unlimited)."""
+        return self._in_process(problem, extract_final_answer(text))
+
+    async def _workers(self) -> Any:
+        """The worker pool, started (and its imports done) before any time limit runs."""
+        if self._pool is None:
+            import multiprocessing
+
+            # spawn: forking a Ray worker (threads, gRPC) is not safe.
+            self._pool = multiprocessing.get_context("spawn").Pool(1)
+            await asyncio.wait_for(self._submit(_warm_worker, ()), self.START_S)
+        return self._pool
+
+    def _submit(self, fn: Any, args: tuple[Any, ...]) -> asyncio.Future[Any]:
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[Any] = loop.create_future()
+
+        def settle(result: Any, failed: bool) -> None:
+            if not done.done():
+                done.set_exception(result) if failed else done.set_result(result)
+
+        self._pool.apply_async(
+            fn,
+            args,
+            callback=lambda r: loop.call_soon_threadsafe(settle, r, False),
+            error_callback=lambda e: loop.call_soon_threadsafe(settle, e, True),
+        )
+        return done
+
+    async def _run_chunk(self, items: list[tuple[Problem, str | None]]) -> list[Verdict]:
+        """Verdicts of one chunk. Each item has its own alarm in the worker, but an answer
+        can hang inside C code (a power tower's big integers) where no signal reaches:
+        a chunk past its limit has its worker replaced, and its items are graded again
+        one by one, so only the one that hangs is ungradeable."""
+        assert self.time_limit_s is not None
+        try:
+            await self._workers()
+        except Exception as exc:  # no worker at all: nothing here can be graded
+            self.close()
+            return [(None, f"grading worker did not start: {type(exc).__name__}")] * len(items)
+        try:
+            return await asyncio.wait_for(self._submit(judge_in_worker, (items, self.time_limit_s)), self.time_limit_s + self.GRACE_S)
+        except Exception as exc:
+            self.close()
+            self.restarts += 1
+            if len(items) > 1:
+                return [v for item in items for v in await self._run_chunk([item])]
+            if isinstance(exc, TimeoutError):
+                return [(None, f"timed out after {self.time_limit_s:g} s (grading worker replaced)")]
+            return [(None, f"grading worker failed: {type(exc).__name__}")]
+
+    async def verdicts(self, items: Sequence[tuple[Problem, str | None]]) -> list[Verdict]:
+        """(correct, None) or (None, why ungradeable) for each (problem, answer)."""
+        items = list(items)
+        verdicts: list[Verdict] = []
+        if self.time_limit_s is None:
+            verdicts = [(v.correct, v.error) for v in (self._in_process(p, a) for p, a in items)]
+        else:
+            if self._lock is None:
+                self._lock = asyncio.Lock()
+            for start in range(0, len(items), self.chunk):
+                async with self._lock:  # one chunk at a time: the backstop times its own work
+                    verdicts.extend(await self._run_chunk(items[start : start + self.chunk]))
+        self.ungradeable += sum(correct is None for correct, _ in verdicts)
+        return verdicts
+
+    def _in_process(self, problem: Problem, final_answer: str | None) -> GradeResult:
+        try:
+            return GradeResult(final_answer=final_answer, correct=check(problem, final_answer))
+        except Exception as exc:
+            return GradeResult(final_answer=final_answer, correct=None, error=_scorer_error(exc))
+
+    async def score_one(self, problem: Problem, final_answer: str | None) -> bool | None:
+        """Whether ``final_answer`` is correct for ``problem``, under the time limit;
+        None when it is ungradeable."""
+        ((correct, _),) = await self.verdicts([(problem, final_answer)])
+        return correct
 
     async def grade_attempts(self, problems: Sequence[Problem], attempts: Sequence[Attempt]) -> list[Attempt]:
-        """The attempts with ``correct`` filled in (matched to problems by id)."""
+        """The attempts with ``correct`` filled in (matched to problems by id); an
+        ungradeable one keeps ``correct`` None and says why in ``grade_error``."""
         by_id = {p.id: p for p in problems}
-        graded = []
+        items = []
         for attempt in attempts:
             problem = by_id.get(attempt.problem_id)
             if problem is None:
                 raise ValueError(f"attempt {attempt.id} answers unknown problem {attempt.problem_id!r}")
-            graded.append(attempt.model_copy(update={"correct": self.score(problem, attempt.final_answer)}))
-        return graded
+            items.append((problem, attempt.final_answer))
+        verdicts = await self.verdicts(items)
+        return [a.model_copy(update={"correct": c, "grade_error": e}) for a, (c, e) in zip(attempts, verdicts)]

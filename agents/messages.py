@@ -127,7 +127,10 @@ class Attempt(MessageBase):
     problem_id: str
     reasoning: str
     final_answer: str | None
+    # None: not graded yet, or ungradeable (then ``grade_error`` says why).
     correct: bool | None = None
+    # Why the grader could not score it (its scorer timed out or failed).
+    grade_error: str | None = None
     # Which phase of a loop produced it (pre_test, with_explanation, post_test ...).
     phase: str = ""
     # Ids of explanations or exemplars the student saw while answering.

@@ -36,6 +36,8 @@ def skill_report(problems: Sequence[Problem], attempts: Sequence[Attempt], name:
     tops: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     subs: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
     correct = 0
+    # An ungradeable attempt (its scorer timed out or failed) is neither right nor wrong.
+    attempts = [a for a in attempts if a.correct is not None]
     for attempt in attempts:
         right = int(bool(attempt.correct))
         correct += right

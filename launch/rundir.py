@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from classroom.agents.messages import SCHEMA_VERSION, AnyMessage, parse_message
+from classroom.agents.messages import SCHEMA_VERSION, AnyMessage, Attempt, parse_message
 from classroom.serving.secrets import redact
 
 EVENTS = "events.jsonl"
@@ -119,6 +119,8 @@ class RunDirectory:
         self.events = EventLog(self.path / EVENTS, config=config, loop=loop)
         self._metrics = open(self.path / METRICS, "a", encoding="utf-8")  # noqa: SIM115 - held open for the run
         self.message_counts: dict[str, int] = {}
+        # Attempts the grader could not score (timed out or failed), by reason.
+        self.ungradeable: dict[str, int] = {}
         self._progress: Any = None
         self._task: Any = None
         if show_progress:
@@ -139,6 +141,8 @@ class RunDirectory:
         self.events.append(messages)
         for message in messages:
             self.message_counts[message.kind] = self.message_counts.get(message.kind, 0) + 1
+            if isinstance(message, Attempt) and message.grade_error:
+                self.ungradeable[message.grade_error] = self.ungradeable.get(message.grade_error, 0) + 1
 
     def metric(self, name: str, value: float, **tags: Any) -> None:
         self._metrics.write(json.dumps({"name": name, "value": value, "time": time.time(), **tags}) + "\n")
@@ -161,7 +165,10 @@ class RunDirectory:
     def write_summary(self, summary: dict[str, Any]) -> Path:
         path = self.path / SUMMARY
         # An error's text may quote a URL or an override: its secrets are masked too.
-        path.write_text(json.dumps(redact({**summary, "messages": self.message_counts}), indent=2, default=str))
+        counts: dict[str, Any] = {"messages": self.message_counts}
+        if self.ungradeable:
+            counts["ungradeable"] = {"count": sum(self.ungradeable.values()), "reasons": self.ungradeable}
+        path.write_text(json.dumps(redact({**summary, **counts}), indent=2, default=str))
         return path
 
     def close(self) -> None:

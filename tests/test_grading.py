@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
+import multiprocessing
+import os
+import signal
 import threading
 
 import pytest
 from pydantic import ValidationError
 
 from classroom.agents.grading import (
+    REASONING_GYM_KEY,
     Grader,
     GradeResult,
     answers_match,
     extract_final_answer,
     normalize_answer,
 )
-from classroom.agents.messages import Problem, parse_message
+from classroom.agents.messages import Attempt, Problem, parse_message
+from classroom.agents.skills import skill_report
 from classroom.environments.tasks import reasoning_gym
+from classroom.environments.tom.summary import accuracy
 
 EXTRACTION_CASES = [
     # JSON comes first, even when other forms follow it.
@@ -150,3 +157,50 @@ def test_grader_uses_the_reasoning_gym_scorer() -> None:
     replayed = parse_message(problem.model_dump_json())
     assert isinstance(replayed, Problem)
     assert grader.grade(replayed, f"#### {problem.answer}").correct is True
+
+
+# A power tower: math-verify would work on its integers for hours. The grader must not.
+POWER_TOWER = "9^{9^{9^{9}}}"
+
+
+async def test_a_pathological_answer_is_ungradeable_not_wrong() -> None:
+    problem = Problem(question="How many?", answer="5")
+    attempts = [Attempt(problem_id=problem.id, reasoning="", final_answer=a) for a in ("5", POWER_TOWER, "6")]
+    grader = Grader(time_limit_s=1)
+    try:
+        graded = await grader.grade_attempts([problem], attempts)
+    finally:
+        grader.close()
+    assert [a.correct for a in graded] == [True, None, False]
+    assert graded[1].grade_error is not None and "timed out after 1 s" in graded[1].grade_error
+    assert graded[0].grade_error is None and graded[2].grade_error is None
+    # Ungradeable is neither right nor wrong: the accuracy is 1 of the 2 graded.
+    assert accuracy(graded) == 0.5
+    assert skill_report([problem], graded).count == 2
+
+
+async def test_a_killed_grading_worker_is_replaced_and_nothing_is_lost() -> None:
+    problem = Problem(question="How many?", answer="5")
+    grader = Grader(time_limit_s=5)
+    try:
+        assert await grader.verdicts([(problem, "5")]) == [(True, None)]  # the worker is up
+        (worker,) = multiprocessing.active_children()
+        grading = asyncio.ensure_future(grader.verdicts([(problem, POWER_TOWER), (problem, "5"), (problem, "4")]))
+        # The tower holds the worker for its 5 s limit: the kill lands while it works.
+        await asyncio.sleep(0.5)
+        os.kill(worker.pid, signal.SIGKILL)
+        verdicts = await grading
+    finally:
+        grader.close()
+    assert grader.restarts == 1
+    assert [c for c, _ in verdicts] == [None, True, False]
+    assert "timed out" in str(verdicts[0][1])
+
+
+async def test_a_failing_scorer_is_ungradeable() -> None:
+    # A reasoning-gym problem whose dataset does not exist: its scorer raises.
+    problem = Problem(question="q", answer="1", metadata={REASONING_GYM_KEY: {"dataset": "no_such_dataset", "entry": {}}})
+    grader = Grader(time_limit_s=None)
+    ((correct, why),) = await grader.verdicts([(problem, "1")])
+    assert correct is None and why is not None and why.startswith("scorer error:")
+    assert grader.ungradeable == 1

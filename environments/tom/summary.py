@@ -10,10 +10,12 @@ from classroom.agents.messages import Attempt, Problem
 
 
 def accuracy(attempts: Sequence[Attempt]) -> float | None:
-    """Share of correct attempts; None for an empty list."""
-    if not attempts:
+    """Share of correct attempts among those graded (an ungradeable one is neither right
+    nor wrong); None when none is graded."""
+    graded = [a for a in attempts if a.correct is not None]
+    if not graded:
         return None
-    return sum(bool(a.correct) for a in attempts) / len(attempts)
+    return sum(bool(a.correct) for a in graded) / len(graded)
 
 
 def per_skill_accuracy(problems: Sequence[Problem], attempts: Sequence[Attempt]) -> dict[str, float]:
@@ -21,6 +23,8 @@ def per_skill_accuracy(problems: Sequence[Problem], attempts: Sequence[Attempt])
     by_id = {p.id: p for p in problems}
     totals: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for attempt in attempts:
+        if attempt.correct is None:  # ungradeable
+            continue
         for skill in by_id[attempt.problem_id].skills or ("unlabelled",):
             totals[skill][0] += bool(attempt.correct)
             totals[skill][1] += 1
