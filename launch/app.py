@@ -27,6 +27,7 @@ from classroom.environments.base import Episode, EpisodeStopped, LoopError, Resu
 from classroom.environments.tasks import Task
 from classroom.launch.rundir import RunDirectory
 from classroom.launch.settings import ClusterSettings, CompareSettings
+from classroom.serving.ledger import fault_delta
 from classroom.serving.openai_backend import key_is_missing
 from classroom.serving.pool import PoolConfig
 from classroom.serving.secrets import redact_hydra_folder
@@ -264,6 +265,7 @@ def run_episode(cfg: dict[str, Any], run_dir: Path, *, show_progress: bool = Tru
     summary: dict[str, Any] = {"status": "failed", "episode_id": episode_id}
     started_ray = False
     pool = None
+    faults_before: dict[str, dict[str, int]] = {}
     try:
         started_ray = init_ray(plan.cluster) and not in_sweep()
         recorder.stage("starting models", None)
@@ -278,6 +280,7 @@ def run_episode(cfg: dict[str, Any], run_dir: Path, *, show_progress: bool = Tru
             run_dir=run_dir,
         )
 
+        faults_before = pool.faults()
         summary = {"status": "completed", **play_interruptibly(plan, episode, resume_from)}
     except KeyboardInterrupt:
         summary = {"status": "interrupted", "episode_id": episode_id}
@@ -290,6 +293,11 @@ def run_episode(cfg: dict[str, Any], run_dir: Path, *, show_progress: bool = Tru
         summary["run_dir"] = str(run_dir)
         if skipped:
             summary["skipped_rows"] = skipped
+        if pool is not None:
+            with contextlib.suppress(Exception):  # a dead Ray must not cost the summary
+                faults = fault_delta(faults_before, pool.faults())
+                if faults:  # retried or repaired replies of a flaky endpoint, by kind
+                    summary["serving_faults"] = faults
         recorder.write_summary(summary)
         recorder.close()
         if pool is not None and not in_sweep():
@@ -375,6 +383,8 @@ def print_summary(loop: TeachingLoop, summary: dict[str, Any]) -> None:
     tokens = ", ".join(f"{k}: {v:,}" for k, v in summary.get("tokens", {}).items())
     console.print(f"tokens  {tokens}")
     console.print(f"wall time  episode {summary.get('wall_time_s')} s, total {summary.get('total_time_s')} s")
+    for model, kinds in summary.get("serving_faults", {}).items():
+        console.print(f"faults  {model}: " + ", ".join(f"{kind} {count}" for kind, count in kinds.items()) + " (retried or repaired)")
     skipped = summary.get("skipped_rows")
     if skipped:
         console.print(f"data  {skipped['count']} malformed row(s) skipped (summary.json: skipped_rows)")

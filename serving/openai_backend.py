@@ -2,16 +2,21 @@
 
 A `vllm serve` fleet, `classroom serve`, llama.cpp's server or a hosted API. Bounded
 concurrency (a semaphore per backend), a timeout per request, retries with exponential
-backoff on connection errors, timeouts, 429 and 5xx. The API key is read from the
-environment variable the config names and is never logged.
+backoff on connection errors, timeouts, 429, 5xx and malformed replies (a body that is
+not JSON or not UTF-8, a completion without choices). A reply far longer than the
+request allows is cut to size. Every fault is counted by kind (``faults``, and the
+pool's ledger when it has one). The API key is read from the environment variable the
+config names and is never logged.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import time
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -35,6 +40,46 @@ class EndpointUnavailable(BackendError):
 
 class MissingKey(BackendError):
     """The endpoint needs an API key and its variable is not set."""
+
+
+class MalformedReply(ValueError):
+    """A reply that came back but cannot be read as a chat completion."""
+
+    def __init__(self, kind: str, detail: str):
+        super().__init__(f"{kind}: {detail}")
+        self.kind = kind
+
+
+# A token is rarely longer than this many characters: a reply longer than max_tokens
+# times it did not come from a model honouring the request.
+MAX_CHARS_PER_TOKEN = 32
+
+
+def _fault_kind(exc: BaseException) -> str:
+    """The kind a retried fault is counted under."""
+    import openai
+
+    if isinstance(exc, MalformedReply):
+        return exc.kind
+    if isinstance(exc, openai.APITimeoutError):  # before APIConnectionError, its base
+        return "timeout"
+    if isinstance(exc, openai.APIConnectionError):
+        return "connection"
+    if isinstance(exc, openai.RateLimitError):
+        return "rate_limited"
+    if isinstance(exc, openai.InternalServerError):
+        return f"http_{exc.status_code}"
+    return type(exc).__name__
+
+
+def _checked(response: Any) -> Any:
+    """The response, if it is a chat completion with choices that carry a message."""
+    choices = getattr(response, "choices", None)
+    if not isinstance(choices, list) or not choices:
+        raise MalformedReply("no_choices", "the completion has no choices")
+    if any(getattr(choice, "message", None) is None for choice in choices):
+        raise MalformedReply("no_message", "a choice has no message")
+    return response
 
 
 def key_is_missing(api_key_env: str, *, keyless: bool) -> bool:
@@ -77,6 +122,10 @@ class OpenAIBackend:
         self.backoff_s = backoff_s
         # Retries made so far (all requests), for monitoring and tests.
         self.retries = 0
+        # Faults seen by this copy of the backend, by kind (retried or repaired).
+        self.faults: Counter[str] = Counter()
+        # Where every copy (in every actor) also counts its faults: the pool's ledger.
+        self.ledger: Any = None
         self._client: Any = None
         self._semaphore: asyncio.Semaphore | None = None
 
@@ -133,6 +182,11 @@ class OpenAIBackend:
             }
         return body
 
+    def _fault(self, kind: str) -> None:
+        self.faults[kind] += 1
+        if self.ledger is not None:  # fire and forget: counting never slows a request
+            self.ledger.add.remote(self.name, kind)
+
     async def _create(self, body: dict[str, Any]) -> Any:
         import openai
 
@@ -142,16 +196,26 @@ class OpenAIBackend:
             openai.APITimeoutError,
             openai.RateLimitError,
             openai.InternalServerError,
+            MalformedReply,
         )
         attempt = 0
         while True:
             try:
                 async with self._semaphore:  # type: ignore[union-attr]
-                    return await client.chat.completions.create(**body)
+                    try:
+                        return _checked(await client.chat.completions.create(**body))
+                    except json.JSONDecodeError as exc:
+                        raise MalformedReply("invalid_json", str(exc)) from exc
+                    except UnicodeDecodeError as exc:
+                        raise MalformedReply("invalid_unicode", str(exc)) from exc
+                    except openai.APIResponseValidationError as exc:
+                        raise MalformedReply("invalid_completion", exc.message) from exc
             except retryable as exc:
+                self._fault(_fault_kind(exc))
                 if attempt >= self.max_retries:
+                    what = "answered with malformed replies" if isinstance(exc, MalformedReply) else "did not answer"
                     raise EndpointUnavailable(
-                        f"{self.shown_url} did not answer after {attempt + 1} attempts ({type(exc).__name__})"
+                        f"{self.shown_url} {what} after {attempt + 1} attempts ({_fault_kind(exc)}: {type(exc).__name__})"
                     ) from exc
                 self.retries += 1
                 delay = self.backoff_s * (2**attempt)
@@ -166,6 +230,7 @@ class OpenAIBackend:
                 )
                 await asyncio.sleep(delay)
             except openai.APIStatusError as exc:
+                self._fault(f"http_{exc.status_code}")
                 raise BackendError(f"{self.shown_url} refused the request ({exc.status_code}): {exc.message}") from exc
 
     async def _one(
@@ -189,10 +254,17 @@ class OpenAIBackend:
                 )
             n = len(response.choices)
             completion_tokens = (usage.completion_tokens if usage else 0) // max(n, 1)
+            text, finish_reason = choice.message.content or "", choice.finish_reason
+            if not text:
+                self._fault("empty_content")
+            if len(text) > params.max_tokens * MAX_CHARS_PER_TOKEN:
+                # Memory and event-log lines stay bounded whatever an endpoint sends.
+                self._fault("oversized_reply")
+                text, finish_reason = text[: params.max_tokens * MAX_CHARS_PER_TOKEN], "length"
             completions.append(
                 Completion(
-                    text=choice.message.content or "",
-                    finish_reason=choice.finish_reason,
+                    text=text,
+                    finish_reason=finish_reason,
                     logprobs=logprobs,
                     usage=Usage(
                         model=response.model or self.model,

@@ -175,12 +175,30 @@ class RoutedLLM:
         await asyncio.gather(*(r.load_adapter(name, path) for r in self.replicas))  # type: ignore[attr-defined]
 
 
+def _start_ledger(models: dict[str, RoutedLLM]) -> Any:
+    """A ledger actor for the endpoints' fault counts (None without Ray or endpoints)."""
+    import ray
+
+    from classroom.serving.ledger import ServingLedger
+    from classroom.serving.openai_backend import OpenAIBackend
+
+    endpoints = [r for routed in models.values() for r in routed.replicas if isinstance(r, OpenAIBackend)]
+    if not endpoints or not ray.is_initialized():
+        return None
+    ledger = ray.remote(ServingLedger).options(num_cpus=0).remote()
+    for endpoint in endpoints:
+        endpoint.ledger = ledger
+    return ledger
+
+
 class ModelPool:
     """Role name -> routed LLM. Build with :meth:`start` from a :class:`PoolConfig`."""
 
-    def __init__(self, models: dict[str, RoutedLLM], roles: dict[str, str]):
+    def __init__(self, models: dict[str, RoutedLLM], roles: dict[str, str], ledger: Any = None):
         self.models = models
         self.roles = dict(roles)
+        # The ServingLedger actor every copy of a backend reports its faults to.
+        self.ledger = ledger
 
     @classmethod
     def start(cls, config: PoolConfig | dict[str, Any]) -> ModelPool:
@@ -217,7 +235,7 @@ class ModelPool:
                     for url in urls
                 ]
             models[name] = RoutedLLM(name, replicas)
-        return cls(models, config.roles)
+        return cls(models, config.roles, ledger=_start_ledger(models))
 
     def llm(self, role: str) -> RoutedLLM:
         """The model serving ``role``."""
@@ -239,11 +257,22 @@ class ModelPool:
         readings = await asyncio.gather(*(replica.stats() for _, replica in engines))
         return {key: reading for (key, _), reading in zip(engines, readings)}
 
+    def faults(self) -> dict[str, dict[str, int]]:
+        """Faults every process saw so far, by model and kind (retried, repaired)."""
+        if self.ledger is None:
+            return {}
+        import ray
+
+        return ray.get(self.ledger.faults.remote())
+
     def shutdown(self) -> None:
         import ray
 
         from classroom.serving.vllm_engine import VLLMBackend
 
+        if self.ledger is not None:
+            ray.kill(self.ledger)
+            self.ledger = None
         for routed in self.models.values():
             for replica in routed.replicas:
                 if isinstance(replica, VLLMBackend):
