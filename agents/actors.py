@@ -38,9 +38,24 @@ def ship_by_value(obj: Any) -> None:
     cloudpickle.register_pickle_by_value(module)
 
 
-def spawn(role_cls: type, *args: Any, num_cpus: float = 0.0, actor_name: str | None = None, **kwargs: Any) -> Any:
+# How many times Ray restarts an actor whose calls depend only on their arguments (a
+# grader, a student that learns nothing during the episode) when its process dies; the
+# calls it had in flight are sent again to the restarted actor.
+STATELESS_RESTARTS = 3
+
+
+def spawn(
+    role_cls: type,
+    *args: Any,
+    num_cpus: float = 0.0,
+    actor_name: str | None = None,
+    stateless: bool = False,
+    **kwargs: Any,
+) -> Any:
     """Start ``role_cls(*args, **kwargs)`` as a Ray actor (named ``actor_name`` in Ray,
-    if given); returns its handle."""
+    if given); returns its handle. A ``stateless`` actor is restarted if its process
+    dies (its calls retried); any other dies with its state, and its episode stops with
+    a line saying so (a loop that keeps checkpoints then resumes)."""
     import ray
 
     ship_by_value(role_cls)
@@ -48,6 +63,8 @@ def spawn(role_cls: type, *args: Any, num_cpus: float = 0.0, actor_name: str | N
         if value is not None and not isinstance(value, (str, int, float, bool, dict, list, tuple)):
             ship_by_value(value)
     options: dict[str, Any] = {"num_cpus": num_cpus}
+    if stateless:
+        options.update(max_restarts=STATELESS_RESTARTS, max_task_retries=-1)
     if actor_name:
         options["name"] = actor_name
     return ray.remote(role_cls).options(**options).remote(*args, **kwargs)

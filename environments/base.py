@@ -155,15 +155,20 @@ class Stateful(Protocol):
     def episode_id_of(self, state: Any) -> str: ...
 
 
-def spawn_student(episode: Episode, seat: Seat) -> StudentClient:
+def spawn_student(episode: Episode, seat: Seat, *, stateless: bool = False) -> StudentClient:
     """A Student actor for one seat of the class: its name, its role's model, its
-    adapter, and the shared student settings (learner, sampling, prompts)."""
+    adapter, and the shared student settings (learner, sampling, prompts).
+
+    ``stateless``: the loop never trains the student nor fills its memory, so Ray may
+    restart it after its process dies (see :func:`~classroom.agents.actors.spawn`).
+    """
     settings = episode.roles.student
     return StudentClient(
         spawn(
             Student,
             episode.pool.llm(seat.role),
             num_cpus=settings.num_cpus,
+            stateless=stateless,
             name=seat.name,
             episode_id=episode.episode_id,
             learner=copy.deepcopy(episode.roles.learner),

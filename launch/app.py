@@ -328,6 +328,26 @@ def one_line_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {_first_line(str(exc))}{where}"
 
 
+def actor_died(exc: BaseException) -> bool:
+    """Whether an error is (or wraps) the death of an actor that was not restarted."""
+    from ray.exceptions import RayActorError, RayTaskError
+
+    from classroom.serving.vllm_engine import EngineDead
+
+    while isinstance(exc, RayTaskError) and exc.cause is not None:
+        exc = exc.cause
+    return isinstance(exc, (RayActorError, EngineDead))
+
+
+def resume_hint(cfg: dict[str, Any], run_dir: Path) -> str:
+    """How to go on after a stop: resume where the loop keeps state, else run again."""
+    try:
+        loop = load_loop(str(cfg["env"]["loop"]))
+    except LoopError:
+        return "run it again"
+    return f"classroom resume {run_dir} continues it" if isinstance(loop, Stateful) else "run it again"
+
+
 def skipped_rows(task: Task, shown: int = 5) -> dict[str, Any] | None:
     """The dataset rows the task's loader skipped (malformed), counted, the first few
     with their reasons; None if it skipped none."""
@@ -425,6 +445,11 @@ def _hydra_entry() -> None:
             print(f"interrupted; what ran so far is in {run_dir}", file=sys.stderr)
             sys.exit(130)
         except Exception as exc:
+            if not sweeping and actor_died(exc):
+                # A process of the run died and Ray could not bring it back with its
+                # state (a student that trains): one line, and how to go on.
+                print(f"episode stopped: {one_line_error(exc)}; what ran is in {run_dir} ({resume_hint(resolved, run_dir)})", file=sys.stderr)
+                sys.exit(1)
             if not sweeping:
                 raise
             # One failed job must not end the sweep: its summary records the error.

@@ -1,8 +1,10 @@
-"""The serving ledger: what the serving layer saw, counted from every process.
+"""The serving ledger: what the serving layer saw and what each engine must serve.
 
 Backends are copied into every agent actor that calls a model, so a counter on a
 backend only knows its own process. The pool starts one small actor, the ledger, and
 every copy reports its faults to it (fire and forget); the run's summary reads it.
+The ledger also keeps the adapters each engine replica was asked to load: an engine
+actor that Ray restarts after its process died reads them back.
 """
 
 from __future__ import annotations
@@ -11,10 +13,18 @@ from collections import Counter
 
 
 class ServingLedger:
-    """Fault counts by model and kind (a Ray actor; a plain object in tests)."""
+    """Fault counts by model and kind, and each engine's adapters (a Ray actor)."""
 
     def __init__(self) -> None:
         self._faults: Counter[tuple[str, str]] = Counter()
+        self._adapters: dict[str, dict[str, str]] = {}  # engine id -> name -> path
+
+    def register_adapter(self, engine_id: str, name: str, path: str) -> None:
+        self._adapters.setdefault(engine_id, {})[name] = path
+
+    def adapters_of(self, engine_id: str) -> dict[str, str]:
+        """The adapters an engine serves, in the order they were first loaded."""
+        return dict(self._adapters.get(engine_id, {}))
 
     def add(self, model: str, kind: str, count: int = 1) -> None:
         self._faults[(model, kind)] += count

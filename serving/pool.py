@@ -175,20 +175,16 @@ class RoutedLLM:
         await asyncio.gather(*(r.load_adapter(name, path) for r in self.replicas))  # type: ignore[attr-defined]
 
 
-def _start_ledger(models: dict[str, RoutedLLM]) -> Any:
-    """A ledger actor for the endpoints' fault counts (None without Ray or endpoints)."""
+def _start_ledger() -> Any:
+    """The pool's ServingLedger actor (None without Ray: endpoints then count alone)."""
     import ray
 
     from classroom.serving.ledger import ServingLedger
-    from classroom.serving.openai_backend import OpenAIBackend
 
-    endpoints = [r for routed in models.values() for r in routed.replicas if isinstance(r, OpenAIBackend)]
-    if not endpoints or not ray.is_initialized():
+    if not ray.is_initialized():
         return None
-    ledger = ray.remote(ServingLedger).options(num_cpus=0).remote()
-    for endpoint in endpoints:
-        endpoint.ledger = ledger
-    return ledger
+    # It must outlive any engine restart: it is what a restarted engine reads.
+    return ray.remote(ServingLedger).options(num_cpus=0, max_restarts=0).remote()
 
 
 class ModelPool:
@@ -207,6 +203,7 @@ class ModelPool:
         from classroom.serving.vllm_engine import start_engine
 
         config = config if isinstance(config, PoolConfig) else PoolConfig.model_validate(config)
+        ledger = _start_ledger()
         models: dict[str, RoutedLLM] = {}
         for name, spec in config.models.items():
             replicas: list[LLM] = []
@@ -215,7 +212,7 @@ class ModelPool:
                 engine = spec.engine
                 if engine.served_model_name is None:
                     engine = engine.model_copy(update={"served_model_name": name})
-                replicas = [start_engine(engine) for _ in range(spec.replicas)]
+                replicas = [start_engine(engine, ledger=ledger) for _ in range(spec.replicas)]
             else:
                 assert spec.endpoint is not None
                 ep = spec.endpoint
@@ -234,8 +231,11 @@ class ModelPool:
                     )
                     for url in urls
                 ]
+            for replica in replicas:
+                if isinstance(replica, OpenAIBackend):
+                    replica.ledger = ledger
             models[name] = RoutedLLM(name, replicas)
-        return cls(models, config.roles, ledger=_start_ledger(models))
+        return cls(models, config.roles, ledger=ledger)
 
     def llm(self, role: str) -> RoutedLLM:
         """The model serving ``role``."""

@@ -88,6 +88,10 @@ class VLLMEngineConfig(BaseModel):
     # reported as not answering: generous, since a CPU engine takes minutes for a big
     # batch; it is what turns a hung engine into an error naming it.
     call_timeout_s: float = Field(1800.0, gt=0.0)
+    # Times Ray restarts an engine actor whose process died (-1: always). Calls in
+    # flight are sent again to the restarted engine (generation is idempotent), which
+    # reloads the adapters its pool's ledger says it serves.
+    max_restarts: int = Field(3, ge=-1)
 
     @property
     def name(self) -> str:
@@ -127,7 +131,13 @@ def actor_options(config: VLLMEngineConfig, placement_group: Any = None) -> dict
       claims no GPU itself; vLLM's Ray workers (one per bundle) hold the GPUs, found
       through the captured placement group.
     """
-    options: dict[str, Any] = {"num_cpus": config.num_cpus, "max_concurrency": 1000}
+    options: dict[str, Any] = {
+        "num_cpus": config.num_cpus,
+        "max_concurrency": 1000,
+        "max_restarts": config.max_restarts,
+        # Calls in flight when the process died go to the restarted actor.
+        "max_task_retries": -1 if config.max_restarts else 0,
+    }
     env: dict[str, str] = {}
     if config.device == "cpu":
         options["num_gpus"] = 0
@@ -219,8 +229,13 @@ class VLLMEngineHost:
     Used as a Ray actor (:data:`VLLMEngine`); plain in-process use works too.
     """
 
-    def __init__(self, config: VLLMEngineConfig | dict[str, Any]):
+    def __init__(self, config: VLLMEngineConfig | dict[str, Any], ledger: Any = None, engine_id: str | None = None):
         self.config = config if isinstance(config, VLLMEngineConfig) else VLLMEngineConfig(**config)
+        # The pool's ServingLedger keeps, under ``engine_id``, the adapters this engine
+        # serves: a restarted actor (Ray runs __init__ again) loads them back in start().
+        self.ledger = ledger
+        self.engine_id = engine_id or uuid.uuid4().hex
+        self._starting: asyncio.Lock | None = None
         self.engine: Any = None
         self.tokenizer: Any = None
         self.model_path: str | None = None
@@ -245,7 +260,19 @@ class VLLMEngineHost:
         self.cache_hits = 0
 
     async def start(self) -> dict[str, Any]:
-        """Build the engine (idempotent). Returns what was started."""
+        """Build the engine (idempotent; calls racing in after a restart build it once),
+        with the adapters the ledger says it serves. Returns what was started."""
+        if self._starting is None:
+            self._starting = asyncio.Lock()
+        async with self._starting:
+            if self.engine is None:
+                self._build()
+                if self.ledger is not None:
+                    for name, path in (await self.ledger.adapters_of.remote(self.engine_id)).items():
+                        await self._add_adapter(name, path)
+        return self.info()
+
+    def _build(self) -> None:
         if self.engine is None:
             started = time.time()
             from vllm.engine.arg_utils import AsyncEngineArgs
@@ -260,7 +287,6 @@ class VLLMEngineHost:
             self.engine = AsyncLLM.from_engine_args(args)
             self.tokenizer = self.engine.get_tokenizer()
             self.startup_s = time.time() - started
-        return self.info()
 
     def info(self) -> dict[str, Any]:
         return {
@@ -425,14 +451,19 @@ class VLLMEngineHost:
 
     async def load_adapter(self, name: str, path: str) -> None:
         """Load (or replace) a LoRA adapter at run time; requests name it as `adapter`."""
-        from vllm.lora.request import LoRARequest
-
         if not self.config.enable_lora:
             raise BackendError(f"engine {self.config.name} was started with enable_lora=false")
         if not os.path.isfile(os.path.join(path, "adapter_config.json")):
             raise BackendError(f"LoRA adapter folder {path} has no adapter_config.json")
         if self.engine is None:
             await self.start()
+        await self._add_adapter(name, path)
+        if self.ledger is not None:  # what a restarted engine must serve again
+            await self.ledger.register_adapter.remote(self.engine_id, name, path)
+
+    async def _add_adapter(self, name: str, path: str) -> None:
+        from vllm.lora.request import LoRARequest
+
         previous = self.adapters.get(name)
         if previous is not None:
             await self.engine.remove_lora(previous.lora_int_id)
@@ -535,7 +566,7 @@ class VLLMBackend:
         try:
             return await asyncio.wait_for(ref, timeout=self.call_timeout_s)
         except ray.exceptions.RayActorError as exc:
-            raise EngineDead(f"engine {self.name!r} died during {what} ({type(exc).__name__})") from None
+            raise EngineDead(f"engine {self.name!r} died during {what} and was not restarted ({type(exc).__name__})") from None
         except asyncio.TimeoutError:
             ray.cancel(ref)
             raise EngineNotAnswering(
@@ -578,10 +609,11 @@ class EngineDead(BackendError):
     """An engine's actor died (its process was killed, or it crashed)."""
 
 
-def start_engine(config: VLLMEngineConfig, *, actor_name: str | None = None) -> VLLMBackend:
+def start_engine(config: VLLMEngineConfig, *, actor_name: str | None = None, ledger: Any = None) -> VLLMBackend:
     """Start a VLLMEngine actor (with its placement group on GPUs) and wait until ready.
 
-    Needs ``ray.init`` first. Raises :class:`EngineStartupTimeout` naming what it
+    Needs ``ray.init`` first. ``ledger`` (a ServingLedger actor) keeps the adapters it
+    serves, so that Ray's restart of a dead engine brings them back. Raises :class:`EngineStartupTimeout` naming what it
     waited for when the resources or the engine do not come up in time.
     """
     import ray
@@ -605,7 +637,7 @@ def start_engine(config: VLLMEngineConfig, *, actor_name: str | None = None) -> 
     options = actor_options(config, placement_group)
     if actor_name:
         options["name"] = actor_name
-    actor = _engine_actor_class().options(**options).remote(config)
+    actor = _engine_actor_class().options(**options).remote(config, ledger, uuid.uuid4().hex)
     try:
         ray.get(actor.start.remote(), timeout=config.startup_timeout_s)
     except ray.exceptions.GetTimeoutError as exc:

@@ -111,7 +111,7 @@ class DataEnvGymLoop:
                 )
             ),
             student=spawn_student(episode, episode.students[0]),
-            grader=GraderClient(spawn(Grader)),
+            grader=GraderClient(spawn(Grader, stateless=True)),
         )
 
     async def run(self, episode: Episode, agents: DataEnvAgents, resume_from: DataEnvCheckpoint | None = None) -> dict[str, Any]:

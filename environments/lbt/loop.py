@@ -69,9 +69,9 @@ class LbtLoop:
                     sampling=teacher.sampling,
                 )
             ),
-            students=tuple(spawn_student(episode, seat) for seat in episode.students),
+            students=tuple(spawn_student(episode, seat, stateless=True) for seat in episode.students),
             names=tuple(seat.name for seat in episode.students),
-            grader=GraderClient(spawn(Grader)),
+            grader=GraderClient(spawn(Grader, stateless=True)),
             teacher_as_student=spawn_student(episode, Seat("teacher", "teacher")),
         )
 

@@ -108,7 +108,7 @@ class SuperCorrectLoop:
         return SuperCorrectAgents(
             student=student(seat.name, seat.role, seat.adapter, instantiate_plugin("env.sft", config.sft, LoRALearner)),
             teacher_model=student("teacher", "teacher", None),
-            grader=GraderClient(spawn(Grader)),
+            grader=GraderClient(spawn(Grader, stateless=True)),
             teacher=instantiate_plugin("env.teacher", config.teacher, TemplateTeacher),
         )
 

@@ -29,6 +29,7 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 from classroom.agents.actors import spawn
@@ -37,14 +38,15 @@ from classroom.agents.grading import Grader
 from classroom.agents.messages import Attempt, Explanation, ParseFailure, Problem, new_id
 from classroom.agents.plugins import ConfigError, instantiate_plugin
 from classroom.agents.roles import gold_explanation
-from classroom.environments.base import Curve, Episode, spawn_student
+from classroom.environments.base import Curve, Episode, ResumeError, spawn_student
 from classroom.environments.recording import Recorder
+from classroom.environments.replay import Replay
 from classroom.environments.tasks import Task
 from classroom.environments.tom.config import TomConfig
 from classroom.environments.tom.policies import InterventionPolicy, choose_interventions, ranked
 from classroom.environments.tom.summary import accuracy, budget_key, per_skill_accuracy, tom_summary_table
 from classroom.environments.tom.teacher import StudentView, TomTeacher, TomTeacherClient, mixed_demonstrations, wrong_answer
-from classroom.environments.tom.types import SeedObservation
+from classroom.environments.tom.types import InterventionDecision, SeedObservation
 
 
 @dataclass(frozen=True)
@@ -60,18 +62,32 @@ class TomAgents:
 class TomEpisode:
     """One ToM teaching episode over a teacher, a student and a grader."""
 
-    def __init__(self, config: TomConfig, task: Task, agents: TomAgents, recorder: Recorder, episode_id: str | None = None):
+    def __init__(
+        self,
+        config: TomConfig,
+        task: Task,
+        agents: TomAgents,
+        recorder: Recorder,
+        episode_id: str | None = None,
+        replay: Replay | None = None,
+    ):
         self.config = config
         self.task = task
         self.teacher, self.students, self.grader = agents.teacher, agents.students, agents.grader
         self.names = agents.names
         self.recorder = recorder
         self.episode_id = episode_id or new_id()
+        # A resumed episode: what the interrupted run logged is taken, not asked again.
+        self.replay = replay or Replay(())
 
-    async def _answer_and_grade(self, student: StudentClient, problems: Sequence[Problem], **kwargs: Any) -> list[Attempt]:
+    async def _answer_and_grade(self, s: int, problems: Sequence[Problem], **kwargs: Any) -> list[Attempt]:
         if not problems:
             return []
-        attempts = await student.answer(problems, **kwargs)
+        logged = self.replay.attempts(self.names[s], kwargs["phase"], problems)
+        if logged is not None:
+            self.recorder.advance(len(logged))
+            return logged
+        attempts = await self.students[s].answer(problems, **kwargs)
         graded = await self.grader.grade_attempts(problems, attempts)
         self.recorder.record(graded)
         self.recorder.advance(len(graded))
@@ -90,6 +106,8 @@ class TomEpisode:
             if await self.grader.score(Problem(question=problem.question, answer=planted), explanation.final_answer):
                 continue
             failed.add(problem.id)
+            if self.replay.has_failure_for(explanation.id):
+                continue
             self.recorder.record(
                 [
                     ParseFailure(
@@ -126,7 +144,16 @@ class TomEpisode:
     ) -> list[list[Attempt]]:
         """Every student answers (at once), graded; ``per_student`` adds arguments per student."""
         extra = per_student or [{} for _ in self.students]
-        return list(await asyncio.gather(*(self._answer_and_grade(s, problems, **kwargs, **e) for s, e in zip(self.students, extra))))
+        return list(await asyncio.gather(*(self._answer_and_grade(s, problems, **kwargs, **e) for s, e in enumerate(extra))))
+
+    async def _explain(self, problems: Sequence[Problem], style: str) -> list[Explanation]:
+        """The teacher's explanations of ``problems``, logged (or taken from the log)."""
+        logged = self.replay.explanations(problems)
+        if logged is not None:
+            return logged
+        explanations = await self.teacher.explain_as(problems, style)  # type: ignore[arg-type]
+        self.recorder.record(explanations)
+        return explanations
 
     async def run(self) -> dict[str, Any]:
         """Play the episode; returns the summary (also reported as metrics)."""
@@ -135,7 +162,7 @@ class TomEpisode:
         k = len(self.students)
         seed_set, test, post_set = self._sample()
         everything = [*seed_set, *test, *post_set]
-        self.recorder.record(everything)
+        self.recorder.record([p for p in everything if p.id not in self.replay.problem_ids])
 
         # 1. Every student alone, on everything.
         self.recorder.stage("students alone (pre-test)", len(everything) * k)
@@ -146,8 +173,7 @@ class TomEpisode:
         #    written in the run's style (personalized ones need this set's flips first).
         self.recorder.stage("teacher observes the students (seed set)", len(seed_set) * k)
         seed_style = "unpersonalized" if cfg.explanation == "personalized" else cfg.explanation
-        seed_explanations = await self.teacher.explain_as(seed_set, seed_style)
-        self.recorder.record(seed_explanations)
+        seed_explanations = await self._explain(seed_set, seed_style)
         seed_unusable = await self._deception_failures(seed_set, seed_explanations)
         seed_helped = await self._each(seed_set, phase="seed_with_explanation", explanations=seed_explanations)
         observations = [
@@ -163,11 +189,16 @@ class TomEpisode:
         #    student its own); every student answers with its explanations.
         self.recorder.stage("teacher explains, students answer with it", len(test) * k)
         if cfg.explanation == "personalized":
-            explanations = list(await asyncio.gather(*(self.teacher.explain_as(test, "personalized", personal=mine) for mine in personal)))
-            self.recorder.record([e for mine in explanations for e in mine])
+            logged = [self.replay.explanations(test, occurrence=s) for s in range(k)]
+            if all(mine is not None for mine in logged):
+                explanations = logged  # type: ignore[assignment]
+            else:  # logged together, in student order: the order a replay reads them in
+                explanations = list(
+                    await asyncio.gather(*(self.teacher.explain_as(test, "personalized", personal=mine) for mine in personal))
+                )
+                self.recorder.record([e for mine in explanations for e in mine])
         else:
-            shared = await self.teacher.explain_as(test, cfg.explanation)
-            self.recorder.record(shared)
+            shared = await self._explain(test, cfg.explanation)
             explanations = [shared] * k
         # Personalized with no flip to learn from: the teacher explained unpersonalized.
         fallbacks = sum(len(test) for mine in personal if not mine) if cfg.explanation == "personalized" else 0
@@ -181,8 +212,10 @@ class TomEpisode:
         pairs = len(test) * k
         top_budget = round(max(cfg.budgets) * pairs)
         views = [StudentView(self.names[s], pre_test[s], explanations[s], observations[s], helped[s], tuple(unusable)) for s in range(k)]
-        decisions = await self.teacher.decide_for_class(test, views, top_budget)
-        self.recorder.record(decisions)
+        decisions = self.replay.of_kind(InterventionDecision)  # made once, logged at once
+        if len(decisions) != pairs:
+            decisions = await self.teacher.decide_for_class(test, views, top_budget)
+            self.recorder.record(decisions)
         utilities = [d.utility for d in decisions]  # student-major, as the views
         # An unusable (non-compliant deceptive) explanation is never given: the student
         # keeps its own answer there, at every budget.
@@ -369,15 +402,39 @@ class TomLoop:
                     mental_model_demos=config.mental_model_demos,
                     mental_model_target=config.mental_model_target,
                     seed=config.seed,
+                    # Its one decision call is made from its arguments and the seed.
+                    stateless=True,
                 )
             ),
-            students=tuple(spawn_student(episode, seat) for seat in episode.students),
+            students=tuple(spawn_student(episode, seat, stateless=True) for seat in episode.students),
             names=tuple(seat.name for seat in episode.students),
-            grader=GraderClient(spawn(Grader)),
+            grader=GraderClient(spawn(Grader, stateless=True)),
         )
 
-    async def run(self, episode: Episode, agents: TomAgents, resume_from: Any | None = None) -> dict[str, Any]:
-        return await TomEpisode(episode.config, episode.task, agents, episode.recorder, episode.episode_id).run()
+    async def run(self, episode: Episode, agents: TomAgents, resume_from: Replay | None = None) -> dict[str, Any]:
+        return await TomEpisode(episode.config, episode.task, agents, episode.recorder, episode.episode_id, replay=resume_from).run()
+
+    # Stateful: the event log is a ToM episode's state. It is flushed line by line and
+    # every stage logs its messages together, so a resumed episode replays the stages
+    # the log holds whole and asks its agents from the first one it does not.
+
+    def save_state(self, run_dir: Path, state: Replay) -> None:
+        """Nothing to write: the event log, already on disk, is the state."""
+
+    def load_state(self, run_dir: Path) -> Replay:
+        from classroom.launch.rundir import EVENTS, EventLogError, read_events
+
+        try:
+            _, messages = read_events(run_dir / EVENTS)
+        except (FileNotFoundError, EventLogError, ValueError) as exc:
+            raise ResumeError(f"{run_dir}: no readable event log to replay ({type(exc).__name__}: {exc})") from None
+        replay = Replay(messages)
+        if not replay.episode_id:
+            raise ResumeError(f"{run_dir}: the event log holds no problems yet; run the episode again")
+        return replay
+
+    def episode_id_of(self, state: Replay) -> str:
+        return state.episode_id
 
     def summary_table(self, summary: dict[str, Any]) -> list[Any]:
         return tom_summary_table(summary)

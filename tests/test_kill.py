@@ -1,0 +1,158 @@
+"""Real processes killed mid-episode (SIGKILL), episodes that survive it.
+
+Each test runs `classroom run` in its own process with its own local Ray and embedded
+engine, waits on the event log until the episode is under way, and kills a process of
+that run: Ray restarts the engine actor, the calls in flight go to the restarted one
+(which loads back its adapters), and the episode completes with every problem answered
+once per stage.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import psutil
+import pytest
+
+from classroom.agents.messages import Attempt, TrainingRun
+from classroom.launch.rundir import read_events
+
+CLASSROOM = [sys.executable, "-m", "classroom.launch.cli"]
+
+
+def actor_process(run: subprocess.Popen, actor_class: str) -> psutil.Process | None:
+    """The process of the run's actor of ``actor_class`` (Ray names it ``ray::Class``)."""
+    for child in psutil.Process(run.pid).children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if child.cmdline() and child.cmdline()[0].startswith(f"ray::{actor_class}"):
+                return child
+    return None
+
+
+def logged(run_dir: Path) -> list:
+    """The messages logged so far (a torn last line is skipped)."""
+    with contextlib.suppress(FileNotFoundError, ValueError):
+        return read_events(run_dir / "events.jsonl")[1]
+    return []
+
+
+def run_until(args: list[str], runs: Path, ready: Callable[[list], bool], *, timeout_s: float = 300) -> tuple[subprocess.Popen, Path]:
+    """Start `classroom run ARGS` (its own process group); return once its event log
+    satisfies ``ready``."""
+    env = {**os.environ, "CLASSROOM_RUNS": str(runs)}
+    run = subprocess.Popen(
+        [*CLASSROOM, "run", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True
+    )
+    return run, wait_for(run, runs, ready, timeout_s=timeout_s)
+
+
+def wait_for(run: subprocess.Popen, runs: Path, ready: Callable[[list], bool], *, timeout_s: float = 300) -> Path:
+    """The run's folder, once its event log satisfies ``ready``."""
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        found = [p for p in runs.glob("*") if p.is_dir()]
+        if found and ready(logged(found[0])):
+            return found[0]
+        # Wait on the child itself (not a blind sleep): a run that ends early fails here.
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            run.wait(timeout=0.2)
+            pytest.fail(f"the run ended before the moment to kill: {run.stderr.read()[-3000:]}")
+    run.kill()
+    pytest.fail(f"the run did not get there within {timeout_s:g} s")
+
+
+def kill_actor(run: subprocess.Popen, actor_class: str) -> None:
+    process = actor_process(run, actor_class)
+    assert process is not None, f"no ray::{actor_class} process under the run"
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+
+
+def each_answered_once(messages: list) -> None:
+    """Message ids are unique, and no student answered a problem twice in one stage."""
+    assert len({m.id for m in messages}) == len(messages)
+    answers = Counter((a.sender, a.phase, a.problem_id) for a in messages if isinstance(a, Attempt))
+    assert answers and max(answers.values()) == 1, answers.most_common(3)
+
+
+def finish(run: subprocess.Popen, run_dir: Path) -> dict:
+    _, err = run.communicate(timeout=600)
+    assert run.returncode == 0, err[-3000:]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "completed"
+    return summary
+
+
+def in_phase(phase: str) -> Callable[[list], bool]:
+    return lambda messages: any(isinstance(m, Attempt) and m.phase == phase for m in messages)
+
+
+TOM = [
+    "env.num_problems=8",
+    "env.seed_set_size=4",
+    "env.post_test_size=4",
+    "env.demo_counts=[0,2]",
+    "student.sampling.max_tokens=48",
+    "teacher.sampling.max_tokens=48",
+    "progress=false",
+]
+
+
+def test_tom_episode_survives_its_engine_and_its_student_killed(tmp_path):
+    # The moment the students' pre-test is logged: every later stage needs the engine.
+    run, run_dir = run_until(TOM, tmp_path, in_phase("pre_test"))
+    kill_actor(run, "VLLMEngineHost")
+    # A ToM student learns nothing during the episode: Ray restarts it, calls and all.
+    wait_for(run, tmp_path, in_phase("seed_with_explanation"))
+    kill_actor(run, "Student")
+    summary = finish(run, run_dir)
+    assert summary["problems"] == 8
+    each_answered_once(logged(run_dir))
+
+
+def test_tom_episode_killed_whole_resumes_without_asking_again(tmp_path):
+    run, run_dir = run_until(TOM, tmp_path, in_phase("seed_with_explanation"))
+    os.killpg(run.pid, signal.SIGKILL)  # the driver, its Ray, its engine: everything
+    run.wait(timeout=60)
+    before = {m.id for m in logged(run_dir)}
+    out = subprocess.run([*CLASSROOM, "resume", str(run_dir)], capture_output=True, text=True, timeout=600, env=os.environ.copy())
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["problems"] == 8
+    messages = logged(run_dir)
+    each_answered_once(messages)
+    # What the killed run had logged was taken from the log, not asked for again.
+    assert before <= {m.id for m in messages}
+    pre_test = [m for m in messages if isinstance(m, Attempt) and m.phase == "pre_test"]
+    assert len(pre_test) == 16 and {m.id for m in pre_test} <= before
+    assert {m.episode_id for m in messages if m.episode_id} == {summary["episode_id"]}
+
+
+def test_dataenvgym_lora_episode_survives_its_engine_killed_and_keeps_its_adapter(tmp_path):
+    args = [
+        "experiment=dataenvgym",
+        "env.iterations=2",
+        "env.val_size=4",
+        "env.test_size=4",
+        "env.examples_per_iteration=4",
+        "student.sampling.max_tokens=32",
+        "progress=false",
+    ]
+    # Killed once the first adapter is trained and loaded: the restarted engine must
+    # serve it again for the next evaluation, or the episode fails naming it.
+    run, run_dir = run_until(args, tmp_path, lambda ms: any(isinstance(m, TrainingRun) and m.adapter for m in ms), timeout_s=420)
+    kill_actor(run, "VLLMEngineHost")
+    summary = finish(run, run_dir)
+    assert summary["iterations"] == 2
+    messages = logged(run_dir)
+    each_answered_once(messages)
+    assert sum(isinstance(m, TrainingRun) for m in messages) == 2
