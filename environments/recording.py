@@ -23,6 +23,15 @@ class Recorder(Protocol):
 
     def advance(self, count: int = 1) -> None: ...
 
+    def logged(self) -> int:
+        """How many messages are logged so far (a checkpoint keeps the number)."""
+        ...
+
+    def rewind(self, count: int) -> None:
+        """Back to the first ``count`` messages: a resumed episode redoes what came after
+        its checkpoint and logs it again, so those are set aside, not kept twice."""
+        ...
+
 
 class MemoryRecorder:
     """Keeps everything in lists: for tests and notebooks."""
@@ -43,3 +52,9 @@ class MemoryRecorder:
 
     def advance(self, count: int = 1) -> None:
         pass
+
+    def logged(self) -> int:
+        return len(self.messages)
+
+    def rewind(self, count: int) -> None:
+        del self.messages[count:]

@@ -64,16 +64,20 @@ def shutdown_shared() -> None:
 
 def task_loader(task_cfg: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
     """The loader ``task._target_`` names and the keyword arguments it takes, checked."""
-    from hydra.utils import get_method
+    import importlib
 
     values = dict(task_cfg)
     target = values.pop("_target_", None)
     if not target:
         raise ConfigError("config error: task._target_: missing (name the loader function)")
+    # Located here, not by hydra.utils.get_method, which logs a multi-line error first.
+    module, _, name = str(target).rpartition(".")
     try:
-        loader = get_method(target)
-    except Exception as exc:
-        raise ConfigError(f"config error: task._target_: cannot import {target!r}: {exc}") from None
+        loader = getattr(importlib.import_module(module), name) if module else None
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"config error: task._target_: cannot import {target!r}: {_first_line(str(exc))}") from None
+    if not callable(loader):
+        raise ConfigError(f"config error: task._target_: {target!r} is not a loader function (module.function)")
     accepted = inspect.signature(loader).parameters
     if "name" not in accepted:
         values.pop("name", None)
@@ -89,11 +93,14 @@ def build_task(task_cfg: dict[str, Any]) -> Task:
     """Call the task loader named by ``task._target_`` with the section's values."""
     loader, values = task_loader(task_cfg)
     try:
-        return loader(**values)
+        task = loader(**values)
     except FileNotFoundError as exc:
         raise ConfigError(f"data error: task: {exc}") from None
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"config error: task: {exc}") from None
+    if task.skipped_rows and not len(task):
+        raise ConfigError(f"data error: task: every row is malformed ({len(task.skipped_rows)} skipped; first: {task.skipped_rows[0]})")
+    return task
 
 
 def init_ray(cluster: ClusterSettings) -> bool:
@@ -328,15 +335,16 @@ def one_line_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {_first_line(str(exc))}{where}"
 
 
-def actor_died(exc: BaseException) -> bool:
-    """Whether an error is (or wraps) the death of an actor that was not restarted."""
+def stopped_by_fault(exc: BaseException) -> bool:
+    """Whether an error is (or wraps) a fault outside the code: a model that could not
+    answer (an endpoint down, an engine dead) or an actor that died and was not restarted."""
     from ray.exceptions import RayActorError, RayTaskError
 
-    from classroom.serving.vllm_engine import EngineDead
+    from classroom.serving.llm import BackendError
 
     while isinstance(exc, RayTaskError) and exc.cause is not None:
         exc = exc.cause
-    return isinstance(exc, (RayActorError, EngineDead))
+    return isinstance(exc, (RayActorError, BackendError))
 
 
 def resume_hint(cfg: dict[str, Any], run_dir: Path) -> str:
@@ -445,10 +453,13 @@ def _hydra_entry() -> None:
             print(f"interrupted; what ran so far is in {run_dir}", file=sys.stderr)
             sys.exit(130)
         except Exception as exc:
-            if not sweeping and actor_died(exc):
-                # A process of the run died and Ray could not bring it back with its
-                # state (a student that trains): one line, and how to go on.
-                print(f"episode stopped: {one_line_error(exc)}; what ran is in {run_dir} ({resume_hint(resolved, run_dir)})", file=sys.stderr)
+            if not sweeping and stopped_by_fault(exc):
+                # An endpoint that stayed down past its retries, or a process of the run
+                # that Ray could not bring back with its state (a student that trains):
+                # one line, and how to go on.
+                print(
+                    f"episode stopped: {one_line_error(exc)}; what ran is in {run_dir} ({resume_hint(resolved, run_dir)})", file=sys.stderr
+                )
                 sys.exit(1)
             if not sweeping:
                 raise
@@ -516,9 +527,32 @@ def split_args(argv: list[str]) -> tuple[dict[str, str], list[str]]:
     return flags, overrides
 
 
+# Hydra's own flags, as `classroom run` passes them on.
+HYDRA_FLAGS = TAKES_VALUE | {
+    "--help",
+    "-h",
+    "--hydra-help",
+    "--multirun",
+    "-m",
+    "--resolve",
+    "--run",
+    "-r",
+    "--version",
+    "--shell-completion",
+    "-sc",
+}
+
+
 def run_main(argv: list[str]) -> int:
     """Entry of `classroom run ARGS`: validate overrides, then hand over to Hydra."""
     flags, overrides = split_args(argv)
+    unknown = sorted(flag for flag in flags if flag.split("=", 1)[0] not in HYDRA_FLAGS)
+    if unknown:
+        print(
+            f"classroom run: unknown option {unknown[0]} (options: {', '.join(sorted(f for f in HYDRA_FLAGS if f.startswith('--')))}; settings are key=value)",
+            file=sys.stderr,
+        )
+        return 2
     wants_help_or_multirun = set(flags) & {"--help", "-h", "--hydra-help", "-m", "--multirun"}
     if not wants_help_or_multirun:
         problem = check_overrides([*_search_path_overrides(flags), *overrides])

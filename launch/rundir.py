@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +20,8 @@ from classroom.agents.messages import SCHEMA_VERSION, AnyMessage, Attempt, parse
 from classroom.serving.secrets import redact
 
 EVENTS = "events.jsonl"
+# Messages a resumed run set aside: logged after the checkpoint it resumed from, redone.
+SUPERSEDED = "events.superseded.jsonl"
 METRICS = "metrics.jsonl"
 SUMMARY = "summary.json"
 CONFIG = "config.yaml"
@@ -49,6 +52,11 @@ class EventLog:
         new = not path.exists() or path.stat().st_size == 0
         if not new:
             _drop_torn_line(path)  # a resumed run appends after the last whole line
+        # Messages in the log (the header line is not one).
+        self.count = 0
+        if not new:
+            with open(path, "rb") as lines:
+                self.count = max(sum(1 for _ in lines) - 1, 0)
         self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - held open for the run, closed by close()
         if new:
             header = {
@@ -68,6 +76,24 @@ class EventLog:
     def append(self, messages: Sequence[AnyMessage]) -> None:
         for message in messages:
             self._write(message.model_dump_json())
+        self.count += len(messages)
+
+    def rewind(self, count: int) -> None:
+        """Keep the header and the first ``count`` messages; the lines after them go to
+        :data:`SUPERSEDED` (appended: kept for the record), then the log is replaced in
+        one atomic rename."""
+        if count >= self.count:
+            return
+        self._file.close()
+        lines = self.path.read_text(encoding="utf-8").splitlines(keepends=True)
+        kept, cut = lines[: count + 1], lines[count + 1 :]
+        with open(self.path.with_name(SUPERSEDED), "a", encoding="utf-8") as aside:
+            aside.writelines(cut)
+        tmp = self.path.with_suffix(".jsonl.tmp")
+        tmp.write_text("".join(kept), encoding="utf-8")
+        os.replace(tmp, self.path)
+        self.count = count
+        self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - held open for the run
 
     def close(self) -> None:
         self._file.close()
@@ -143,6 +169,12 @@ class RunDirectory:
             self.message_counts[message.kind] = self.message_counts.get(message.kind, 0) + 1
             if isinstance(message, Attempt) and message.grade_error:
                 self.ungradeable[message.grade_error] = self.ungradeable.get(message.grade_error, 0) + 1
+
+    def logged(self) -> int:
+        return self.events.count
+
+    def rewind(self, count: int) -> None:
+        self.events.rewind(count)
 
     def metric(self, name: str, value: float, **tags: Any) -> None:
         self._metrics.write(json.dumps({"name": name, "value": value, "time": time.time(), **tags}) + "\n")

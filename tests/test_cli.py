@@ -96,9 +96,25 @@ def test_cfg_job_prints_the_composed_config_with_overrides():
         ),
         (["task=gsm8k", "task.data_dir=/nonexistent/gsm8k"], "/nonexistent/gsm8k"),
         (["model.roles.teacher=ghost"], "role 'teacher' uses model 'ghost'"),
+        # A wrong type, an unknown key, out-of-range values.
+        (["env.num_problems=abc"], "config error: env.num_problems: Input should be a valid integer"),
+        (["env.budgets=0.5"], "config error: env.budgets: Input should be a valid tuple (got 0.5)"),
+        (["+env.unknown_key=1"], "config error: env.unknown_key: unknown key (got 1)"),
+        (["student.sampling.max_tokens=0"], "config error: student.sampling.max_tokens: Input should be greater than or equal to 1"),
+        (["model.models.embedded.engine.max_model_len=10"], "config error: model.models.embedded.engine.max_model_len"),
+        (["students=notalist"], "config error: students: must be a list of students"),
+        # A plug-in or loader that does not import, an option Hydra does not know.
+        (["task._target_=nowhere.load"], "config error: task._target_: cannot import 'nowhere.load': No module named 'nowhere'"),
+        (["--frobnicate"], "classroom run: unknown option --frobnicate"),
+        # A data file whose every row is malformed.
+        (["task=gsm8k", "task.data_dir={bad_data}", "task.splits=[test]"], "data error: task: every row is malformed (2 skipped; first: "),
     ],
 )
 def test_bad_config_ends_with_one_clear_line(args, expected, tmp_path):
+    bad_data = tmp_path / "bad"
+    bad_data.mkdir()
+    (bad_data / "test.jsonl").write_text('{not json\n{"question": 1}\n')
+    args = [arg.replace("{bad_data}", str(bad_data)) for arg in args]
     out = classroom("run", *args, env={"CLASSROOM_RUNS": str(tmp_path)})
     assert out.returncode == 2, out.stdout + out.stderr
     lines = [line for line in out.stderr.splitlines() if line.strip()]

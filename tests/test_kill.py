@@ -24,6 +24,7 @@ import psutil
 import pytest
 
 from classroom.agents.messages import Attempt, TrainingRun
+from classroom.environments.dataenvgym import DataEnvGymLoop
 from classroom.launch.rundir import read_events
 
 CLASSROOM = [sys.executable, "-m", "classroom.launch.cli"]
@@ -137,7 +138,13 @@ def test_tom_episode_killed_whole_resumes_without_asking_again(tmp_path):
     assert {m.episode_id for m in messages if m.episode_id} == {summary["episode_id"]}
 
 
-def test_dataenvgym_lora_episode_survives_its_engine_killed_and_keeps_its_adapter(tmp_path):
+def checkpointed_iteration(run_dir: Path) -> int:
+    with contextlib.suppress(Exception):
+        return DataEnvGymLoop().load_state(run_dir).env.iteration
+    return -1
+
+
+def test_dataenvgym_lora_episode_survives_its_engine_killed_and_resumes_after_its_student_killed(tmp_path):
     args = [
         "experiment=dataenvgym",
         "env.iterations=2",
@@ -151,8 +158,21 @@ def test_dataenvgym_lora_episode_survives_its_engine_killed_and_keeps_its_adapte
     # serve it again for the next evaluation, or the episode fails naming it.
     run, run_dir = run_until(args, tmp_path, lambda ms: any(isinstance(m, TrainingRun) and m.adapter for m in ms), timeout_s=420)
     kill_actor(run, "VLLMEngineHost")
-    summary = finish(run, run_dir)
-    assert summary["iterations"] == 2
+    # The student trains: Ray cannot restart it with its adapter, so its death stops the
+    # run in one line, and `classroom resume` goes on from the last checkpoint.
+    wait_for(run, tmp_path, lambda _: checkpointed_iteration(run_dir) >= 1, timeout_s=420)
+    kill_actor(run, "Student")
+    _, err = run.communicate(timeout=300)
+    assert run.returncode == 1, err[-3000:]
+    assert "Traceback" not in err
+    stopped = [line for line in err.splitlines() if line.startswith("episode stopped:")]
+    assert len(stopped) == 1 and f"classroom resume {run_dir} continues it" in stopped[0], err[-2000:]
+
+    out = subprocess.run([*CLASSROOM, "resume", str(run_dir)], capture_output=True, text=True, timeout=600, env=os.environ.copy())
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["iterations"] == 2 and summary["resumed_from"] == 1
     messages = logged(run_dir)
     each_answered_once(messages)
-    assert sum(isinstance(m, TrainingRun) for m in messages) == 2
+    # The iteration the kill cut short was redone: logged once, the cut lines set aside.
+    assert sorted(m.iteration for m in messages if isinstance(m, TrainingRun)) == [1, 2]

@@ -28,7 +28,7 @@ from classroom.environments.dataenvgym.types import DataPlan, Exploit, Explore
 from classroom.environments.lbt.types import ExemplarProposal, TeachingScore
 from classroom.environments.supercorrect.traces import CorrectionTrace, TemplateStep, ThoughtTemplate
 from classroom.environments.tom.types import InterventionDecision
-from classroom.launch.rundir import EventLog, EventLogError, read_events
+from classroom.launch.rundir import SUPERSEDED, EventLog, EventLogError, read_events
 
 USAGE = Usage(model="m", prompt_tokens=10, completion_tokens=5, latency_s=0.5)
 
@@ -136,6 +136,25 @@ def test_event_log_reloads_typed_messages(tmp_path):
     with open(path, "a") as f:
         f.write('{"kind": "attempt", "problem_')
     assert read_events(path)[1] == EXAMPLES
+
+
+def test_a_resumed_log_counts_what_it_holds_and_rewinds_to_a_checkpoint(tmp_path):
+    path = tmp_path / "events.jsonl"
+    log = EventLog(path, config={"a": 1})
+    log.append(EXAMPLES[:3])
+    log.close()
+    with open(path, "a") as f:  # torn by a kill
+        f.write('{"kind": "attempt", "problem_')
+    again = EventLog(path)  # what a resumed run opens
+    assert again.count == 3
+    again.append(EXAMPLES[3:5])
+    again.rewind(2)  # back to a checkpoint taken after two messages
+    again.append(EXAMPLES[5:6])
+    again.close()
+    assert read_events(path)[1] == [*EXAMPLES[:2], EXAMPLES[5]]
+    # What was cut is kept aside, for the record, not lost.
+    aside = [parse_message(line) for line in (tmp_path / SUPERSEDED).read_text().splitlines()]
+    assert aside == EXAMPLES[2:5]
 
 
 def test_event_log_from_a_newer_schema_is_refused(tmp_path):

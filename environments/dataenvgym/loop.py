@@ -47,6 +47,9 @@ class DataEnvCheckpoint(BaseModel):
     env: EnvState
     student: dict[str, Any] = Field(default_factory=dict)
     generator: dict[str, Any] = Field(default_factory=dict)
+    # Messages in the event log when it was written: a resume cuts the log back here,
+    # since it redoes (and logs again) whatever came after. None: an older checkpoint.
+    events_logged: int | None = None
 
 
 @dataclass(frozen=True)
@@ -136,6 +139,8 @@ class DataEnvGymLoop:
                 )
             await self._checkpoint(episode.run_dir, env, agents)
         else:
+            if resume_from.events_logged is not None:
+                episode.recorder.rewind(resume_from.events_logged)
             observation = env.restore(resume_from.env)
             await agents.student.restore(resume_from.student)
             await agents.generator.restore(resume_from.generator)
@@ -148,7 +153,12 @@ class DataEnvGymLoop:
         return await env.finish(started, resumed_from=resume_from.env.iteration if resume_from else None)
 
     async def _checkpoint(self, run_dir: Path, env: DataEnvGym, agents: DataEnvAgents) -> None:
-        state = DataEnvCheckpoint(env=env.snapshot(), student=await agents.student.state(), generator=await agents.generator.state())
+        state = DataEnvCheckpoint(
+            env=env.snapshot(),
+            student=await agents.student.state(),
+            generator=await agents.generator.state(),
+            events_logged=env.recorder.logged(),
+        )
         self.save_state(run_dir, state)
 
     # ------------------------------------------------------------------- Stateful
