@@ -124,8 +124,10 @@ class OpenAIBackend:
         self.retries = 0
         # Faults seen by this copy of the backend, by kind (retried or repaired).
         self.faults: Counter[str] = Counter()
-        # Where every copy (in every actor) also counts its faults: the pool's ledger.
-        self.ledger: Any = None
+        # Where every copy (in every actor) also counts its faults: the pool's ledger
+        # (a named actor, found by name: no actor handle travels with the backend).
+        self.ledger_name: str | None = None
+        self._ledger: Any = None
         self._client: Any = None
         self._semaphore: asyncio.Semaphore | None = None
 
@@ -138,6 +140,7 @@ class OpenAIBackend:
         state = self.__dict__.copy()
         state["_client"] = None
         state["_semaphore"] = None
+        state["_ledger"] = None
         return state
 
     def _ensure_client(self) -> Any:
@@ -184,8 +187,16 @@ class OpenAIBackend:
 
     def _fault(self, kind: str) -> None:
         self.faults[kind] += 1
-        if self.ledger is not None:  # fire and forget: counting never slows a request
-            self.ledger.add.remote(self.name, kind)
+        if self.ledger_name is None:
+            return
+        import ray
+
+        try:
+            if self._ledger is None:
+                self._ledger = ray.get_actor(self.ledger_name)
+            self._ledger.add.remote(self.name, kind)  # fire and forget: never slows a request
+        except (ValueError, ray.exceptions.RayError):
+            pass  # the pool has shut down: the local count stays
 
     async def _create(self, body: dict[str, Any]) -> Any:
         import openai

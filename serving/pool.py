@@ -2,20 +2,21 @@
 
 Each role (teacher, student, generator ...) names a model; a model has one or more
 replicas (engine actors or endpoints). Every conversation of a batch goes to the
-replica with the fewest requests outstanding from this process, so a batch spreads
-over replicas and a busy replica gets less.
+replica with the fewest requests outstanding, counted over every agent that uses the
+model (the pool's ledger holds the one board), so a batch spreads over replicas and a
+busy replica gets less.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from classroom.serving.ledger import RoutingBoard
 from classroom.serving.llm import LLM, AdapterLLM, BackendError, Schema
 from classroom.serving.types import Completion, Conversation, EngineStats, SamplingParams
 from classroom.serving.vllm_engine import VLLMEngineConfig
@@ -79,36 +80,63 @@ class RoutedLLM:
     A replica that fails a call (dead, hung past its timeout, an endpoint down) is set
     aside for ``rest_s`` and its conversations go to the others, each replica tried once
     per call; only when every replica has failed does the call fail.
+
+    The load it routes by is shared: with a ``ledger_name`` (a pool started under Ray),
+    every copy of this model, in every agent's actor, routes on the ledger's one board,
+    so requests of all agents count in the same replica load. Without one (no Ray, a
+    single replica) it keeps a board of its own.
     """
 
-    def __init__(self, name: str, replicas: Sequence[LLM], *, rest_s: float = 60.0):
+    def __init__(self, name: str, replicas: Sequence[LLM], *, rest_s: float = 60.0, ledger_name: str | None = None):
         if not replicas:
             raise ValueError(f"model {name!r} has no replicas")
         self.name = name
         self.replicas = list(replicas)
-        self.outstanding = [0] * len(self.replicas)
-        self.routed = [0] * len(self.replicas)  # conversations sent to each, ever
         self.rest_s = rest_s
-        self.failed_at: dict[int, float] = {}  # replica -> when it last failed
+        self.ledger_name = ledger_name
+        self.board = RoutingBoard()
+        self._ledger: Any = None
 
     def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        # Counts are this process's view of load; a copy in another process starts at 0.
-        state["outstanding"] = [0] * len(self.replicas)
-        state["routed"] = [0] * len(self.replicas)
-        state["failed_at"] = {}
-        return state
+        # A local board is this process's view of load; a copy elsewhere starts afresh.
+        return {**self.__dict__, "board": RoutingBoard(), "_ledger": None}
 
-    def _pick(self, exclude: frozenset[int] = frozenset()) -> int | None:
-        """The replica to send to next, or None when every one is excluded."""
-        now = time.monotonic()
-        allowed = [i for i in range(len(self.replicas)) if i not in exclude]
-        resting = {i for i in allowed if i in self.failed_at and now - self.failed_at[i] < self.rest_s}
-        candidates = [i for i in allowed if i not in resting] or allowed  # all resting: try them anyway
-        if not candidates:
+    @property
+    def outstanding(self) -> list[int]:
+        """Conversations in flight per replica, on this process's own board."""
+        return self.board.view(self.name)["outstanding"] or [0] * len(self.replicas)
+
+    @property
+    def routed(self) -> list[int]:
+        """Conversations sent to each replica, ever, on this process's own board."""
+        return self.board.view(self.name)["routed"] or [0] * len(self.replicas)
+
+    @property
+    def failed_at(self) -> dict[int, float]:
+        return self.board.failed_at.get(self.name, {})
+
+    def _shared(self) -> Any:
+        """The ledger actor whose board every copy shares, or None to route locally."""
+        if self.ledger_name is None or len(self.replicas) == 1:
             return None
-        # Ties go to the replica used least overall, so an idle pool still spreads.
-        return min(candidates, key=lambda i: (self.outstanding[i], self.routed[i]))
+        if self._ledger is None:
+            import ray
+
+            self._ledger = ray.get_actor(self.ledger_name)
+        return self._ledger
+
+    async def _route(self, count: int, exclude: frozenset[int]) -> list[int]:
+        ledger = self._shared()
+        if ledger is None:  # counted before any await: a concurrent call sees it at once
+            return self.board.route(self.name, len(self.replicas), count, tuple(exclude), self.rest_s)
+        return await ledger.route.remote(self.name, len(self.replicas), count, list(exclude), self.rest_s)
+
+    async def _release(self, replica: int, count: int, failed: bool = False) -> None:
+        ledger = self._shared()
+        if ledger is None:
+            self.board.release(self.name, replica, count, failed)
+        else:
+            await ledger.release.remote(self.name, replica, count, failed)
 
     async def chat(
         self,
@@ -119,22 +147,15 @@ class RoutedLLM:
         adapter: str | None = None,
     ) -> list[list[Completion]]:
         results: list[list[Completion] | None] = [None] * len(conversations)
+        groups = await self._spread(range(len(conversations)), frozenset())
         await asyncio.gather(
-            *(
-                self._send(r, idx, conversations, params, schema, adapter, results, frozenset())
-                for r, idx in self._spread(range(len(conversations))).items()
-            )
+            *(self._send(r, idx, conversations, params, schema, adapter, results, frozenset()) for r, idx in groups.items())
         )
         return results  # type: ignore[return-value]
 
-    def _spread(self, indices: Sequence[int], exclude: frozenset[int] = frozenset()) -> dict[int, list[int]]:
+    async def _spread(self, indices: Sequence[int], exclude: frozenset[int]) -> dict[int, list[int]]:
         groups: dict[int, list[int]] = {}
-        for index in indices:
-            replica = self._pick(exclude)
-            if replica is None:
-                break
-            self.outstanding[replica] += 1
-            self.routed[replica] += 1
+        for index, replica in zip(indices, await self._route(len(indices), exclude)):
             groups.setdefault(replica, []).append(index)
         return groups
 
@@ -153,18 +174,18 @@ class RoutedLLM:
         try:
             batch = await self.replicas[replica].chat([conversations[i] for i in indices], params, schema=schema, adapter=adapter)
         except BaseException as exc:  # the count is released whatever ended the call
-            self.outstanding[replica] -= len(indices)
-            if not isinstance(exc, BackendError):
+            failed = isinstance(exc, BackendError)
+            await asyncio.shield(self._release(replica, len(indices), failed=failed))
+            if not failed:
                 raise
-            self.failed_at[replica] = time.monotonic()
             tried = tried | {replica}
             if len(tried) == len(self.replicas):
                 raise
             logger.warning("model %s: replica %d failed (%s); its %d conversation(s) go to another", self.name, replica, exc, len(indices))
-            groups = self._spread(indices, tried)
+            groups = await self._spread(indices, tried)
             await asyncio.gather(*(self._send(r, idx, conversations, params, schema, adapter, results, tried) for r, idx in groups.items()))
             return
-        self.outstanding[replica] -= len(indices)
+        await self._release(replica, len(indices))
         for i, completions in zip(indices, batch):
             results[i] = completions
 
@@ -175,16 +196,19 @@ class RoutedLLM:
         await asyncio.gather(*(r.load_adapter(name, path) for r in self.replicas))  # type: ignore[attr-defined]
 
 
-def _start_ledger() -> Any:
-    """The pool's ServingLedger actor (None without Ray: endpoints then count alone)."""
+def _start_ledger() -> tuple[Any, str | None]:
+    """The pool's ServingLedger actor and its name (None without Ray: endpoints then
+    count alone). Named: backends and engines find it by name wherever they run."""
+    import uuid
+
     import ray
 
     from classroom.serving.ledger import ServingLedger
 
     if not ray.is_initialized():
-        return None
-    # It must outlive any engine restart: it is what a restarted engine reads.
-    return ray.remote(ServingLedger).options(num_cpus=0, max_restarts=0).remote()
+        return None, None
+    name = f"classroom-ledger-{uuid.uuid4().hex}"
+    return ray.remote(ServingLedger).options(num_cpus=0, name=name).remote(), name
 
 
 class ModelPool:
@@ -203,7 +227,7 @@ class ModelPool:
         from classroom.serving.vllm_engine import start_engine
 
         config = config if isinstance(config, PoolConfig) else PoolConfig.model_validate(config)
-        ledger = _start_ledger()
+        ledger, ledger_name = _start_ledger()
         models: dict[str, RoutedLLM] = {}
         for name, spec in config.models.items():
             replicas: list[LLM] = []
@@ -212,7 +236,7 @@ class ModelPool:
                 engine = spec.engine
                 if engine.served_model_name is None:
                     engine = engine.model_copy(update={"served_model_name": name})
-                replicas = [start_engine(engine, ledger=ledger) for _ in range(spec.replicas)]
+                replicas = [start_engine(engine, ledger_name=ledger_name) for _ in range(spec.replicas)]
             else:
                 assert spec.endpoint is not None
                 ep = spec.endpoint
@@ -233,8 +257,8 @@ class ModelPool:
                 ]
             for replica in replicas:
                 if isinstance(replica, OpenAIBackend):
-                    replica.ledger = ledger
-            models[name] = RoutedLLM(name, replicas)
+                    replica.ledger_name = ledger_name
+            models[name] = RoutedLLM(name, replicas, ledger_name=ledger_name)
         return cls(models, config.roles, ledger=ledger)
 
     def llm(self, role: str) -> RoutedLLM:

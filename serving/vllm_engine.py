@@ -229,11 +229,13 @@ class VLLMEngineHost:
     Used as a Ray actor (:data:`VLLMEngine`); plain in-process use works too.
     """
 
-    def __init__(self, config: VLLMEngineConfig | dict[str, Any], ledger: Any = None, engine_id: str | None = None):
+    def __init__(self, config: VLLMEngineConfig | dict[str, Any], ledger_name: str | None = None, engine_id: str | None = None):
         self.config = config if isinstance(config, VLLMEngineConfig) else VLLMEngineConfig(**config)
-        # The pool's ServingLedger keeps, under ``engine_id``, the adapters this engine
-        # serves: a restarted actor (Ray runs __init__ again) loads them back in start().
-        self.ledger = ledger
+        # The pool's ServingLedger (a named actor) keeps, under ``engine_id``, the
+        # adapters this engine serves: a restarted actor (Ray runs __init__ again) loads
+        # them back in start(). By name: a handle among the arguments of an actor that
+        # Ray may restart makes Ray log an error line at every start.
+        self.ledger_name = ledger_name
         self.engine_id = engine_id or uuid.uuid4().hex
         self._starting: asyncio.Lock | None = None
         self.engine: Any = None
@@ -267,8 +269,8 @@ class VLLMEngineHost:
         async with self._starting:
             if self.engine is None:
                 self._build()
-                if self.ledger is not None:
-                    for name, path in (await self.ledger.adapters_of.remote(self.engine_id)).items():
+                if self.ledger_name is not None:
+                    for name, path in (await self._ledger().adapters_of.remote(self.engine_id)).items():
                         await self._add_adapter(name, path)
         return self.info()
 
@@ -458,8 +460,13 @@ class VLLMEngineHost:
         if self.engine is None:
             await self.start()
         await self._add_adapter(name, path)
-        if self.ledger is not None:  # what a restarted engine must serve again
-            await self.ledger.register_adapter.remote(self.engine_id, name, path)
+        if self.ledger_name is not None:  # what a restarted engine must serve again
+            await self._ledger().register_adapter.remote(self.engine_id, name, path)
+
+    def _ledger(self) -> Any:
+        import ray
+
+        return ray.get_actor(self.ledger_name)
 
     async def _add_adapter(self, name: str, path: str) -> None:
         from vllm.lora.request import LoRARequest
@@ -555,10 +562,32 @@ class VLLMBackend:
     engine (the request is cancelled on the engine's side).
     """
 
-    def __init__(self, actor: Any, name: str, call_timeout_s: float = VLLMEngineConfig.model_fields["call_timeout_s"].default):
-        self.actor = actor
+    def __init__(
+        self,
+        actor: Any,
+        name: str,
+        call_timeout_s: float = VLLMEngineConfig.model_fields["call_timeout_s"].default,
+        *,
+        actor_name: str | None = None,
+    ):
+        self._actor = actor
         self.name = name
         self.call_timeout_s = call_timeout_s
+        # The engine actor's name in Ray: a copy sent to another actor finds it by name.
+        self.actor_name = actor_name
+
+    @property
+    def actor(self) -> Any:
+        if self._actor is None:
+            import ray
+
+            self._actor = ray.get_actor(self.actor_name)
+        return self._actor
+
+    def __getstate__(self) -> dict[str, Any]:
+        # No actor handle travels: one among the arguments of an actor that Ray may
+        # restart (a stateless student) makes Ray log an error line at its start.
+        return {**self.__dict__, "_actor": None} if self.actor_name else self.__dict__.copy()
 
     async def _call(self, what: str, ref: Any) -> Any:
         import ray
@@ -609,11 +638,11 @@ class EngineDead(BackendError):
     """An engine's actor died (its process was killed, or it crashed)."""
 
 
-def start_engine(config: VLLMEngineConfig, *, actor_name: str | None = None, ledger: Any = None) -> VLLMBackend:
+def start_engine(config: VLLMEngineConfig, *, actor_name: str | None = None, ledger_name: str | None = None) -> VLLMBackend:
     """Start a VLLMEngine actor (with its placement group on GPUs) and wait until ready.
 
-    Needs ``ray.init`` first. ``ledger`` (a ServingLedger actor) keeps the adapters it
-    serves, so that Ray's restart of a dead engine brings them back. Raises :class:`EngineStartupTimeout` naming what it
+    Needs ``ray.init`` first. ``ledger_name`` (a ServingLedger actor's) keeps the
+    adapters it serves, so that Ray's restart of a dead engine brings them back. Raises :class:`EngineStartupTimeout` naming what it
     waited for when the resources or the engine do not come up in time.
     """
     import ray
@@ -635,9 +664,9 @@ def start_engine(config: VLLMEngineConfig, *, actor_name: str | None = None, led
                 f"{config.startup_timeout_s:g} s: the cluster lacks those GPUs"
             ) from exc
     options = actor_options(config, placement_group)
-    if actor_name:
-        options["name"] = actor_name
-    actor = _engine_actor_class().options(**options).remote(config, ledger, uuid.uuid4().hex)
+    engine_id = uuid.uuid4().hex
+    options["name"] = actor_name = actor_name or f"classroom-engine-{engine_id}"
+    actor = _engine_actor_class().options(**options).remote(config, ledger_name, engine_id)
     try:
         ray.get(actor.start.remote(), timeout=config.startup_timeout_s)
     except ray.exceptions.GetTimeoutError as exc:
@@ -646,4 +675,4 @@ def start_engine(config: VLLMEngineConfig, *, actor_name: str | None = None, led
             f"vLLM engine {config.name!r} (model {config.model}) did not start within "
             f"{config.startup_timeout_s:g} s (engine.startup_timeout_s)"
         ) from exc
-    return VLLMBackend(actor, config.name, config.call_timeout_s)
+    return VLLMBackend(actor, config.name, config.call_timeout_s, actor_name=actor_name)

@@ -76,16 +76,19 @@ class FaultServer:
     ``served`` counts the kinds answered so far.
     """
 
-    def __init__(self, *, stall_s: float = 5.0, kinds: tuple[str, ...] = KINDS):
+    def __init__(self, *, stall_s: float = 5.0, kinds: tuple[str, ...] = KINDS, port: int = 0, hold_after: int | None = None):
         self.stall_s = stall_s
         self.kinds = kinds
+        # Requests after the first ``hold_after`` wait for release_held(); closing the
+        # server drops them unanswered (what a killed endpoint does mid-request).
+        self.hold_after = hold_after
         self.served: Counter[str] = Counter()
         self.requests = 0
         self._next_of: dict[bytes, int] = {}  # a request's body -> the rotation index it gets next
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.AbstractServer | None = None
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self.port = 0
+        self.port = port
 
     @property
     def url(self) -> str:
@@ -96,17 +99,22 @@ class FaultServer:
 
         async def start() -> asyncio.AbstractServer:
             self._closing = asyncio.Event()
-            return await asyncio.start_server(self._handle, "127.0.0.1", 0)
+            self._released = asyncio.Event()
+            return await asyncio.start_server(self._handle, "127.0.0.1", self.port)
 
         self._server = asyncio.run_coroutine_threadsafe(start(), self._loop).result(timeout=10)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
+    def release_held(self) -> None:
+        """Answer every request of kind "held" (now and from now on)."""
+        self._loop.call_soon_threadsafe(self._released.set)
+
     def __exit__(self, *exc: object) -> None:
         async def stop() -> None:
             assert self._server is not None
             self._server.close()
-            self._closing.set()  # stalled requests let go
+            self._closing.set()  # stalled and held requests are dropped
             pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
             await asyncio.gather(*pending, return_exceptions=True)
 
@@ -128,6 +136,16 @@ class FaultServer:
             kind = self.kinds[index % len(self.kinds)]
             self.requests += 1
             self.served[kind] += 1
+            if self.hold_after is not None and self.requests > self.hold_after:
+                kind = "held"
+            if kind == "held":  # answered when the test lets it go; dropped if the server closes
+                waits = [asyncio.ensure_future(e.wait()) for e in (self._released, self._closing)]
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                for w in waits:
+                    w.cancel()
+                if self._closing.is_set():
+                    return
+                kind = "valid"
             if kind == "stall":
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._closing.wait(), self.stall_s)

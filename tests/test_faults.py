@@ -3,12 +3,17 @@ counted by kind, and an episode rides through them (a real server on 127.0.0.1).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import queue
 import resource
 import subprocess
 import sys
+import threading
+import time
 
+import pytest
 from fault_server import KINDS, FaultServer
 
 from classroom.serving.openai_backend import MAX_CHARS_PER_TOKEN, OpenAIBackend
@@ -82,3 +87,111 @@ def test_an_episode_rides_through_a_garbage_endpoint(tmp_path):
     # Every reply the episode kept is in the log, each line bounded.
     lines = (run_dir / "events.jsonl").read_text().splitlines()
     assert max(len(line) for line in lines) < 64 * 1024
+
+
+def test_routing_load_is_shared_by_every_actor_of_the_pool(ray_local):
+    """One actor's request holds replica 0; another actor's request goes to replica 1.
+    With a board per actor, the second would see two idle replicas, pick 0, and wait."""
+    import ray
+
+    from classroom.serving.pool import ModelPool
+
+    class Caller:  # defined here so Ray ships it by value to the worker
+        """An agent-like actor holding its own copy of a model (as students do)."""
+
+        def __init__(self, llm):
+            self.llm = llm
+
+        async def ask(self, text: str) -> str:
+            return (await self.llm.chat([as_conversation(text)], SamplingParams(max_tokens=8)))[0][0].text
+
+    with FaultServer(kinds=("held",)) as busy, FaultServer(kinds=("valid",)) as idle:
+        endpoint = {"base_urls": [busy.url, idle.url], "model": "m", "keyless": True, "max_retries": 0}
+        pool = ModelPool.start({"models": {"m": {"backend": "openai", "endpoint": endpoint}}, "roles": {"student": "m"}})
+        try:
+            first, second = (ray.remote(Caller).remote(pool.llm("student")) for _ in range(2))
+            held = first.ask.remote("a long question")
+            deadline = time.time() + 60
+            while busy.requests == 0 and time.time() < deadline:  # until it is in flight there
+                done, _ = ray.wait([held], timeout=0.05)
+                if done:
+                    ray.get(held)  # raises what went wrong
+            assert busy.requests == 1
+            assert ray.get(second.ask.remote("a short one"), timeout=60) == "The answer is 5."
+            assert idle.requests == 1 and busy.requests == 1
+            busy.release_held()
+            assert ray.get(held, timeout=60) == "The answer is 5."
+            assert ray.get(pool.ledger.routing.remote("m")) == {"outstanding": [0, 0], "routed": [1, 1]}
+        finally:
+            pool.shutdown()
+
+
+TOM_OVER_HTTP = [
+    "run",
+    "model=openai",
+    "model.models.remote.endpoint.keyless=true",
+    "env.num_problems=6",
+    "env.seed_set_size=2",
+    "env.post_test_size=2",
+    "env.demo_counts=[0,1]",
+    "progress=false",
+    "cluster.num_cpus=1",
+]
+
+
+def start_run(args: list[str], url: str, runs) -> tuple[subprocess.Popen, queue.Queue]:
+    """`classroom ARGS` against ``url``; its stderr lines arrive on the queue as written."""
+    env = {**os.environ, "CLASSROOM_RUNS": str(runs), "CLASSROOM_OPENAI_BASE_URL": url, "CLASSROOM_OPENAI_MODEL": "faulty"}
+    run = subprocess.Popen([*CLASSROOM, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in run.stderr], daemon=True).start()  # type: ignore[union-attr]
+    return run, lines
+
+
+def test_an_endpoint_killed_mid_episode_and_started_again_is_ridden_through(tmp_path):
+    with FaultServer(kinds=("valid",), hold_after=20) as first:
+        port = first.port
+        run, lines = start_run(
+            [*TOM_OVER_HTTP, "model.models.remote.endpoint.max_retries=8", "model.models.remote.endpoint.backoff_s=0.2"],
+            first.url,
+            tmp_path,
+        )
+        deadline = time.time() + 120
+        while first.requests <= 20 and time.time() < deadline:  # the run now waits on held requests
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                run.wait(timeout=0.1)
+                pytest.fail("the run ended before the endpoint went down")
+    # The endpoint went down, its held requests dropped unanswered; it comes back on the
+    # same port within the retry window (8 retries, backoff from 0.2 s).
+    with FaultServer(kinds=("valid",), port=port):
+        run.wait(timeout=300)
+    rest = []
+    while not lines.empty():
+        rest.append(lines.get())
+    assert run.returncode == 0, "".join(rest)[-3000:]
+    [summary_path] = list(tmp_path.glob("*/summary.json"))
+    summary = json.loads(summary_path.read_text())
+    assert summary["status"] == "completed" and summary["serving_faults"]["remote"]["connection"] >= 1
+
+
+def test_an_endpoint_that_stays_down_stops_the_run_in_one_line_naming_it(tmp_path):
+    with FaultServer(kinds=("valid",), hold_after=20) as server:
+        url = server.url
+        run, lines = start_run(
+            [*TOM_OVER_HTTP, "model.models.remote.endpoint.max_retries=1", "model.models.remote.endpoint.backoff_s=0.05"], url, tmp_path
+        )
+        deadline = time.time() + 120
+        while server.requests <= 20 and time.time() < deadline:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                run.wait(timeout=0.1)
+                pytest.fail("the run ended before the endpoint went down")
+    run.wait(timeout=300)
+    err = []
+    while not lines.empty():
+        err.append(lines.get())
+    assert run.returncode == 1, "".join(err)[-3000:]
+    text = "".join(err)
+    assert "Traceback" not in text
+    stopped = [line for line in err if line.startswith("episode stopped:")]
+    assert len(stopped) == 1 and f"{url} did not answer after 2 attempts" in stopped[0], text[-2000:]
+    assert "classroom resume" in stopped[0]  # and how to go on once it is back
