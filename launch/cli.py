@@ -58,6 +58,10 @@ def _bench_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--num-cpus", type=int, default=os.cpu_count())
     s.add_argument("--json", default=None, help="also write the figures to this file")
+    s = sub.add_parser("soak", help="a long ToM episode against a stub endpoint: RSS of driver and actors, sampled")
+    s.add_argument("--problems", type=int, default=2000, help="test problems of the episode (default 2000)")
+    s.add_argument("--run-dir", default=None, help="where the episode writes (default: a new temporary folder)")
+    s.add_argument("--json", default=None, help="also write the figures to this file")
     return p
 
 
@@ -90,12 +94,16 @@ def main(argv: list[str] | None = None) -> int:
         return serve_main(args)
     if command == "bench":
         args = _bench_parser().parse_args(rest)
-        counts = {"serving": ("prompts", "max_tokens"), "learner": ("examples",)}[args.which]
-        for name in (*counts, "rounds", "num_cpus"):
+        counts = {
+            "serving": ("prompts", "max_tokens", "rounds", "num_cpus"),
+            "learner": ("examples", "rounds", "num_cpus"),
+            "soak": ("problems",),
+        }
+        for name in counts[args.which]:
             _positive("--" + name.replace("_", "-"), getattr(args, name))
-        from classroom.launch.bench import bench_learner_main, bench_serving_main
+        from classroom.launch.bench import bench_learner_main, bench_serving_main, bench_soak_main
 
-        return (bench_learner_main if args.which == "learner" else bench_serving_main)(args)
+        return {"learner": bench_learner_main, "serving": bench_serving_main, "soak": bench_soak_main}[args.which](args)
     if command == "sweep":
         from classroom.launch.sweep import sweep_main
 
