@@ -23,7 +23,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from classroom.agents.messages import Attempt, TrainingRun
+from classroom.agents.messages import Attempt, Explanation, TrainingRun
 from classroom.environments.dataenvgym import DataEnvGymLoop
 from classroom.launch.rundir import read_events
 
@@ -79,9 +79,10 @@ def kill_actor(run: subprocess.Popen, actor_class: str) -> None:
 
 
 def each_answered_once(messages: list) -> None:
-    """Message ids are unique, and no student answered a problem twice in one stage."""
+    """Message ids are unique, and no student answered a problem twice in one stage
+    (with the same explanations or exemplars in view)."""
     assert len({m.id for m in messages}) == len(messages)
-    answers = Counter((a.sender, a.phase, a.problem_id) for a in messages if isinstance(a, Attempt))
+    answers = Counter((a.sender, a.phase, a.problem_id, a.context_ids) for a in messages if isinstance(a, Attempt))
     assert answers and max(answers.values()) == 1, answers.most_common(3)
 
 
@@ -176,3 +177,43 @@ def test_dataenvgym_lora_episode_survives_its_engine_killed_and_resumes_after_it
     each_answered_once(messages)
     # The iteration the kill cut short was redone: logged once, the cut lines set aside.
     assert sorted(m.iteration for m in messages if isinstance(m, TrainingRun)) == [1, 2]
+
+
+def test_lbt_episode_survives_its_engine_and_its_student_killed(tmp_path):
+    args = [
+        "env=lbt",
+        "task=arithmetic_skills",
+        "env.num_problems=3",
+        "env.m1.samples=2",
+        "env.m1.exam_size=2",
+        "env.m1.repeats=1",
+        "env.m1.rationale_tokens=48",
+        "env.m1.answer_tokens=32",
+        "progress=false",
+    ]
+    # Killed once the teacher's rationales are logged: the exams need the engine.
+    run, run_dir = run_until(args, tmp_path, lambda ms: any(isinstance(m, Explanation) for m in ms))
+    kill_actor(run, "VLLMEngineHost")
+    # Students learn nothing in learning by teaching: Ray restarts them, calls and all.
+    kill_actor(run, "Student")
+    summary = finish(run, run_dir)
+    assert summary["problems"] == 3
+    each_answered_once(logged(run_dir))
+
+
+def test_supercorrect_episode_survives_its_engine_killed_after_training(tmp_path):
+    args = [
+        "experiment=supercorrect",
+        "env.stage=sft",
+        "env.train_problems=4",
+        "env.num_problems=4",
+        "env.localisation=2",
+        "env.answer_tokens=48",
+        "progress=false",
+    ]
+    # Killed once stage 1 has trained and loaded its adapter: the evaluations need it back.
+    run, run_dir = run_until(args, tmp_path, lambda ms: any(isinstance(m, TrainingRun) for m in ms), timeout_s=420)
+    kill_actor(run, "VLLMEngineHost")
+    summary = finish(run, run_dir)
+    assert summary["test_problems"] == 4
+    each_answered_once(logged(run_dir))
