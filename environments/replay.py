@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from classroom.agents.messages import Attempt, Explanation, ParseFailure, Problem
@@ -25,12 +26,15 @@ class Replay:
         self.messages = list(messages)
         self.problem_ids = {m.id for m in self.messages if isinstance(m, Problem)}
         self.episode_id = next((m.episode_id for m in self.messages if isinstance(m, Problem) and m.episode_id), "")
+        self.ids = {m.id for m in self.messages}
         self._attempts: dict[tuple[str, str, str], Attempt] = {}
+        self._seen: dict[tuple[str, str, str, tuple[str, ...]], list[Attempt]] = defaultdict(list)
         self._explanations: dict[str, list[Explanation]] = defaultdict(list)
         self._children: set[str] = set()
         for message in self.messages:
             if isinstance(message, Attempt):
                 self._attempts[(message.sender, message.phase, message.problem_id)] = message
+                self._seen[(message.sender, message.phase, message.problem_id, message.context_ids)].append(message)
             elif isinstance(message, Explanation):
                 self._explanations[message.problem_id].append(message)
             if isinstance(message, ParseFailure):
@@ -40,6 +44,18 @@ class Replay:
         """``sender``'s graded attempts at ``problems`` in ``phase``, if all are logged."""
         found = [self._attempts.get((sender, phase, p.id)) for p in problems]
         return None if any(a is None for a in found) else found  # type: ignore[return-value]
+
+    def attempts_in_view(
+        self, sender: str, phase: str, items: Sequence[tuple[Problem, tuple[str, ...]]], samples: int = 1
+    ) -> list[list[Attempt]] | None:
+        """``sender``'s ``samples`` graded attempts at each (problem, ids of what was in
+        view), if all are logged."""
+        found = [self._seen.get((sender, phase, p.id, context), [])[:samples] for p, context in items]
+        return None if any(len(f) < samples for f in found) else found
+
+    def explanations_of(self, problem: Problem) -> list[Explanation]:
+        """Every explanation logged for ``problem``, in log order."""
+        return list(self._explanations.get(problem.id, ()))
 
     def explanations(self, problems: Sequence[Problem], occurrence: int = 0) -> list[Explanation] | None:
         """The ``occurrence``-th explanation logged for each problem, if all are logged."""
@@ -53,3 +69,18 @@ class Replay:
     def has_failure_for(self, message_id: str) -> bool:
         """Whether a ParseFailure about ``message_id`` is logged."""
         return message_id in self._children
+
+
+def replay_from(run_dir: Path) -> Replay:
+    """The :class:`Replay` of the run in ``run_dir`` (its event log), or ResumeError."""
+    from classroom.environments.base import ResumeError
+    from classroom.launch.rundir import EVENTS, EventLogError, read_events
+
+    try:
+        _, messages = read_events(Path(run_dir) / EVENTS)
+    except (FileNotFoundError, EventLogError, ValueError) as exc:
+        raise ResumeError(f"{run_dir}: no readable event log to replay ({type(exc).__name__}: {exc})") from None
+    replay = Replay(messages)
+    if not replay.episode_id:
+        raise ResumeError(f"{run_dir}: the event log holds no problems yet; run the episode again")
+    return replay

@@ -179,7 +179,7 @@ def test_dataenvgym_lora_episode_survives_its_engine_killed_and_resumes_after_it
     assert sorted(m.iteration for m in messages if isinstance(m, TrainingRun)) == [1, 2]
 
 
-def test_lbt_episode_survives_its_engine_and_its_student_killed(tmp_path):
+def test_lbt_episode_survives_its_engine_and_its_student_killed_and_resumes_after_a_kill(tmp_path):
     args = [
         "env=lbt",
         "task=arithmetic_skills",
@@ -196,12 +196,23 @@ def test_lbt_episode_survives_its_engine_and_its_student_killed(tmp_path):
     kill_actor(run, "VLLMEngineHost")
     # Students learn nothing in learning by teaching: Ray restarts them, calls and all.
     kill_actor(run, "Student")
-    summary = finish(run, run_dir)
-    assert summary["problems"] == 3
-    each_answered_once(logged(run_dir))
+    # Then the whole run, its exams in flight: `classroom resume` takes the rationales
+    # from the log (asks the teacher nothing) and the exams from the students.
+    os.killpg(run.pid, signal.SIGKILL)
+    run.wait(timeout=60)
+    before = logged(run_dir)
+    out = subprocess.run([*CLASSROOM, "resume", str(run_dir)], capture_output=True, text=True, timeout=600, env=os.environ.copy())
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["problems"] == 3
+    messages = logged(run_dir)
+    each_answered_once(messages)
+    assert [m.id for m in messages[: len(before)]] == [m.id for m in before]  # kept, in order
+    rationales = [m for m in messages if isinstance(m, Explanation)]
+    assert len(rationales) == 3 * (1 + 2) and {m.id for m in rationales} <= {m.id for m in before}
 
 
-def test_supercorrect_episode_survives_its_engine_killed_after_training(tmp_path):
+def test_supercorrect_episode_survives_its_engine_killed_and_resumes_after_a_kill_at_its_checkpoint(tmp_path):
     args = [
         "experiment=supercorrect",
         "env.stage=sft",
@@ -214,6 +225,15 @@ def test_supercorrect_episode_survives_its_engine_killed_after_training(tmp_path
     # Killed once stage 1 has trained and loaded its adapter: the evaluations need it back.
     run, run_dir = run_until(args, tmp_path, lambda ms: any(isinstance(m, TrainingRun) for m in ms), timeout_s=420)
     kill_actor(run, "VLLMEngineHost")
-    summary = finish(run, run_dir)
-    assert summary["test_problems"] == 4
-    each_answered_once(logged(run_dir))
+    # Then the whole run, the moment stage 1's checkpoint lands: `classroom resume` goes
+    # on from it, with what was logged after it set aside and redone.
+    wait_for(run, tmp_path, lambda _: (run_dir / "checkpoint.json").is_file(), timeout_s=420)
+    os.killpg(run.pid, signal.SIGKILL)
+    run.wait(timeout=60)
+    out = subprocess.run([*CLASSROOM, "resume", str(run_dir)], capture_output=True, text=True, timeout=600, env=os.environ.copy())
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["test_problems"] == 4
+    messages = logged(run_dir)
+    each_answered_once(messages)
+    assert sum(isinstance(m, TrainingRun) for m in messages) == 1  # stage 1 was not trained again

@@ -26,6 +26,7 @@ from classroom.environments.lbt.similar import SimilarProblems
 from classroom.environments.lbt.teaching import LbtAgents, teach_and_score
 from classroom.environments.lbt.types import ExemplarProposal, ScoredRationale, TeachingScore
 from classroom.environments.recording import MemoryRecorder
+from classroom.environments.replay import Replay
 from classroom.environments.tasks import reasoning_gym_skills
 from classroom.serving.pool import ModelPool, RoutedLLM
 from classroom.serving.types import SamplingParams
@@ -223,3 +224,22 @@ async def test_one_m3_iteration_goes_on_past_a_proposal_that_does_not_parse(engi
     assert set(summary["train_accuracy_by_iteration"]) == {"0", "1"}
     assert summary["train_accuracy_by_iteration"]["1"] >= summary["train_accuracy_by_iteration"]["0"]
     assert 0.0 <= summary["scores"]["m3_test"] <= 1.0 and summary["students"] == ["base", "sums"]
+
+
+async def test_a_resumed_teaching_step_takes_its_rationales_and_exams_from_the_log(engine, seated, tmp_path):
+    """Replayed from the first run's log, the same step asks the engine nothing, logs
+    nothing again and scores every rationale as before."""
+    m1 = M1Settings(samples=2, exam_size=2, repeats=2, rationale_tokens=48, answer_tokens=32)
+    episode, agents, recorder = lbt_episode(engine, tmp_path, seated, num_problems=2, m1=m1)
+    problems = episode.task.sample(2, split="test", seed=0, episode_id="ep")
+    similar = SimilarProblems(episode.task, "train", seed=0)
+    kw = {"seed": 0, "pool": episode.pool, "episode_id": "ep"}
+    first = await teach_and_score(problems, agents, similar, m1, recorder=recorder, **kw)
+    served = (await engine.actor.load.remote())["served"]
+    again = MemoryRecorder()
+    replayed = await teach_and_score(problems, agents, similar, m1, recorder=again, replay=Replay(recorder.messages), **kw)
+    assert (await engine.actor.load.remote())["served"] == served  # not one request
+    assert again.messages == []
+    assert {p: [(s.explanation.id, s.score) for s in group] for p, group in replayed.scored.items()} == {
+        p: [(s.explanation.id, s.score) for s in group] for p, group in first.scored.items()
+    }

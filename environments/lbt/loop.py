@@ -9,6 +9,7 @@ LoRA adapters on one engine); the teacher is the `teacher` role's model.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, ClassVar
 
 from classroom.agents.actors import spawn
@@ -26,6 +27,7 @@ from classroom.environments.lbt.m2 import run_m2
 from classroom.environments.lbt.m3 import run_m3
 from classroom.environments.lbt.summary import lbt_summary_table
 from classroom.environments.lbt.teaching import LbtAgents
+from classroom.environments.replay import Replay, replay_from
 from classroom.environments.tasks import Task
 
 
@@ -75,15 +77,35 @@ class LbtLoop:
             teacher_as_student=spawn_student(episode, Seat("teacher", "teacher")),
         )
 
-    async def run(self, episode: Episode, agents: LbtAgents, resume_from: Any | None = None) -> dict[str, Any]:
-        method = {"m1": run_m1, "m2": run_m2, "m3": run_m3}[episode.config.method]
-        summary = await method(episode, agents)
+    async def run(self, episode: Episode, agents: LbtAgents, resume_from: Replay | None = None) -> dict[str, Any]:
+        config: LbtConfig = episode.config
+        if config.method == "m3":
+            if resume_from is not None:
+                # M3's iterations hang on answers it does not log (each set's wrong
+                # answers feed the next proposal): it starts again, its old log set aside.
+                episode.recorder.rewind(0)
+            summary = await run_m3(episode, agents)
+        else:
+            summary = await (run_m1 if config.method == "m1" else run_m2)(episode, agents, resume_from)
         for key, value in summary["scores"].items():
             if value is not None:
                 episode.recorder.metric(f"score/{key}", value)
         for sender, count in summary.get("tokens", {}).items():
             episode.recorder.metric("tokens", count, agent=sender)
         return summary
+
+    # Stateful: the event log is the state. A resumed M1 or M2 episode takes the
+    # rationales, exams and pairs it finds logged and asks for the rest (M2's DPO step is
+    # trained again); M3 starts again.
+
+    def save_state(self, run_dir: Path, state: Replay) -> None:
+        """Nothing to write: the event log, already on disk, is the state."""
+
+    def load_state(self, run_dir: Path) -> Replay:
+        return replay_from(run_dir)
+
+    def episode_id_of(self, state: Replay) -> str:
+        return state.episode_id
 
     def summary_table(self, summary: dict[str, Any]) -> list[Any]:
         return lbt_summary_table(summary)

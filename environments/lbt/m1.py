@@ -18,14 +18,16 @@ from classroom.environments.lbt.config import LbtConfig
 from classroom.environments.lbt.selection import METHODS, select_answers
 from classroom.environments.lbt.similar import SimilarProblems
 from classroom.environments.lbt.teaching import LbtAgents, teach_and_score
+from classroom.environments.replay import Replay
 from classroom.environments.stats import mean_ci
 
 
-async def run_m1(episode: Episode, agents: LbtAgents) -> dict[str, Any]:
+async def run_m1(episode: Episode, agents: LbtAgents, replay: Replay | None = None) -> dict[str, Any]:
     started = time.time()
     config: LbtConfig = episode.config
+    replay = replay or Replay(())
     problems = episode.task.sample(config.num_problems, split=config.split, seed=config.seed, episode_id=episode.episode_id)
-    episode.recorder.record(problems)
+    episode.recorder.record([p for p in problems if p.id not in replay.problem_ids])
     similar = SimilarProblems(episode.task, config.train_split, seed=config.seed)
     teaching = await teach_and_score(
         problems,
@@ -36,6 +38,7 @@ async def run_m1(episode: Episode, agents: LbtAgents) -> dict[str, Any]:
         recorder=episode.recorder,
         pool=episode.pool,
         episode_id=episode.episode_id,
+        replay=replay,
     )
 
     # Each rule's answer to each problem, graded.

@@ -24,18 +24,20 @@ from classroom.environments.lbt.config import LbtConfig
 from classroom.environments.lbt.selection import preference_pairs
 from classroom.environments.lbt.similar import SimilarProblems
 from classroom.environments.lbt.teaching import LbtAgents, teach_and_score
+from classroom.environments.replay import Replay
 from classroom.serving.llm import AdapterLLM
 
 PREFERENCES = "preferences.jsonl"
 
 
-async def run_m2(episode: Episode, agents: LbtAgents) -> dict[str, Any]:
+async def run_m2(episode: Episode, agents: LbtAgents, replay: Replay | None = None) -> dict[str, Any]:
     started = time.time()
     config: LbtConfig = episode.config
     settings = config.m2
+    replay = replay or Replay(())
     train = episode.task.sample(settings.train_problems, split=config.train_split, seed=config.seed, episode_id=episode.episode_id)
     test = episode.task.sample(config.num_problems, split=config.split, seed=config.seed, episode_id=episode.episode_id)
-    episode.recorder.record([*train, *test])
+    episode.recorder.record([p for p in [*train, *test] if p.id not in replay.problem_ids])
 
     # 1. The teacher's rationales of training problems, scored by the class (M1).
     pairs: list[PreferencePair] = []
@@ -53,6 +55,7 @@ async def run_m2(episode: Episode, agents: LbtAgents) -> dict[str, Any]:
             episode_id=episode.episode_id,
             # Correctness-only pairs read no LbT score: the same samples, no exams.
             exams=settings.preference == "lbt",
+            replay=replay,
         )
         # 2. Scores order pairs; the widest gaps become preferences.
         weight = 1.0 if settings.preference == "correctness" else settings.correctness_weight
@@ -80,7 +83,11 @@ async def run_m2(episode: Episode, agents: LbtAgents) -> dict[str, Any]:
                         source=settings.preference,
                     )
                 )
-        episode.recorder.record(pairs)
+        logged = replay.of_kind(PreferencePair)  # made at once from the scores, logged at once
+        if logged:
+            pairs = logged
+        else:
+            episode.recorder.record(pairs)
         with open(episode.run_dir / PREFERENCES, "w", encoding="utf-8") as f:
             for pair in pairs:
                 f.write(json.dumps(pair.row()) + "\n")
@@ -101,8 +108,12 @@ async def run_m2(episode: Episode, agents: LbtAgents) -> dict[str, Any]:
     # 4. The teacher on held-out problems, before and after.
     episode.recorder.stage("teacher on held-out problems, before and after", 2 * len(test))
     before = await agents.teacher.explain(test)
-    after = before if adapter is None else await agents.teacher.explain(test, adapter=adapter)
-    episode.recorder.record(after if adapter else before)
+    logged_after = replay.explanations(test)  # the last step logged: only the summary was left
+    if logged_after is not None:
+        after = logged_after
+    else:
+        after = before if adapter is None else await agents.teacher.explain(test, adapter=adapter)
+        episode.recorder.record(after if adapter else before)
     right_before = [await agents.grader.score(p, e.final_answer) for p, e in zip(test, before)]
     right_after = [await agents.grader.score(p, e.final_answer) for p, e in zip(test, after)]
     accuracy_before, accuracy_after = _mean(right_before), _mean(right_after)

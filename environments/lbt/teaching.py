@@ -21,6 +21,7 @@ from classroom.environments.lbt.config import M1Settings
 from classroom.environments.lbt.similar import SimilarProblems
 from classroom.environments.lbt.types import ScoredRationale, TeachingScore
 from classroom.environments.recording import Recorder
+from classroom.environments.replay import Replay
 from classroom.serving.pool import ModelPool
 from classroom.serving.types import EngineStats
 
@@ -64,22 +65,29 @@ async def teach_and_score(
     pool: ModelPool,
     episode_id: str,
     exams: bool = True,
+    replay: Replay | None = None,
 ) -> Teaching:
     """Rationales for ``problems``, each scored by the class's exams (see the module).
 
     With ``exams=False`` the rationales are only sampled and graded: every LbT score is
     0.0 and no :class:`TeachingScore` is recorded (M2's correctness-only pairs read
     correctness alone, so the class's exams, the costly part, would be wasted).
+    ``replay`` (a resumed episode) gives the rationales and exam answers already logged.
     """
     problems = list(problems)
+    replay = replay or Replay(())
     recorder.stage(f"teacher writes {settings.samples} rationales per problem", len(problems))
-    greedy, sampled = await asyncio.gather(
-        agents.teacher.explain(problems),
-        agents.teacher.sample_explanations(
-            problems, samples=settings.samples, temperature=settings.temperature, seed=seed, max_tokens=settings.rationale_tokens
-        ),
-    )
-    recorder.record([*greedy, *(e for group in sampled for e in group)])
+    logged = [replay.explanations_of(p) for p in problems]
+    if all(len(mine) >= 1 + settings.samples for mine in logged):  # greedy first, then the samples
+        greedy, sampled = [mine[0] for mine in logged], [mine[1 : 1 + settings.samples] for mine in logged]
+    else:
+        greedy, sampled = await asyncio.gather(
+            agents.teacher.explain(problems),
+            agents.teacher.sample_explanations(
+                problems, samples=settings.samples, temperature=settings.temperature, seed=seed, max_tokens=settings.rationale_tokens
+            ),
+        )
+        recorder.record([*greedy, *(e for group in sampled for e in group)])
     correct = await _grade_rationales(problems, sampled, agents.grader)
     if not exams:
         unscored = {p.id: [ScoredRationale(e, e.final_answer, right, 0.0) for e, right in zip(group, rights)]
@@ -88,13 +96,17 @@ async def teach_and_score(
         return Teaching(problems, {e.problem_id: e for e in greedy}, unscored, {}, tokens)
 
     exam_sets = {p.id: similar.exam(p, settings.exam_size) for p in problems}
-    recorder.record([q for exam in exam_sets.values() for q in exam])
+    recorder.record([q for exam in exam_sets.values() for q in exam if q.id not in replay.problem_ids])
     items = [(q, [(p, e)]) for p, group in zip(problems, sampled) for e in group for q in exam_sets[p.id]]
     recorder.stage(f"exams: {len(items)} x {len(agents.students)} students x {settings.repeats} repeats", len(items) * len(agents.students))
+    # A student's exams are logged together once graded: all there (replayed) or asked.
+    in_view = [(q, (e.id,)) for q, ((_, e),) in items]
+    replayed = [replay.attempts_in_view(name, "exam", in_view, settings.repeats) for name in agents.names]
+    asking = [s for s, found in enumerate(replayed) if found is None]
     before = await engine_readings(pool)
     answers = await asyncio.gather(
         *(
-            student.answer_each(
+            agents.students[s].answer_each(
                 items,
                 phase="exam",
                 samples=settings.repeats,
@@ -102,20 +114,22 @@ async def teach_and_score(
                 seed=seed,
                 max_tokens=settings.answer_tokens,
             )
-            for student in agents.students
+            for s in asking
         )
     )
     after = await engine_readings(pool)
-    exam_engines = {key: after[key].since(before[key]).summary() for key in after if key in before}
+    exam_engines = {key: after[key].since(before[key]).summary() for key in after if key in before} if asking else {}
     for key, figures in exam_engines.items():
         for name, value in figures.items():
             if value is not None:
                 recorder.metric(f"exam_engine/{name}", value, engine=key)
 
-    graded = await asyncio.gather(*(_grade_exam(items, student_answers, agents.grader) for student_answers in answers))
-    for student_graded in graded:
+    asked = await asyncio.gather(*(_grade_exam(items, student_answers, agents.grader) for student_answers in answers))
+    for student_graded in asked:
         recorder.record([a for attempts in student_graded for a in attempts])
         recorder.advance(len(student_graded))
+    fresh = dict(zip(asking, asked))
+    graded = [found if found is not None else fresh[s] for s, found in enumerate(replayed)]
     # Item index -> (problem, rationale): items are problem-major, then rationale, then exam problem.
     scored: dict[str, list[ScoredRationale]] = {}
     messages = []
@@ -147,9 +161,14 @@ async def teach_and_score(
                     score=score,
                 )
             )
-    recorder.record(messages)
+    recorder.record([m for m in messages if (m.problem_id, m.rationale_id) not in _scored_in(replay)])
     every = [*greedy, *(e for group in sampled for e in group), *(a for sg in graded for attempts in sg for a in attempts)]
     return Teaching(problems, {e.problem_id: e for e in greedy}, scored, exam_engines, _tokens_by_sender(every))
+
+
+def _scored_in(replay: Replay) -> set[tuple[str, str]]:
+    """(problem, rationale) of every TeachingScore a resumed episode finds logged."""
+    return {(m.problem_id, m.rationale_id) for m in replay.of_kind(TeachingScore)}
 
 
 def _tokens_by_sender(messages: Sequence[Explanation | Attempt]) -> dict[str, int]:

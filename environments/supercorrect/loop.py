@@ -24,6 +24,8 @@ One episode, top to bottom (:meth:`SuperCorrectLoop.run`):
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import random
 import re
 import time
@@ -33,26 +35,52 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from pydantic import BaseModel, ConfigDict, ValidationError
+
 from classroom.agents.actors import spawn
 from classroom.agents.clients import GraderClient, StudentClient
 from classroom.agents.grading import Grader
 from classroom.agents.learners import DPOLearner, LoRALearner
-from classroom.agents.messages import Attempt, ParseFailure, PreferencePair, Problem, TrainingExample
+from classroom.agents.messages import Attempt, ParseFailure, PreferencePair, Problem, TrainingExample, TrainingRun
 from classroom.agents.plugins import ConfigError, instantiate_plugin
 from classroom.agents.roles import Student, gold_explanation
 from classroom.agents.steps import check_steps, worked_solution
-from classroom.environments.base import Curve, Episode
+from classroom.environments.base import Curve, Episode, ResumeError
 from classroom.environments.recording import Recorder
 from classroom.environments.stats import mean_ci
 from classroom.environments.supercorrect.config import SuperCorrectConfig
 from classroom.environments.supercorrect.corrupt import Corrupted, corrupt
 from classroom.environments.supercorrect.dataset import write_dataset
-from classroom.environments.supercorrect.teachers import TemplateTeacher, cause_and_correction
+from classroom.environments.supercorrect.teachers import TemplateTeacher, Written, cause_and_correction
 from classroom.environments.supercorrect.traces import CorrectionTrace, ThoughtTemplate, TraceParseError, parse_template
 from classroom.environments.tasks import Task
 from classroom.serving.prompts import PromptSet
 
 _STEP_NUMBER = re.compile(r"<Step>\s*(\d+)\s*</Step>|(\d+)")
+
+
+CHECKPOINT = "checkpoint.json"
+
+
+class Stage1Checkpoint(BaseModel):
+    """A SuperCorrect episode past stage 1 (templates, the trained student, its
+    evaluations), written in one piece: a resumed episode goes on with stage 2."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    episode_id: str
+    templates: list[ThoughtTemplate]
+    dropped: list[ParseFailure]
+    template_tokens: int
+    examples: list[TrainingExample]
+    training: TrainingRun
+    test_untrained: float
+    test_stage1: float
+    localisation_before: dict[str, Any]
+    tokens: dict[str, int]
+    # The student's state (its learner and adapter): reloaded into the engine on resume.
+    student: dict[str, Any]
+    # Messages logged when it was written: a resume cuts the log back here.
+    events_logged: int
 
 
 @dataclass(frozen=True)
@@ -107,7 +135,17 @@ class SuperCorrectLoop:
 
         return SuperCorrectAgents(
             student=student(seat.name, seat.role, seat.adapter, instantiate_plugin("env.sft", config.sft, LoRALearner)),
-            teacher_model=student("teacher", "teacher", None),
+            teacher_model=StudentClient(
+                spawn(
+                    Student,
+                    episode.pool.llm("teacher"),
+                    name="teacher",
+                    episode_id=episode.episode_id,
+                    prompts={**settings.prompts, **system},
+                    sampling=sampling,
+                    stateless=True,  # it only answers the localisation benchmark
+                )
+            ),
             grader=GraderClient(spawn(Grader, stateless=True)),
             teacher=instantiate_plugin("env.teacher", config.teacher, TemplateTeacher),
         )
@@ -119,7 +157,23 @@ class SuperCorrectLoop:
         recorder, run_dir = episode.recorder, Path(episode.run_dir)
         train = episode.task.sample(config.train_problems, split=config.train_split, seed=config.seed, episode_id=episode.episode_id)
         test = episode.task.sample(config.num_problems, split=config.split, seed=config.seed, episode_id=episode.episode_id)
-        recorder.record([*train, *test])
+        teacher_llm = episode.pool.llm("teacher")
+        if resume_from is None:
+            recorder.record([*train, *test])
+            stage1 = await self._stage1(episode, agents, train, test, prompts)
+            self.save_state(run_dir, stage1)
+        else:  # the log is cut back to the checkpoint; stage 2 is redone from there
+            stage1 = resume_from
+            recorder.rewind(stage1.events_logged)
+            await agents.student.restore(stage1.student)
+        return await self._stage2(episode, agents, train, test, prompts, teacher_llm, stage1, started)
+
+    async def _stage1(
+        self, episode: Episode, agents: SuperCorrectAgents, train: list[Problem], test: list[Problem], prompts: PromptSet
+    ) -> Stage1Checkpoint:
+        """Templates, stage-1 training (SFT or HSFT), and the student's evaluations."""
+        config: SuperCorrectConfig = episode.config
+        recorder, run_dir = episode.recorder, Path(episode.run_dir)
         teacher_llm = episode.pool.llm("teacher")
         tokens: dict[str, int] = {}
 
@@ -157,6 +211,42 @@ class SuperCorrectLoop:
         benchmark = self._benchmark(test, written.templates, config, prompts)
         recorder.record([question for question, _ in benchmark])
         localisation_before = await self._localise(agents.student, benchmark, recorder, tokens, "locate_student_stage1")
+        return Stage1Checkpoint(
+            episode_id=episode.episode_id,
+            templates=list(written.templates.values()),
+            dropped=list(written.dropped),
+            template_tokens=written.tokens,
+            examples=examples,
+            training=training,
+            test_untrained=test_untrained,
+            test_stage1=test_stage1,
+            localisation_before=localisation_before,
+            tokens=tokens,
+            student=await agents.student.state(),
+            events_logged=recorder.logged(),
+        )
+
+    async def _stage2(
+        self,
+        episode: Episode,
+        agents: SuperCorrectAgents,
+        train: list[Problem],
+        test: list[Problem],
+        prompts: PromptSet,
+        teacher_llm: Any,
+        stage1: Stage1Checkpoint,
+        started: float,
+    ) -> dict[str, Any]:
+        """Correction traces and DPO (hsft_dpo), the localisation benchmark, the summary."""
+        config: SuperCorrectConfig = episode.config
+        recorder, run_dir = episode.recorder, Path(episode.run_dir)
+        written = Written(
+            templates={t.problem_id: t for t in stage1.templates}, dropped=list(stage1.dropped), tokens=stage1.template_tokens
+        )
+        taught = [p for p in train if p.id in written.templates]
+        examples, training, tokens = stage1.examples, stage1.training, dict(stage1.tokens)
+        test_untrained, test_stage1, localisation_before = stage1.test_untrained, stage1.test_stage1, stage1.localisation_before
+        benchmark = self._benchmark(test, written.templates, config, prompts)  # the same cases: seeded
 
         # 3. Stage 2: correction traces and cross-model DPO.
         pairs: list[PreferencePair] = []
@@ -431,6 +521,30 @@ class SuperCorrectLoop:
             first = next((i for i, s in enumerate(case.template.steps, 1) if any(c.verdict == "wrong" for c in check_steps(s.text))), None)
             found.append(first == case.position)
         return {"accuracy": sum(found) / len(found), "cases": len(benchmark)}
+
+    # ------------------------------------------------------------------- Stateful
+
+    def save_state(self, run_dir: Path, state: Stage1Checkpoint) -> None:
+        """One atomic write: a kill leaves no checkpoint or this one, whole."""
+        path = Path(run_dir) / CHECKPOINT
+        tmp = path.with_suffix(".json.tmp")
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(state.model_dump_json())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+
+    def load_state(self, run_dir: Path) -> Stage1Checkpoint:
+        path = Path(run_dir) / CHECKPOINT
+        if not path.is_file():
+            raise ResumeError(f"{run_dir} has no {CHECKPOINT}: the episode did not finish stage 1; run it again")
+        try:
+            return Stage1Checkpoint.model_validate(json.loads(path.read_text(encoding="utf-8")))
+        except (ValueError, ValidationError) as exc:
+            raise ResumeError(f"{path} is not a checkpoint of this classroom: {str(exc).splitlines()[0]}") from None
+
+    def episode_id_of(self, state: Stage1Checkpoint) -> str:
+        return state.episode_id
 
     def summary_table(self, summary: dict[str, Any]) -> list[Any]:
         from rich.table import Table

@@ -38,9 +38,9 @@ from classroom.agents.grading import Grader
 from classroom.agents.messages import Attempt, Explanation, ParseFailure, Problem, new_id
 from classroom.agents.plugins import ConfigError, instantiate_plugin
 from classroom.agents.roles import gold_explanation
-from classroom.environments.base import Curve, Episode, ResumeError, spawn_student
+from classroom.environments.base import Curve, Episode, spawn_student
 from classroom.environments.recording import Recorder
-from classroom.environments.replay import Replay
+from classroom.environments.replay import Replay, replay_from
 from classroom.environments.tasks import Task
 from classroom.environments.tom.config import TomConfig
 from classroom.environments.tom.policies import InterventionPolicy, choose_interventions, ranked
@@ -422,16 +422,7 @@ class TomLoop:
         """Nothing to write: the event log, already on disk, is the state."""
 
     def load_state(self, run_dir: Path) -> Replay:
-        from classroom.launch.rundir import EVENTS, EventLogError, read_events
-
-        try:
-            _, messages = read_events(run_dir / EVENTS)
-        except (FileNotFoundError, EventLogError, ValueError) as exc:
-            raise ResumeError(f"{run_dir}: no readable event log to replay ({type(exc).__name__}: {exc})") from None
-        replay = Replay(messages)
-        if not replay.episode_id:
-            raise ResumeError(f"{run_dir}: the event log holds no problems yet; run the episode again")
-        return replay
+        return replay_from(run_dir)
 
     def episode_id_of(self, state: Replay) -> str:
         return state.episode_id
