@@ -6,9 +6,12 @@ engine actors hold the cores.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import os
 import sys
 import sysconfig
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +39,23 @@ def ship_by_value(obj: Any) -> None:
     from ray import cloudpickle
 
     cloudpickle.register_pickle_by_value(module)
+
+
+# While a run records them (:func:`recording_spawned`), the actors spawned with their
+# labels: its summary says which node each ran on (see :func:`placement`). Nothing is
+# kept otherwise: a handle held here would keep its actor alive.
+_SPAWNED: list[tuple[str, Any]] | None = None
+
+
+@contextlib.contextmanager
+def recording_spawned() -> Iterator[list[tuple[str, Any]]]:
+    """Collect (label, handle) of every actor spawned inside the block."""
+    global _SPAWNED
+    previous, _SPAWNED = _SPAWNED, []
+    try:
+        yield _SPAWNED
+    finally:
+        _SPAWNED = previous
 
 
 # How many times Ray restarts an actor whose calls depend only on their arguments (a
@@ -67,4 +87,32 @@ def spawn(
         options.update(max_restarts=STATELESS_RESTARTS, max_task_retries=-1)
     if actor_name:
         options["name"] = actor_name
-    return ray.remote(role_cls).options(**options).remote(*args, **kwargs)
+    handle = ray.remote(role_cls).options(**options).remote(*args, **kwargs)
+    if _SPAWNED is not None:
+        _SPAWNED.append((role_cls.__name__ + (f" {kwargs['name']}" if isinstance(kwargs.get("name"), str) else ""), handle))
+    return handle
+
+
+def _where(actor: Any) -> dict[str, str]:
+    import ray
+
+    context = ray.get_runtime_context()
+    return {"node_id": context.get_node_id(), "node_ip": ray.util.get_node_ip_address(), "pid": str(os.getpid())}
+
+
+def placement(actors: list[tuple[str, Any]], timeout_s: float = 10.0) -> dict[str, dict[str, str]]:
+    """Where each (label, actor handle) runs: node id, node IP and process id; an actor
+    that does not answer (dead) is reported as such."""
+    import ray
+
+    refs = [(label, actor.__ray_call__.remote(_where)) for label, actor in actors]
+    found: dict[str, dict[str, str]] = {}
+    for label, ref in refs:
+        key, n = label, 2
+        while key in found:  # two actors of one class without names
+            key, n = f"{label} #{n}", n + 1
+        try:
+            found[key] = ray.get(ref, timeout=timeout_s)
+        except Exception as exc:  # an actor that died is reported, not fatal to the summary
+            found[key] = {"error": type(exc).__name__}
+    return found

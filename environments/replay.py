@@ -74,11 +74,13 @@ class Replay:
 def replay_from(run_dir: Path) -> Replay:
     """The :class:`Replay` of the run in ``run_dir`` (its event log), or ResumeError."""
     from classroom.environments.base import ResumeError
-    from classroom.launch.rundir import EVENTS, EventLogError, read_events
+    from classroom.environments.eventlog import EVENTS, EventLogError, read_events
 
+    if not (Path(run_dir) / EVENTS).is_file():
+        raise ResumeError(f"{run_dir} has no {EVENTS}: the episode logged nothing to replay; run it again")
     try:
         _, messages = read_events(Path(run_dir) / EVENTS)
-    except (FileNotFoundError, EventLogError, ValueError) as exc:
+    except (EventLogError, ValueError) as exc:
         raise ResumeError(f"{run_dir}: no readable event log to replay ({type(exc).__name__}: {exc})") from None
     replay = Replay(messages)
     if not replay.episode_id:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from classroom.agents.actors import placement, recording_spawned
 from classroom.agents.learners import Learner
 from classroom.agents.plugins import ConfigError, instantiate_plugin, validate_section
 from classroom.agents.settings import StudentSettings, TeacherSettings
@@ -288,7 +289,11 @@ def run_episode(cfg: dict[str, Any], run_dir: Path, *, show_progress: bool = Tru
         )
 
         faults_before = pool.faults()
-        summary = {"status": "completed", **play_interruptibly(plan, episode, resume_from)}
+        with recording_spawned() as spawned:
+            summary = {"status": "completed", **play_interruptibly(plan, episode, resume_from)}
+            with contextlib.suppress(Exception):  # where the actors ran: for clusters
+                summary["placement"] = placement([*pool.engine_actors(), *spawned])
+            del spawned[:]  # handles held would keep the actors alive
     except KeyboardInterrupt:
         summary = {"status": "interrupted", "episode_id": episode_id}
         raise

@@ -16,19 +16,19 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from classroom.agents.messages import SCHEMA_VERSION, AnyMessage, Attempt, parse_message
+from classroom.agents.messages import SCHEMA_VERSION, AnyMessage, Attempt
+
+# The log's reader lives with the loops, which replay it to resume; re-exported here.
+from classroom.environments.eventlog import EVENTS
+from classroom.environments.eventlog import EventLogError as EventLogError
+from classroom.environments.eventlog import read_events as read_events
 from classroom.serving.secrets import redact
 
-EVENTS = "events.jsonl"
 # Messages a resumed run set aside: logged after the checkpoint it resumed from, redone.
 SUPERSEDED = "events.superseded.jsonl"
 METRICS = "metrics.jsonl"
 SUMMARY = "summary.json"
 CONFIG = "config.yaml"
-
-
-class EventLogError(ValueError):
-    """An event log that cannot be read (no header, a newer schema)."""
 
 
 def config_hash(config: dict[str, Any]) -> str:
@@ -97,38 +97,6 @@ class EventLog:
 
     def close(self) -> None:
         self._file.close()
-
-
-def read_events(path: Path | str) -> tuple[dict[str, Any], list[AnyMessage]]:
-    """The header and every message of an event log, as typed messages.
-
-    A last line cut short by a killed run is skipped; any other bad line raises. The
-    loop named in the header is imported first, so its own message kinds parse.
-    """
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
-    if not lines:
-        raise EventLogError(f"{path} is empty: no header line")
-    header = json.loads(lines[0])
-    if header.get("kind") != "header":
-        raise EventLogError(f"{path}: first line is not a header")
-    if header.get("schema_version", 0) > SCHEMA_VERSION:
-        raise EventLogError(f"{path} was written with schema {header['schema_version']}; this classroom reads up to {SCHEMA_VERSION}")
-    if header.get("loop"):
-        from classroom.environments.base import LoopError, load_loop
-
-        try:
-            load_loop(header["loop"])
-        except LoopError as exc:
-            raise EventLogError(f"{path}: {exc}") from None
-    messages = []
-    for number, line in enumerate(lines[1:], start=2):
-        try:
-            messages.append(parse_message(line))
-        except ValueError:
-            if number == len(lines):  # torn final write
-                break
-            raise
-    return header, messages
 
 
 class RunDirectory:

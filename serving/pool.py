@@ -224,19 +224,32 @@ class ModelPool:
     def start(cls, config: PoolConfig | dict[str, Any]) -> ModelPool:
         """Start every model's replicas (engine actors need ``ray.init`` first)."""
         from classroom.serving.openai_backend import OpenAIBackend
-        from classroom.serving.vllm_engine import start_engine
+        from classroom.serving.vllm_engine import start_engines
 
         config = config if isinstance(config, PoolConfig) else PoolConfig.model_validate(config)
         ledger, ledger_name = _start_ledger()
+        # Every engine of the pool starts at once: each loads its model while the others do.
+        engine_configs = []
+        for name, spec in config.models.items():
+            if spec.backend == "vllm":
+                assert spec.engine is not None
+                engine = (
+                    spec.engine if spec.engine.served_model_name is not None else spec.engine.model_copy(update={"served_model_name": name})
+                )
+                engine_configs += [(name, engine)] * spec.replicas
+        try:
+            engines = start_engines([engine for _, engine in engine_configs], ledger_name=ledger_name)
+        except BaseException:
+            if ledger is not None:
+                import ray
+
+                ray.kill(ledger)
+            raise
         models: dict[str, RoutedLLM] = {}
         for name, spec in config.models.items():
             replicas: list[LLM] = []
             if spec.backend == "vllm":
-                assert spec.engine is not None
-                engine = spec.engine
-                if engine.served_model_name is None:
-                    engine = engine.model_copy(update={"served_model_name": name})
-                replicas = [start_engine(engine, ledger_name=ledger_name) for _ in range(spec.replicas)]
+                replicas = [engine for (model, _), engine in zip(engine_configs, engines) if model == name]
             else:
                 assert spec.endpoint is not None
                 ep = spec.endpoint
@@ -280,6 +293,17 @@ class ModelPool:
         ]
         readings = await asyncio.gather(*(replica.stats() for _, replica in engines))
         return {key: reading for (key, _), reading in zip(engines, readings)}
+
+    def engine_actors(self) -> list[tuple[str, Any]]:
+        """(label, actor handle) of every engine replica, for placement reports."""
+        from classroom.serving.vllm_engine import VLLMBackend
+
+        return [
+            (f"engine {name}#{index}", replica.actor)
+            for name, routed in self.models.items()
+            for index, replica in enumerate(routed.replicas)
+            if isinstance(replica, VLLMBackend)
+        ]
 
     def faults(self) -> dict[str, dict[str, int]]:
         """Faults every process saw so far, by model and kind (retried, repaired)."""

@@ -642,9 +642,42 @@ def start_engine(config: VLLMEngineConfig, *, actor_name: str | None = None, led
     """Start a VLLMEngine actor (with its placement group on GPUs) and wait until ready.
 
     Needs ``ray.init`` first. ``ledger_name`` (a ServingLedger actor's) keeps the
-    adapters it serves, so that Ray's restart of a dead engine brings them back. Raises :class:`EngineStartupTimeout` naming what it
-    waited for when the resources or the engine do not come up in time.
+    adapters it serves, so that Ray's restart of a dead engine brings them back. Raises
+    :class:`EngineStartupTimeout` naming what it waited for, with what the cluster has,
+    when the resources or the engine do not come up in time.
     """
+    return start_engines([config], actor_names=[actor_name], ledger_name=ledger_name)[0]
+
+
+def start_engines(
+    configs: Sequence[VLLMEngineConfig], *, actor_names: Sequence[str | None] | None = None, ledger_name: str | None = None
+) -> list[VLLMBackend]:
+    """Start several engines at once (each loads its model while the others do) and
+    wait until every one is ready; see :func:`start_engine`."""
+    import ray
+
+    names = list(actor_names or [None] * len(configs))
+    launched = []
+    try:
+        for config, name in zip(configs, names):
+            launched.append(_launch(config, name, ledger_name))
+        for config, _, _, ready in launched:
+            try:
+                ray.get(ready, timeout=config.startup_timeout_s)
+            except ray.exceptions.GetTimeoutError as exc:
+                raise EngineStartupTimeout(
+                    f"vLLM engine {config.name!r} (model {config.model}) did not start within "
+                    f"{config.startup_timeout_s:g} s (engine.startup_timeout_s); {cluster_resources_line()}"
+                ) from exc
+    except BaseException:
+        for _, actor, _, _ in launched:
+            ray.kill(actor)
+        raise
+    return [VLLMBackend(actor, config.name, config.call_timeout_s, actor_name=name) for config, actor, name, _ in launched]
+
+
+def _launch(config: VLLMEngineConfig, actor_name: str | None, ledger_name: str | None) -> tuple[VLLMEngineConfig, Any, str, Any]:
+    """Place an engine actor and ask it to start; returns what waiting on it needs."""
     import ray
 
     placement_group = None
@@ -660,19 +693,29 @@ def start_engine(config: VLLMEngineConfig, *, actor_name: str | None = None, led
 
             remove_placement_group(placement_group)
             raise EngineStartupTimeout(
-                f"placement group {bundles} for engine {config.name!r} not ready after "
-                f"{config.startup_timeout_s:g} s: the cluster lacks those GPUs"
+                f"placement group {bundles} ({TP_PLACEMENT_STRATEGY}) for engine {config.name!r} not ready after "
+                f"{config.startup_timeout_s:g} s: the cluster lacks those GPUs on one node; {cluster_resources_line()}"
             ) from exc
     options = actor_options(config, placement_group)
     engine_id = uuid.uuid4().hex
     options["name"] = actor_name = actor_name or f"classroom-engine-{engine_id}"
     actor = _engine_actor_class().options(**options).remote(config, ledger_name, engine_id)
+    return config, actor, actor_name, actor.start.remote()
+
+
+def cluster_resources_line() -> str:
+    """What the cluster has, and has free, per resource: for errors about placement."""
+    import ray
+
     try:
-        ray.get(actor.start.remote(), timeout=config.startup_timeout_s)
-    except ray.exceptions.GetTimeoutError as exc:
-        ray.kill(actor)
-        raise EngineStartupTimeout(
-            f"vLLM engine {config.name!r} (model {config.model}) did not start within "
-            f"{config.startup_timeout_s:g} s (engine.startup_timeout_s)"
-        ) from exc
-    return VLLMBackend(actor, config.name, config.call_timeout_s, actor_name=actor_name)
+        total, free = ray.cluster_resources(), ray.available_resources()
+    except Exception:  # an error message must not fail for want of figures
+        return "the cluster's resources are unknown"
+    keys = [k for k in ("CPU", "GPU", "memory") if k in total] + sorted(
+        k for k in total if k not in ("CPU", "GPU", "memory") and not k.startswith("node:")
+    )
+    shown = ", ".join(
+        f"{k} {free.get(k, 0):g}/{total[k]:g}" if k != "memory" else f"memory {free.get(k, 0) / 2**30:.1f}/{total[k] / 2**30:.1f} GiB"
+        for k in keys
+    )
+    return f"the cluster has (free/total): {shown or 'nothing'}"

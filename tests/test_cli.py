@@ -217,6 +217,10 @@ def test_run_over_http_end_to_end(engine_url, data_dir, tmp_path):
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["problems"] == 4
     assert summary["skipped_rows"]["count"] == 2 and "missing or empty field(s)" in summary["skipped_rows"]["first"][1]
+    # Where each actor ran: one node here, every agent of the episode on it.
+    placement = summary["placement"]
+    assert {"Student student", "TomTeacher", "Grader"} <= set(placement), placement
+    assert len({where["node_id"] for where in placement.values()}) == 1
     assert (run_dir / "config.yaml").is_file() and (run_dir / "events.jsonl").stat().st_size > 0
 
 

@@ -225,7 +225,8 @@ CLASSROOM = [sys.executable, "-m", "classroom.launch.cli"]
         ("empty", "has no config.yaml"),
         ("config_only", "has no checkpoint.json: the episode finished no iteration"),
         ("not_a_checkpoint", "checkpoint.json is not a checkpoint of this classroom"),
-        ("tom", "tom episodes cannot be resumed"),
+        # ToM resumes by replaying its event log: here there is none.
+        ("tom", "has no events.jsonl: the episode logged nothing to replay; run it again"),
         ("completed", "holds a completed episode"),
     ],
 )

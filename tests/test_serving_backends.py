@@ -200,8 +200,10 @@ def test_gpu_engine_on_a_cluster_without_gpus_times_out_naming_what_it_waited_fo
     from classroom.serving.vllm_engine import EngineStartupTimeout, start_engine
 
     config = VLLMEngineConfig(device="cuda", tensor_parallel_size=2, startup_timeout_s=1)
-    with pytest.raises(EngineStartupTimeout, match=r"placement group \[\{'GPU': 1.0, 'CPU': 1.0\}.*not ready after 1 s"):
+    with pytest.raises(EngineStartupTimeout, match=r"placement group \[\{'GPU': 1.0, 'CPU': 1.0\}.*not ready after 1 s") as err:
         start_engine(config)
+    # What the cluster has is in the same line: no GPU at all here.
+    assert "the cluster has (free/total): CPU " in str(err.value) and "GPU" not in str(err.value).split("the cluster has")[1]
 
 
 def test_engine_that_does_not_start_in_time_is_named(ray_local):
