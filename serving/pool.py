@@ -10,6 +10,7 @@ busy replica gets less.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -127,15 +128,21 @@ class RoutedLLM:
 
     async def _route(self, count: int, exclude: frozenset[int]) -> list[int]:
         ledger = self._shared()
-        if ledger is None:  # counted before any await: a concurrent call sees it at once
-            return self.board.route(self.name, len(self.replicas), count, tuple(exclude), self.rest_s)
-        return await ledger.route.remote(self.name, len(self.replicas), count, list(exclude), self.rest_s)
+        if ledger is not None:
+            try:
+                return await ledger.route.remote(self.name, len(self.replicas), count, list(exclude), self.rest_s)
+            except Exception as exc:  # the ledger is gone: route on this process's own view
+                logger.warning("model %s: the pool's ledger does not answer (%s); routing on local counts", self.name, type(exc).__name__)
+                self.ledger_name, self._ledger = None, None
+        # Counted before any await: a concurrent call sees it at once.
+        return self.board.route(self.name, len(self.replicas), count, tuple(exclude), self.rest_s)
 
     async def _release(self, replica: int, count: int, failed: bool = False) -> None:
         ledger = self._shared()
         if ledger is None:
             self.board.release(self.name, replica, count, failed)
-        else:
+            return
+        with contextlib.suppress(Exception):  # the ledger is gone; _route falls back next call
             await ledger.release.remote(self.name, replica, count, failed)
 
     async def chat(

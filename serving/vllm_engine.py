@@ -269,9 +269,8 @@ class VLLMEngineHost:
         async with self._starting:
             if self.engine is None:
                 self._build()
-                if self.ledger_name is not None:
-                    for name, path in (await self._ledger().adapters_of.remote(self.engine_id)).items():
-                        await self._add_adapter(name, path)
+                for name, path in (await self._registered()).items():
+                    await self._add_adapter(name, path)
         return self.info()
 
     def _build(self) -> None:
@@ -467,6 +466,17 @@ class VLLMEngineHost:
         import ray
 
         return ray.get_actor(self.ledger_name)
+
+    async def _registered(self) -> dict[str, str]:
+        """The adapters the ledger says this engine serves ({} without a ledger; a
+        request for one then fails naming it, rather than the engine not starting)."""
+        if self.ledger_name is None:
+            return {}
+        try:
+            return await self._ledger().adapters_of.remote(self.engine_id)
+        except Exception as exc:
+            logger.warning("engine %s: the pool's ledger does not answer (%s); starting without its adapters", self.config.name, exc)
+            return {}
 
     async def _add_adapter(self, name: str, path: str) -> None:
         from vllm.lora.request import LoRARequest
