@@ -8,6 +8,7 @@ import os
 import signal
 import threading
 
+import psutil
 import pytest
 from pydantic import ValidationError
 
@@ -185,9 +186,12 @@ async def test_a_killed_grading_worker_is_replaced_and_nothing_is_lost() -> None
     try:
         assert await grader.verdicts([(problem, "5")]) == [(True, None)]  # the worker is up
         (worker,) = multiprocessing.active_children()
+        busy = psutil.Process(worker.pid)
+        idle_cpu = sum(busy.cpu_times()[:2])
         grading = asyncio.ensure_future(grader.verdicts([(problem, POWER_TOWER), (problem, "5"), (problem, "4")]))
-        # The tower holds the worker for its 5 s limit: the kill lands while it works.
-        await asyncio.sleep(0.5)
+        # The tower holds the worker for its 5 s limit: killed once it is at work on it.
+        while sum(busy.cpu_times()[:2]) < idle_cpu + 0.2 and not grading.done():
+            await asyncio.sleep(0.02)
         os.kill(worker.pid, signal.SIGKILL)
         verdicts = await grading
     finally:
