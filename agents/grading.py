@@ -337,6 +337,13 @@ def _warm_worker() -> None:
     import math_verify  # noqa: F401
 
 
+def accuracy(attempts: Sequence[Attempt]) -> float | None:
+    """Share of correct attempts among the graded ones (an ungradeable attempt is
+    neither right nor wrong); None when none is graded."""
+    graded = [a for a in attempts if a.correct is not None]
+    return sum(bool(a.correct) for a in graded) / len(graded) if graded else None
+
+
 # --------------------------------------------------------------------------------- grader
 
 

@@ -16,6 +16,7 @@ from classroom.agents.grading import (
     REASONING_GYM_KEY,
     Grader,
     GradeResult,
+    accuracy,
     answers_match,
     extract_final_answer,
     normalize_answer,
@@ -23,7 +24,6 @@ from classroom.agents.grading import (
 from classroom.agents.messages import Attempt, Problem, parse_message
 from classroom.agents.skills import skill_report
 from classroom.environments.tasks import reasoning_gym
-from classroom.environments.tom.summary import accuracy
 
 EXTRACTION_CASES = [
     # JSON comes first, even when other forms follow it.

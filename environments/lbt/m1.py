@@ -46,7 +46,9 @@ async def run_m1(episode: Episode, agents: LbtAgents, replay: Replay | None = No
     per_problem = []
     for problem in problems:
         picked = select_answers(teaching.greedy[problem.id].final_answer, teaching.scored[problem.id])
-        verdicts = {method: await agents.grader.score(problem, answer) for method, answer in picked.items()}
+        # An ungradeable answer (None: its scorer timed out) is not counted right; LbT's
+        # accuracies are over every teaching problem, as in the paper.
+        verdicts = {method: bool(await agents.grader.score(problem, answer)) for method, answer in picked.items()}
         for method in METHODS:
             right[method].append(verdicts[method])
         per_problem.append({"problem_id": problem.id, "answers": picked, "correct": verdicts})

@@ -114,8 +114,9 @@ async def run_m2(episode: Episode, agents: LbtAgents, replay: Replay | None = No
     else:
         after = before if adapter is None else await agents.teacher.explain(test, adapter=adapter)
         episode.recorder.record(after if adapter else before)
-    right_before = [await agents.grader.score(p, e.final_answer) for p, e in zip(test, before)]
-    right_after = [await agents.grader.score(p, e.final_answer) for p, e in zip(test, after)]
+    # An ungradeable answer (None) is not counted right: accuracy over every test problem.
+    right_before = [bool(await agents.grader.score(p, e.final_answer)) for p, e in zip(test, before)]
+    right_after = [bool(await agents.grader.score(p, e.final_answer)) for p, e in zip(test, after)]
     accuracy_before, accuracy_after = _mean(right_before), _mean(right_after)
     tokens = dict(teaching.tokens) if teaching else {}
     for explanation in [*before, *(after if adapter else [])]:

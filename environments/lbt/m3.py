@@ -16,6 +16,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from classroom.agents.grading import accuracy
 from classroom.agents.messages import Attempt, ParseFailure, Problem
 from classroom.agents.plugins import instantiate_plugin
 from classroom.environments.base import Episode
@@ -127,14 +128,17 @@ async def _score(
     )
     graded = await asyncio.gather(*(agents.grader.grade_attempts(items, [a[0] for a in student]) for student in answers))
     by_id = {p.id: p for p in items}
-    right, errors = 0, []
+    right, counted, errors = 0, 0, []
     for attempts in graded:
         for attempt in attempts:
             tokens[attempt.sender] = tokens.get(attempt.sender, 0) + attempt.usage.total_tokens
-            right += bool(attempt.correct)
+            if attempt.correct is None:  # ungradeable: neither right nor an error to learn from
+                continue
+            counted += 1
+            right += attempt.correct
             if not attempt.correct:
                 errors.append((by_id[attempt.problem_id], attempt))
-    return right / max(len(items) * len(agents.students), 1), errors
+    return right / max(counted, 1), errors
 
 
 async def _accuracy(
@@ -145,7 +149,7 @@ async def _accuracy(
     graded = await agents.grader.grade_attempts(problems, [a[0] for a in answers])
     for attempt in graded:
         tokens[attempt.sender] = tokens.get(attempt.sender, 0) + attempt.usage.total_tokens
-    return sum(bool(a.correct) for a in graded) / max(len(graded), 1)
+    return accuracy(graded) or 0.0  # over the graded ones
 
 
 def _proposal(episode: Episode, iteration: int, exemplars: ExemplarSet, score: float, kept: bool) -> ExemplarProposal:

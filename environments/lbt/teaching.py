@@ -183,7 +183,9 @@ async def _grade_rationales(
 ) -> list[list[bool]]:
     """Whether each sampled rationale's own answer is right."""
     flat = [(p, e) for p, group in zip(problems, sampled) for e in group]
-    verdicts = await asyncio.gather(*(grader.score(p, e.final_answer) for p, e in flat))
+    # A rationale whose answer is ungradeable (None) is not taken for right: it is never
+    # the chosen side of a correctness pair.
+    verdicts = [bool(v) for v in await asyncio.gather(*(grader.score(p, e.final_answer) for p, e in flat))]
     result, at = [], 0
     for group in sampled:
         result.append(list(verdicts[at : at + len(group)]))

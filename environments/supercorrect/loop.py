@@ -39,7 +39,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from classroom.agents.actors import spawn
 from classroom.agents.clients import GraderClient, StudentClient
-from classroom.agents.grading import Grader
+from classroom.agents.grading import Grader, accuracy
 from classroom.agents.learners import DPOLearner, LoRALearner
 from classroom.agents.messages import Attempt, ParseFailure, PreferencePair, Problem, TrainingExample, TrainingRun
 from classroom.agents.plugins import ConfigError, instantiate_plugin
@@ -342,7 +342,8 @@ class SuperCorrectLoop:
         graded = await agents.grader.grade_attempts(problems, attempts)
         recorder.record(graded)
         _count(tokens, graded)
-        return sum(bool(a.correct) for a in graded) / max(len(graded), 1)
+        # Over the graded ones: an ungradeable attempt is neither right nor wrong.
+        return accuracy(graded) or 0.0
 
     async def _correction_pairs(
         self,

@@ -34,7 +34,7 @@ from typing import Any, ClassVar
 
 from classroom.agents.actors import spawn
 from classroom.agents.clients import GraderClient, StudentClient
-from classroom.agents.grading import Grader
+from classroom.agents.grading import Grader, accuracy
 from classroom.agents.messages import Attempt, Explanation, ParseFailure, Problem, new_id
 from classroom.agents.plugins import ConfigError, instantiate_plugin
 from classroom.agents.roles import gold_explanation
@@ -44,7 +44,7 @@ from classroom.environments.replay import Replay, replay_from
 from classroom.environments.tasks import Task
 from classroom.environments.tom.config import TomConfig
 from classroom.environments.tom.policies import InterventionPolicy, choose_interventions, ranked
-from classroom.environments.tom.summary import accuracy, budget_key, per_skill_accuracy, tom_summary_table
+from classroom.environments.tom.summary import budget_key, per_skill_accuracy, tom_summary_table
 from classroom.environments.tom.teacher import StudentView, TomTeacher, TomTeacherClient, mixed_demonstrations, wrong_answer
 from classroom.environments.tom.types import InterventionDecision, SeedObservation
 

@@ -9,15 +9,6 @@ from typing import Any
 from classroom.agents.messages import Attempt, Problem
 
 
-def accuracy(attempts: Sequence[Attempt]) -> float | None:
-    """Share of correct attempts among those graded (an ungradeable one is neither right
-    nor wrong); None when none is graded."""
-    graded = [a for a in attempts if a.correct is not None]
-    if not graded:
-        return None
-    return sum(bool(a.correct) for a in graded) / len(graded)
-
-
 def per_skill_accuracy(problems: Sequence[Problem], attempts: Sequence[Attempt]) -> dict[str, float]:
     """Accuracy per skill label (a problem with several skills counts for each)."""
     by_id = {p.id: p for p in problems}
