@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import copy
 import importlib
+import json
+import os
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from classroom.agents.actors import spawn
 from classroom.agents.clients import StudentClient
@@ -153,6 +155,35 @@ class Stateful(Protocol):
     def load_state(self, run_dir: Path) -> Any: ...
 
     def episode_id_of(self, state: Any) -> str: ...
+
+
+# The file a checkpointing loop keeps its state in, inside the run directory.
+CHECKPOINT = "checkpoint.json"
+S = TypeVar("S", bound=BaseModel)
+
+
+def write_checkpoint(run_dir: Path, state: BaseModel) -> None:
+    """One atomic write of a loop's whole state: a kill leaves the previous checkpoint
+    (or none) or this one, whole."""
+    path = Path(run_dir) / CHECKPOINT
+    tmp = path.with_suffix(".json.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(state.model_dump_json())
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def read_checkpoint(run_dir: Path, model: type[S], *, missing: str) -> S:
+    """The checkpoint :func:`write_checkpoint` left, or :class:`ResumeError`: ``missing``
+    says why a run without one has nothing to resume from."""
+    path = Path(run_dir) / CHECKPOINT
+    if not path.is_file():
+        raise ResumeError(f"{run_dir} has no {CHECKPOINT}: {missing}")
+    try:
+        return model.model_validate(json.loads(path.read_text(encoding="utf-8")))
+    except (ValueError, ValidationError) as exc:
+        raise ResumeError(f"{path} is not a checkpoint of this classroom: {str(exc).splitlines()[0]}") from None
 
 
 def spawn_student(episode: Episode, seat: Seat, *, stateless: bool = False) -> StudentClient:

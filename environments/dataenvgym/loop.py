@@ -10,21 +10,19 @@ last finished step.
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from classroom.agents.actors import spawn
 from classroom.agents.clients import GraderClient, StudentClient
 from classroom.agents.grading import Grader, is_reasoning_gym_problem
 from classroom.agents.plugins import ConfigError, instantiate_plugin
 from classroom.agents.skills import SkillDiscovery, TaskSkills
-from classroom.environments.base import Curve, Episode, EpisodeStopped, ResumeError, spawn_student
+from classroom.environments.base import Curve, Episode, EpisodeStopped, read_checkpoint, spawn_student, write_checkpoint
 from classroom.environments.dataenvgym.agent import DataGenerator, DataGeneratorClient
 from classroom.environments.dataenvgym.config import DataEnvConfig
 from classroom.environments.dataenvgym.engines import DataGenerationEngine, ReasoningGymEngine
@@ -32,8 +30,6 @@ from classroom.environments.dataenvgym.env import DataEnvGym, EnvState
 from classroom.environments.dataenvgym.policies import DataGenerationPolicy
 from classroom.environments.dataenvgym.summary import dataenvgym_summary_table
 from classroom.environments.tasks import Task
-
-CHECKPOINT = "checkpoint.json"
 
 
 class SkillTreeError(EpisodeStopped):
@@ -164,23 +160,10 @@ class DataEnvGymLoop:
     # ------------------------------------------------------------------- Stateful
 
     def save_state(self, run_dir: Path, state: DataEnvCheckpoint) -> None:
-        """One atomic write: a kill leaves the previous checkpoint or this one, whole."""
-        path = Path(run_dir) / CHECKPOINT
-        tmp = path.with_suffix(".json.tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(state.model_dump_json())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        write_checkpoint(run_dir, state)
 
     def load_state(self, run_dir: Path) -> DataEnvCheckpoint:
-        path = Path(run_dir) / CHECKPOINT
-        if not path.is_file():
-            raise ResumeError(f"{run_dir} has no {CHECKPOINT}: the episode finished no iteration to resume from")
-        try:
-            return DataEnvCheckpoint.model_validate(json.loads(path.read_text(encoding="utf-8")))
-        except (ValueError, ValidationError) as exc:
-            raise ResumeError(f"{path} is not a checkpoint of this classroom: {str(exc).splitlines()[0]}") from None
+        return read_checkpoint(run_dir, DataEnvCheckpoint, missing="the episode finished no iteration to resume from")
 
     def episode_id_of(self, state: DataEnvCheckpoint) -> str:
         return state.env.episode_id

@@ -24,8 +24,6 @@ One episode, top to bottom (:meth:`SuperCorrectLoop.run`):
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import random
 import re
 import time
@@ -35,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from classroom.agents.actors import spawn
 from classroom.agents.clients import GraderClient, StudentClient
@@ -45,7 +43,7 @@ from classroom.agents.messages import Attempt, ParseFailure, PreferencePair, Pro
 from classroom.agents.plugins import ConfigError, instantiate_plugin
 from classroom.agents.roles import Student, gold_explanation
 from classroom.agents.steps import check_steps, worked_solution
-from classroom.environments.base import Curve, Episode, ResumeError
+from classroom.environments.base import Curve, Episode, read_checkpoint, write_checkpoint
 from classroom.environments.recording import Recorder
 from classroom.environments.stats import mean_ci
 from classroom.environments.supercorrect.config import SuperCorrectConfig
@@ -57,9 +55,6 @@ from classroom.environments.tasks import Task
 from classroom.serving.prompts import PromptSet
 
 _STEP_NUMBER = re.compile(r"<Step>\s*(\d+)\s*</Step>|(\d+)")
-
-
-CHECKPOINT = "checkpoint.json"
 
 
 class Stage1Checkpoint(BaseModel):
@@ -526,23 +521,10 @@ class SuperCorrectLoop:
     # ------------------------------------------------------------------- Stateful
 
     def save_state(self, run_dir: Path, state: Stage1Checkpoint) -> None:
-        """One atomic write: a kill leaves no checkpoint or this one, whole."""
-        path = Path(run_dir) / CHECKPOINT
-        tmp = path.with_suffix(".json.tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(state.model_dump_json())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        write_checkpoint(run_dir, state)
 
     def load_state(self, run_dir: Path) -> Stage1Checkpoint:
-        path = Path(run_dir) / CHECKPOINT
-        if not path.is_file():
-            raise ResumeError(f"{run_dir} has no {CHECKPOINT}: the episode did not finish stage 1; run it again")
-        try:
-            return Stage1Checkpoint.model_validate(json.loads(path.read_text(encoding="utf-8")))
-        except (ValueError, ValidationError) as exc:
-            raise ResumeError(f"{path} is not a checkpoint of this classroom: {str(exc).splitlines()[0]}") from None
+        return read_checkpoint(run_dir, Stage1Checkpoint, missing="the episode did not finish stage 1; run it again")
 
     def episode_id_of(self, state: Stage1Checkpoint) -> str:
         return state.episode_id
