@@ -18,6 +18,8 @@ import json
 import threading
 from collections import Counter
 
+from classroom.launch.stub_endpoint import read_request
+
 KINDS = (
     "valid",
     "nonsense",
@@ -124,13 +126,7 @@ class FaultServer:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = 0
-            for line in head.decode("latin-1").split("\r\n"):
-                name, _, value = line.partition(":")
-                if name.strip().lower() == "content-length":
-                    length = int(value.strip())
-            body = await reader.readexactly(length)
+            body = await read_request(reader)
             index = self._next_of.get(body, self.requests)
             self._next_of[body] = index + 1
             kind = self.kinds[index % len(self.kinds)]

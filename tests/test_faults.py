@@ -22,6 +22,19 @@ from classroom.serving.types import SamplingParams, as_conversation
 CLASSROOM = [sys.executable, "-m", "classroom.launch.cli"]
 
 
+TOM_OVER_HTTP = [
+    "run",
+    "model=openai",
+    "model.models.remote.endpoint.keyless=true",
+    "env.num_problems=6",
+    "env.seed_set_size=2",
+    "env.post_test_size=2",
+    "env.demo_counts=[0,1]",
+    "progress=false",
+    "cluster.num_cpus=1",
+]
+
+
 async def test_a_thousand_garbage_replies_are_retried_or_repaired_and_counted():
     params = SamplingParams(max_tokens=64)
     with FaultServer(stall_s=10) as server:
@@ -58,18 +71,10 @@ def test_an_episode_rides_through_a_garbage_endpoint(tmp_path):
         out = subprocess.run(
             [
                 *CLASSROOM,
-                "run",
-                "model=openai",
-                "model.models.remote.endpoint.keyless=true",
+                *TOM_OVER_HTTP,
                 "model.models.remote.endpoint.timeout_s=1",
                 "model.models.remote.endpoint.max_retries=5",
                 "model.models.remote.endpoint.backoff_s=0.01",
-                "env.num_problems=6",
-                "env.seed_set_size=2",
-                "env.post_test_size=2",
-                "env.demo_counts=[0,1]",
-                "progress=false",
-                "cluster.num_cpus=1",
             ],
             capture_output=True,
             text=True,
@@ -126,19 +131,6 @@ def test_routing_load_is_shared_by_every_actor_of_the_pool(ray_local):
             pool.shutdown()
 
 
-TOM_OVER_HTTP = [
-    "run",
-    "model=openai",
-    "model.models.remote.endpoint.keyless=true",
-    "env.num_problems=6",
-    "env.seed_set_size=2",
-    "env.post_test_size=2",
-    "env.demo_counts=[0,1]",
-    "progress=false",
-    "cluster.num_cpus=1",
-]
-
-
 def start_run(args: list[str], url: str, runs) -> tuple[subprocess.Popen, queue.Queue]:
     """`classroom ARGS` against ``url``; its stderr lines arrive on the queue as written."""
     env = {**os.environ, "CLASSROOM_RUNS": str(runs), "CLASSROOM_OPENAI_BASE_URL": url, "CLASSROOM_OPENAI_MODEL": "faulty"}
@@ -146,6 +138,17 @@ def start_run(args: list[str], url: str, runs) -> tuple[subprocess.Popen, queue.
     lines: queue.Queue = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in run.stderr], daemon=True).start()  # type: ignore[union-attr]
     return run, lines
+
+
+def wait_until_held(run: subprocess.Popen, server: FaultServer, timeout_s: float = 120) -> None:
+    """Until the server holds requests past its ``hold_after`` (the run is waiting on them)."""
+    assert server.hold_after is not None
+    deadline = time.time() + timeout_s
+    while server.requests <= server.hold_after and time.time() < deadline:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            run.wait(timeout=0.1)
+            pytest.fail("the run ended before the endpoint went down")
+    assert server.requests > server.hold_after, "the run never reached the held requests"
 
 
 def test_an_endpoint_killed_mid_episode_and_started_again_is_ridden_through(tmp_path):
@@ -156,11 +159,7 @@ def test_an_endpoint_killed_mid_episode_and_started_again_is_ridden_through(tmp_
             first.url,
             tmp_path,
         )
-        deadline = time.time() + 120
-        while first.requests <= 20 and time.time() < deadline:  # the run now waits on held requests
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                run.wait(timeout=0.1)
-                pytest.fail("the run ended before the endpoint went down")
+        wait_until_held(run, first)  # the run now waits on held requests
     # The endpoint went down, its held requests dropped unanswered; it comes back on the
     # same port within the retry window (8 retries, backoff from 0.2 s).
     with FaultServer(kinds=("valid",), port=port):
@@ -180,11 +179,7 @@ def test_an_endpoint_that_stays_down_stops_the_run_in_one_line_naming_it(tmp_pat
         run, lines = start_run(
             [*TOM_OVER_HTTP, "model.models.remote.endpoint.max_retries=1", "model.models.remote.endpoint.backoff_s=0.05"], url, tmp_path
         )
-        deadline = time.time() + 120
-        while server.requests <= 20 and time.time() < deadline:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                run.wait(timeout=0.1)
-                pytest.fail("the run ended before the endpoint went down")
+        wait_until_held(run, server)
     run.wait(timeout=300)
     err = []
     while not lines.empty():

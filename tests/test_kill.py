@@ -86,6 +86,13 @@ def each_answered_once(messages: list) -> None:
     assert answers and max(answers.values()) == 1, answers.most_common(3)
 
 
+def resume(run_dir: Path) -> dict:
+    """`classroom resume RUN_DIR`, which must succeed; the summary it writes."""
+    out = subprocess.run([*CLASSROOM, "resume", str(run_dir)], capture_output=True, text=True, timeout=600, env=os.environ.copy())
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads((run_dir / "summary.json").read_text())
+
+
 def finish(run: subprocess.Popen, run_dir: Path) -> dict:
     _, err = run.communicate(timeout=600)
     assert run.returncode == 0, err[-3000:]
@@ -121,9 +128,7 @@ def test_tom_episode_survives_its_engine_and_its_student_killed_and_resumes_afte
     os.killpg(run.pid, signal.SIGKILL)
     run.wait(timeout=60)
     before = {m.id for m in logged(run_dir)}
-    out = subprocess.run([*CLASSROOM, "resume", str(run_dir)], capture_output=True, text=True, timeout=600, env=os.environ.copy())
-    assert out.returncode == 0, out.stderr[-3000:]
-    summary = json.loads((run_dir / "summary.json").read_text())
+    summary = resume(run_dir)
     assert summary["status"] == "completed" and summary["problems"] == 8
     messages = logged(run_dir)
     each_answered_once(messages)
@@ -164,9 +169,7 @@ def test_dataenvgym_lora_episode_survives_its_engine_killed_and_resumes_after_it
     stopped = [line for line in err.splitlines() if line.startswith("episode stopped:")]
     assert len(stopped) == 1 and f"classroom resume {run_dir} continues it" in stopped[0], err[-2000:]
 
-    out = subprocess.run([*CLASSROOM, "resume", str(run_dir)], capture_output=True, text=True, timeout=600, env=os.environ.copy())
-    assert out.returncode == 0, out.stderr[-3000:]
-    summary = json.loads((run_dir / "summary.json").read_text())
+    summary = resume(run_dir)
     assert summary["status"] == "completed" and summary["iterations"] == 2 and summary["resumed_from"] == 1
     messages = logged(run_dir)
     each_answered_once(messages)
@@ -196,9 +199,7 @@ def test_lbt_episode_survives_its_engine_and_its_student_killed_and_resumes_afte
     os.killpg(run.pid, signal.SIGKILL)
     run.wait(timeout=60)
     before = logged(run_dir)
-    out = subprocess.run([*CLASSROOM, "resume", str(run_dir)], capture_output=True, text=True, timeout=600, env=os.environ.copy())
-    assert out.returncode == 0, out.stderr[-3000:]
-    summary = json.loads((run_dir / "summary.json").read_text())
+    summary = resume(run_dir)
     assert summary["status"] == "completed" and summary["problems"] == 3
     messages = logged(run_dir)
     each_answered_once(messages)
@@ -225,9 +226,7 @@ def test_supercorrect_episode_survives_its_engine_killed_and_resumes_after_a_kil
     wait_for(run, tmp_path, lambda _: (run_dir / "checkpoint.json").is_file(), timeout_s=420)
     os.killpg(run.pid, signal.SIGKILL)
     run.wait(timeout=60)
-    out = subprocess.run([*CLASSROOM, "resume", str(run_dir)], capture_output=True, text=True, timeout=600, env=os.environ.copy())
-    assert out.returncode == 0, out.stderr[-3000:]
-    summary = json.loads((run_dir / "summary.json").read_text())
+    summary = resume(run_dir)
     assert summary["status"] == "completed" and summary["test_problems"] == 4
     messages = logged(run_dir)
     each_answered_once(messages)
