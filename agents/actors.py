@@ -7,6 +7,7 @@ engine actors hold the cores.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import importlib
 import os
 import sys
@@ -43,19 +44,21 @@ def ship_by_value(obj: Any) -> None:
 
 # While a run records them (:func:`recording_spawned`), the actors spawned with their
 # labels: its summary says which node each ran on (see :func:`placement`). Nothing is
-# kept otherwise: a handle held here would keep its actor alive.
-_SPAWNED: list[tuple[str, Any]] | None = None
+# kept otherwise: a handle held here would keep its actor alive. A context variable:
+# the concurrent episodes of a sweep (threads, each with its event loop) keep apart.
+_SPAWNED: contextvars.ContextVar[list[tuple[str, Any]] | None] = contextvars.ContextVar("classroom_spawned", default=None)
 
 
 @contextlib.contextmanager
 def recording_spawned() -> Iterator[list[tuple[str, Any]]]:
-    """Collect (label, handle) of every actor spawned inside the block."""
-    global _SPAWNED
-    previous, _SPAWNED = _SPAWNED, []
+    """Collect (label, handle) of every actor spawned inside the block (in this thread
+    and the tasks it starts)."""
+    spawned: list[tuple[str, Any]] = []
+    token = _SPAWNED.set(spawned)
     try:
-        yield _SPAWNED
+        yield spawned
     finally:
-        _SPAWNED = previous
+        _SPAWNED.reset(token)
 
 
 # How many times Ray restarts an actor whose calls depend only on their arguments (a
@@ -88,8 +91,9 @@ def spawn(
     if actor_name:
         options["name"] = actor_name
     handle = ray.remote(role_cls).options(**options).remote(*args, **kwargs)
-    if _SPAWNED is not None:
-        _SPAWNED.append((role_cls.__name__ + (f" {kwargs['name']}" if isinstance(kwargs.get("name"), str) else ""), handle))
+    spawned = _SPAWNED.get()
+    if spawned is not None:
+        spawned.append((role_cls.__name__ + (f" {kwargs['name']}" if isinstance(kwargs.get("name"), str) else ""), handle))
     return handle
 
 

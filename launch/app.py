@@ -14,6 +14,7 @@ import os
 import re
 import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -32,35 +33,35 @@ from classroom.serving.ledger import fault_delta
 from classroom.serving.openai_backend import key_is_missing
 from classroom.serving.pool import PoolConfig
 from classroom.serving.secrets import redact_hydra_folder
+from classroom.serving.types import EngineStats
 
 CONFIG_MODULE = "classroom.conf"
-# Set by `classroom sweep`: jobs share one Ray and one set of engines.
-SWEEP_ENV = "CLASSROOM_SWEEP_TOTAL"
-_SHARED_POOLS: dict[str, Any] = {}
 
 
-def in_sweep() -> bool:
-    return SWEEP_ENV in os.environ
+class SharedPools:
+    """The engine pools of a sweep: one per model config, started by the first episode
+    that needs it and used by every later or concurrent one (threads of one process)."""
 
+    def __init__(self) -> None:
+        self._pools: dict[str, Any] = {}
+        # Held while a pool starts: a second episode waits for it rather than start another.
+        self._lock = threading.Lock()
 
-def shared_pool(pool_config: PoolConfig) -> Any:
-    """A sweep's pool for this model config, started by the first job that needs it."""
-    from classroom.serving.pool import ModelPool
+    def get(self, pool_config: PoolConfig) -> Any:
+        from classroom.serving.pool import ModelPool
 
-    key = pool_config.model_dump_json()
-    if key not in _SHARED_POOLS:
-        _SHARED_POOLS[key] = ModelPool.start(pool_config)
-    return _SHARED_POOLS[key]
+        key = pool_config.model_dump_json()
+        with self._lock:
+            if key not in self._pools:
+                self._pools[key] = ModelPool.start(pool_config)
+            return self._pools[key]
 
-
-def shutdown_shared() -> None:
-    import ray
-
-    for pool in _SHARED_POOLS.values():
-        pool.shutdown()
-    _SHARED_POOLS.clear()
-    if ray.is_initialized():
-        ray.shutdown()
+    def shutdown(self) -> None:
+        with self._lock:
+            for pool in self._pools.values():
+                with contextlib.suppress(Exception):  # a dead Ray has nothing left to stop
+                    pool.shutdown()
+            self._pools.clear()
 
 
 def task_loader(task_cfg: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
@@ -245,12 +246,16 @@ async def seat_students(plan: RunPlan, pool: Any) -> tuple[Seat, ...]:
     return tuple(await seat_class(plan.students, llms, base_models=base_models, prompts=prompts))
 
 
-def run_episode(cfg: dict[str, Any], run_dir: Path, *, show_progress: bool = True, resume: bool = False) -> dict[str, Any]:
+def run_episode(
+    cfg: dict[str, Any], run_dir: Path, *, show_progress: bool = True, resume: bool = False, shared: SharedPools | None = None
+) -> dict[str, Any]:
     """Run one episode from a resolved config dict into ``run_dir``; returns the summary.
 
     Raises :class:`ConfigError` for bad config and :class:`ResumeError` for a run that
     cannot resume; a Ctrl-C leaves a readable log and a summary with status
     ``interrupted``. ``resume`` continues the episode whose state ``run_dir`` holds.
+    With ``shared`` (a sweep's), the episode uses the sweep's Ray and engine pools and
+    leaves both running.
     """
     import ray
 
@@ -274,10 +279,11 @@ def run_episode(cfg: dict[str, Any], run_dir: Path, *, show_progress: bool = Tru
     started_ray = False
     pool = None
     faults_before: dict[str, dict[str, int]] = {}
+    engines_before: dict[str, EngineStats] = {}
     try:
-        started_ray = init_ray(plan.cluster) and not in_sweep()
+        started_ray = init_ray(plan.cluster) and shared is None
         recorder.stage("starting models", None)
-        pool = shared_pool(plan.pool) if in_sweep() else ModelPool.start(plan.pool)
+        pool = shared.get(plan.pool) if shared is not None else ModelPool.start(plan.pool)
         episode = Episode(
             episode_id=episode_id,
             config=plan.loop_config,
@@ -289,6 +295,7 @@ def run_episode(cfg: dict[str, Any], run_dir: Path, *, show_progress: bool = Tru
         )
 
         faults_before = pool.faults()
+        engines_before = read_engines(pool)
         with recording_spawned() as spawned:
             summary = {"status": "completed", **play_interruptibly(plan, episode, resume_from)}
             with contextlib.suppress(Exception):  # where the actors ran: for clusters
@@ -310,13 +317,39 @@ def run_episode(cfg: dict[str, Any], run_dir: Path, *, show_progress: bool = Tru
                 faults = fault_delta(faults_before, pool.faults())
                 if faults:  # retried or repaired replies of a flaky endpoint, by kind
                     summary["serving_faults"] = faults
+            with contextlib.suppress(Exception):
+                engines = engine_utilisation(engines_before, read_engines(pool), recorder)
+                if engines:
+                    summary["engines"] = engines
         recorder.write_summary(summary)
         recorder.close()
-        if pool is not None and not in_sweep():
+        if pool is not None and shared is None:
             pool.shutdown()
         if started_ray:
             ray.shutdown()
     return summary
+
+
+def read_engines(pool: Any) -> dict[str, EngineStats]:
+    """Every engine replica's utilisation counters now (endpoints report none)."""
+    return asyncio.run(pool.engine_stats())
+
+
+def engine_utilisation(before: dict[str, EngineStats], after: dict[str, EngineStats], recorder: RunDirectory) -> dict[str, Any]:
+    """Per engine, over the run: busy fraction (time with requests in flight / wall
+    time; verl's idle ratio is its complement), mean requests in flight and generated
+    tokens per second, written to metrics.jsonl; returns them for the summary. An engine
+    shared by a concurrent sweep counts every episode's requests: it is the engine's
+    utilisation while this run went."""
+    figures: dict[str, Any] = {}
+    for key, reading in after.items():
+        stretch = reading.since(before[key]) if key in before else reading
+        figures[key] = stretch.summary()
+        for name in ("busy_fraction", "mean_in_flight", "tokens_per_s", "requests"):
+            value = figures[key][name]
+            if value is not None:
+                recorder.metric(f"engine_{name}", value, engine=key)
+    return figures
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -416,6 +449,11 @@ def print_summary(loop: TeachingLoop, summary: dict[str, Any]) -> None:
     tokens = ", ".join(f"{k}: {v:,}" for k, v in summary.get("tokens", {}).items())
     console.print(f"tokens  {tokens}")
     console.print(f"wall time  episode {summary.get('wall_time_s')} s, total {summary.get('total_time_s')} s")
+    for engine, figures in summary.get("engines", {}).items():
+        console.print(
+            f"engine  {engine}: busy {figures.get('busy_fraction')}, mean in flight {figures.get('mean_in_flight')}, "
+            f"{figures.get('tokens_per_s')} tokens/s, {figures.get('requests')} requests"
+        )
     for model, kinds in summary.get("serving_faults", {}).items():
         console.print(f"faults  {model}: " + ", ".join(f"{kind} {count}" for kind, count in kinds.items()) + " (retried or repaired)")
     skipped = summary.get("skipped_rows")
@@ -438,45 +476,29 @@ def _hydra_entry() -> None:
             sys.exit(2)
         hydra_config = HydraConfig.get()
         run_dir = Path(hydra_config.runtime.output_dir)
-        sweeping = in_sweep()
         # Hydra has written its copies of the config and overrides: mask their secrets.
         if hydra_config.output_subdir is not None:
             redact_hydra_folder(run_dir / hydra_config.output_subdir)
-        if sweeping:
-            redact_hydra_folder(Path(hydra_config.sweep.dir))  # multirun.yaml
         try:
-            summary = run_episode(resolved, run_dir, show_progress=bool(resolved.get("progress", True)) and not sweeping)
+            summary = run_episode(resolved, run_dir, show_progress=bool(resolved.get("progress", True)))
         except ConfigError as exc:
             print(str(exc), file=sys.stderr)
             sys.exit(2)
         except EpisodeStopped as exc:
             print(f"episode stopped: {exc}; what ran is in {run_dir}", file=sys.stderr)
-            if not sweeping:
-                sys.exit(1)
-            summary = None
+            sys.exit(1)
         except KeyboardInterrupt:
             print(f"interrupted; what ran so far is in {run_dir}", file=sys.stderr)
             sys.exit(130)
         except Exception as exc:
-            if not sweeping and stopped_by_fault(exc):
-                # An endpoint that stayed down past its retries, or a process of the run
-                # that Ray could not bring back with its state (a student that trains):
-                # one line, and how to go on.
-                print(
-                    f"episode stopped: {one_line_error(exc)}; what ran is in {run_dir} ({resume_hint(resolved, run_dir)})", file=sys.stderr
-                )
-                sys.exit(1)
-            if not sweeping:
+            if not stopped_by_fault(exc):
                 raise
-            # One failed job must not end the sweep: its summary records the error.
-            print(f"job {run_dir.name} failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", file=sys.stderr)
-            summary = None
-        if sweeping:
-            from classroom.launch.sweep import report_job_done
-
-            report_job_done(HydraConfig.get().job.num, summary)
-        else:
-            print_summary(load_loop(str(resolved["env"]["loop"])), summary)
+            # An endpoint that stayed down past its retries, or a process of the run that
+            # Ray could not bring back with its state (a student that trains): one line,
+            # and how to go on.
+            print(f"episode stopped: {one_line_error(exc)}; what ran is in {run_dir} ({resume_hint(resolved, run_dir)})", file=sys.stderr)
+            sys.exit(1)
+        print_summary(load_loop(str(resolved["env"]["loop"])), summary)
 
     _run()
 

@@ -32,7 +32,7 @@ def register_schemas() -> None:
 
     from classroom.agents.settings import StudentSettings, TeacherSettings
     from classroom.environments.base import LOOPS, load_loop
-    from classroom.launch.settings import ClusterSettings
+    from classroom.launch.settings import ClusterSettings, SweepSettings
     from classroom.serving.pool import OpenAIEndpointConfig
     from classroom.serving.vllm_engine import VLLMEngineConfig
 
@@ -41,6 +41,7 @@ def register_schemas() -> None:
         "teacher": TeacherSettings,
         "student": StudentSettings,
         "cluster": ClusterSettings,
+        "sweep": SweepSettings,
         "engine": VLLMEngineConfig,
         "endpoint": OpenAIEndpointConfig,
     }.items():

@@ -17,6 +17,20 @@ class CompareSettings(BaseModel):
     baseline: dict[str, str] = Field(default_factory=dict)
 
 
+class SweepSettings(BaseModel):
+    """How `classroom sweep` runs its jobs (`sweep.*`; `sweep=NAME` picks a grid)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Episodes run at once. They share one engine pool per model (and its reply cache),
+    # so concurrent episodes fill the engines' batches where one episode leaves gaps
+    # between its stages; their agents spread over the cluster.
+    max_concurrent: int = Field(1, ge=1)
+    # Times a job stopped by a fault outside the code (a node or actor that died, an
+    # endpoint down past its retries) is run again from its start; then it is recorded
+    # as failed and the sweep goes on.
+    max_retries: int = Field(1, ge=0)
+
+
 _ADDRESS = re.compile(r"^(local|auto|ray://[\w.\-]+:\d+|[\w.\-]+:\d+)$")
 
 

@@ -1,24 +1,41 @@
-"""`classroom sweep`: Hydra multirun over any config values, on one shared Ray.
+"""`classroom sweep`: a grid of episodes, up to ``sweep.max_concurrent`` at once, on one Ray.
 
-Jobs run one after another in this process; the first job starts Ray and the engines,
-the others reuse them (engines keep a greedy reply cache, so what every job asks
-alike, such as the pre-test under each policy, is computed once). At the end the
-sweep folder gets ``results.csv`` and ``results.md``.
+Hydra composes every job's config (the grid is Hydra's override grammar, or a sweep
+config's ``hydra.sweeper.params``); the jobs then run here, as threads of this process
+that share one Ray and one engine pool per model, so concurrent episodes fill the
+engines' batches (and share their greedy reply cache: what every job asks alike, such
+as the pre-test under each policy, is computed once). Their agents are Ray actors,
+spread over the cluster; the sweep folder (this process's) gets every run directory,
+``sweep.json`` (the jobs, for ``--resume``), ``results.csv`` and ``results.md``.
+
+Why not one of Hydra's launchers: the basic launcher runs jobs one after another, and
+``hydra-ray-launcher`` 1.2.2 requires ``cloudpickle<3`` (Ray 2.60 ships 3.x), runs
+each job as a Ray task on any node (its run directory would be written on that node:
+no shared filesystem is assumed here) with engines of its own, and bounds nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
+import itertools
+import json
 import os
+import shutil
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from classroom.launch.app import CONFIG_MODULE, SWEEP_ENV, check_overrides, shutdown_shared
+from classroom.launch.app import CONFIG_MODULE, check_overrides
 
-_STARTED = time.time()
-_DONE: list[float] = []
+SWEEP_FILE = "sweep.json"
+# Run directories of a job's earlier tries (stopped by a fault, run again): kept for the
+# record, out of the results tables.
+RETRIED = ".retried"
 
 
 def _split(overrides: list[str]) -> tuple[list[str], dict[str, list[str]]]:
@@ -66,6 +83,13 @@ def sweep_grid(overrides: list[str]) -> tuple[list[str], dict[str, list[str]]]:
     return plain, grid
 
 
+def expand_jobs(overrides: list[str]) -> list[list[str]]:
+    """Every job's overrides, in Hydra's order (the grid's last key varies fastest)."""
+    plain, grid = sweep_grid(overrides)
+    plain = [o for o in plain if not _key(o).startswith("hydra.sweep")]
+    return [[*plain, *(f"{key}={value}" for key, value in zip(grid, values))] for values in itertools.product(*grid.values())]
+
+
 def count_jobs(overrides: list[str]) -> int:
     """How many jobs the sweep will run: the product of its grid's sizes."""
     total = 1
@@ -80,60 +104,251 @@ def first_job(overrides: list[str]) -> list[str]:
     return [*plain, *(f"{key}={values[0]}" for key, values in grid.items())]
 
 
-def report_job_done(job_num: int, summary: dict[str, Any] | None) -> None:
-    """One progress line per finished job: k/N, its time, and the sweep's ETA."""
-    total = int(os.environ.get(SWEEP_ENV, "0")) or 1
-    _DONE.append(time.time())
-    done = len(_DONE)
-    elapsed = time.time() - _STARTED
-    eta = elapsed / done * (total - done)
-    status = "failed" if summary is None else summary.get("status", "?")
-    scores = (
-        ""
-        if summary is None
-        else "  " + "  ".join(f"{k}={v:.2f}" for k, v in list((summary.get("scores") or {}).items())[:4] if isinstance(v, (int, float)))
-    )
-    print(f"[sweep] job {done}/{total} (#{job_num}) {status}{scores}  elapsed {elapsed / 60:.1f} min, ETA {eta / 60:.1f} min", flush=True)
+def compose_jobs(jobs: list[list[str]]) -> list[dict[str, Any]]:
+    """Each job's resolved config (Hydra's global state: composed here, in one thread)."""
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
 
-
-def sweep_main(argv: list[str]) -> int:
-    """Entry of `classroom sweep ARGS`."""
-    from classroom.launch.app import _hydra_entry
-    from classroom.launch.results import write_results
-
-    overrides = [a for a in argv if not a.startswith("-")]
+    GlobalHydra.instance().clear()
     try:
-        plain, job = _split(overrides)[0], first_job(overrides)
-    except Exception as exc:
-        print(f"config error: {str(exc).splitlines()[0]}", file=sys.stderr)
-        return 2
-    # Hydra composes the plain overrides alone before any sweep value applies (so a key
-    # that only a swept experiment brings must come with `experiment=` on the command
-    # line), then each job with its values: check both before anything starts.
-    problem = check_overrides(plain) or check_overrides(job)
+        with initialize_config_module(config_module=CONFIG_MODULE, version_base=None):
+            return [OmegaConf.to_container(compose(config_name="config", overrides=job), resolve=True) for job in jobs]  # type: ignore[misc]
+    finally:
+        GlobalHydra.instance().clear()
+
+
+@dataclass(frozen=True)
+class SweepJob:
+    """One episode of the sweep: its number, overrides and resolved config."""
+
+    num: int
+    overrides: tuple[str, ...]
+    config: dict[str, Any]
+
+    def run_dir(self, root: Path) -> Path:
+        return root / str(self.num)
+
+
+class SweepProgress:
+    """One line per finished job: k/N, its status and scores, and the sweep's ETA."""
+
+    def __init__(self, total: int):
+        self.total = total
+        self.done = 0
+        self.started = time.time()
+        self._lock = threading.Lock()
+
+    def job_done(self, num: int, summary: dict[str, Any]) -> None:
+        with self._lock:
+            self.done += 1
+            elapsed = time.time() - self.started
+            eta = elapsed / self.done * (self.total - self.done)
+            scores = "  ".join(f"{k}={v:.2f}" for k, v in list((summary.get("scores") or {}).items())[:4] if isinstance(v, (int, float)))
+            error = f"  {summary['error']}" if summary.get("error") else ""
+            print(
+                f"[sweep] job {self.done}/{self.total} (#{num}) {summary.get('status', '?')}  {scores}{error}  "
+                f"elapsed {elapsed / 60:.1f} min, ETA {eta / 60:.1f} min",
+                flush=True,
+            )
+
+
+def run_job(job: SweepJob, root: Path, shared: Any, max_retries: int, progress: SweepProgress) -> dict[str, Any]:
+    """Run one job into its folder; a job stopped by a fault outside the code (a node or
+    actor that died, an endpoint down) runs again from its start, up to ``max_retries``
+    times, its earlier folder set aside. Never raises: a failure is its summary."""
+    from classroom.agents.plugins import ConfigError
+    from classroom.launch.app import one_line_error, run_episode, stopped_by_fault
+
+    run_dir = job.run_dir(root)
+    summary: dict[str, Any] = {}
+    for attempt in range(max_retries + 1):
+        _write_hydra_copies(run_dir, job)
+        try:
+            summary = run_episode(job.config, run_dir, show_progress=False, shared=shared)
+            break
+        except ConfigError as exc:  # this grid point's values are wrong: no retry helps
+            summary = _failed(run_dir, str(exc))
+            break
+        except Exception as exc:
+            summary = _failed(run_dir, one_line_error(exc))
+            if not stopped_by_fault(exc) or attempt == max_retries:
+                break
+            print(
+                f"[sweep] job #{job.num} stopped by a fault ({summary['error']}); running it again ({attempt + 1}/{max_retries})",
+                flush=True,
+            )
+            _set_aside(run_dir, root, attempt)
+    progress.job_done(job.num, summary)
+    return summary
+
+
+def _failed(run_dir: Path, error: str) -> dict[str, Any]:
+    """The run's summary after a failure (run_episode wrote it, unless the config was
+    refused before the run directory was made: then it is written here)."""
+    path = run_dir / "summary.json"
+    if path.is_file():
+        with contextlib.suppress(ValueError):
+            return {**json.loads(path.read_text()), "error": error}
+    from classroom.serving.secrets import redact
+
+    summary = {"status": "failed", "error": error, "run_dir": str(run_dir)}
+    path.write_text(json.dumps(redact(summary), indent=2))
+    return summary
+
+
+def _set_aside(run_dir: Path, root: Path, attempt: int) -> None:
+    aside = root / RETRIED / f"{run_dir.name}-try{attempt + 1}"
+    aside.parent.mkdir(exist_ok=True)
+    shutil.rmtree(aside, ignore_errors=True)
+    run_dir.rename(aside)
+
+
+def _write_hydra_copies(run_dir: Path, job: SweepJob) -> None:
+    """``.hydra/overrides.yaml`` as Hydra's launchers write it (the results tables read
+    a run's overrides there), secrets masked."""
+    import yaml
+
+    from classroom.serving.secrets import redact
+
+    folder = run_dir / ".hydra"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "overrides.yaml").write_text(yaml.safe_dump(redact(list(job.overrides)), sort_keys=False))
+
+
+def finished(root: Path, num: int) -> bool:
+    """Whether job ``num`` of the sweep in ``root`` completed."""
+    path = root / str(num) / "summary.json"
+    try:
+        return json.loads(path.read_text()).get("status") == "completed"
+    except (OSError, ValueError):
+        return False
+
+
+def restore_override_secrets(overrides: list[str]) -> list[str]:
+    """Overrides read back from ``sweep.json`` with masked ``runtime_env`` variables
+    taken from this process's environment (the same name); raises ValueError naming
+    any other masked value, which cannot be resumed blind."""
+    from classroom.serving.secrets import MASK, is_secret_key
+
+    restored = []
+    for override in overrides:
+        key, sep, value = override.partition("=")
+        if sep and value == MASK and is_secret_key(key):
+            name = key.rsplit(".", 1)[-1]
+            if "env_vars" not in key.split(".") or name not in os.environ:
+                raise ValueError(f"the sweep's override {key} was masked; set {name} in the environment to resume")
+            override = f"{key}={os.environ[name]}"
+        restored.append(override)
+    return restored
+
+
+def _parse(argv: list[str]) -> tuple[Path | None, list[str]]:
+    """``--resume SWEEP_DIR`` (or ``--resume=SWEEP_DIR``) and the overrides."""
+    resume: Path | None = None
+    overrides: list[str] = []
+    args = iter(argv)
+    for arg in args:
+        if arg == "--resume":
+            value = next(args, None)
+            if value is None:
+                raise ValueError("--resume needs the sweep folder (classroom sweep --resume SWEEP_DIR)")
+            resume = Path(value)
+        elif arg.startswith("--resume="):
+            resume = Path(arg.split("=", 1)[1])
+        elif arg.startswith("-"):
+            raise ValueError(f"unknown option {arg} (options: --resume SWEEP_DIR; settings are key=value)")
+        else:
+            overrides.append(arg)
+    return resume, overrides
+
+
+def plan_sweep(argv: list[str]) -> tuple[Path, list[list[str]], list[int]]:
+    """The sweep folder, every job's overrides and the numbers of the jobs to run now
+    (all of a new sweep; those that did not complete of a resumed one). Raises
+    ValueError with a one-line reason."""
+    from classroom.serving.secrets import redact
+
+    resume, overrides = _parse(argv)
+    if resume is not None:
+        if overrides:
+            raise ValueError("--resume takes the sweep folder only: its jobs are in its sweep.json")
+        try:
+            saved = json.loads((resume / SWEEP_FILE).read_text())
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"{resume} has no readable {SWEEP_FILE} ({type(exc).__name__}): is it a sweep folder?") from None
+        jobs = [restore_override_secrets(job) for job in saved["jobs"]]
+        return resume, jobs, [n for n in range(len(jobs)) if not finished(resume, n)]
+    jobs = expand_jobs(overrides)
+    problem = check_overrides(_split(overrides)[0]) or check_overrides(jobs[0])
     if problem:
-        print(problem, file=sys.stderr)
-        return 2
+        raise ValueError(problem.removeprefix("config error: "))
     given = [o for o in overrides if o.startswith("hydra.sweep.dir=")]
     if given:
         root = Path(given[-1].split("=", 1)[1])
     else:
-        base = Path(os.environ.get("CLASSROOM_RUNS", "runs"))
-        root = base / f"sweep_{datetime.now():%Y-%m-%d_%H-%M-%S}"
-        argv = [*argv, f"hydra.sweep.dir={root}"]
-    total = count_jobs(overrides)
-    os.environ[SWEEP_ENV] = str(total)
-    print(f"[sweep] {total} jobs into {root}", flush=True)
-    sys.argv = ["classroom sweep", "--multirun", *argv]
+        root = Path(os.environ.get("CLASSROOM_RUNS", "runs")) / f"sweep_{datetime.now():%Y-%m-%d_%H-%M-%S}"
+    root.mkdir(parents=True, exist_ok=True)
+    # The jobs, secrets masked: `--resume` restores runtime_env variables from the environment.
+    (root / SWEEP_FILE).write_text(json.dumps({"overrides": redact(overrides), "jobs": redact(jobs), "created_at": time.time()}, indent=2))
+    return root, jobs, list(range(len(jobs)))
+
+
+def run_sweep(root: Path, jobs: list[SweepJob], total: int) -> list[dict[str, Any]]:
+    """Run ``jobs`` (of ``total``) into ``root``, up to ``sweep.max_concurrent`` at once,
+    on one Ray and shared engine pools; returns their summaries, in job order."""
+    import ray
+
+    from classroom.agents.plugins import validate_section
+    from classroom.launch.app import SharedPools, init_ray
+    from classroom.launch.settings import ClusterSettings, SweepSettings
+
+    settings = validate_section(SweepSettings, "sweep", jobs[0].config.get("sweep") or {})
+    cluster = validate_section(ClusterSettings, "cluster", jobs[0].config["cluster"])
+    progress = SweepProgress(len(jobs))
+    left = f" (of {total}; the others completed)" if len(jobs) < total else ""
+    print(f"[sweep] {len(jobs)} jobs{left} into {root}, up to {settings.max_concurrent} at once", flush=True)
+    started_ray = init_ray(cluster)
+    shared = SharedPools()
+    running = ThreadPoolExecutor(max_workers=settings.max_concurrent, thread_name_prefix="classroom-job")
     try:
-        _hydra_entry()
+        futures = [running.submit(run_job, job, root, shared, settings.max_retries, progress) for job in jobs]
+        return [future.result() for future in futures]
     finally:
-        shutdown_shared()
-        os.environ.pop(SWEEP_ENV, None)
-    if not root.is_dir():
-        print(f"sweep wrote nothing to {root}", file=sys.stderr)
-        return 1
+        # On Ctrl-C: jobs not started are dropped; the running ones end when Ray goes.
+        running.shutdown(wait=False, cancel_futures=True)
+        shared.shutdown()
+        if started_ray:
+            ray.shutdown()
+
+
+def sweep_main(argv: list[str]) -> int:
+    """Entry of `classroom sweep ARGS` and `classroom sweep --resume SWEEP_DIR`."""
+    from classroom.agents.plugins import ConfigError
+    from classroom.launch.results import write_results
+
+    try:
+        root, overrides, todo = plan_sweep(argv)
+        configs = compose_jobs([overrides[n] for n in todo])
+    except Exception as exc:
+        print(f"config error: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 2
+    if not todo:
+        print(f"[sweep] every job of {root} completed: nothing to run", flush=True)
+    else:
+        jobs = [SweepJob(n, tuple(overrides[n]), config) for n, config in zip(todo, configs)]
+        try:
+            run_sweep(root, jobs, len(overrides))
+        except ConfigError as exc:  # the cluster section, before any job ran
+            print(str(exc), file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print(f"interrupted; finished jobs are in {root} (classroom sweep --resume {root} runs the rest)", file=sys.stderr)
+            return 130
     csv_path, md_path, rows = write_results(root)
     print(md_path.read_text().split("## Per run")[0].rstrip())
     print(f"\nresults: {csv_path}\n         {md_path}\nreport:  classroom report {root}")
-    return 0 if rows and all(r.get("status") == "completed" for r in rows) else 1
+    failed = [r["run"] for r in rows if r.get("status") != "completed"]
+    if failed:
+        print(f"[sweep] {len(failed)} of {len(overrides)} jobs did not complete: {', '.join(failed)} (classroom sweep --resume {root})")
+    return 0 if rows and not failed else 1

@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import time
+import weakref
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -128,8 +129,9 @@ class OpenAIBackend:
         # (a named actor, found by name: no actor handle travels with the backend).
         self.ledger_name: str | None = None
         self._ledger: Any = None
-        self._client: Any = None
-        self._semaphore: asyncio.Semaphore | None = None
+        # Per event loop (an HTTP client and a semaphore belong to the loop they were
+        # made on): the concurrent episodes of a sweep each run their own loop.
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[Any, asyncio.Semaphore]] = weakref.WeakKeyDictionary()
 
     def __repr__(self) -> str:  # never shows the key
         return f"OpenAIBackend(base_url={self.shown_url!r}, model={self.model!r})"
@@ -138,13 +140,17 @@ class OpenAIBackend:
         # The client and semaphore belong to one event loop; rebuild them on arrival
         # (e.g. when the backend is shipped to a Ray actor).
         state = self.__dict__.copy()
-        state["_client"] = None
-        state["_semaphore"] = None
+        state["_clients"] = None
         state["_ledger"] = None
         return state
 
-    def _ensure_client(self) -> Any:
-        if self._client is None:
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state, _clients=weakref.WeakKeyDictionary())
+
+    def _ensure_client(self) -> tuple[Any, asyncio.Semaphore]:
+        """This event loop's client and semaphore, made on first use."""
+        loop = asyncio.get_running_loop()
+        if loop not in self._clients:
             import openai
 
             # A keyless server is sent a placeholder (the client needs one); any other
@@ -152,14 +158,14 @@ class OpenAIBackend:
             api_key = "keyless" if self.keyless else os.environ.get(self.api_key_env)
             if not api_key:
                 raise MissingKey(f"{self.shown_url}: ${self.api_key_env} is not set in this process")
-            self._client = openai.AsyncOpenAI(
+            client = openai.AsyncOpenAI(
                 base_url=self.base_url,
                 api_key=api_key,
                 timeout=self.timeout_s,
                 max_retries=0,  # retries are ours, so they are counted and bounded
             )
-            self._semaphore = asyncio.Semaphore(self.max_concurrency)
-        return self._client
+            self._clients[loop] = (client, asyncio.Semaphore(self.max_concurrency))
+        return self._clients[loop]
 
     def _request(self, conversation: Conversation, params: SamplingParams, schema: Schema | None, adapter: str | None) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -201,7 +207,7 @@ class OpenAIBackend:
     async def _create(self, body: dict[str, Any]) -> Any:
         import openai
 
-        client = self._ensure_client()
+        client, semaphore = self._ensure_client()
         retryable = (
             openai.APIConnectionError,
             openai.APITimeoutError,
@@ -212,7 +218,7 @@ class OpenAIBackend:
         attempt = 0
         while True:
             try:
-                async with self._semaphore:  # type: ignore[union-attr]
+                async with semaphore:
                     try:
                         return _checked(await client.chat.completions.create(**body))
                     except json.JSONDecodeError as exc:

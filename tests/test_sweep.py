@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import csv
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import yaml
 
 from classroom.launch.results import mean_ci
+from classroom.launch.sweep import finished
 
 CLASSROOM = [sys.executable, "-m", "classroom.launch.cli"]
 
@@ -54,28 +57,21 @@ def test_sweep_2x2_grid_table_matches_runs_and_report_has_plots(engine_url, tmp_
         "CLASSROOM_OPENAI_BASE_URL": with_credentials,
         "CLASSROOM_OPENAI_MODEL": "embedded",
     }
-    out = subprocess.run(
-        [
-            *CLASSROOM,
-            "sweep",
-            "model=openai",
-            "model.models.remote.endpoint.keyless=true",
-            "env/intervention=none,random",
-            "env.num_problems=2,3",
-            "env.seed_set_size=1",
-            "env.post_test_size=1",
-            "env.budgets=[0,0.5,1]",
-            "env.demo_counts=[0,1]",
-            "student.sampling.max_tokens=32",
-            "teacher.sampling.max_tokens=32",
-            "cluster.num_cpus=1",
-            "+cluster.runtime_env.env_vars.CLASSROOM_PLANTED=tok-planted-3141",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
-    )
+    grid = [
+        "model=openai",
+        "model.models.remote.endpoint.keyless=true",
+        "env/intervention=none,random",
+        "env.num_problems=2,3",
+        "env.seed_set_size=1",
+        "env.post_test_size=1",
+        "env.budgets=[0,0.5,1]",
+        "env.demo_counts=[0,1]",
+        "student.sampling.max_tokens=32",
+        "teacher.sampling.max_tokens=32",
+        "cluster.num_cpus=1",
+        "+cluster.runtime_env.env_vars.CLASSROOM_PLANTED=tok-planted-3141",
+    ]
+    out = subprocess.run([*CLASSROOM, "sweep", *grid], capture_output=True, text=True, timeout=600, env=env)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
     assert "[sweep] 4 jobs" in out.stdout and "[sweep] job 4/4" in out.stdout and "ETA" in out.stdout
     [root] = [p for p in tmp_path.iterdir() if p.name.startswith("sweep_")]
@@ -104,11 +100,54 @@ def test_sweep_2x2_grid_table_matches_runs_and_report_has_plots(engine_url, tmp_
     assert single.returncode == 0 and (root / rows[0]["run"] / "report.html").is_file()
 
     written = [p for p in tmp_path.rglob("*") if p.is_file()]
-    assert len(written) > 30 and any(".hydra" in p.parts for p in written)
+    assert len(written) > 20 and any(".hydra" in p.parts for p in written)
     for secret in ("pw-planted-2718", "tok-planted-3141"):
         assert secret not in out.stdout + out.stderr + report.stdout + report.stderr
         assert not [p for p in written if secret.encode() in p.read_bytes()], secret
     assert {row["cluster.runtime_env.env_vars.CLASSROOM_PLANTED"] for row in rows} == {"***"}
+
+    # The same sweep two jobs at once, killed (the whole process group) once a job has
+    # completed, then resumed: only the jobs that had not completed run, and the table
+    # equals the serial one (greedy, seeded).
+    again = tmp_path / "concurrent"
+    killed = subprocess.Popen(
+        [*CLASSROOM, "sweep", *grid, "sweep.max_concurrent=2", f"hydra.sweep.dir={again}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.time() + 300
+        while not any(finished(again, n) for n in range(4)) and killed.poll() is None and time.time() < deadline:
+            time.sleep(0.2)
+        assert killed.poll() is None, "the sweep ended before it could be killed"
+    finally:
+        os.killpg(killed.pid, signal.SIGKILL)
+        killed.wait()
+    done_before = {n for n in range(4) if finished(again, n)}
+    assert 1 <= len(done_before) < 4
+    # The masked runtime_env variable comes back from the environment.
+    resumed = subprocess.run(
+        [*CLASSROOM, "sweep", "--resume", str(again)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**env, "CLASSROOM_PLANTED": "tok-planted-3141"},
+    )
+    assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-3000:]
+    assert f"[sweep] {4 - len(done_before)} jobs (of 4; the others completed)" in resumed.stdout
+    with open(again / "results.csv") as f:
+        concurrent = {(r["env/intervention"], r["env.num_problems"]): r for r in csv.DictReader(f)}
+    scores = [c for c in rows[0] if c.startswith("acc@")]
+    assert scores and len(concurrent) == 4
+    for row in rows:
+        twin = concurrent[(row["env/intervention"], row["env.num_problems"])]
+        assert twin["status"] == "completed"
+        assert [row[c] for c in scores] == [twin[c] for c in scores], (row, twin)
+    assert "pw-planted-2718" not in resumed.stdout + resumed.stderr
+    for secret in ("pw-planted-2718", "tok-planted-3141"):
+        assert not [p for p in again.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()], secret
 
 
 def test_report_of_a_folder_that_is_no_run(tmp_path):
