@@ -34,6 +34,7 @@ from classroom.serving.openai_backend import key_is_missing
 from classroom.serving.pool import PoolConfig
 from classroom.serving.secrets import redact_hydra_folder
 from classroom.serving.types import EngineStats
+from classroom.serving.vllm_engine import EngineStartupTimeout, EngineUnplaceable
 
 CONFIG_MODULE = "classroom.conf"
 
@@ -111,7 +112,7 @@ def init_ray(cluster: ClusterSettings) -> bool:
 
     if ray.is_initialized():
         return False
-    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": cluster.log_to_driver}
     if cluster.runtime_env:
         kwargs["runtime_env"] = cluster.runtime_env
     if cluster.address == "local":
@@ -283,7 +284,10 @@ def run_episode(
     try:
         started_ray = init_ray(plan.cluster) and shared is None
         recorder.stage("starting models", None)
-        pool = shared.get(plan.pool) if shared is not None else ModelPool.start(plan.pool)
+        try:
+            pool = shared.get(plan.pool) if shared is not None else ModelPool.start(plan.pool)
+        except (EngineUnplaceable, EngineStartupTimeout) as exc:  # what the cluster lacks, in one line
+            raise ConfigError(f"cluster error: {exc}") from None
         episode = Episode(
             episode_id=episode_id,
             config=plan.loop_config,

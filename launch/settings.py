@@ -43,8 +43,12 @@ class ClusterSettings(BaseModel):
     address: str = "local"
     # CPUs of a local Ray; None: every core.
     num_cpus: int | None = Field(None, ge=1)
-    # Ray runtime_env for the workers (env_vars, pip, working_dir).
+    # Ray runtime_env for the workers (env_vars, pip, py_modules, working_dir). Under
+    # `ray job submit` Ray merges it with the job's (a field given in both is an error).
     runtime_env: dict[str, Any] = Field(default_factory=dict)
+    # Actors' output (warnings, errors, tracebacks of a dying actor) printed by this
+    # process too, so it reaches the terminal and `ray job logs`.
+    log_to_driver: bool = True
 
     @field_validator("address")
     @classmethod

@@ -70,6 +70,14 @@ class VLLMEngineConfig(BaseModel):
     seed: int = 0
     # Ray resources of the engine actor itself.
     num_cpus: float = Field(1.0, ge=0.0)
+    # Custom Ray resources the engine needs, e.g. {teacher_node: 1}: it is placed only on
+    # a node started with that resource (`ray start --resources='{"teacher_node": 1}'`),
+    # which pins a model to chosen nodes of a cluster.
+    resources: dict[str, float] = Field(default_factory=dict)
+    # Fail at once, naming what it asked and what the cluster has, when no node of the
+    # cluster could ever hold the engine; false waits startup_timeout_s instead (for an
+    # autoscaler that adds such a node).
+    fail_if_unplaceable: bool = True
     # Threads for vLLM's CPU kernels. Ray sets OMP_NUM_THREADS to the actor's num_cpus,
     # which would starve the engine; None means every core of the node.
     cpu_threads: int | None = Field(None, ge=1)
@@ -111,7 +119,29 @@ def placement_bundles(config: VLLMEngineConfig) -> list[dict[str, float]] | None
     """
     if config.device != "cuda" or config.tensor_parallel_size == 1:
         return None
-    return [{"GPU": 1.0, "CPU": 1.0} for _ in range(config.tensor_parallel_size)]
+    bundles = [{"GPU": 1.0, "CPU": 1.0} for _ in range(config.tensor_parallel_size)]
+    bundles[0].update(config.resources)  # the engine actor's bundle: pinned where it says
+    return bundles
+
+
+def engine_demand(config: VLLMEngineConfig) -> dict[str, float]:
+    """What one node must have for the engine: its actor's resources, or a tensor-parallel
+    group's, all of which go on one node (STRICT_PACK)."""
+    bundles = placement_bundles(config)
+    if bundles is None:
+        options = actor_options(config)
+        demand = {"CPU": options["num_cpus"], "GPU": options["num_gpus"], **options.get("resources", {})}
+    else:
+        demand = {}
+        for bundle in bundles:
+            for key, value in bundle.items():
+                demand[key] = demand.get(key, 0.0) + value
+    return {key: value for key, value in demand.items() if value > 0}
+
+
+def unplaceable(demand: dict[str, float], nodes: Sequence[dict[str, float]]) -> bool:
+    """Whether no node (its total resources) could hold ``demand``."""
+    return not any(all(node.get(key, 0.0) >= value for key, value in demand.items()) for node in nodes)
 
 
 def cpu_engine_env(config: VLLMEngineConfig) -> dict[str, str]:
@@ -120,6 +150,11 @@ def cpu_engine_env(config: VLLMEngineConfig) -> dict[str, str]:
         "OMP_NUM_THREADS": str(config.cpu_threads or os.cpu_count() or 1),
         "VLLM_CPU_NUM_OF_RESERVED_CPU": str(config.cpu_reserved_cores),
     }
+
+
+# vLLM logs each engine's start-up at INFO, dozens of lines that would flood the
+# driver's log (actors' output reaches it): warnings and errors only.
+ENGINE_LOG_ENV = {"VLLM_LOGGING_LEVEL": "WARNING"}
 
 
 def actor_options(config: VLLMEngineConfig, placement_group: Any = None) -> dict[str, Any]:
@@ -138,7 +173,9 @@ def actor_options(config: VLLMEngineConfig, placement_group: Any = None) -> dict
         # Calls in flight when the process died go to the restarted actor.
         "max_task_retries": -1 if config.max_restarts else 0,
     }
-    env: dict[str, str] = {}
+    if config.resources and placement_group is None:  # in a group, its bundle holds them
+        options["resources"] = dict(config.resources)
+    env: dict[str, str] = dict(ENGINE_LOG_ENV)
     if config.device == "cpu":
         options["num_gpus"] = 0
         env.update(cpu_engine_env(config))
@@ -156,8 +193,7 @@ def actor_options(config: VLLMEngineConfig, placement_group: Any = None) -> dict
             placement_group_bundle_index=0,
             placement_group_capture_child_tasks=True,
         )
-    if env:
-        options["runtime_env"] = {"env_vars": env}
+    options["runtime_env"] = {"env_vars": env}
     return options
 
 
@@ -640,6 +676,10 @@ class EngineStartupTimeout(TimeoutError):
     """An engine (or its placement group) was not ready in time."""
 
 
+class EngineUnplaceable(RuntimeError):
+    """No node of the cluster could ever hold an engine as configured."""
+
+
 class EngineNotAnswering(BackendError):
     """An engine accepted a call and did not answer within ``call_timeout_s``."""
 
@@ -690,6 +730,12 @@ def _launch(config: VLLMEngineConfig, actor_name: str | None, ledger_name: str |
     """Place an engine actor and ask it to start; returns what waiting on it needs."""
     import ray
 
+    demand = engine_demand(config)
+    if config.fail_if_unplaceable and unplaceable(demand, [n["Resources"] for n in ray.nodes() if n.get("Alive")]):
+        raise EngineUnplaceable(
+            f"engine {config.name!r} needs {demand} on one node and no node of the cluster has it "
+            f"(engine.resources, engine.num_cpus, engine.device, engine.tensor_parallel_size); {cluster_resources_line()}"
+        )
     placement_group = None
     bundles = placement_bundles(config)
     if bundles is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 
 import pytest
 
@@ -11,11 +12,16 @@ from classroom.serving.openai_backend import EndpointUnavailable, OpenAIBackend
 from classroom.serving.pool import ModelPool, PoolConfig, RoutedLLM
 from classroom.serving.types import SamplingParams, as_conversation
 from classroom.serving.vllm_engine import (
+    ENGINE_LOG_ENV,
     TP_PLACEMENT_STRATEGY,
+    EngineUnplaceable,
     VLLMEngineConfig,
     actor_options,
+    engine_demand,
     engine_kwargs,
     placement_bundles,
+    start_engine,
+    unplaceable,
 )
 
 
@@ -120,7 +126,7 @@ def test_cpu_engine_options_give_the_engine_its_threads():
     config = VLLMEngineConfig(cpu_threads=2, num_cpus=1)
     options = actor_options(config)
     assert options["num_gpus"] == 0 and options["num_cpus"] == 1
-    assert options["runtime_env"]["env_vars"] == {"OMP_NUM_THREADS": "2", "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}
+    assert options["runtime_env"]["env_vars"] == {"OMP_NUM_THREADS": "2", "VLLM_CPU_NUM_OF_RESERVED_CPU": "0", **ENGINE_LOG_ENV}
     kwargs = engine_kwargs(config, "/models/x")
     assert kwargs["kv_cache_memory_bytes"] == 2 * 1024**3
     assert "gpu_memory_utilization" not in kwargs and "distributed_executor_backend" not in kwargs
@@ -160,6 +166,26 @@ def test_tensor_parallel_engine_uses_a_placement_group(ray_local):
         remove_placement_group(pg)
     kwargs = engine_kwargs(config, "m")
     assert kwargs["tensor_parallel_size"] == 4 and kwargs["distributed_executor_backend"] == "ray"
+
+
+def test_an_engine_no_node_can_hold_fails_at_once_naming_what_it_asked(ray_local):
+    # A node label no node of this (2-CPU) Ray has, and more CPUs than it has: refused
+    # before any actor is made, not after engine.startup_timeout_s.
+    for config, asked in [
+        (VLLMEngineConfig(resources={"teacher_node": 1}), "'teacher_node': 1"),
+        (VLLMEngineConfig(num_cpus=64), "'CPU': 64"),
+    ]:
+        started = time.time()
+        with pytest.raises(EngineUnplaceable, match="no node of the cluster has it") as caught:
+            start_engine(config, actor_name="classroom-test-unplaceable")
+        assert asked in str(caught.value) and "the cluster has (free/total): CPU" in str(caught.value)
+        assert time.time() - started < config.startup_timeout_s
+    # A tensor-parallel group's demand is for one node (STRICT_PACK): its GPUs summed.
+    tp = VLLMEngineConfig(device="cuda", tensor_parallel_size=4, resources={"gpu_node": 1})
+    assert engine_demand(tp) == {"GPU": 4.0, "CPU": 4.0, "gpu_node": 1.0}
+    assert unplaceable(engine_demand(tp), [{"GPU": 2.0, "CPU": 8.0, "gpu_node": 1.0}] * 2)
+    assert not unplaceable(engine_demand(tp), [{"GPU": 8.0, "CPU": 8.0, "gpu_node": 1.0}])
+    assert actor_options(VLLMEngineConfig(resources={"teacher_node": 1}))["resources"] == {"teacher_node": 1}
 
 
 async def test_a_hung_engine_is_an_error_naming_it(ray_local):
