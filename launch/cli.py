@@ -13,13 +13,16 @@ commands:
   run     run one teaching episode (a Hydra app: `classroom run env=ENV task=gsm8k
           env.KEY=VALUE ...`; `classroom run --cfg job` prints the composed config)
   serve   serve a model behind an OpenAI-compatible HTTP server on 127.0.0.1
-  sweep   Hydra multirun on one shared Ray: `classroom sweep sweep=NAME` or any comma
-          lists (`classroom sweep env.KEY=a,b seed=0,1`); writes results.csv and
-          results.md in the sweep folder
+  sweep   a grid of episodes on one Ray and shared engines: `classroom sweep sweep=NAME`
+          or any comma lists (`classroom sweep env.KEY=a,b seed=0,1`), up to
+          sweep.max_concurrent at once; writes results.csv and results.md in the sweep
+          folder; `classroom sweep --resume SWEEP_DIR` runs the jobs that did not complete
   resume  `classroom resume RUN_DIR` continues a killed episode from its last saved
           state (loops that save one)
   report  `classroom report RUN_OR_SWEEP_DIR` writes a self-contained report.html
   export  `classroom export RUN_DIR OUT` copies the data a run produced (dataset/) to OUT
+  package `classroom package OUT` writes classroom's code to OUT/classroom, for a Ray
+          job's runtime_env (`py_modules`): see the README's "On a cluster"
   bench   benchmarks that print ratios measured side by side (`classroom bench serving`,
           `classroom bench learner`)
 
@@ -116,11 +119,15 @@ def main(argv: list[str] | None = None) -> int:
         from classroom.launch.export import export_main
 
         return export_main(rest)
+    if command == "package":
+        from classroom.launch.package import package_main
+
+        return package_main(rest)
     if command == "resume":
         from classroom.launch.resume import resume_main
 
         return resume_main(rest)
-    print(f"classroom: unknown command {command!r} (commands: run, resume, sweep, report, export, serve, bench)", file=sys.stderr)
+    print(f"classroom: unknown command {command!r} (commands: run, resume, sweep, report, export, package, serve, bench)", file=sys.stderr)
     return 2
 
 

@@ -1,0 +1,122 @@
+"""On a real multi-node Ray cluster (three raylets on this machine): `ray job submit` of
+an episode with classroom shipped through the job's runtime_env, engines pinned to
+nodes by their resources, and a sweep that loses a worker node midway."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import pytest
+from ray_cluster import LocalCluster
+
+# The default ToM episode, as small as it goes: what is tested is where it runs.
+TINY_TOM = [
+    "env.num_problems=2",
+    "env.seed_set_size=1",
+    "env.post_test_size=1",
+    "env.budgets=[0,1]",
+    "env.demo_counts=[0,1]",
+    "student.sampling.max_tokens=24",
+    "teacher.sampling.max_tokens=24",
+    "progress=false",
+]
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    # Head with the teacher's node label, a worker with the student's, a plain worker.
+    nodes = LocalCluster([("head", {"teacher_node": 1}), ("student", {"student_node": 1}), ("plain", {})])
+    try:
+        yield nodes
+    finally:
+        nodes.stop()
+
+
+def test_a_submitted_job_ships_classroom_and_places_engines_on_their_nodes(cluster, tmp_path):
+    from classroom.launch.package import write_package
+
+    shipped = write_package(tmp_path / "code")
+    run_dir = tmp_path / "run"
+    # The entrypoint says where it imported classroom from: the shipped folder, not this
+    # checkout's install (which the same machine's workers could otherwise see).
+    entry = "import sys, classroom.launch.cli as cli; print('classroom from', cli.__file__, flush=True); sys.exit(cli.main(sys.argv[1:]))"
+    out = cluster.ray(
+        "job",
+        "submit",
+        f"--address={cluster.dashboard}",
+        f"--runtime-env-json={json.dumps({'py_modules': [str(shipped)]})}",
+        "--",
+        sys.executable,
+        "-c",
+        entry,
+        "run",
+        "model=embedded_pinned",
+        "cluster=auto",
+        *TINY_TOM,
+        f"hydra.run.dir={run_dir}",
+    )
+    assert out.returncode == 0 and "succeeded" in out.stdout, out.stdout[-3000:] + out.stderr[-2000:]
+    assert "classroom from " in out.stdout and "runtime_resources/py_modules_files" in out.stdout.split("classroom from ", 1)[1].split()[0]
+
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "completed"
+    assert {"events.jsonl", "metrics.jsonl", "config.yaml", "summary.json"} <= {p.name for p in run_dir.iterdir()}
+    where = summary["placement"]
+    assert where["engine teacher#0"]["node_id"] == cluster.node_with("teacher_node")
+    assert where["engine student#0"]["node_id"] == cluster.node_with("student_node")
+    # Utilisation of each engine over the run, recorded and summarised.
+    assert set(summary["engines"]) == {"teacher#0", "student#0"}
+    assert all(0 < e["busy_fraction"] <= 1 and e["requests"] > 0 for e in summary["engines"].values())
+    metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert {m["engine"] for m in metrics if m["name"] == "engine_busy_fraction"} == {"teacher#0", "student#0"}
+
+
+def test_a_sweep_that_loses_a_worker_node_ends_with_every_job_completed_or_failed(cluster, tmp_path):
+    from classroom.launch.package import write_package
+
+    shipped = write_package(tmp_path / "code")
+    root = tmp_path / "sweep"
+    submitted = cluster.ray(
+        "job",
+        "submit",
+        "--no-wait",
+        f"--address={cluster.dashboard}",
+        f"--runtime-env-json={json.dumps({'py_modules': [str(shipped)]})}",
+        "--",
+        sys.executable,
+        "-m",
+        "classroom.launch.cli",
+        "sweep",
+        "model=embedded_pinned",
+        "cluster=auto",
+        "seed=0,1,2",
+        "sweep.max_concurrent=2",
+        "sweep.max_retries=1",
+        # No restarts: the student's engine dies with its node and stays dead (only
+        # that node has its resource), so the jobs that need it fail, recorded.
+        "model.models.student.engine.max_restarts=0",
+        "model.models.student.engine.startup_timeout_s=20",
+        *TINY_TOM,
+        f"hydra.sweep.dir={root}",
+    )
+    assert submitted.returncode == 0, submitted.stderr[-2000:]
+    job_id = submitted.stdout.split("Job '", 1)[1].split("'", 1)[0]
+    # Kill the student's node once the sweep's engines are up and a job is under way.
+    deadline = time.time() + 300
+    while not any((root / str(n) / "events.jsonl").is_file() for n in range(3)):
+        assert time.time() < deadline, "the sweep started no job"
+        time.sleep(0.5)
+    cluster.kill_node("student")
+    logs = cluster.ray("job", "logs", f"--address={cluster.dashboard}", "--follow", job_id, timeout_s=600).stdout
+    assert "[sweep] 3 jobs" in logs, logs[-3000:]
+    statuses = {}
+    for n in range(3):
+        summary = json.loads((root / str(n) / "summary.json").read_text())
+        statuses[n] = summary["status"]
+        assert summary["status"] in ("completed", "failed")
+        if summary["status"] == "failed":
+            assert summary.get("error"), summary
+    assert "failed" in statuses.values(), statuses  # the node's loss cost some job
+    assert (root / "results.csv").is_file() and "did not complete" in logs
