@@ -45,6 +45,8 @@ class SharedPools:
 
     def __init__(self) -> None:
         self._pools: dict[str, Any] = {}
+        # Each pool's engine counters once it had started: utilisation() counts from there.
+        self._started: dict[str, dict[str, EngineStats]] = {}
         # Held while a pool starts: a second episode waits for it rather than start another.
         self._lock = threading.Lock()
 
@@ -55,7 +57,19 @@ class SharedPools:
         with self._lock:
             if key not in self._pools:
                 self._pools[key] = ModelPool.start(pool_config)
+                self._started[key] = read_engines(self._pools[key])
             return self._pools[key]
+
+    def utilisation(self) -> dict[str, dict[str, Any]]:
+        """Each engine's figures since its pool started (see :func:`engine_utilisation`):
+        how busy the sweep kept it."""
+        figures: dict[str, dict[str, Any]] = {}
+        with self._lock:
+            for key, pool in self._pools.items():
+                for engine, reading in read_engines(pool).items():
+                    started = self._started[key].get(engine)
+                    figures[engine] = (reading.since(started) if started else reading).summary()
+        return figures
 
     def shutdown(self) -> None:
         with self._lock:

@@ -24,7 +24,7 @@ commands:
   package `classroom package OUT` writes classroom's code to OUT/classroom, for a Ray
           job's runtime_env (`py_modules`): see the README's "On a cluster"
   bench   benchmarks that print ratios measured side by side (`classroom bench serving`,
-          `classroom bench learner`)
+          `classroom bench learner`, `classroom bench sweep`, `classroom bench soak`)
 
 loops: {loops} (`classroom run env=...` picks one of conf/env/)
 """
@@ -61,6 +61,12 @@ def _bench_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--num-cpus", type=int, default=os.cpu_count())
     s.add_argument("--json", default=None, help="also write the figures to this file")
+    s = sub.add_parser("sweep", help="the same sweep of ToM episodes run serially and several at once, on shared engines")
+    s.add_argument("--episodes", type=int, default=8, help="episodes of the sweep (seeds 0..N-1; default 8)")
+    s.add_argument("--concurrent", type=int, default=4, help="episodes at once in the concurrent arm (default 4)")
+    s.add_argument("--rounds", type=int, default=1, help="interleaved rounds of both arms; the median is reported")
+    s.add_argument("--json", default=None, help="also write the figures to this file")
+    s.add_argument("overrides", nargs="*", help="config overrides for every episode (e.g. env.num_problems=12)")
     s = sub.add_parser("soak", help="a long ToM episode against a stub endpoint: RSS of driver and actors, sampled")
     s.add_argument("--problems", type=int, default=2000, help="test problems of the episode (default 2000)")
     s.add_argument("--run-dir", default=None, help="where the episode writes (default: a new temporary folder)")
@@ -101,12 +107,14 @@ def main(argv: list[str] | None = None) -> int:
             "serving": ("prompts", "max_tokens", "rounds", "num_cpus"),
             "learner": ("examples", "rounds", "num_cpus"),
             "soak": ("problems",),
+            "sweep": ("episodes", "concurrent", "rounds"),
         }
         for name in counts[args.which]:
             _positive("--" + name.replace("_", "-"), getattr(args, name))
-        from classroom.launch.bench import bench_learner_main, bench_serving_main, bench_soak_main
+        from classroom.launch.bench import bench_learner_main, bench_serving_main, bench_soak_main, bench_sweep_main
 
-        return {"learner": bench_learner_main, "serving": bench_serving_main, "soak": bench_soak_main}[args.which](args)
+        mains = {"learner": bench_learner_main, "serving": bench_serving_main, "soak": bench_soak_main, "sweep": bench_sweep_main}
+        return mains[args.which](args)
     if command == "sweep":
         from classroom.launch.sweep import sweep_main
 

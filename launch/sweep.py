@@ -294,9 +294,10 @@ def plan_sweep(argv: list[str]) -> tuple[Path, list[list[str]], list[int]]:
     return root, jobs, list(range(len(jobs)))
 
 
-def run_sweep(root: Path, jobs: list[SweepJob], total: int) -> list[dict[str, Any]]:
+def run_sweep(root: Path, jobs: list[SweepJob], total: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Run ``jobs`` (of ``total``) into ``root``, up to ``sweep.max_concurrent`` at once,
-    on one Ray and shared engine pools; returns their summaries, in job order."""
+    on one Ray and shared engine pools; returns their summaries, in job order, and each
+    engine's utilisation over the sweep (from its start)."""
     import ray
 
     from classroom.agents.plugins import validate_section
@@ -313,7 +314,17 @@ def run_sweep(root: Path, jobs: list[SweepJob], total: int) -> list[dict[str, An
     running = ThreadPoolExecutor(max_workers=settings.max_concurrent, thread_name_prefix="classroom-job")
     try:
         futures = [running.submit(run_job, job, root, shared, settings.max_retries, progress) for job in jobs]
-        return [future.result() for future in futures]
+        summaries = [future.result() for future in futures]
+        engines: dict[str, Any] = {}
+        with contextlib.suppress(Exception):  # a dead engine must not cost the results
+            engines = shared.utilisation()
+        for engine, figures in engines.items():
+            print(
+                f"[sweep] engine {engine}: busy {figures['busy_fraction']}, mean in flight {figures['mean_in_flight']}, "
+                f"{figures['tokens_per_s']} tokens/s over the sweep",
+                flush=True,
+            )
+        return summaries, engines
     finally:
         # On Ctrl-C: jobs not started are dropped; the running ones end when Ray goes.
         running.shutdown(wait=False, cancel_futures=True)

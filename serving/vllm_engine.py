@@ -153,8 +153,8 @@ def cpu_engine_env(config: VLLMEngineConfig) -> dict[str, str]:
 
 
 # vLLM logs each engine's start-up at INFO, dozens of lines that would flood the
-# driver's log (actors' output reaches it): warnings and errors only.
-ENGINE_LOG_ENV = {"VLLM_LOGGING_LEVEL": "WARNING"}
+# driver's log (actors' output reaches it), and warnings about its own defaults: errors only.
+ENGINE_LOG_ENV = {"VLLM_LOGGING_LEVEL": "ERROR"}
 
 
 def actor_options(config: VLLMEngineConfig, placement_group: Any = None) -> dict[str, Any]:
