@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from classroom.agents.messages import Explanation, Problem, TrainingExample
+from classroom.serving.adapters import AdapterFiles, materialize, pack_adapter, write_adapter
 
 
 @dataclass(frozen=True)
@@ -123,8 +124,9 @@ class LoRATrainer:
         self._base = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=torch.float32)
         self._base.eval()
 
-    def train(self, examples: list[dict], out_dir: str, *, settings: dict[str, Any], init_adapter: str | None = None) -> dict[str, Any]:
-        """Supervised fine-tuning on ``examples`` (prompt-completion rows); the adapter goes to ``out_dir``.
+    def train(self, examples: list[dict], *, settings: dict[str, Any], init_adapter: AdapterFiles | None = None) -> dict[str, Any]:
+        """Supervised fine-tuning on ``examples`` (prompt-completion rows); the adapter comes
+        back as ``adapter_files``.
 
         ``settings`` holds r, alpha, dropout, target_modules, epochs, learning_rate,
         batch_size, max_length, seed and device (see :func:`device_args`). With
@@ -133,11 +135,9 @@ class LoRATrainer:
         """
         from trl import SFTConfig, SFTTrainer
 
-        return self._fit("train", SFTConfig, SFTTrainer, examples, out_dir, settings, init_adapter, {})
+        return self._fit("train", SFTConfig, SFTTrainer, examples, settings, init_adapter, {})
 
-    def train_preferences(
-        self, rows: list[dict], out_dir: str, *, settings: dict[str, Any], init_adapter: str | None = None
-    ) -> dict[str, Any]:
+    def train_preferences(self, rows: list[dict], *, settings: dict[str, Any], init_adapter: AdapterFiles | None = None) -> dict[str, Any]:
         """DPO on ``rows`` (prompt / chosen / rejected), the reference being the base
         model (peft's adapter switched off); with ``nll_weight`` > 0 an NLL term on the
         chosen completions is added (RPO, as LbT's M2 does). ``settings`` as for
@@ -147,7 +147,7 @@ class LoRATrainer:
         losses: dict[str, Any] = {"beta": settings["beta"], "loss_type": ["sigmoid"]}
         if settings.get("nll_weight"):
             losses.update(loss_type=["sigmoid", "sft"], loss_weights=[1.0, settings["nll_weight"]])
-        return self._fit("train_preferences", DPOConfig, DPOTrainer, rows, out_dir, settings, init_adapter, losses)
+        return self._fit("train_preferences", DPOConfig, DPOTrainer, rows, settings, init_adapter, losses)
 
     def _fit(
         self,
@@ -155,9 +155,8 @@ class LoRATrainer:
         config_class: Any,
         trainer_class: Any,
         rows: list[dict],
-        out_dir: str,
         settings: dict[str, Any],
-        init_adapter: str | None,
+        init_adapter: AdapterFiles | None,
         extra: dict[str, Any],
     ) -> dict[str, Any]:
         from datasets import Dataset
@@ -168,8 +167,8 @@ class LoRATrainer:
         started = time.perf_counter()
         model = copy.deepcopy(self._base)
         peft_config = None
-        if init_adapter is not None:
-            model = PeftModel.from_pretrained(model, init_adapter, is_trainable=True)
+        if init_adapter is not None:  # sent as files: it was trained on any node
+            model = PeftModel.from_pretrained(model, materialize(init_adapter), is_trainable=True)
         else:
             peft_config = LoraConfig(
                 r=settings["r"],
@@ -208,7 +207,10 @@ class LoRATrainer:
                 peft_config=peft_config,
             )
             result = trainer.train()
-            trainer.model.save_pretrained(out_dir)
+            # Saved here, then sent back as files: the caller, on any node, writes them
+            # into its out_dir (no filesystem is shared with the trainer's node).
+            trainer.model.save_pretrained(os.path.join(scratch, "adapter"))
+            adapter = pack_adapter(os.path.join(scratch, "adapter"))
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         return {
@@ -216,16 +218,16 @@ class LoRATrainer:
             "seconds": time.perf_counter() - started,
             "steps": int(result.global_step),
             "examples": len(rows),
-            "adapter_path": out_dir,
+            "adapter_files": adapter,
         }
 
-    def preference_margins(self, rows: list[dict], adapter_path: str | None = None) -> list[float]:
+    def preference_margins(self, rows: list[dict], adapter: AdapterFiles | None = None) -> list[float]:
         """log p(chosen | prompt) - log p(rejected | prompt) of each row, under the base
-        model or, given ``adapter_path``, the base with that adapter."""
+        model or, given ``adapter`` (its files), the base with that adapter."""
         import torch
         from peft import PeftModel
 
-        model = self._base if adapter_path is None else PeftModel.from_pretrained(copy.deepcopy(self._base), adapter_path)
+        model = self._base if adapter is None else PeftModel.from_pretrained(copy.deepcopy(self._base), materialize(adapter))
         model.eval()
         margins = []
         with torch.no_grad():
@@ -268,6 +270,19 @@ def device_args(device: str, bf16_supported: bool | None = None) -> dict[str, bo
 def trainer_actor_name(base_model: str) -> str:
     """The Ray name of the LoRATrainer actor shared by all learners of ``base_model``."""
     return "classroom-lora-trainer-" + hashlib.sha1(base_model.encode()).hexdigest()[:10]
+
+
+def sent(adapter_path: str | None) -> AdapterFiles | None:
+    """An adapter folder of this node as the files the trainer actor (on any node) gets."""
+    return None if adapter_path is None else pack_adapter(adapter_path)
+
+
+def received(result: dict[str, Any], out_dir: str) -> dict[str, Any]:
+    """The trainer's figures, its adapter's files written into ``out_dir`` here (the
+    caller's node), which becomes ``adapter_path``."""
+    figures = dict(result)
+    figures["adapter_path"] = write_adapter(figures.pop("adapter_files"), out_dir)
+    return figures
 
 
 class LoRAFitting:
@@ -420,7 +435,7 @@ class LoRALearner(LoRAFitting):
                 raise ValueError(f"LoRALearner.fit: no examples to train on beyond the {self.trained} trained already")
             init_adapter = self.adapter_path
         out_dir = os.path.abspath(out_dir)
-        result = await self._trainer().train.remote(batch, out_dir, settings=self.settings(), init_adapter=init_adapter)
+        result = received(await self._trainer().train.remote(batch, settings=self.settings(), init_adapter=sent(init_adapter)), out_dir)
         self.trained = len(examples)
         self.adapter_path = out_dir
         return {**result, "mode": self.mode, "epochs": self.epochs}
@@ -481,8 +496,10 @@ class DPOLearner(LoRAFitting):
         if not rows:
             raise ValueError("DPOLearner.fit: no preference pairs to train on")
         out_dir = os.path.abspath(out_dir)
-        return await self._trainer().train_preferences.remote(list(rows), out_dir, settings=self.settings(), init_adapter=init_adapter)
+        rows = list(rows)
+        result = await self._trainer().train_preferences.remote(rows, settings=self.settings(), init_adapter=sent(init_adapter))
+        return received(result, out_dir)
 
     async def margins(self, rows: Sequence[dict], adapter_path: str | None = None) -> list[float]:
         """log p(chosen) - log p(rejected) per row, under the base or with ``adapter_path``."""
-        return await self._trainer().preference_margins.remote(list(rows), adapter_path)
+        return await self._trainer().preference_margins.remote(list(rows), sent(adapter_path))

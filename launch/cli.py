@@ -24,7 +24,8 @@ commands:
   package `classroom package OUT` writes classroom's code to OUT/classroom, for a Ray
           job's runtime_env (`py_modules`): see the README's "On a cluster"
   bench   benchmarks that print ratios measured side by side (`classroom bench serving`,
-          `classroom bench learner`, `classroom bench sweep`, `classroom bench soak`)
+          `classroom bench learner`, `classroom bench sweep`, `classroom bench episode`,
+          `classroom bench soak`)
 
 loops: {loops} (`classroom run env=...` picks one of conf/env/)
 """
@@ -67,6 +68,10 @@ def _bench_parser() -> argparse.ArgumentParser:
     s.add_argument("--rounds", type=int, default=1, help="interleaved rounds of both arms; the median is reported")
     s.add_argument("--json", default=None, help="also write the figures to this file")
     s.add_argument("overrides", nargs="*", help="config overrides for every episode (e.g. env.num_problems=12)")
+    s = sub.add_parser("episode", help="the default ToM episode's model calls replayed: as issued, one at a time, all at once")
+    s.add_argument("--rounds", type=int, default=1, help="interleaved rounds of the three replays; the median is reported")
+    s.add_argument("--json", default=None, help="also write the figures to this file")
+    s.add_argument("overrides", nargs="*", help="config overrides of the recorded episode")
     s = sub.add_parser("soak", help="a long ToM episode against a stub endpoint: RSS of driver and actors, sampled")
     s.add_argument("--problems", type=int, default=2000, help="test problems of the episode (default 2000)")
     s.add_argument("--run-dir", default=None, help="where the episode writes (default: a new temporary folder)")
@@ -108,12 +113,19 @@ def main(argv: list[str] | None = None) -> int:
             "learner": ("examples", "rounds", "num_cpus"),
             "soak": ("problems",),
             "sweep": ("episodes", "concurrent", "rounds"),
+            "episode": ("rounds",),
         }
         for name in counts[args.which]:
             _positive("--" + name.replace("_", "-"), getattr(args, name))
-        from classroom.launch.bench import bench_learner_main, bench_serving_main, bench_soak_main, bench_sweep_main
+        from classroom.launch import bench
 
-        mains = {"learner": bench_learner_main, "serving": bench_serving_main, "soak": bench_soak_main, "sweep": bench_sweep_main}
+        mains = {
+            "learner": bench.bench_learner_main,
+            "serving": bench.bench_serving_main,
+            "soak": bench.bench_soak_main,
+            "sweep": bench.bench_sweep_main,
+            "episode": bench.bench_episode_main,
+        }
         return mains[args.which](args)
     if command == "sweep":
         from classroom.launch.sweep import sweep_main

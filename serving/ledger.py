@@ -13,6 +13,8 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 
+from classroom.serving.adapters import AdapterFiles
+
 
 class RoutingBoard:
     """Where a model's next conversations go: the replica with the fewest requests in
@@ -68,7 +70,8 @@ class ServingLedger:
 
     def __init__(self) -> None:
         self._faults: Counter[tuple[str, str]] = Counter()
-        self._adapters: dict[str, dict[str, str]] = {}  # engine id -> name -> path
+        # engine id -> name -> the adapter's files (any node's engine can write them)
+        self._adapters: dict[str, dict[str, AdapterFiles]] = {}
         self.board = RoutingBoard()
 
     def route(self, model: str, replicas: int, count: int, exclude: Sequence[int] = (), rest_s: float = 60.0) -> list[int]:
@@ -80,10 +83,10 @@ class ServingLedger:
     def routing(self, model: str) -> dict[str, list[int]]:
         return self.board.view(model)
 
-    def register_adapter(self, engine_id: str, name: str, path: str) -> None:
-        self._adapters.setdefault(engine_id, {})[name] = path
+    def register_adapter(self, engine_id: str, name: str, files: AdapterFiles) -> None:
+        self._adapters.setdefault(engine_id, {})[name] = files
 
-    def adapters_of(self, engine_id: str) -> dict[str, str]:
+    def adapters_of(self, engine_id: str) -> dict[str, AdapterFiles]:
         """The adapters an engine serves, in the order they were first loaded."""
         return dict(self._adapters.get(engine_id, {}))
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -82,6 +82,20 @@ class Completion(BaseModel):
     finish_reason: str | None = None
     logprobs: tuple[TokenLogprob, ...] | None = None
     usage: Usage = Usage()
+
+
+class RecordedCall(BaseModel):
+    """One chat call an engine answered while it recorded (``classroom bench episode``
+    replays an episode's calls from these)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    started: float
+    ended: float
+    conversations: list[Conversation]
+    params: SamplingParams
+    # The JSON schema the replies had to follow, as sent.
+    schema_: dict[str, Any] | None = Field(None, alias="schema")
+    adapter: str | None = None
 
 
 class EngineStats(BaseModel):

@@ -23,11 +23,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from classroom.serving.adapters import AdapterFiles, materialize, pack_adapter
 from classroom.serving.llm import BackendError, Schema, schema_dict
 from classroom.serving.types import (
     Completion,
     Conversation,
     EngineStats,
+    RecordedCall,
     SamplingParams,
     TokenLogprob,
     Usage,
@@ -296,6 +298,8 @@ class VLLMEngineHost:
         self._cache: OrderedDict[str, list[Completion]] = OrderedDict()
         self._cache_size = self.config.response_cache_size
         self.cache_hits = 0
+        # The chat calls answered while recording is on (see record_calls); None: off.
+        self._recording: list[RecordedCall] | None = None
 
     async def start(self) -> dict[str, Any]:
         """Build the engine (idempotent; calls racing in after a restart build it once),
@@ -305,8 +309,8 @@ class VLLMEngineHost:
         async with self._starting:
             if self.engine is None:
                 self._build()
-                for name, path in (await self._registered()).items():
-                    await self._add_adapter(name, path)
+                for name, files in (await self._registered()).items():
+                    await self._add_adapter(name, materialize(files))
         return self.info()
 
     def _build(self) -> None:
@@ -430,6 +434,30 @@ class VLLMEngineHost:
         adapter: str | None = None,
     ) -> list[list[Completion]]:
         """All conversations go to the engine at once; its scheduler batches them."""
+        started = time.time()
+        replies = await self._chat(conversations, params, schema, adapter)
+        if self._recording is not None:
+            self._recording.append(
+                RecordedCall(
+                    started=started,
+                    ended=time.time(),
+                    conversations=list(conversations),
+                    params=params,
+                    schema=schema_dict(schema),
+                    adapter=adapter,
+                )
+            )
+        return replies
+
+    async def record_calls(self, on: bool) -> list[RecordedCall]:
+        """Start recording every chat call (``on``), or stop and return what was recorded."""
+        recorded = self._recording or []
+        self._recording = [] if on else None
+        return recorded
+
+    async def _chat(
+        self, conversations: Sequence[Conversation], params: SamplingParams, schema: Schema | None, adapter: str | None
+    ) -> list[list[Completion]]:
         if self.engine is None:
             await self.start()
         lora = None
@@ -486,24 +514,30 @@ class VLLMEngineHost:
 
         return sum(await asyncio.gather(*(one(p) for p in prompts)))
 
-    async def load_adapter(self, name: str, path: str) -> None:
-        """Load (or replace) a LoRA adapter at run time; requests name it as `adapter`."""
+    async def load_adapter(self, name: str, adapter: str | AdapterFiles) -> None:
+        """Load (or replace) a LoRA adapter at run time; requests name it as `adapter`.
+
+        ``adapter`` is a folder of this node, or the files themselves (packed where the
+        adapter was trained, on any node), written here into a folder of this node.
+        """
         if not self.config.enable_lora:
             raise BackendError(f"engine {self.config.name} was started with enable_lora=false")
-        if not os.path.isfile(os.path.join(path, "adapter_config.json")):
-            raise BackendError(f"LoRA adapter folder {path} has no adapter_config.json")
+        if isinstance(adapter, str):
+            if not os.path.isfile(os.path.join(adapter, "adapter_config.json")):
+                raise BackendError(f"LoRA adapter folder {adapter} has no adapter_config.json")
+            adapter = pack_adapter(adapter)  # what the ledger keeps for a restart on any node
         if self.engine is None:
             await self.start()
-        await self._add_adapter(name, path)
+        await self._add_adapter(name, materialize(adapter))
         if self.ledger_name is not None:  # what a restarted engine must serve again
-            await self._ledger().register_adapter.remote(self.engine_id, name, path)
+            await self._ledger().register_adapter.remote(self.engine_id, name, adapter)
 
     def _ledger(self) -> Any:
         import ray
 
         return ray.get_actor(self.ledger_name)
 
-    async def _registered(self) -> dict[str, str]:
+    async def _registered(self) -> dict[str, AdapterFiles]:
         """The adapters the ledger says this engine serves ({} without a ledger; a
         request for one then fails naming it, rather than the engine not starting)."""
         if self.ledger_name is None:
@@ -662,7 +696,13 @@ class VLLMBackend:
         return await self._call(what, self.actor.chat.remote(list(conversations), params, schema_dict(schema), adapter))
 
     async def load_adapter(self, name: str, path: str) -> None:
-        await self._call(f"loading adapter {name!r}", self.actor.load_adapter.remote(name, path))
+        """Send the adapter folder's files (read here, in the process that has the folder)
+        to the engine, on whatever node it runs."""
+        try:
+            files = pack_adapter(path)
+        except (OSError, ValueError) as exc:
+            raise BackendError(f"adapter {name!r}: {exc}") from None
+        await self._call(f"loading adapter {name!r}", self.actor.load_adapter.remote(name, files))
 
     async def stats(self) -> EngineStats:
         """The engine's utilisation counters (see :class:`EngineStats`)."""

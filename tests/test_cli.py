@@ -300,3 +300,16 @@ def test_classroom_serve_answers_over_http():
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=120)
     assert proc.returncode == 0
+
+
+def test_bench_episode_replays_overlapping_calls_as_one_wave():
+    from classroom.launch.bench import call_waves
+    from classroom.serving.types import RecordedCall, SamplingParams, as_conversation
+
+    def call(started: float, ended: float) -> RecordedCall:
+        return RecordedCall(started=started, ended=ended, conversations=[as_conversation("q")], params=SamplingParams())
+
+    # Two stages at once (0-5 and 1-3), then one alone, then two that touch (9-10, 10-11).
+    waves = call_waves([call(6, 8), call(0, 5), call(1, 3), call(10, 11), call(9, 10)])
+    assert [[c.started for c in wave] for wave in waves] == [[0, 1], [6], [9], [10]]
+    assert call_waves([]) == []

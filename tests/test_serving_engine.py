@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import pytest
 from pydantic import BaseModel
@@ -74,8 +76,8 @@ async def test_structured_output_failure_is_recorded_not_raised(engine):
 
 
 @pytest.fixture(scope="module")
-async def random_adapter(engine, tmp_path_factory) -> str:
-    """A LoRA adapter with random A and B, loaded into the session engine as "random-adapter"."""
+async def random_adapter_folder(engine, tmp_path_factory) -> Path:
+    """A LoRA adapter with random A and B, saved as PEFT saves one."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
@@ -87,7 +89,13 @@ async def random_adapter(engine, tmp_path_factory) -> str:
     lora = get_peft_model(base, LoraConfig(r=8, lora_alpha=32, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
     path = tmp_path_factory.mktemp("lora") / "random-adapter"
     lora.save_pretrained(path)
-    await engine.load_adapter("random-adapter", str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+async def random_adapter(engine, random_adapter_folder) -> str:
+    """The random adapter, loaded into the session engine as "random-adapter"."""
+    await engine.load_adapter("random-adapter", str(random_adapter_folder))
     return "random-adapter"
 
 
@@ -100,6 +108,38 @@ async def test_lora_adapter_changes_output(engine, random_adapter):
     assert adapted.usage.model == "random-adapter"
     with pytest.raises(Exception, match="not loaded"):
         await engine.chat(conv, params, adapter="never-loaded")
+
+
+async def test_an_adapter_travels_to_the_engine_as_its_files_not_its_path(engine, random_adapter, random_adapter_folder, tmp_path):
+    # The trainer's folder is gone before the engine loads the adapter: the engine
+    # writes the files it was sent into a folder of its own node (no shared filesystem).
+    from classroom.serving.adapters import adapters_root, pack_adapter
+
+    moved = tmp_path / "trained-elsewhere"
+    shutil.copytree(random_adapter_folder, moved)
+    files = pack_adapter(moved)
+    shutil.rmtree(moved)
+    await engine.actor.load_adapter.remote("moved-adapter", files)
+    info = await engine.actor.info.remote()
+    assert "moved-adapter" in info["adapters"]
+    conv = [as_conversation("What is the capital of France?")]
+    params = SamplingParams(max_tokens=16)
+    [[original]] = await engine.chat(conv, params, adapter=random_adapter)
+    [[travelled]] = await engine.chat(conv, params, adapter="moved-adapter")
+    assert travelled.text == original.text  # the same weights, wherever they came from
+    assert (adapters_root() / files.digest / "adapter_model.safetensors").is_file()
+    with pytest.raises(Exception, match=r"no adapter_config\.json"):
+        await engine.load_adapter("nothing", str(tmp_path))
+
+
+async def test_an_engine_records_the_calls_it_answers_when_asked(engine):
+    await engine.actor.record_calls.remote(True)
+    conversations = [as_conversation("What is 2 + 3?"), as_conversation("What is 4 + 4?")]
+    await engine.chat(conversations, SamplingParams(max_tokens=4))
+    [call] = await engine.actor.record_calls.remote(False)
+    assert call.conversations == conversations and call.params.max_tokens == 4 and call.started <= call.ended
+    await engine.chat(conversations[:1], SamplingParams(max_tokens=4))
+    assert await engine.actor.record_calls.remote(False) == []  # off: nothing kept
 
 
 async def test_http_door_serves_the_same_engine(engine, engine_url):

@@ -59,6 +59,10 @@ class TomAgents:
     names: tuple[str, ...] = ("student",)
 
 
+async def _nothing() -> None:
+    """A stage that does not run (gathered in place of one that would)."""
+
+
 class TomEpisode:
     """One ToM teaching episode over a teacher, a student and a grader."""
 
@@ -155,6 +159,17 @@ class TomEpisode:
         self.recorder.record(explanations)
         return explanations
 
+    async def _explained(
+        self, problems: Sequence[Problem], style: str, phase: str
+    ) -> tuple[list[Explanation], set[str], list[list[Attempt]]]:
+        """The teacher's explanations of ``problems`` in ``style``, the ids of those a
+        deceptive teacher did not make deceptive (never given), and every student's
+        attempts with them."""
+        explanations = await self._explain(problems, style)
+        unusable = await self._deception_failures(problems, explanations)
+        helped = await self._each(problems, phase=phase, explanations=explanations)
+        return explanations, unusable, helped
+
     async def run(self) -> dict[str, Any]:
         """Play the episode; returns the summary (also reported as metrics)."""
         started = time.time()
@@ -164,18 +179,23 @@ class TomEpisode:
         everything = [*seed_set, *test, *post_set]
         self.recorder.record([p for p in everything if p.id not in self.replay.problem_ids])
 
-        # 1. Every student alone, on everything.
-        self.recorder.stage("students alone (pre-test)", len(everything) * k)
-        pre = await self._each(everything, phase="pre_test")
+        # 1-3 at once, as far as they do not wait for each other (the engines batch what
+        # all three ask): (1) every student alone, on everything; (2) the teacher's
+        # explanations of the seed set, written in the run's style, and each student with
+        # them; (3) the teacher's explanations of the test set and each student with them,
+        # unless personalized: those learn from (1) and (2), so they come after.
+        personalized = cfg.explanation == "personalized"
+        seed_style = "unpersonalized" if personalized else cfg.explanation
+        self.recorder.stage(
+            "pre-test, seed set" + ("" if personalized else " and test set") + " with explanations, at once",
+            (len(everything) + len(seed_set) + (0 if personalized else len(test))) * k,
+        )
+        pre, (seed_explanations, seed_unusable, seed_helped), shared = await asyncio.gather(
+            self._each(everything, phase="pre_test"),
+            self._explained(seed_set, seed_style, "seed_with_explanation"),
+            self._explained(test, cfg.explanation, "with_explanation") if not personalized else _nothing(),
+        )
         pre_by_id = [{a.problem_id: a for a in attempts} for attempts in pre]
-
-        # 2. The teacher watches each student learn from its explanations on the seed set,
-        #    written in the run's style (personalized ones need this set's flips first).
-        self.recorder.stage("teacher observes the students (seed set)", len(seed_set) * k)
-        seed_style = "unpersonalized" if cfg.explanation == "personalized" else cfg.explanation
-        seed_explanations = await self._explain(seed_set, seed_style)
-        seed_unusable = await self._deception_failures(seed_set, seed_explanations)
-        seed_helped = await self._each(seed_set, phase="seed_with_explanation", explanations=seed_explanations)
         observations = [
             [
                 SeedObservation(problem=p, attempt=pre_by_id[s][p.id], explanation=e, helped=h)
@@ -185,10 +205,10 @@ class TomEpisode:
         ]
         personal = [[(o.problem, o.explanation) for o in obs if not o.attempt.correct and o.helped.correct] for obs in observations]
 
-        # 3. The teacher explains the test set in the run's style (personalized: for each
-        #    student its own); every student answers with its explanations.
-        self.recorder.stage("teacher explains, students answer with it", len(test) * k)
-        if cfg.explanation == "personalized":
+        # 3, personalized: for each student its own explanations of the test set, from the
+        #    flips the teacher saw on the seed set; every student answers with its own.
+        if personalized:
+            self.recorder.stage("teacher explains to each student, students answer with it", len(test) * k)
             logged = [self.replay.explanations(test, occurrence=s) for s in range(k)]
             if all(mine is not None for mine in logged):
                 explanations = logged  # type: ignore[assignment]
@@ -197,13 +217,13 @@ class TomEpisode:
                     await asyncio.gather(*(self.teacher.explain_as(test, "personalized", personal=mine) for mine in personal))
                 )
                 self.recorder.record([e for mine in explanations for e in mine])
+            unusable: set[str] = set()
+            helped = await self._each(test, [{"explanations": mine} for mine in explanations], phase="with_explanation")
         else:
-            shared = await self._explain(test, cfg.explanation)
-            explanations = [shared] * k
+            test_explanations, unusable, helped = shared
+            explanations = [test_explanations] * k
         # Personalized with no flip to learn from: the teacher explained unpersonalized.
-        fallbacks = sum(len(test) for mine in personal if not mine) if cfg.explanation == "personalized" else 0
-        unusable = await self._deception_failures(test, explanations[0]) if cfg.explanation == "deceptive" else set()
-        helped = await self._each(test, [{"explanations": mine} for mine in explanations], phase="with_explanation")
+        fallbacks = sum(len(test) for mine in personal if not mine) if personalized else 0
 
         # 4. A mental model per student ranks once; each budget takes its top share of
         #    every (student, problem) pair.
@@ -241,17 +261,20 @@ class TomEpisode:
         demos = [[(test[i], explanations[s][i]) for i in ranked(utilities[s * len(test) : (s + 1) * len(test)])] for s in range(k)]
         multiturn: dict[str, float | None] = {}
         post_attempts: list[Attempt] = []
+        # Every demonstration count at once (none waits for another).
+        asked = [c for c in cfg.demo_counts if c != 0 and all(c <= len(mine) for mine in demos)]
+        answers = await asyncio.gather(
+            *(self._each(post_set, [{"demonstrations": mine[:c]} for mine in demos], phase=f"post_test_{c}_demos") for c in asked)
+        )
+        answered_with = dict(zip(asked, answers))
         for count in cfg.demo_counts:
             if count == 0:
                 attempts = [pre_by_id[s][p.id] for s in range(k) for p in post_set]  # the pre-test asked exactly this
-            elif any(count > len(mine) for mine in demos):
+            elif count not in answered_with:
                 multiturn[str(count)] = None  # the policy explained fewer problems than that
                 continue
             else:
-                answered = await self._each(
-                    post_set, [{"demonstrations": mine[:count]} for mine in demos], phase=f"post_test_{count}_demos"
-                )
-                attempts = [a for mine in answered for a in mine]
+                attempts = [a for mine in answered_with[count] for a in mine]
                 post_attempts += attempts
             multiturn[str(count)] = accuracy(attempts)
 
