@@ -32,6 +32,12 @@ from typing import Any
 
 from classroom.launch.app import CONFIG_MODULE, check_overrides
 
+SWEEP_USAGE = """usage: classroom sweep [KEY=VALUE | KEY=A,B,... | sweep=NAME] ...
+       classroom sweep --resume SWEEP_DIR
+
+Every combination of the comma lists (and of a sweep config's grid) is one episode.
+sweep.max_concurrent=N runs N at once (default 1); sweep.max_retries=N runs a job stopped
+by a fault again up to N times (default 1); hydra.sweep.dir=DIR names the folder."""
 SWEEP_FILE = "sweep.json"
 # Run directories of a job's earlier tries (stopped by a fault, run again): kept for the
 # record, out of the results tables.
@@ -243,6 +249,10 @@ def restore_override_secrets(overrides: list[str]) -> list[str]:
     return restored
 
 
+class UsageError(ValueError):
+    """A flag of `classroom sweep` that is not one."""
+
+
 def _parse(argv: list[str]) -> tuple[Path | None, list[str]]:
     """``--resume SWEEP_DIR`` (or ``--resume=SWEEP_DIR``) and the overrides."""
     resume: Path | None = None
@@ -252,12 +262,12 @@ def _parse(argv: list[str]) -> tuple[Path | None, list[str]]:
         if arg == "--resume":
             value = next(args, None)
             if value is None:
-                raise ValueError("--resume needs the sweep folder (classroom sweep --resume SWEEP_DIR)")
+                raise UsageError("--resume needs the sweep folder (classroom sweep --resume SWEEP_DIR)")
             resume = Path(value)
         elif arg.startswith("--resume="):
             resume = Path(arg.split("=", 1)[1])
         elif arg.startswith("-"):
-            raise ValueError(f"unknown option {arg} (options: --resume SWEEP_DIR; settings are key=value)")
+            raise UsageError(f"unknown option {arg} (options: --resume SWEEP_DIR; settings are key=value)")
         else:
             overrides.append(arg)
     return resume, overrides
@@ -272,11 +282,11 @@ def plan_sweep(argv: list[str]) -> tuple[Path, list[list[str]], list[int]]:
     resume, overrides = _parse(argv)
     if resume is not None:
         if overrides:
-            raise ValueError("--resume takes the sweep folder only: its jobs are in its sweep.json")
+            raise UsageError("--resume takes the sweep folder only: its jobs are in its sweep.json")
         try:
             saved = json.loads((resume / SWEEP_FILE).read_text())
         except (OSError, ValueError) as exc:
-            raise ValueError(f"{resume} has no readable {SWEEP_FILE} ({type(exc).__name__}): is it a sweep folder?") from None
+            raise UsageError(f"{resume} has no readable {SWEEP_FILE} ({type(exc).__name__}): is it a sweep folder?") from None
         jobs = [restore_override_secrets(job) for job in saved["jobs"]]
         return resume, jobs, [n for n in range(len(jobs)) if not finished(resume, n)]
     jobs = expand_jobs(overrides)
@@ -338,9 +348,15 @@ def sweep_main(argv: list[str]) -> int:
     from classroom.agents.plugins import ConfigError
     from classroom.launch.results import write_results
 
+    if {"-h", "--help"} & set(argv):
+        print(SWEEP_USAGE)
+        return 0
     try:
         root, overrides, todo = plan_sweep(argv)
         configs = compose_jobs([overrides[n] for n in todo])
+    except UsageError as exc:
+        print(f"classroom sweep: {exc}", file=sys.stderr)
+        return 2
     except Exception as exc:
         print(f"config error: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 2

@@ -153,3 +153,18 @@ def test_sweep_2x2_grid_table_matches_runs_and_report_has_plots(engine_url, tmp_
 def test_report_of_a_folder_that_is_no_run(tmp_path):
     out = subprocess.run([*CLASSROOM, "report", str(tmp_path)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "no finished runs" in out.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--bogus"], "classroom sweep: unknown option --bogus"),
+        (["--resume"], "classroom sweep: --resume needs the sweep folder"),
+        (["--resume", "/nonexistent-sweep"], "classroom sweep: /nonexistent-sweep has no readable sweep.json"),
+        (["--resume", "/tmp", "seed=1"], "classroom sweep: --resume takes the sweep folder only"),
+        (["env.no_such_key=1,2"], "config error:"),
+    ],
+)
+def test_sweep_flags_and_values_that_are_wrong_are_one_line(args, says):
+    out = subprocess.run([*CLASSROOM, "sweep", *args], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and out.stderr.startswith(says) and len(out.stderr.strip().splitlines()) == 1, out.stderr
