@@ -85,7 +85,9 @@ def spawn(
     for value in (*args, *kwargs.values()):
         if value is not None and not isinstance(value, (str, int, float, bool, dict, list, tuple)):
             ship_by_value(value)
-    options: dict[str, Any] = {"num_cpus": num_cpus}
+    # SPREAD: a run's agents go to different nodes where there are several (their
+    # memory and event loops shared out), the engines placed by their own resources.
+    options: dict[str, Any] = {"num_cpus": num_cpus, "scheduling_strategy": "SPREAD"}
     if stateless:
         options.update(max_restarts=STATELESS_RESTARTS, max_task_retries=-1)
     if actor_name:

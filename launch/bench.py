@@ -641,14 +641,18 @@ def print_episode_report(result: dict[str, Any]) -> None:
         "one_at_a_time": "(b) one conversation at a time",
         "all_at_once": "(c) all at once, no stage barriers",
     }
-    _ratio_table(
-        f"episode: {result['conversations']} conversations in {result['calls']} calls, {result['waves']} waves "
-        f"(the default ToM episode took {result['episode_wall_s']} s), median of {result['rounds']} round(s)",
-        ("replayed", "throughput vs (a)"),
-        {way: (label, replay["waves"] / replay[way]) for way, label in labels.items()},
-        "waves",
-        ("{:.3f}", "{:.3f}"),
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(
+        title=f"episode: {result['conversations']} conversations in {result['calls']} calls, {result['waves']} waves "
+        f"(the default ToM episode took {result['episode_wall_s']} s), median of {result['rounds']} round(s)"
     )
+    for column in ("replayed", "wall (s)", "throughput vs (a)"):
+        table.add_column(column, justify="left" if column == "replayed" else "right")
+    for way, label in labels.items():
+        table.add_row(label, f"{replay[way]:.2f}", f"{replay['waves'] / replay[way]:.3f}")
+    Console().print(table)
     print(
         f"replay s: (a) {replay['waves']}  (b) {replay['one_at_a_time']}  (c) {replay['all_at_once']}; "
         f"(a)/(b) = {result['ratio_a_over_b']}x (goal >= 5x); (a)/(c) = {result['ratio_a_over_c']}"

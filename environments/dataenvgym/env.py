@@ -18,6 +18,7 @@ Every iteration writes its data, dropped data, report and adapter under
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections import defaultdict
@@ -309,8 +310,10 @@ class DataEnvGym:
         """Write the SFT data, score the test set (trained and untrained), summarize."""
         _write_jsonl(self.run_dir / "sft.jsonl", await self.student.sft_rows(self.data))  # TRL prompt-completion
         self.recorder.stage("test set: trained and untrained student", 2 * len(self.test))
-        final = await self._evaluate(self.test, phase="test")
-        initial = await self._evaluate(self.test, phase="test_untrained", base=True)
+        # At once: the engine batches both (the untrained student is the base model).
+        final, initial = await asyncio.gather(
+            self._evaluate(self.test, phase="test"), self._evaluate(self.test, phase="test_untrained", base=True)
+        )
         test_report = self._feedback(self.test, final, "test", self.iteration)
         base_report = self._feedback(self.test, initial, "test_untrained", 0)
         self.recorder.record([test_report, base_report])
