@@ -58,6 +58,8 @@ def test_a_submitted_job_ships_classroom_and_places_engines_on_their_nodes(clust
         f"hydra.run.dir={run_dir}",
     )
     assert out.returncode == 0 and "succeeded" in out.stdout, out.stdout[-3000:] + out.stderr[-2000:]
+    # Actors' output reaches the job's log (cluster.log_to_driver): the engines' own lines.
+    assert "(VLLMEngineHost pid=" in out.stdout
     assert "classroom from " in out.stdout and "runtime_resources/py_modules_files" in out.stdout.split("classroom from ", 1)[1].split()[0]
 
     summary = json.loads((run_dir / "summary.json").read_text())
