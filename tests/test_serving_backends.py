@@ -225,7 +225,9 @@ def test_engine_config_rejects_bad_values():
 def test_gpu_engine_on_a_cluster_without_gpus_times_out_naming_what_it_waited_for(ray_local):
     from classroom.serving.vllm_engine import EngineStartupTimeout, start_engine
 
-    config = VLLMEngineConfig(device="cuda", tensor_parallel_size=2, startup_timeout_s=1)
+    # Told to wait (for an autoscaler that might add GPU nodes): it waits its time, then
+    # names what it waited for. By default it would not wait at all (the test above).
+    config = VLLMEngineConfig(device="cuda", tensor_parallel_size=2, startup_timeout_s=1, fail_if_unplaceable=False)
     with pytest.raises(EngineStartupTimeout, match=r"placement group \[\{'GPU': 1.0, 'CPU': 1.0\}.*not ready after 1 s") as err:
         start_engine(config)
     # What the cluster has is in the same line: no GPU at all here.

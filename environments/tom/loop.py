@@ -257,12 +257,13 @@ class TomEpisode:
 
         # 5. Multi-turn: each student sees its top-ranked explained problems as
         #    demonstrations on unexplained ones.
-        self.recorder.stage("multi-turn: post-test with demonstrations", len(post_set) * len(cfg.demo_counts) * k)
         demos = [[(test[i], explanations[s][i]) for i in ranked(utilities[s * len(test) : (s + 1) * len(test)])] for s in range(k)]
         multiturn: dict[str, float | None] = {}
         post_attempts: list[Attempt] = []
-        # Every demonstration count at once (none waits for another).
+        # Every demonstration count at once (none waits for another); none (0) is the
+        # pre-test's answers, and a count past what the policy explained is not asked.
         asked = [c for c in cfg.demo_counts if c != 0 and all(c <= len(mine) for mine in demos)]
+        self.recorder.stage("multi-turn: post-test with demonstrations", len(post_set) * len(asked) * k)
         answers = await asyncio.gather(
             *(self._each(post_set, [{"demonstrations": mine[:c]} for mine in demos], phase=f"post_test_{c}_demos") for c in asked)
         )
