@@ -207,12 +207,28 @@ async def run_learner_benchmark(
                 order = [("a_hot_swap", hot_swap), ("b_restart", restart)]
                 for key, way in order if i % 2 == 0 else order[::-1]:
                     seconds[key].append(await way())
+            # What serving with the adapter costs: one batch of requests with it and
+            # without, interleaved, on the engine that has it loaded.
+            batch = [as_conversation(p) for p in bench_prompts(32, seed)]
+            batch_params = SamplingParams(max_tokens=48, temperature=0.0)
+            batch_seconds: dict[str, list[float]] = {"base": [], "adapter": []}
+            for i in range(rounds):
+                for key in ("base", "adapter") if i % 2 == 0 else ("adapter", "base"):
+                    started = time.perf_counter()
+                    await backend.chat(batch, batch_params, adapter=None if key == "base" else "student")
+                    batch_seconds[key].append(time.perf_counter() - started)
     finally:
         await _stop_engine(backend)
         with contextlib.suppress(ValueError):  # training never started: no trainer actor
             ray.kill(ray.get_actor(trainer_actor_name(learner.base_model)))
     median = {k: statistics.median(v) for k, v in seconds.items()}
+    batch_median = {k: statistics.median(v) for k, v in batch_seconds.items()}
     return {
+        "max_lora_rank": config.max_lora_rank,
+        "adapter_rank": learner.r,
+        "batch_seconds": batch_median,
+        # Throughput with the adapter over throughput without (1.0: free).
+        "adapter_over_base": batch_median["base"] / batch_median["adapter"],
         "examples": examples,
         "rounds": rounds,
         "train_seconds": trained["seconds"],
@@ -247,6 +263,12 @@ def print_learner_report(result: dict[str, Any]) -> None:
         ("{:.2f}", "{:.1f}x"),
     )
     print(f"ratio b/a = {result['ratio_b_over_a']:.1f}")
+    batch = result["batch_seconds"]
+    print(
+        f"32 requests x 48 tokens: base {batch['base']:.2f} s, with the adapter {batch['adapter']:.2f} s: "
+        f"adapter/base throughput = {result['adapter_over_base']:.2f} (goal >= 0.8; adapter rank {result['adapter_rank']}, "
+        f"engine max_lora_rank {result['max_lora_rank']})"
+    )
 
 
 def bench_learner_main(args: Any) -> int:
