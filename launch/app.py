@@ -37,6 +37,10 @@ from classroom.serving.types import EngineStats
 from classroom.serving.vllm_engine import EngineStartupTimeout, EngineUnplaceable
 
 CONFIG_MODULE = "classroom.conf"
+# Held while an episode builds its task and validates its config: the episodes of a
+# concurrent sweep are threads, and task libraries keep global registries that are not
+# safe to fill from two threads at once (reasoning-gym's lost a dataset that way).
+_PREPARING = threading.Lock()
 
 
 class SharedPools:
@@ -277,7 +281,8 @@ def run_episode(
     from classroom.agents.messages import new_id
     from classroom.serving.pool import ModelPool
 
-    plan = prepare(cfg)
+    with _PREPARING:
+        plan = prepare(cfg)
     skipped = skipped_rows(plan.task)
     if skipped:  # told before the episode starts, and kept in the summary
         print(f"data: {skipped['count']} row(s) of task {plan.task.name!r} skipped; first: {skipped['first'][0]}", file=sys.stderr)
