@@ -68,8 +68,10 @@ def test_a_submitted_job_ships_classroom_and_places_engines_on_their_nodes(clust
     where = summary["placement"]
     assert where["engine teacher#0"]["node_id"] == cluster.node_with("teacher_node")
     assert where["engine student#0"]["node_id"] == cluster.node_with("student_node")
+    # Every agent is recorded (they are spawned SPREAD, which Ray treats as a preference:
+    # on this cluster they have landed on one node as well as on several).
     agents = [label for label in where if not label.startswith("engine ")]
-    assert len(agents) >= 3 and len({where[label]["node_id"] for label in agents}) > 1  # spread
+    assert len(agents) >= 3 and all(where[label].get("node_id") for label in agents)
     # Utilisation of each engine over the run, recorded and summarised.
     assert set(summary["engines"]) == {"teacher#0", "student#0"}
     assert all(0 < e["busy_fraction"] <= 1 and e["requests"] > 0 for e in summary["engines"].values())
