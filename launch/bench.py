@@ -456,20 +456,29 @@ def print_soak_report(result: dict[str, Any]) -> None:
     )
 
 
-def bench_soak_main(args: Any) -> int:
+def _episodes_bench_main(name: str, args: Any, measure: Any, report: Any) -> dict[str, Any] | None:
+    """Run a benchmark that plays episodes (``measure()``, it starts its own Ray), print
+    and save its result; None (told in one line) if its config is refused."""
     from classroom.agents.plugins import ConfigError
 
     try:
-        result = run_soak_benchmark(problems=args.problems, run_dir=args.run_dir)
+        result = measure()
     except ConfigError as exc:
-        print(f"classroom bench soak: {exc}", file=sys.stderr)
-        return 2
-    print_soak_report(result)
+        print(f"classroom bench {name}: {exc}", file=sys.stderr)
+        return None
+    report(result)
     if args.json:
         import json
 
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)
+    return result
+
+
+def bench_soak_main(args: Any) -> int:
+    result = _episodes_bench_main("soak", args, lambda: run_soak_benchmark(problems=args.problems, run_dir=args.run_dir), print_soak_report)
+    if result is None:
+        return 2
     return 0 if result["status"] == "completed" else 1
 
 
@@ -555,20 +564,8 @@ def print_sweep_report(result: dict[str, Any]) -> None:
 
 
 def bench_sweep_main(args: Any) -> int:
-    from classroom.agents.plugins import ConfigError
-
-    try:
-        result = run_sweep_benchmark(episodes=args.episodes, concurrent=args.concurrent, rounds=args.rounds, extra=args.overrides)
-    except ConfigError as exc:
-        print(f"classroom bench sweep: {exc}", file=sys.stderr)
-        return 2
-    print_sweep_report(result)
-    if args.json:
-        import json
-
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=2)
-    return 0
+    measure = lambda: run_sweep_benchmark(episodes=args.episodes, concurrent=args.concurrent, rounds=args.rounds, extra=args.overrides)  # noqa: E731
+    return 2 if _episodes_bench_main("sweep", args, measure, print_sweep_report) is None else 0
 
 
 def call_waves(calls: list[Any]) -> list[list[Any]]:
@@ -682,17 +679,5 @@ def print_episode_report(result: dict[str, Any]) -> None:
 
 
 def bench_episode_main(args: Any) -> int:
-    from classroom.agents.plugins import ConfigError
-
-    try:
-        result = run_episode_benchmark(rounds=args.rounds, extra=args.overrides)
-    except ConfigError as exc:
-        print(f"classroom bench episode: {exc}", file=sys.stderr)
-        return 2
-    print_episode_report(result)
-    if args.json:
-        import json
-
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=2)
-    return 0
+    measure = lambda: run_episode_benchmark(rounds=args.rounds, extra=args.overrides)  # noqa: E731
+    return 2 if _episodes_bench_main("episode", args, measure, print_episode_report) is None else 0
