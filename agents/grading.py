@@ -13,7 +13,7 @@ import json
 import logging
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
@@ -337,7 +337,14 @@ def _warm_worker() -> None:
     import math_verify  # noqa: F401
 
 
-def accuracy(attempts: Sequence[Attempt]) -> float | None:
+class Graded(Protocol):
+    """Anything graded: an :class:`Attempt`, or the record a loop keeps of one."""
+
+    @property
+    def correct(self) -> bool | None: ...
+
+
+def accuracy(attempts: Sequence[Graded]) -> float | None:
     """Share of correct attempts among the graded ones (an ungradeable attempt is
     neither right nor wrong); None when none is graded."""
     graded = [a for a in attempts if a.correct is not None]

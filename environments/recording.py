@@ -38,11 +38,14 @@ class MemoryRecorder:
 
     def __init__(self) -> None:
         self.messages: list[AnyMessage] = []
+        # The messages of each record call: what a loop logged together.
+        self.batches: list[list[AnyMessage]] = []
         self.metrics: list[dict[str, Any]] = []
         self.stages: list[str] = []
 
     def record(self, messages: Sequence[AnyMessage]) -> None:
         self.messages.extend(messages)
+        self.batches.append(list(messages))
 
     def metric(self, name: str, value: float, **tags: Any) -> None:
         self.metrics.append({"name": name, "value": value, **tags})

@@ -46,6 +46,14 @@ class TomConfig(BaseModel):
     prompts: dict[str, str] = Field(default_factory=dict)
     # Seeds the problem draw, random policies and the deceptive teacher's wrong answers.
     seed: int = 0
+    # Problems per call to an agent: every stage streams its problems in chunks of this
+    # size, each logged when it is done, so neither an agent nor the driver ever holds a
+    # whole stage's batch (memory stays flat however long the episode). Results do not
+    # depend on it: each problem is asked on its own.
+    chunk_size: int = Field(64, ge=1)
+    # Chunks of one stage asked at once: the engines still get large batches (up to
+    # chunk_size x chunks_in_flight requests per stage and student).
+    chunks_in_flight: int = Field(4, ge=1)
 
     @field_validator("budgets")
     @classmethod

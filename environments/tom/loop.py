@@ -25,12 +25,13 @@ across the class; accuracy is the class's, and each student's is reported beside
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from classroom.agents.actors import spawn
 from classroom.agents.clients import GraderClient, StudentClient
@@ -43,10 +44,17 @@ from classroom.environments.recording import Recorder
 from classroom.environments.replay import Replay, replay_from
 from classroom.environments.tasks import Task
 from classroom.environments.tom.config import TomConfig
-from classroom.environments.tom.policies import InterventionPolicy, choose_interventions, ranked
+from classroom.environments.tom.policies import InterventionPolicy, choose_interventions
 from classroom.environments.tom.summary import budget_key, per_skill_accuracy, tom_summary_table
-from classroom.environments.tom.teacher import StudentView, TomTeacher, TomTeacherClient, mixed_demonstrations, wrong_answer
-from classroom.environments.tom.types import InterventionDecision, SeedObservation
+from classroom.environments.tom.teacher import (
+    StudentView,
+    TomTeacher,
+    TomTeacherClient,
+    intervention_decisions,
+    mixed_demonstrations,
+    wrong_answer,
+)
+from classroom.environments.tom.types import Graded, InterventionDecision, SeedObservation
 
 
 @dataclass(frozen=True)
@@ -59,12 +67,46 @@ class TomAgents:
     names: tuple[str, ...] = ("student",)
 
 
-async def _nothing() -> None:
-    """A stage that does not run (gathered in place of one that would)."""
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class _SeedStage:
+    """The seed set, whole (its size is the config's, not the episode's): what the
+    teacher observed of each student, and what the summary counts of it."""
+
+    observations: list[list[SeedObservation]]
+    # Per student: the seed explanations that flipped it from wrong to right.
+    personal: list[list[tuple[Problem, Explanation]]]
+    pre: list[list[Graded]]
+    unusable: int
+
+
+@dataclass(frozen=True)
+class _TestChunk:
+    """What the episode keeps of one chunk of the test set once it is logged (per
+    student): no text but that of the explanations that may become demonstrations."""
+
+    pre: list[list[Graded]]
+    helped: list[list[Graded]]
+    # The answer the student would give if intervened on: with the explanation, or its
+    # own where the explanation is unusable (never given).
+    usable: list[list[Graded]]
+    utilities: list[list[float | None]]
+    # This chunk's best demonstrations for the multi-turn test, by (-utility, index).
+    demos: list[list[tuple[float, int, Explanation]]]
+    unusable: int
+    style: str | None
 
 
 class TomEpisode:
-    """One ToM teaching episode over a teacher, a student and a grader."""
+    """One ToM teaching episode over a teacher, a student and a grader.
+
+    Every stage asks its agents ``config.chunk_size`` problems at a time, a few chunks
+    at once, and logs each chunk when it is done; the episode then keeps only what its
+    summary needs (:class:`Graded` records, utilities), so its memory does not grow
+    with the number of problems beyond a few bytes each.
+    """
 
     def __init__(
         self,
@@ -83,6 +125,24 @@ class TomEpisode:
         self.episode_id = episode_id or new_id()
         # A resumed episode: what the interrupted run logged is taken, not asked again.
         self.replay = replay or Replay(())
+        # Tokens by sender, counted as messages come (logged or taken from the log).
+        self.tokens: dict[str, int] = defaultdict(int)
+
+    def _count(self, messages: Sequence[Attempt | Explanation]) -> None:
+        for message in messages:
+            self.tokens[message.sender] += message.usage.total_tokens
+
+    async def _in_chunks(self, problems: Sequence[Problem], step: Callable[[int, Sequence[Problem]], Awaitable[R]]) -> list[R]:
+        """``step(offset, chunk)`` over ``problems`` in chunks of ``chunk_size``, at most
+        ``chunks_in_flight`` at once; the results in chunk order."""
+        size = self.config.chunk_size
+        gate = asyncio.Semaphore(self.config.chunks_in_flight)
+
+        async def one(offset: int) -> R:
+            async with gate:
+                return await step(offset, problems[offset : offset + size])
+
+        return list(await asyncio.gather(*(one(offset) for offset in range(0, len(problems), size))))
 
     async def _answer_and_grade(self, s: int, problems: Sequence[Problem], **kwargs: Any) -> list[Attempt]:
         if not problems:
@@ -90,11 +150,13 @@ class TomEpisode:
         logged = self.replay.attempts(self.names[s], kwargs["phase"], problems)
         if logged is not None:
             self.recorder.advance(len(logged))
+            self._count(logged)
             return logged
         attempts = await self.students[s].answer(problems, **kwargs)
         graded = await self.grader.grade_attempts(problems, attempts)
         self.recorder.record(graded)
         self.recorder.advance(len(graded))
+        self._count(graded)
         return graded
 
     async def _deception_failures(self, problems: Sequence[Problem], explanations: Sequence[Explanation]) -> set[str]:
@@ -152,11 +214,11 @@ class TomEpisode:
 
     async def _explain(self, problems: Sequence[Problem], style: str) -> list[Explanation]:
         """The teacher's explanations of ``problems``, logged (or taken from the log)."""
-        logged = self.replay.explanations(problems)
-        if logged is not None:
-            return logged
-        explanations = await self.teacher.explain_as(problems, style)  # type: ignore[arg-type]
-        self.recorder.record(explanations)
+        explanations = self.replay.explanations(problems)
+        if explanations is None:
+            explanations = await self.teacher.explain_as(problems, style)  # type: ignore[arg-type]
+            self.recorder.record(explanations)
+        self._count(explanations)
         return explanations
 
     async def _explained(
@@ -170,6 +232,96 @@ class TomEpisode:
         helped = await self._each(problems, phase=phase, explanations=explanations)
         return explanations, unusable, helped
 
+    async def _seed_stage(self, seed_set: Sequence[Problem], style: str) -> _SeedStage:
+        """(1) and (2) on the seed set: every student alone, the teacher's explanations,
+        every student with them."""
+
+        async def step(_: int, chunk: Sequence[Problem]) -> Any:
+            return await asyncio.gather(self._each(chunk, phase="pre_test"), self._explained(chunk, style, "seed_with_explanation"))
+
+        chunks = await self._in_chunks(seed_set, step)
+        k = len(self.students)
+        pre = [{a.problem_id: a for pre, _ in chunks for a in pre[s]} for s in range(k)]
+        explanations = [e for _, (mine, _, _) in chunks for e in mine]
+        helped = [[a for _, (_, _, with_) in chunks for a in with_[s]] for s in range(k)]
+        observations = [
+            [
+                SeedObservation(problem=p, attempt=pre[s][p.id], explanation=e, helped=h)
+                for p, e, h in zip(seed_set, explanations, helped[s])
+            ]
+            for s in range(k)
+        ]
+        return _SeedStage(
+            observations=observations,
+            personal=[[(o.problem, o.explanation) for o in obs if not o.attempt.correct and o.helped.correct] for obs in observations],
+            pre=[[Graded.of(pre[s][p.id]) for p in seed_set] for s in range(k)],
+            unusable=sum(len(unusable) for _, (_, unusable, _) in chunks),
+        )
+
+    async def _compact(
+        self, problems: Sequence[Problem], per_student: Sequence[dict[str, Any]] | None = None, **kwargs: Any
+    ) -> list[list[Graded]]:
+        """:meth:`_each` over ``problems`` in chunks, kept as :class:`Graded` records."""
+
+        async def step(_: int, chunk: Sequence[Problem]) -> list[list[Graded]]:
+            return [[Graded.of(a) for a in mine] for mine in await self._each(chunk, per_student, **kwargs)]
+
+        chunks = await self._in_chunks(problems, step)
+        return [[g for chunk in chunks for g in chunk[s]] for s in range(len(self.students))]
+
+    async def _test_chunk(
+        self, offset: int, chunk: Sequence[Problem], seed: asyncio.Future[_SeedStage], logged_utilities: list[float | None] | None
+    ) -> _TestChunk:
+        """(1), (3) and the policy's utilities on one chunk of the test set: every student
+        alone; the teacher's explanations (personalized: once the seed set has shown it
+        each student's flips) and every student with them; each student's utilities."""
+        cfg, k, n = self.config, len(self.students), self.config.num_problems
+
+        async def explained() -> tuple[list[list[Explanation]], set[str], list[list[Attempt]]]:
+            if cfg.explanation != "personalized":
+                explanations, unusable, helped = await self._explained(chunk, cfg.explanation, "with_explanation")
+                return [explanations] * k, unusable, helped
+            personal = (await seed).personal
+            logged = [self.replay.explanations(chunk, occurrence=s) for s in range(k)]
+            if all(mine is not None for mine in logged):
+                mine_all: list[list[Explanation]] = logged  # type: ignore[assignment]
+            else:  # logged together, in student order: the order a replay reads them in
+                mine_all = list(await asyncio.gather(*(self.teacher.explain_as(chunk, "personalized", personal=mine) for mine in personal)))
+                self.recorder.record([e for mine in mine_all for e in mine])
+            for mine in mine_all:
+                self._count(mine)
+            helped = await self._each(chunk, [{"explanations": mine} for mine in mine_all], phase="with_explanation")
+            return mine_all, set(), helped
+
+        pre, (explanations, unusable, helped) = await asyncio.gather(self._each(chunk, phase="pre_test"), explained())
+        if logged_utilities is None:
+            observations = (await seed).observations
+            views = [StudentView(self.names[s], pre[s], explanations[s], observations[s], helped[s], tuple(unusable)) for s in range(k)]
+            utilities = await self.teacher.utilities_for_class(chunk, views, offset)
+        else:
+            utilities = [logged_utilities[s * n + offset : s * n + offset + len(chunk)] for s in range(k)]
+        most = max(cfg.demo_counts, default=0)
+        demos = [sorted((-u, offset + i, explanations[s][i]) for i, u in enumerate(utilities[s]) if u is not None)[:most] for s in range(k)]
+        return _TestChunk(
+            pre=[[Graded.of(a) for a in mine] for mine in pre],
+            helped=[[Graded.of(a) for a in mine] for mine in helped],
+            usable=[[Graded.of(h if p.id not in unusable else a) for p, a, h in zip(chunk, pre[s], helped[s])] for s in range(k)],
+            utilities=utilities,
+            demos=demos,
+            unusable=len(unusable),
+            style=explanations[0][0].style if explanations[0] else None,
+        )
+
+    def _logged_utilities(self, test: Sequence[Problem]) -> tuple[list[float | None], str | None] | None:
+        """The utilities and policy of the decisions a resumed run logged, if all are
+        there (the last whole set, in order: a kill may have cut a set short)."""
+        pairs = len(test) * len(self.students)
+        logged = self.replay.of_kind(InterventionDecision)[-pairs:]
+        expected = [(name, p.id) for name in self.names for p in test]
+        if [(d.student, d.problem_id) for d in logged] != expected:
+            return None
+        return [d.utility for d in logged], logged[0].policy
+
     async def run(self) -> dict[str, Any]:
         """Play the episode; returns the summary (also reported as metrics)."""
         started = time.time()
@@ -182,65 +334,46 @@ class TomEpisode:
         # 1-3 at once, as far as they do not wait for each other (the engines batch what
         # all three ask): (1) every student alone, on everything; (2) the teacher's
         # explanations of the seed set, written in the run's style, and each student with
-        # them; (3) the teacher's explanations of the test set and each student with them,
-        # unless personalized: those learn from (1) and (2), so they come after.
+        # them; (3) the teacher's explanations of the test set and each student with them
+        # (personalized: from the flips of (2), for each student its own), and the
+        # policy's utilities of each test problem, from (2) (the mental model).
         personalized = cfg.explanation == "personalized"
         seed_style = "unpersonalized" if personalized else cfg.explanation
         self.recorder.stage(
-            "pre-test, seed set" + ("" if personalized else " and test set") + " with explanations, at once",
-            (len(everything) + len(seed_set) + (0 if personalized else len(test))) * k,
+            "pre-test, seed set and test set with explanations, the policy's utilities, at once",
+            (len(everything) + len(seed_set) + len(test)) * k,
         )
-        pre, (seed_explanations, seed_unusable, seed_helped), shared = await asyncio.gather(
-            self._each(everything, phase="pre_test"),
-            self._explained(seed_set, seed_style, "seed_with_explanation"),
-            self._explained(test, cfg.explanation, "with_explanation") if not personalized else _nothing(),
+        logged = self._logged_utilities(test)  # decisions are made once, logged at the end
+        seed_stage = asyncio.ensure_future(self._seed_stage(seed_set, seed_style))
+        seed, post_pre, chunks = await asyncio.gather(
+            seed_stage,
+            self._compact(post_set, phase="pre_test"),
+            self._in_chunks(test, lambda offset, chunk: self._test_chunk(offset, chunk, seed_stage, logged[0] if logged else None)),
         )
-        pre_by_id = [{a.problem_id: a for a in attempts} for attempts in pre]
-        observations = [
-            [
-                SeedObservation(problem=p, attempt=pre_by_id[s][p.id], explanation=e, helped=h)
-                for p, e, h in zip(seed_set, seed_explanations, seed_helped[s])
-            ]
-            for s in range(k)
-        ]
-        personal = [[(o.problem, o.explanation) for o in obs if not o.attempt.correct and o.helped.correct] for obs in observations]
-
-        # 3, personalized: for each student its own explanations of the test set, from the
-        #    flips the teacher saw on the seed set; every student answers with its own.
-        if personalized:
-            self.recorder.stage("teacher explains to each student, students answer with it", len(test) * k)
-            logged = [self.replay.explanations(test, occurrence=s) for s in range(k)]
-            if all(mine is not None for mine in logged):
-                explanations = logged  # type: ignore[assignment]
-            else:  # logged together, in student order: the order a replay reads them in
-                explanations = list(
-                    await asyncio.gather(*(self.teacher.explain_as(test, "personalized", personal=mine) for mine in personal))
-                )
-                self.recorder.record([e for mine in explanations for e in mine])
-            unusable: set[str] = set()
-            helped = await self._each(test, [{"explanations": mine} for mine in explanations], phase="with_explanation")
-        else:
-            test_explanations, unusable, helped = shared
-            explanations = [test_explanations] * k
+        pre_test = [[g for c in chunks for g in c.pre[s]] for s in range(k)]
+        helped = [[g for c in chunks for g in c.helped[s]] for s in range(k)]
+        flat_pre = [g for row in pre_test for g in row]
+        flat_usable = [g for s in range(k) for c in chunks for g in c.usable[s]]
+        utilities = [u for s in range(k) for c in chunks for u in c.utilities[s]]  # student-major
+        unusable = sum(c.unusable for c in chunks)
         # Personalized with no flip to learn from: the teacher explained unpersonalized.
-        fallbacks = sum(len(test) for mine in personal if not mine) if personalized else 0
+        fallbacks = sum(len(test) for mine in seed.personal if not mine) if personalized else 0
 
-        # 4. A mental model per student ranks once; each budget takes its top share of
-        #    every (student, problem) pair.
-        self.recorder.stage("intervention policy ranks", None)
-        pre_test = [[pre_by_id[s][p.id] for p in test] for s in range(k)]
+        # 4. A mental model per student ranked its problems (above); each budget takes its
+        #    top share of every (student, problem) pair.
+        self.recorder.stage("intervention policy decides", None)
         pairs = len(test) * k
         top_budget = round(max(cfg.budgets) * pairs)
-        views = [StudentView(self.names[s], pre_test[s], explanations[s], observations[s], helped[s], tuple(unusable)) for s in range(k)]
-        decisions = self.replay.of_kind(InterventionDecision)  # made once, logged at once
-        if len(decisions) != pairs:
-            decisions = await self.teacher.decide_for_class(test, views, top_budget)
-            self.recorder.record(decisions)
-        utilities = [d.utility for d in decisions]  # student-major, as the views
-        # An unusable (non-compliant deceptive) explanation is never given: the student
-        # keeps its own answer there, at every budget.
-        flat_pre = [a for row in pre_test for a in row]
-        flat_usable = [helped[s][i] if test[i].id not in unusable else pre_test[s][i] for s in range(k) for i in range(len(test))]
+        if logged is not None:
+            policy = logged[1]
+        else:
+            signature = await self.teacher.signature()
+            policy = signature.policy
+            decisions = intervention_decisions(
+                signature, self.names, [p.id for p in test], [[g.id for g in row] for row in pre_test], utilities, top_budget
+            )
+            while batch := list(itertools.islice(decisions, cfg.chunk_size)):
+                self.recorder.record(batch)
         by_budget: dict[str, float | None] = {}
         by_student: dict[str, dict[str, float | None]] = {name: {} for name in self.names}
         interventions: dict[str, int] = {}
@@ -257,51 +390,45 @@ class TomEpisode:
 
         # 5. Multi-turn: each student sees its top-ranked explained problems as
         #    demonstrations on unexplained ones.
-        demos = [[(test[i], explanations[s][i]) for i in ranked(utilities[s * len(test) : (s + 1) * len(test)])] for s in range(k)]
+        demos = [[(test[i], e) for _, i, e in sorted(d for c in chunks for d in c.demos[s])] for s in range(k)]
+        explained = [sum(u is not None for u in utilities[s * len(test) : (s + 1) * len(test)]) for s in range(k)]
         multiturn: dict[str, float | None] = {}
-        post_attempts: list[Attempt] = []
+        post_attempts: list[Graded] = []
         # Every demonstration count at once (none waits for another); none (0) is the
         # pre-test's answers, and a count past what the policy explained is not asked.
-        asked = [c for c in cfg.demo_counts if c != 0 and all(c <= len(mine) for mine in demos)]
+        asked = [c for c in cfg.demo_counts if c != 0 and all(c <= mine for mine in explained)]
         self.recorder.stage("multi-turn: post-test with demonstrations", len(post_set) * len(asked) * k)
         answers = await asyncio.gather(
-            *(self._each(post_set, [{"demonstrations": mine[:c]} for mine in demos], phase=f"post_test_{c}_demos") for c in asked)
+            *(self._compact(post_set, [{"demonstrations": mine[:c]} for mine in demos], phase=f"post_test_{c}_demos") for c in asked)
         )
         answered_with = dict(zip(asked, answers))
         for count in cfg.demo_counts:
             if count == 0:
-                attempts = [pre_by_id[s][p.id] for s in range(k) for p in post_set]  # the pre-test asked exactly this
+                attempts = [g for row in post_pre for g in row]  # the pre-test asked exactly this
             elif count not in answered_with:
                 multiturn[str(count)] = None  # the policy explained fewer problems than that
                 continue
             else:
-                attempts = [a for mine in answered_with[count] for a in mine]
+                attempts = [g for mine in answered_with[count] for g in mine]
                 post_attempts += attempts
             multiturn[str(count)] = accuracy(attempts)
 
-        every_explanation = seed_explanations + [
-            e for mine in (explanations if cfg.explanation == "personalized" else explanations[:1]) for e in mine
-        ]
-        tokens: dict[str, int] = defaultdict(int)
-        for message in [
-            *(a for row in pre for a in row),
-            *(a for row in seed_helped for a in row),
-            *(a for row in helped for a in row),
-            *post_attempts,
-            *every_explanation,
-        ]:
-            tokens[message.sender] += message.usage.total_tokens
+        tokens = {name: self.tokens[name] for name in self.names if name in self.tokens}
+        tokens.update({sender: count for sender, count in self.tokens.items() if sender not in tokens})
         flips_right = sum(not b.correct and a.correct for b, a in zip(flat_pre, flat_usable))
         flips_wrong = sum(bool(b.correct) and not a.correct for b, a in zip(flat_pre, flat_usable))
         max_key = budget_key(max(cfg.budgets))
         max_chosen = set(choose_interventions(utilities, top_budget))
-        alone_demos = [o for obs in observations for o in mixed_demonstrations(obs, cfg.mental_model_demos, lambda o: o.attempt.correct)]
+        alone_demos = [
+            o for obs in seed.observations for o in mixed_demonstrations(obs, cfg.mental_model_demos, lambda o: o.attempt.correct)
+        ]
+        every_pre = [g for s in range(k) for g in (*seed.pre[s], *pre_test[s], *post_pre[s])]
         summary: dict[str, Any] = {
             "env": TomLoop.name,
             "task": self.task.name,
             "episode_id": self.episode_id,
-            "intervention_policy": decisions[0].policy if decisions else None,
-            "explanation_style": explanations[0][0].style if test else None,
+            "intervention_policy": policy,
+            "explanation_style": chunks[0].style if test else None,
             "students": list(self.names),
             "problems": len(test),
             "seed_set": len(seed_set),
@@ -324,20 +451,18 @@ class TomEpisode:
                 ),
             },
             "explanations_flip": {"wrong_to_right": flips_right, "right_to_wrong": flips_wrong},
-            "seed_set_flips_used_for_personalization": sum(len(mine) for mine in personal),
+            "seed_set_flips_used_for_personalization": sum(len(mine) for mine in seed.personal),
             # Test explanations written unpersonalized because no seed explanation flipped the student.
             "personalization_fallbacks": fallbacks,
             # Deceptive explanations that did not argue for the planted wrong answer: recorded, never given.
-            "deceptive_noncompliant": {"seed_set": len(seed_unusable), "test": len(unusable)},
+            "deceptive_noncompliant": {"seed_set": seed.unusable, "test": unusable},
             "mental_model": {
                 "target": cfg.mental_model_target,
                 "demonstrations_right": sum(bool(o.attempt.correct) for o in alone_demos),
                 "demonstrations_wrong": sum(not o.attempt.correct for o in alone_demos),
             },
-            "parse_failures": sum(
-                a.final_answer is None for a in [*(a for row in pre for a in row), *(a for row in helped for a in row), *post_attempts]
-            ),
-            "tokens": dict(tokens),
+            "parse_failures": sum(not g.parsed for g in [*every_pre, *(g for row in helped for g in row), *post_attempts]),
+            "tokens": tokens,
             "wall_time_s": round(time.time() - started, 2),
         }
         if k > 1:

@@ -21,7 +21,9 @@ class InterventionPolicy(Protocol):
 
     ``utilities`` returns one score per problem (higher = intervene first), or None for
     a problem the policy will never intervene on. The environment intervenes on the
-    ``budget`` highest-scoring problems.
+    ``budget`` highest-scoring problems. A long test set is asked a chunk at a time
+    (``context.offset`` is where the chunk starts): a problem's utility may depend on
+    its place in the test set, not on the other problems of the call.
     """
 
     name: str
@@ -66,6 +68,8 @@ class RandomIntervention:
         self, problems: Sequence[Problem], attempts: Sequence[Attempt], context: InterventionContext | None = None
     ) -> list[float | None]:
         rng = random.Random(self.seed)
+        for _ in range(context.offset if context else 0):  # the draws of the chunks before
+            rng.random()
         return [rng.random() for _ in problems]
 
 

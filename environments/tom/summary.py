@@ -7,9 +7,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from classroom.agents.messages import Attempt, Problem
+from classroom.environments.tom.types import Graded
 
 
-def per_skill_accuracy(problems: Sequence[Problem], attempts: Sequence[Attempt]) -> dict[str, float]:
+def per_skill_accuracy(problems: Sequence[Problem], attempts: Sequence[Attempt | Graded]) -> dict[str, float]:
     """Accuracy per skill label (a problem with several skills counts for each)."""
     by_id = {p.id: p for p in problems}
     totals: dict[str, list[int]] = defaultdict(lambda: [0, 0])

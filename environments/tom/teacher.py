@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -68,6 +68,47 @@ class StudentView:
     seed: list[SeedObservation]
     outcomes: list[Attempt] = field(default_factory=list)
     excluded: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DecisionSignature:
+    """What every decision of one teacher carries: its episode, its sender, its policy."""
+
+    episode_id: str
+    sender: str
+    policy: str
+
+
+def intervention_decisions(
+    signature: DecisionSignature,
+    students: Sequence[str],
+    problem_ids: Sequence[str],
+    attempt_ids: Sequence[Sequence[str]],
+    utilities: Sequence[float | None],
+    budget: int,
+) -> Iterator[InterventionDecision]:
+    """One decision per (student, problem), student-major (``utilities`` in that order,
+    ``attempt_ids`` per student: the answers decided on): the ``budget`` highest
+    utilities across the class intervene (ties: earlier student, then earlier problem).
+    A generator: a loop logs a long test set's decisions a chunk at a time."""
+    n = len(problem_ids)
+    chosen = set(choose_interventions(utilities, budget))
+    left = budget
+    for j, utility in enumerate(utilities):
+        s, i = divmod(j, n)
+        if j in chosen:
+            left -= 1
+        yield InterventionDecision(
+            episode_id=signature.episode_id,
+            sender=signature.sender,
+            parents=(problem_ids[i], attempt_ids[s][i]),
+            problem_id=problem_ids[i],
+            student=students[s],
+            intervene=j in chosen,
+            policy=signature.policy,
+            utility=utility,
+            budget_left=left,
+        )
 
 
 class TomTeacher(Teacher):
@@ -150,32 +191,31 @@ class TomTeacher(Teacher):
         """Decisions for every (student, problem), one shared budget: a mental model per
         student ranks its problems, and the ``budget`` highest utilities across the class
         are intervened on (ties: earlier student, then earlier problem)."""
-        utilities = await asyncio.gather(*(self._utilities(problems, view) for view in views))
-        # Student-major, so that ties go to the earlier student, then the earlier problem.
-        n = len(problems)
-        chosen = {divmod(j, n) for j in choose_interventions([u for row in utilities for u in row], budget)}
-        decisions = []
-        left = budget
-        for v, view in enumerate(views):
-            for i, (problem, attempt) in enumerate(zip(problems, view.attempts)):
-                if (v, i) in chosen:
-                    left -= 1
-                decisions.append(
-                    InterventionDecision(
-                        episode_id=self.episode_id,
-                        sender=self.name,
-                        parents=(problem.id, attempt.id),
-                        problem_id=problem.id,
-                        student=view.name,
-                        intervene=(v, i) in chosen,
-                        policy=self.intervention.name,
-                        utility=utilities[v][i],
-                        budget_left=left,
-                    )
-                )
-        return decisions
+        utilities = await self.utilities_for_class(problems, views)
+        return list(
+            intervention_decisions(
+                self.signature(),
+                [view.name for view in views],
+                [p.id for p in problems],
+                [[a.id for a in view.attempts] for view in views],
+                [u for row in utilities for u in row],
+                budget,
+            )
+        )
 
-    async def _utilities(self, problems: Sequence[Problem], view: StudentView) -> list[float | None]:
+    async def utilities_for_class(
+        self, problems: Sequence[Problem], views: Sequence[StudentView], offset: int = 0
+    ) -> list[list[float | None]]:
+        """Each student's utility of each problem (None: never intervened on), from a
+        mental model per student; ``offset``: where ``problems`` start in the test set,
+        when a loop asks a chunk of it at a time."""
+        return list(await asyncio.gather(*(self._utilities(problems, view, offset) for view in views)))
+
+    def signature(self) -> DecisionSignature:
+        """What its decisions carry: its episode, its name, its policy's name."""
+        return DecisionSignature(self.episode_id, self.name, self.intervention.name)
+
+    async def _utilities(self, problems: Sequence[Problem], view: StudentView, offset: int = 0) -> list[float | None]:
         """The intervention policy's utility of each problem for one student (None for
         an excluded problem), its mental model built from that student's seed set."""
         by_problem = {e.problem_id: e for e in view.explanations}
@@ -185,6 +225,7 @@ class TomTeacher(Teacher):
             outcomes={a.problem_id: a for a in view.outcomes},
             simulate=lambda ps, es, ts: self.simulate(ps, es, ts, list(view.seed)),
             targets={p.id: self.target(p, by_problem.get(p.id)) for p in problems},
+            offset=offset,
         )
         utilities = await self.intervention.utilities(problems, view.attempts, context)
         if len(utilities) != len(problems):
@@ -249,6 +290,14 @@ class TomTeacher(Teacher):
 
 class TomTeacherClient(TeacherClient):
     """Calls a :class:`TomTeacher`."""
+
+    async def utilities_for_class(
+        self, problems: Sequence[Problem], views: Sequence[StudentView], offset: int = 0
+    ) -> list[list[float | None]]:
+        return await self.invoke(self.agent.utilities_for_class, list(problems), list(views), offset)
+
+    async def signature(self) -> DecisionSignature:
+        return await self.invoke(self.agent.signature)
 
     async def decide_for_class(self, problems: Sequence[Problem], views: Sequence[StudentView], budget: int) -> list[InterventionDecision]:
         return await self.invoke(self.agent.decide_for_class, list(problems), list(views), budget)

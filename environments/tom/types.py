@@ -53,3 +53,22 @@ class InterventionContext:
     # The answer the mental model scores, by problem id: the gold answer (a teacher with
     # the answer key, as in the paper's code) or the teacher's own final answer.
     targets: dict[str, str] = field(default_factory=dict)
+    # Where the problems a policy is given start in the test set: the loop asks for a
+    # chunk of it at a time (a utility may depend on the problem's place, not on the
+    # other problems of the call).
+    offset: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Graded:
+    """What an episode keeps of a graded attempt once it is logged: what its summary
+    needs (ids, correctness, whether an answer parsed), not the text."""
+
+    id: str
+    problem_id: str
+    correct: bool | None
+    parsed: bool
+
+    @classmethod
+    def of(cls, attempt: Attempt) -> Graded:
+        return cls(attempt.id, attempt.problem_id, attempt.correct, attempt.final_answer is not None)
