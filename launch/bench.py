@@ -357,9 +357,12 @@ def soak_overrides(problems: int, url: str) -> list[str]:
 def run_soak_benchmark(*, problems: int = 2000, sample_s: float = 0.5, run_dir: str | None = None) -> dict[str, Any]:
     """One long episode against a stub endpoint while every process's RSS is sampled.
 
-    Growth is each process's peak RSS after warm-up (the first quarter of the episode)
-    over its RSS at the end of warm-up.
+    Growth is each process's peak RSS after warm-up over its RSS at the end of warm-up.
+    Warm-up is the first quarter of the episode, counted from its first logged message:
+    before it, Ray, the endpoint and the actors are still starting (importing), which
+    is start-up, not growth, and takes longer or shorter by the machine's load.
     """
+    import contextlib
     import os
     import tempfile
     import threading
@@ -381,6 +384,8 @@ def run_soak_benchmark(*, problems: int = 2000, sample_s: float = 0.5, run_dir: 
         GlobalHydra.instance().clear()
     folder = Path(run_dir or tempfile.mkdtemp(prefix="classroom-soak-"))
     samples: list[tuple[float, dict[int, tuple[str, int]]]] = []
+    # (time, size of events.jsonl): when the episode logs its first message.
+    logged: list[tuple[float, int]] = []
     done = threading.Event()
 
     def sample() -> None:
@@ -393,7 +398,10 @@ def run_soak_benchmark(*, problems: int = 2000, sample_s: float = 0.5, run_dir: 
                 rss = _rss_kib(pid)
                 if rss is not None:
                     reading[pid] = (_process_name(pid) if pid != me else "driver", rss)
-            samples.append((time.time(), reading))
+            now = time.time()
+            samples.append((now, reading))
+            with contextlib.suppress(OSError):
+                logged.append((now, (folder / "events.jsonl").stat().st_size))
             done.wait(sample_s)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -406,7 +414,10 @@ def run_soak_benchmark(*, problems: int = 2000, sample_s: float = 0.5, run_dir: 
         sampler.join()
         stub.kill()
     ended = time.time()
-    warm = started + (ended - started) / 4
+    events = folder / "events.jsonl"
+    header = len(events.open("rb").readline()) if events.is_file() else 0
+    episode_started = next((when for when, size in logged if size > header), started)
+    warm = episode_started + (ended - episode_started) / 4
     processes: dict[int, dict[str, Any]] = {}
     for when, reading in samples:
         for pid, (name, rss) in reading.items():
@@ -425,11 +436,13 @@ def run_soak_benchmark(*, problems: int = 2000, sample_s: float = 0.5, run_dir: 
     for row in rows:
         row["growth"] = row["peak_after_mib"] / row["rss_after_warmup_mib"] - 1
     rows.sort(key=lambda r: -r["rss_after_warmup_mib"])
-    events = folder / "events.jsonl"
     return {
         "problems": problems,
         "status": summary.get("status"),
         "wall_s": round(ended - started, 1),
+        # From the benchmark's start: when the episode logged its first message, when warm-up ended.
+        "episode_started_s": round(episode_started - started, 1),
+        "warmup_ended_s": round(warm - started, 1),
         "messages": sum(summary.get("messages", {}).values()) if "messages" in summary else None,
         "events_mib": events.stat().st_size / 2**20 if events.is_file() else 0.0,
         "events_lines": sum(1 for _ in events.open()) if events.is_file() else 0,
@@ -451,6 +464,7 @@ def print_soak_report(result: dict[str, Any]) -> None:
         table.add_row(row["process"], f"{row['rss_after_warmup_mib']:.0f}", f"{row['peak_after_mib']:.0f}", f"{100 * row['growth']:+.1f}%")
     Console().print(table)
     print(
+        f"episode under way at {result['episode_started_s']} s, warm-up until {result['warmup_ended_s']} s; "
         f"status {result['status']}; events.jsonl {result['events_lines']} lines, {result['events_mib']:.1f} MiB, written as they came; "
         f"largest growth after warm-up {100 * result['max_growth']:+.1f}% (goal < 10%); run directory {result['run_dir']}"
     )
