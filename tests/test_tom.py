@@ -365,3 +365,44 @@ async def test_a_class_shares_one_budget_where_the_mental_models_predict_most(ca
     attempts = [m for m in recorder.messages if isinstance(m, Attempt) and m.phase == "pre_test"]
     assert {a.sender for a in attempts} == set(names) and len(attempts) == 2 * 9
     assert set(summary["tokens"]) == {"teacher", "base", "sums"}
+
+
+async def test_stages_ask_in_bounded_chunks_and_score_as_one_batch(cached_engine):
+    """A long episode is asked ``chunk_size`` problems at a time (each chunk logged as
+    it is done, so no agent nor the driver holds a stage's batch), and chunking changes
+    nothing: the same answers, decisions and summary as one chunk per stage."""
+    task = reasoning_gym(size=12, seed=2)
+
+    async def episode(chunk_size: int):
+        agents = TomAgents(
+            teacher=TomTeacherClient(
+                spawn(TomTeacher, cached_engine, intervention=RandomIntervention(seed=2), sampling={"max_tokens": 24})
+            ),
+            students=(StudentClient(spawn(Student, cached_engine, sampling={"max_tokens": 24})),),
+            grader=GraderClient(spawn(Grader)),
+        )
+        recorder = MemoryRecorder()
+        config = TomConfig(
+            num_problems=5, seed_set_size=3, post_test_size=3, demo_counts=(0, 2), seed=2, chunk_size=chunk_size, chunks_in_flight=2
+        )
+        summary = await TomEpisode(config, task, agents, recorder).run()
+        return summary, recorder
+
+    chunked, small = await episode(2)
+    whole, large = await episode(64)
+    # Every call to the student, the teacher and the grader covered at most 2 problems.
+    for batch in small.batches:
+        if isinstance(batch[0], (Attempt, Explanation)):
+            assert len(batch) <= 2, [type(m).__name__ for m in batch]
+    assert max(len(b) for b in large.batches if isinstance(b[0], Attempt)) == 5  # one call per stage: the whole test set
+    decisions = [[m for m in r.messages if isinstance(m, InterventionDecision)] for r in (small, large)]
+    assert [len(b) for b in small.batches if isinstance(b[0], InterventionDecision)] == [2, 2, 1]
+    assert [(d.problem_id, d.utility, d.intervene) for d in decisions[0]] == [(d.problem_id, d.utility, d.intervene) for d in decisions[1]]
+
+    def answers(recorder):
+        return sorted((a.phase, a.problem_id, a.final_answer, a.correct) for a in recorder.messages if isinstance(a, Attempt))
+
+    assert answers(small) == answers(large)
+    for key in ("wall_time_s", "episode_id"):
+        chunked.pop(key), whole.pop(key)
+    assert chunked == whole
