@@ -14,6 +14,7 @@ from typing import Any
 
 from classroom.agents.messages import Attempt, Explanation, Problem, TrainingExample, TrainingRun
 from classroom.agents.roles import Demonstrations
+from classroom.serving.adapters import AdapterFiles, pack_adapter, write_adapter
 
 
 class AgentClient:
@@ -77,10 +78,18 @@ class StudentClient(AgentClient):
         )
 
     async def train(self, examples: Sequence[TrainingExample], *, iteration: int, out_dir: str, adapter_name: str) -> TrainingRun:
-        return await self.invoke(self.agent.train, list(examples), iteration=iteration, out_dir=out_dir, adapter_name=adapter_name)
+        """Train the student; an adapter it made is written into ``out_dir`` here, where
+        the caller (the run directory's owner) is, whatever node the student is on."""
+        run = await self.invoke(self.agent.train, list(examples), iteration=iteration, out_dir=out_dir, adapter_name=adapter_name)
+        if run.adapter_path is not None:
+            files = await self.invoke(self.agent.take_adapter)
+            if files is not None:
+                write_adapter(files, run.adapter_path)
+        return run
 
     async def use_adapter(self, name: str, path: str) -> None:
-        await self.invoke(self.agent.use_adapter, name, path)
+        """Make the student answer with the adapter in ``path`` (a folder here)."""
+        await self.invoke(self.agent.use_adapter, name, pack_adapter(path), path)
 
     async def sft_rows(self, examples: Sequence[TrainingExample]) -> list[dict[str, Any]]:
         return await self.invoke(self.agent.sft_rows, list(examples))
@@ -89,7 +98,24 @@ class StudentClient(AgentClient):
         return await self.invoke(self.agent.state)
 
     async def restore(self, state: Mapping[str, Any]) -> None:
-        await self.invoke(self.agent.restore, dict(state))
+        """Rebuild the student from a checkpoint's :meth:`state`, with the adapters it
+        names read here, from the run directory, and sent along."""
+        # A checkpoint written before adapters travelled as files named the last trained
+        # adapter in the learner's state only.
+        trained_path = state.get("trained_path") or (state.get("learner") or {}).get("adapter_path")
+        served = _adapter_at(state.get("adapter_path")) if state.get("adapter") else None
+        trained = served if trained_path == state.get("adapter_path") and served else _adapter_at(trained_path)
+        await self.invoke(self.agent.restore, dict(state), served, trained)
+
+
+def _adapter_at(path: str | None) -> AdapterFiles | None:
+    """The adapter kept in ``path``, a folder of this node (None for no path)."""
+    if path is None:
+        return None
+    try:
+        return pack_adapter(path)
+    except (OSError, ValueError) as exc:  # a checkpoint whose adapter folder is gone
+        raise ValueError(f"cannot restore the student: {exc}") from None
 
 
 class TeacherClient(AgentClient):

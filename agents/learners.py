@@ -36,8 +36,8 @@ class LearnOutcome:
 
     # Examples this round learned from (new ones only, for learners that continue).
     examples: int
-    # A LoRA adapter to serve from now on; None when nothing new is to be served.
-    adapter_path: str | None = None
+    # A LoRA adapter's files, to serve from now on; None when nothing new is to be served.
+    adapter: AdapterFiles | None = None
     train_loss: float | None = None
     epochs: int | None = None
 
@@ -48,14 +48,15 @@ class Learner(Protocol):
 
     ``learn`` gets every example so far, oldest first, and the same examples as TRL
     prompt-completion rows worded exactly as the student is asked. In-context learners
-    keep them as demonstrations; fine-tuning learners train an adapter into
-    ``out_dir``, which the student's engine then serves. ``state``/``restore`` carry a
-    learner across a resumed episode.
+    keep them as demonstrations; fine-tuning learners train an adapter and return its
+    files, which the student's engine then serves. The files, not a folder: a learner
+    runs in the student's actor, on any node, and the run directory that keeps them is
+    the driver's. ``state``/``restore`` carry a learner across a resumed episode.
     """
 
     def demonstrations(self, problem: Problem) -> list[tuple[Problem, Explanation]]: ...
 
-    async def learn(self, examples: Sequence[TrainingExample], rows: Sequence[dict], out_dir: str) -> LearnOutcome: ...
+    async def learn(self, examples: Sequence[TrainingExample], rows: Sequence[dict]) -> LearnOutcome: ...
 
     def state(self) -> dict[str, Any]: ...
 
@@ -81,7 +82,7 @@ class InContextLearner:
         candidates.sort(key=lambda c: (-len(skills & set(c[1].skills)), -c[0]))
         return [(p, e) for _, p, e in candidates[: self.k]]
 
-    async def learn(self, examples: Sequence[TrainingExample], rows: Sequence[dict], out_dir: str) -> LearnOutcome:
+    async def learn(self, examples: Sequence[TrainingExample], rows: Sequence[dict]) -> LearnOutcome:
         """Add the examples not in memory yet (by id); nothing to train or serve."""
         seen = {p.id for p, _ in self.memory}
         new = [e for e in examples if e.id not in seen]
@@ -386,7 +387,9 @@ class LoRAFitting:
 class LoRALearner(LoRAFitting):
     """A student that learns by LoRA supervised fine-tuning on the teacher's examples.
 
-    It keeps no demonstrations: what it learns lives in the adapter ``fit`` writes.
+    It keeps no demonstrations: what it learns lives in its adapter, whose files it
+    keeps (the last one) to continue from and hands back (``learn``; ``fit`` writes them
+    into a folder of the caller's node).
     ``mode="accumulated"`` trains a fresh adapter on all examples each time (as in
     DataEnvGym); ``mode="incremental"`` continues the previous adapter on the new
     examples only, cheaper on CPUs. Settings: see :class:`LoRAFitting`.
@@ -396,30 +399,35 @@ class LoRALearner(LoRAFitting):
         super().__init__(**settings)
         self._check(("mode", mode, mode in MODES, f"one of {', '.join(MODES)}"))
         self.mode: LearnMode = mode
-        # Examples already in the last adapter, and where it is.
+        # Examples already in the last adapter, and that adapter's files.
         self.trained = 0
-        self.adapter_path: str | None = None
+        self.adapter: AdapterFiles | None = None
 
     def demonstrations(self, problem: Problem) -> list[tuple[Problem, Explanation]]:
         """None: what this learner learns lives in its adapter."""
         return []
 
-    async def learn(self, examples: Sequence[TrainingExample], rows: Sequence[dict], out_dir: str) -> LearnOutcome:
-        """Train on the rows (see :meth:`fit`); the new adapter is to be served."""
-        result = await self.fit(rows, out_dir)
+    async def learn(self, examples: Sequence[TrainingExample], rows: Sequence[dict]) -> LearnOutcome:
+        """Train on the rows (as :meth:`fit`); the new adapter's files are to be served."""
+        result = await self._fit_files(rows)
         return LearnOutcome(
             examples=int(result["examples"]),
-            adapter_path=result["adapter_path"],
+            adapter=result["adapter_files"],
             train_loss=result["train_loss"],
             epochs=result["epochs"],
         )
 
     async def fit(self, examples: Sequence[dict], out_dir: str) -> dict[str, Any]:
-        """Train on ``examples`` (all so far, oldest first); the adapter goes to ``out_dir``.
+        """Train on ``examples`` (all so far, oldest first); the adapter goes to ``out_dir``,
+        a folder of this process's node.
 
         Returns the trainer's figures (train_loss, seconds, steps, examples,
         adapter_path) plus ``mode`` and ``epochs``.
         """
+        return received(await self._fit_files(examples), os.path.abspath(out_dir))
+
+    async def _fit_files(self, examples: Sequence[dict]) -> dict[str, Any]:
+        """:meth:`fit`, the adapter as files (``adapter_files``), written nowhere."""
         if not examples:
             raise ValueError("LoRALearner.fit: no examples to train on")
         init_adapter = None
@@ -433,29 +441,35 @@ class LoRALearner(LoRAFitting):
             batch = list(examples[self.trained :])
             if not batch:
                 raise ValueError(f"LoRALearner.fit: no examples to train on beyond the {self.trained} trained already")
-            init_adapter = self.adapter_path
-        out_dir = os.path.abspath(out_dir)
-        result = received(await self._trainer().train.remote(batch, settings=self.settings(), init_adapter=sent(init_adapter)), out_dir)
+            init_adapter = self.adapter
+        result = await self._trainer().train.remote(batch, settings=self.settings(), init_adapter=init_adapter)
         self.trained = len(examples)
-        self.adapter_path = out_dir
+        self.adapter = result["adapter_files"]
         return {**result, "mode": self.mode, "epochs": self.epochs}
 
     def state(self) -> dict[str, Any]:
-        """What a resumed episode needs to continue training where this one stopped."""
-        return {"mode": self.mode, "trained": self.trained, "adapter_path": self.adapter_path}
+        """What a resumed episode needs to continue training where this one stopped,
+        but the adapter: its files are kept where the run is (the student's caller writes
+        them into the run directory), and handed back to :meth:`restore`."""
+        return {"mode": self.mode, "trained": self.trained}
 
     def restore(self, state: Mapping[str, Any]) -> None:
-        """Continue from a :meth:`state` of an earlier learner."""
-        adapter_path = state.get("adapter_path")
+        """Continue from a :meth:`state` of an earlier learner, plus its last adapter:
+        ``adapter`` (its files) or ``adapter_path`` (a folder of this node; checkpoints
+        written before adapters travelled as files name one)."""
         trained = int(state.get("trained", 0))
         if trained < 0:
             raise ValueError(f"LoRALearner.restore: trained must be >= 0, got {trained}")
-        if adapter_path is not None and not os.path.isfile(os.path.join(adapter_path, "adapter_config.json")):
-            raise ValueError(f"LoRALearner.restore: adapter_path {adapter_path} has no adapter_config.json")
-        if trained and adapter_path is None:
-            raise ValueError(f"LoRALearner.restore: trained={trained} but no adapter_path")
+        adapter = state.get("adapter")
+        if adapter is None and state.get("adapter_path") is not None:
+            try:
+                adapter = pack_adapter(state["adapter_path"])
+            except (OSError, ValueError) as exc:
+                raise ValueError(f"LoRALearner.restore: {exc}") from None
+        if trained and adapter is None:
+            raise ValueError(f"LoRALearner.restore: trained={trained} but no adapter to continue")
         self.trained = trained
-        self.adapter_path = adapter_path
+        self.adapter = adapter
 
 
 class DPOLearner(LoRAFitting):

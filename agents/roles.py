@@ -17,6 +17,7 @@ from classroom.agents.confidence import answer_probability
 from classroom.agents.grading import extract_final_answer
 from classroom.agents.learners import InContextLearner, Learner
 from classroom.agents.messages import Attempt, Explanation, Problem, TrainingExample, TrainingRun
+from classroom.serving.adapters import AdapterFiles
 from classroom.serving.llm import LLM, AdapterLLM, BackendError
 from classroom.serving.prompts import PromptSet
 from classroom.serving.types import ChatMessage, Completion, Conversation, SamplingParams, conversation_dicts
@@ -191,7 +192,12 @@ class Student:
         # logprobs=0: the chosen tokens' log-probabilities, for the student's confidence.
         self.sampling = sampling_params(sampling, 160).model_copy(update={"logprobs": 0})
         self.adapter = adapter  # a LoRA adapter the backend has loaded, if any
+        # Where the caller keeps the adapter it answers with, and the last one it trained
+        # (folders of the caller's node, named by it: this student may run on another).
         self.adapter_path: str | None = None
+        self.trained_path: str | None = None
+        # The last trained adapter's files, until the caller has written them.
+        self.trained_files: AdapterFiles | None = None
 
     def _conversation(
         self,
@@ -326,42 +332,63 @@ class Student:
     async def train(self, examples: Sequence[TrainingExample], *, iteration: int, out_dir: str, adapter_name: str) -> TrainingRun:
         """Learn from all examples so far (oldest first), through the learner.
 
-        A learner that trains an adapter writes it into ``out_dir``; it is loaded into
-        the running engine under ``adapter_name`` and answers every later question.
+        A learner that trains an adapter hands back its files; they are loaded into the
+        running engine under ``adapter_name`` and answer every later question. The
+        caller keeps them in ``out_dir`` (:meth:`take_adapter`: this student may run on a
+        node that does not have the caller's folders).
         """
         started = time.time()
-        outcome = await self.learner.learn(examples, self.sft_rows(examples), out_dir)
-        if outcome.adapter_path is not None:
-            await self._load_adapter(adapter_name, outcome.adapter_path)
+        outcome = await self.learner.learn(examples, self.sft_rows(examples))
+        if outcome.adapter is not None:
+            await self._load_adapter(adapter_name, outcome.adapter, out_dir)
+            self.trained_path, self.trained_files = out_dir, outcome.adapter
         return TrainingRun(
             episode_id=self.episode_id,
             sender=self.name,
             iteration=iteration,
             learner=type(self.learner).__name__,
             examples=outcome.examples,
-            adapter=self.adapter if outcome.adapter_path else None,
-            adapter_path=outcome.adapter_path,
+            adapter=self.adapter if outcome.adapter else None,
+            adapter_path=out_dir if outcome.adapter else None,
             epochs=outcome.epochs,
             train_loss=outcome.train_loss,
             seconds=round(time.time() - started, 2),
         )
 
-    async def use_adapter(self, name: str, path: str) -> None:
-        """Load an adapter trained elsewhere (a DPO step) into the engine and answer with it."""
-        await self._load_adapter(name, path)
+    def take_adapter(self) -> AdapterFiles | None:
+        """The files of the adapter :meth:`train` made (once: the caller keeps them)."""
+        files, self.trained_files = self.trained_files, None
+        return files
 
-    async def _load_adapter(self, name: str, path: str) -> None:
+    async def use_adapter(self, name: str, adapter: AdapterFiles, path: str) -> None:
+        """Load an adapter trained elsewhere (a DPO step; its files, and the caller's
+        folder that keeps them) into the engine and answer with it."""
+        await self._load_adapter(name, adapter, path)
+
+    async def _load_adapter(self, name: str, adapter: AdapterFiles, path: str) -> None:
         if not isinstance(self.llm, AdapterLLM):
             raise BackendError(f"the student's backend {self.llm.name} cannot load LoRA adapters")
-        await self.llm.load_adapter(name, path)
+        await self.llm.load_adapter(name, adapter)
         self.adapter, self.adapter_path = name, path
 
     def state(self) -> dict[str, Any]:
-        """What a resumed episode needs to rebuild this student: its learner and adapter."""
-        return {"adapter": self.adapter, "adapter_path": self.adapter_path, "learner": self.learner.state()}
+        """What a resumed episode needs to rebuild this student: its learner, and the
+        caller's folders of the adapter it answers with and of the last one it trained."""
+        return {
+            "adapter": self.adapter,
+            "adapter_path": self.adapter_path,
+            "trained_path": self.trained_path,
+            "learner": self.learner.state(),
+        }
 
-    async def restore(self, state: Mapping[str, Any]) -> None:
-        """Rebuild from :meth:`state`: the learner's state, and the adapter reloaded."""
-        self.learner.restore(state.get("learner") or {})
-        if state.get("adapter") and state.get("adapter_path"):
-            await self._load_adapter(state["adapter"], state["adapter_path"])
+    async def restore(self, state: Mapping[str, Any], served: AdapterFiles | None = None, trained: AdapterFiles | None = None) -> None:
+        """Rebuild from :meth:`state` and the files the caller kept: ``served`` (of
+        ``adapter_path``) is loaded again, ``trained`` (of ``trained_path``) is what the
+        learner continues from."""
+        learner_state = dict(state.get("learner") or {})
+        if trained is not None:
+            learner_state["adapter"] = trained
+        self.learner.restore(learner_state)
+        self.trained_path = state.get("trained_path")
+        if state.get("adapter") and served is not None:
+            await self._load_adapter(state["adapter"], served, state["adapter_path"])

@@ -7,6 +7,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
+from classroom.serving.adapters import AdapterFiles
 from classroom.serving.types import Completion, Conversation, SamplingParams
 
 # A JSON schema (dict) or a pydantic model class whose schema constrains the output.
@@ -53,4 +54,4 @@ class AdapterLLM(LLM, Protocol):
     replaces the adapter.
     """
 
-    async def load_adapter(self, name: str, path: str) -> None: ...
+    async def load_adapter(self, name: str, adapter: str | AdapterFiles) -> None: ...

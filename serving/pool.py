@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from classroom.serving.adapters import AdapterFiles
 from classroom.serving.ledger import RoutingBoard
 from classroom.serving.llm import LLM, AdapterLLM, BackendError, Schema
 from classroom.serving.types import Completion, Conversation, EngineStats, SamplingParams
@@ -196,11 +197,12 @@ class RoutedLLM:
         for i, completions in zip(indices, batch):
             results[i] = completions
 
-    async def load_adapter(self, name: str, path: str) -> None:
-        """Load a LoRA adapter into every replica, so any of them can serve it."""
+    async def load_adapter(self, name: str, adapter: str | AdapterFiles) -> None:
+        """Load a LoRA adapter (a folder here, or its files) into every replica, so any
+        of them can serve it."""
         if not all(isinstance(r, AdapterLLM) for r in self.replicas):
             raise BackendError(f"model {self.name!r}: a replica cannot load LoRA adapters (only vLLM engines can)")
-        await asyncio.gather(*(r.load_adapter(name, path) for r in self.replicas))  # type: ignore[attr-defined]
+        await asyncio.gather(*(r.load_adapter(name, adapter) for r in self.replicas))  # type: ignore[attr-defined]
 
 
 def _start_ledger() -> tuple[Any, str | None]:

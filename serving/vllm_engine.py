@@ -699,13 +699,15 @@ class VLLMBackend:
         what = f"{len(conversations)} conversation(s)"
         return await self._call(what, self.actor.chat.remote(list(conversations), params, schema_dict(schema), adapter))
 
-    async def load_adapter(self, name: str, path: str) -> None:
-        """Send the adapter folder's files (read here, in the process that has the folder)
-        to the engine, on whatever node it runs."""
-        try:
-            files = pack_adapter(path)
-        except (OSError, ValueError) as exc:
-            raise BackendError(f"adapter {name!r}: {exc}") from None
+    async def load_adapter(self, name: str, adapter: str | AdapterFiles) -> None:
+        """Send the adapter's files (a folder read here, in the process that has it, or
+        the files themselves) to the engine, on whatever node it runs."""
+        files = adapter
+        if isinstance(adapter, str):
+            try:
+                files = pack_adapter(adapter)
+            except (OSError, ValueError) as exc:
+                raise BackendError(f"adapter {name!r}: {exc}") from None
         await self._call(f"loading adapter {name!r}", self.actor.load_adapter.remote(name, files))
 
     async def stats(self) -> EngineStats:

@@ -29,7 +29,11 @@ def free_port() -> int:
 
 
 class LocalCluster:
-    """Head + workers started with ``ray start``; ``nodes`` are (name, resources)."""
+    """Head + workers started with ``ray start``; ``nodes`` are (name, resources).
+
+    Each node's processes write the adapters their engines are sent into a folder of
+    that node's own (:meth:`adapters_dir`), as on machines that share no disk.
+    """
 
     def __init__(self, nodes: list[tuple[str, dict[str, float]]], *, cpus_per_node: int = 1):
         # Short: Ray's socket paths live under it (AF_UNIX allows ~107 characters).
@@ -67,12 +71,18 @@ class LocalCluster:
                 ]
             else:
                 args = [f"--address={self.address}"]
+            # A raylet's workers inherit its environment.
+            env = {**self.env, "CLASSROOM_ADAPTERS_DIR": str(self.adapters_dir(name))}
             with open(self.temp_dir / f"{name}.log", "wb") as log:  # why a node did not start
                 self.processes[name] = subprocess.Popen(
-                    [RAY, "start", *args, *common], env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                    [RAY, "start", *args, *common], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
                 )
             # One at a time: two nodes joining at once on one machine lose one of them.
             self.wait_for_nodes(i + 1)
+
+    def adapters_dir(self, name: str) -> Path:
+        """Node ``name``'s own folder for the adapters its engines are sent."""
+        return self.temp_dir / f"adapters-{name}"
 
     def nodes(self) -> list[dict]:
         """The cluster's alive nodes (node_id, resources_total), from the dashboard."""

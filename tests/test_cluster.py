@@ -7,9 +7,12 @@ from __future__ import annotations
 import json
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from ray_cluster import LocalCluster
+
+from classroom.serving.adapters import pack_adapter
 
 # The default ToM episode, as small as it goes: what is tested is where it runs.
 TINY_TOM = [
@@ -27,7 +30,7 @@ TINY_TOM = [
 @pytest.fixture(scope="module")
 def cluster():
     # Head with the teacher's node label, a worker with the student's, a plain worker.
-    nodes = LocalCluster([("head", {"teacher_node": 1}), ("student", {"student_node": 1}), ("plain", {})])
+    nodes = LocalCluster([("head", {"teacher_node": 1}), ("student", {"student_node": 1}), ("plain", {"plain_node": 1})])
     try:
         yield nodes
     finally:
@@ -68,6 +71,7 @@ def test_a_submitted_job_ships_classroom_and_places_engines_on_their_nodes(clust
     where = summary["placement"]
     assert where["engine teacher#0"]["node_id"] == cluster.node_with("teacher_node")
     assert where["engine student#0"]["node_id"] == cluster.node_with("student_node")
+    assert where["engine student#0"]["resources"]["student_node"] == 1  # what Ray gave it, recorded
     # Every agent is recorded (they are spawned SPREAD, which Ray treats as a preference:
     # on this cluster they have landed on one node as well as on several).
     agents = [label for label in where if not label.startswith("engine ")]
@@ -77,6 +81,51 @@ def test_a_submitted_job_ships_classroom_and_places_engines_on_their_nodes(clust
     assert all(0 < e["busy_fraction"] <= 1 and e["requests"] > 0 for e in summary["engines"].values())
     metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert {m["engine"] for m in metrics if m["name"] == "engine_busy_fraction"} == {"teacher#0", "student#0"}
+
+
+def test_an_adapter_learned_on_one_node_is_kept_by_the_driver_and_served_on_another(cluster, tmp_path):
+    from classroom.launch.package import write_package
+
+    shipped = write_package(tmp_path / "code")
+    run_dir = tmp_path / "run"
+    job = Path(__file__).with_name("cluster_adapter_job.py")
+    out = cluster.ray(
+        "job",
+        "submit",
+        f"--address={cluster.dashboard}",
+        f"--runtime-env-json={json.dumps({'py_modules': [str(shipped)]})}",
+        "--",
+        sys.executable,
+        str(job),
+        str(run_dir),
+    )
+    assert out.returncode == 0 and "succeeded" in out.stdout, out.stdout[-3000:] + out.stderr[-2000:]
+    [line] = [line for line in out.stdout.splitlines() if line.startswith('{"driver_node"')]
+    seen = json.loads(line)
+    # Four processes on three nodes: the driver and the restored student on the head,
+    # the learning student on `plain`, the engine on `student`.
+    assert seen["driver_node"] == seen["restored_node"] == cluster.node_with("teacher_node")
+    assert seen["student_node"] == cluster.node_with("plain_node")
+    assert seen["engine_node"] == cluster.node_with("student_node")
+
+    # The driver keeps the adapter in its run directory; the state names that folder.
+    kept = run_dir / "adapter"
+    assert seen["adapter_path"] == str(kept) and (kept / "adapter_config.json").is_file()
+    assert seen["state"]["adapter_path"] == seen["state"]["trained_path"] == str(kept)
+    digest = pack_adapter(kept).digest
+    # The engine's node wrote the files it was sent into its own folder; no other node
+    # holds them (the student's node never wrote a folder, the head's engine has none).
+    assert (cluster.adapters_dir("student") / digest / "adapter_config.json").is_file()
+    assert not cluster.adapters_dir("plain").exists() and not cluster.adapters_dir("head").exists()
+
+    # The engine serves it: the student's answers changed to its examples' ...
+    changed = sum(b != a for b, a in zip(seen["before"], seen["after"]))
+    learned = sum(target in text for target, text in zip(seen["targets"], seen["after"]))
+    assert changed >= 8 and learned >= 4, (seen["before"], seen["after"])
+    # ... and the student rebuilt on the head from the run directory continues the same
+    # adapter and answers the same.
+    assert seen["learner_adapter"] == digest
+    assert seen["restored"] == seen["after"]
 
 
 def test_a_sweep_that_loses_a_worker_node_ends_with_every_job_completed_or_failed(cluster, tmp_path):

@@ -6,12 +6,14 @@ import json
 import math
 import pickle
 import re
+import shutil
 from pathlib import Path
 
 import pytest
 
 from classroom.agents.learners import InContextLearner, Learner, LoRALearner, device_args, trainer_actor_name
 from classroom.agents.messages import TrainingExample
+from classroom.serving.adapters import materialize, pack_adapter
 from classroom.serving.types import SamplingParams, as_conversation
 
 # A made-up function the base model cannot know: zorp(n) = n + offset.
@@ -123,19 +125,26 @@ async def test_incremental_continues_the_adapter_on_new_examples_only(trainer, t
     first = LoRALearner(mode="incremental", epochs=1, batch_size=8, learning_rate=5e-3)
     one = await first.fit(examples[:4], str(tmp_path / "one"))
     assert (one["examples"], one["steps"], one["mode"]) == (4, 1, "incremental")
-    assert first.state() == {"mode": "incremental", "trained": 4, "adapter_path": str(tmp_path / "one")}
-    # The learner travels into the Student actor: its state goes along, the handle not.
+    # The adapter's files are not in the state (a checkpoint is JSON): the run keeps them.
+    assert first.state() == {"mode": "incremental", "trained": 4}
+    assert first.adapter == pack_adapter(one["adapter_path"])
+    # The learner travels into the Student actor: its state and adapter go along, the handle not.
     copied = pickle.loads(pickle.dumps(first))
-    assert copied.state() == first.state() and copied._trainer_handle is None
+    assert copied.state() == first.state() and copied.adapter == first.adapter and copied._trainer_handle is None
 
     # A resumed learner with a tiny learning rate: if it continued the adapter, the
     # weights stay where the first fit left them; a fresh LoRA would start at B = 0.
+    # Given the files only: the folder the first fit wrote is gone.
+    files = pack_adapter(one["adapter_path"])
+    shutil.rmtree(tmp_path / "one")
     resumed = LoRALearner(mode="incremental", epochs=1, batch_size=8, learning_rate=1e-8)
-    resumed.restore(first.state())
+    with pytest.raises(ValueError, match="trained=4 but no adapter to continue"):
+        resumed.restore(json.loads(json.dumps(first.state())))
+    resumed.restore({**first.state(), "adapter": files})
     two = await resumed.fit(examples, str(tmp_path / "two"))
     assert (two["examples"], two["steps"]) == (2, 1)
     assert resumed.state()["trained"] == 6
-    before, after = lora_weights(one["adapter_path"]), lora_weights(two["adapter_path"])
+    before, after = lora_weights(materialize(files, tmp_path / "kept")), lora_weights(two["adapter_path"])
     assert before.keys() == after.keys()
     lora_b = [k for k in before if "lora_B" in k]
     assert lora_b and max(before[k].abs().max().item() for k in lora_b) > 1e-3
@@ -168,9 +177,9 @@ async def test_in_context_learner_remembers_new_examples_and_retrieves_by_skill(
         TrainingExample(id="b", prompt="2 * 3?", completion="6", answer="6", skills=("mul",)),
         TrainingExample(id="c", prompt="4 + 4?", completion="8", answer="8", skills=("add",)),
     ]
-    assert (await learner.learn(examples[:2], [], "")).examples == 2
-    outcome = await learner.learn(examples, [], "")  # all so far: only "c" is new
-    assert outcome.examples == 1 and outcome.adapter_path is None
+    assert (await learner.learn(examples[:2], [])).examples == 2
+    outcome = await learner.learn(examples, [])  # all so far: only "c" is new
+    assert outcome.examples == 1 and outcome.adapter is None
     from classroom.agents.messages import Problem
 
     shown = learner.demonstrations(Problem(id="q", question="5 + 5?", answer="10", skills=("add",)))
