@@ -99,26 +99,36 @@ def spawn(
     return handle
 
 
-def _where(actor: Any) -> dict[str, str]:
+def _where(actor: Any) -> dict[str, Any]:
     import ray
 
     context = ray.get_runtime_context()
-    return {"node_id": context.get_node_id(), "node_ip": ray.util.get_node_ip_address(), "pid": str(os.getpid())}
+    return {
+        "node_id": context.get_node_id(),
+        "node_ip": ray.util.get_node_ip_address(),
+        "pid": str(os.getpid()),
+        # What Ray gave the actor (CPUs, GPUs, node labels such as `student_node`).
+        "resources": context.get_assigned_resources(),
+    }
 
 
-def placement(actors: list[tuple[str, Any]], timeout_s: float = 10.0) -> dict[str, dict[str, str]]:
-    """Where each (label, actor handle) runs: node id, node IP and process id; an actor
-    that does not answer (dead) is reported as such."""
+def placement(actors: list[tuple[str, Any]], timeout_s: float = 10.0) -> dict[str, dict[str, Any]]:
+    """Where each (label, actor handle) runs: node id, node IP, process id and the
+    resources it was given; an actor that does not answer within ``timeout_s`` (all of
+    them together: dead, or its node gone) is reported as such."""
+    import time
+
     import ray
 
     refs = [(label, actor.__ray_call__.remote(_where)) for label, actor in actors]
-    found: dict[str, dict[str, str]] = {}
+    deadline = time.monotonic() + timeout_s
+    found: dict[str, dict[str, Any]] = {}
     for label, ref in refs:
         key, n = label, 2
         while key in found:  # two actors of one class without names
             key, n = f"{label} #{n}", n + 1
         try:
-            found[key] = ray.get(ref, timeout=timeout_s)
+            found[key] = ray.get(ref, timeout=max(deadline - time.monotonic(), 0.1))
         except Exception as exc:  # an actor that died is reported, not fatal to the summary
             found[key] = {"error": type(exc).__name__}
     return found

@@ -300,6 +300,7 @@ def run_episode(
     pool = None
     faults_before: dict[str, dict[str, int]] = {}
     engines_before: dict[str, EngineStats] = {}
+    where: dict[str, Any] = {}
     try:
         started_ray = init_ray(plan.cluster) and shared is None
         recorder.stage("starting models", None)
@@ -320,10 +321,19 @@ def run_episode(
         faults_before = pool.faults()
         engines_before = read_engines(pool)
         with recording_spawned() as spawned:
-            summary = {"status": "completed", **play_interruptibly(plan, episode, resume_from)}
-            with contextlib.suppress(Exception):  # where the actors ran: for clusters
-                summary["placement"] = placement([*pool.engine_actors(), *spawned])
-            del spawned[:]  # handles held would keep the actors alive
+            interrupted = False
+            try:
+                summary = {"status": "completed", **play_interruptibly(plan, episode, resume_from)}
+            except KeyboardInterrupt:
+                interrupted = True  # the user is waiting for the prompt: ask no actor
+                raise
+            finally:
+                # Where the actors ran (for clusters), a failed run's too: its summary
+                # says on which node what died.
+                if not interrupted:
+                    with contextlib.suppress(Exception):
+                        where = placement([*pool.engine_actors(), *spawned])
+                del spawned[:]  # handles held would keep the actors alive
     except KeyboardInterrupt:
         summary = {"status": "interrupted", "episode_id": episode_id}
         raise
@@ -333,6 +343,8 @@ def run_episode(
     finally:
         summary["total_time_s"] = round(time.time() - started, 2)
         summary["run_dir"] = str(run_dir)
+        if where:
+            summary["placement"] = where
         if skipped:
             summary["skipped_rows"] = skipped
         if pool is not None:

@@ -173,6 +173,8 @@ def test_a_stale_ray_session_file_does_not_stop_a_local_run(tmp_path):
     assert "existing cluster" not in out.stderr, out.stderr[-2000:]
     [summary] = [json.loads(p.read_text()) for p in tmp_path.rglob("summary.json")]
     assert summary["status"] == "failed" and f"{down} did not answer" in summary["error"], summary
+    # A failed run's summary says where its actors ran, too.
+    assert {"Student student", "TomTeacher", "Grader"} <= set(summary["placement"]), summary
 
 
 def test_bench_rejects_bad_flags():
@@ -180,6 +182,14 @@ def test_bench_rejects_bad_flags():
     assert out.returncode != 0 and "--prompts must be >= 1" in out.stderr
     out = classroom("bench", "nothing")
     assert out.returncode != 0 and "invalid choice" in out.stderr
+    # The benchmarks that play episodes refuse an override before any engine starts.
+    out = classroom("bench", "episode", "env.nope=3")
+    assert out.returncode == 2 and out.stderr.strip() == (
+        "classroom bench episode: config error: Could not override 'env.nope'. To append to your config use +env.nope=3"
+    ), out.stderr
+    out = classroom("bench", "sweep", "model=nope")
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "classroom bench sweep: config error: " in out.stderr and "(allowed in model: embedded," in out.stderr
 
 
 def test_run_over_http_end_to_end(engine_url, data_dir, tmp_path):
