@@ -474,7 +474,13 @@ def _episodes_bench_main(name: str, args: Any, measure: Any, report: Any) -> dic
     """Run a benchmark that plays episodes (``measure()``, it starts its own Ray), print
     and save its result; None (told in one line) if its config is refused."""
     from classroom.agents.plugins import ConfigError
+    from classroom.launch.app import check_overrides
 
+    # An override Hydra refuses is told in one line before anything starts.
+    error = check_overrides(list(getattr(args, "overrides", None) or []))
+    if error is not None:
+        print(f"classroom bench {name}: {error}", file=sys.stderr)
+        return None
     try:
         result = measure()
     except ConfigError as exc:
