@@ -16,6 +16,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,39 @@ class SharedPools:
         self._started: dict[str, dict[str, EngineStats]] = {}
         # Held while a pool starts: a second episode waits for it rather than start another.
         self._lock = threading.Lock()
+        # Ctrl-C reaches only the main thread: it relays it to the episodes running in
+        # the others through these (each stops its own event loop's episode).
+        self._on_interrupt: set[Callable[[], None]] = set()
+        self._playing = threading.Condition()
+        self.interrupted = threading.Event()
+
+    def relay_interrupt(self, stop: Callable[[], None]) -> Callable[[], None]:
+        """Call ``stop`` (thread-safe) on :meth:`interrupt`, at once if that came
+        already; returns what un-registers it (when its episode has stopped)."""
+        with self._playing:
+            self._on_interrupt.add(stop)
+        if self.interrupted.is_set():
+            stop()
+
+        def unrelay() -> None:
+            with self._playing:
+                self._on_interrupt.discard(stop)
+                self._playing.notify_all()
+
+        return unrelay
+
+    def interrupt(self, wait_s: float) -> None:
+        """Stop every episode playing on these pools, as a Ctrl-C stops one, and wait up
+        to ``wait_s`` for them to end (and write their summaries). Episodes still
+        starting (their engines) are not waited for: they stop when the pools do."""
+        self.interrupted.set()
+        with self._playing:
+            stops = list(self._on_interrupt)
+        for stop in stops:
+            with contextlib.suppress(RuntimeError):  # its episode just ended: its loop is closed
+                stop()
+        with self._playing:
+            self._playing.wait_for(lambda: not self._on_interrupt, timeout=wait_s)
 
     def get(self, pool_config: PoolConfig) -> Any:
         from classroom.serving.pool import ModelPool
@@ -323,7 +357,7 @@ def run_episode(
         with recording_spawned() as spawned:
             interrupted = False
             try:
-                summary = {"status": "completed", **play_interruptibly(plan, episode, resume_from)}
+                summary = {"status": "completed", **play_interruptibly(plan, episode, resume_from, shared)}
             except KeyboardInterrupt:
                 interrupted = True  # the user is waiting for the prompt: ask no actor
                 raise
@@ -437,13 +471,15 @@ def skipped_rows(task: Task, shown: int = 5) -> dict[str, Any] | None:
     return {"count": len(task.skipped_rows), "first": task.skipped_rows[:shown]}
 
 
-def play_interruptibly(plan: RunPlan, episode: Episode, resume_from: Any) -> dict[str, Any]:
+def play_interruptibly(plan: RunPlan, episode: Episode, resume_from: Any, shared: SharedPools | None = None) -> dict[str, Any]:
     """Seat the class, spawn the loop's agents and run its episode; Ctrl-C always ends
     it as interrupted.
 
     asyncio's own Ctrl-C cancels the running task, but an await on a Ray object can
     absorb that cancellation and the episode would go on (and exit 0): here the signal
     is remembered, and an episode that saw one raises KeyboardInterrupt however it ended.
+    An episode off the main thread (a sweep's) gets no signal: the main thread relays
+    it through ``shared``.
     """
     interrupted = False
 
@@ -457,11 +493,18 @@ def play_interruptibly(plan: RunPlan, episode: Episode, resume_from: Any) -> dic
             if main is not None:
                 main.cancel()
 
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not the main thread: no handler
-            running.add_signal_handler(signal.SIGINT, on_interrupt)
-        seated = replace(episode, students=await seat_students(plan, episode.pool))
-        agents = plan.loop.spawn_agents(seated)
-        return await plan.loop.run(seated, agents, resume_from)
+        unrelay: Callable[[], None] = lambda: None  # noqa: E731
+        if threading.current_thread() is threading.main_thread():
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # a platform without
+                running.add_signal_handler(signal.SIGINT, on_interrupt)
+        elif shared is not None:
+            unrelay = shared.relay_interrupt(lambda: running.call_soon_threadsafe(on_interrupt))
+        try:
+            seated = replace(episode, students=await seat_students(plan, episode.pool))
+            agents = plan.loop.spawn_agents(seated)
+            return await plan.loop.run(seated, agents, resume_from)
+        finally:
+            unrelay()
 
     try:
         result = asyncio.run(play())

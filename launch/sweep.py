@@ -39,9 +39,13 @@ Every combination of the comma lists (and of a sweep config's grid) is one episo
 sweep.max_concurrent=N runs N at once (default 1); sweep.max_retries=N runs a job stopped
 by a fault again up to N times (default 1); hydra.sweep.dir=DIR names the folder."""
 SWEEP_FILE = "sweep.json"
-# Run directories of a job's earlier tries (stopped by a fault, run again): kept for the
-# record, out of the results tables.
+# Run directories of a job's earlier tries (stopped by a fault, or left unfinished by a
+# sweep resumed later), set aside as it runs again: kept for the record, out of the
+# results tables.
 RETRIED = ".retried"
+# How long a Ctrl-C'd sweep waits for its running episodes to stop and write their
+# summaries (a second Ctrl-C stops waiting).
+INTERRUPT_WAIT_S = 60.0
 
 
 def _split(overrides: list[str]) -> tuple[list[str], dict[str, list[str]]]:
@@ -167,16 +171,24 @@ def run_job(job: SweepJob, root: Path, shared: Any, max_retries: int, progress: 
     from classroom.launch.app import one_line_error, run_episode, stopped_by_fault
 
     run_dir = job.run_dir(root)
+    if run_dir.exists():  # an earlier, unfinished run of this job (`--resume`): it starts again
+        _set_aside(run_dir, root, "unfinished")
     summary: dict[str, Any] = {}
     for attempt in range(max_retries + 1):
         _write_hydra_copies(run_dir, job)
         try:
             summary = run_episode(job.config, run_dir, show_progress=False, shared=shared)
             break
+        except KeyboardInterrupt:  # relayed by the sweep's Ctrl-C: recorded, not retried
+            summary = {"status": "interrupted", "run_dir": str(run_dir)}  # as run_episode wrote it
+            break
         except ConfigError as exc:  # this grid point's values are wrong: no retry helps
             summary = _failed(run_dir, str(exc))
             break
         except Exception as exc:
+            if shared.interrupted.is_set():  # stopped by the sweep's Ctrl-C as it started
+                summary = _interrupted(run_dir)
+                break
             summary = _failed(run_dir, one_line_error(exc))
             if not stopped_by_fault(exc) or attempt == max_retries:
                 break
@@ -184,8 +196,21 @@ def run_job(job: SweepJob, root: Path, shared: Any, max_retries: int, progress: 
                 f"[sweep] job #{job.num} stopped by a fault ({summary['error']}); running it again ({attempt + 1}/{max_retries})",
                 flush=True,
             )
-            _set_aside(run_dir, root, attempt)
+            _set_aside(run_dir, root, f"try{attempt + 1}")
     progress.job_done(job.num, summary)
+    return summary
+
+
+def _interrupted(run_dir: Path) -> dict[str, Any]:
+    """The summary of a job the sweep's Ctrl-C stopped before its episode played (its
+    pools went away under it): interrupted, not failed; `--resume` runs it."""
+    from classroom.serving.secrets import redact
+
+    summary = {"status": "interrupted", "run_dir": str(run_dir)}
+    with contextlib.suppress(OSError, ValueError):
+        summary = {**json.loads((run_dir / "summary.json").read_text()), "status": "interrupted"}
+    summary.pop("error", None)
+    (run_dir / "summary.json").write_text(json.dumps(redact(summary), indent=2))
     return summary
 
 
@@ -203,8 +228,9 @@ def _failed(run_dir: Path, error: str) -> dict[str, Any]:
     return summary
 
 
-def _set_aside(run_dir: Path, root: Path, attempt: int) -> None:
-    aside = root / RETRIED / f"{run_dir.name}-try{attempt + 1}"
+def _set_aside(run_dir: Path, root: Path, why: str) -> None:
+    """Move a job's folder out of the way (a run again must not append to its log)."""
+    aside = root / RETRIED / f"{run_dir.name}-{why}"
     aside.parent.mkdir(exist_ok=True)
     shutil.rmtree(aside, ignore_errors=True)
     run_dir.rename(aside)
@@ -324,7 +350,15 @@ def run_sweep(root: Path, jobs: list[SweepJob], total: int) -> tuple[list[dict[s
     running = ThreadPoolExecutor(max_workers=settings.max_concurrent, thread_name_prefix="classroom-job")
     try:
         futures = [running.submit(run_job, job, root, shared, settings.max_retries, progress) for job in jobs]
-        summaries = [future.result() for future in futures]
+        try:
+            summaries = [future.result() for future in futures]
+        except KeyboardInterrupt:
+            # Jobs not started are dropped; the running ones stop as a Ctrl-C stops an
+            # episode and write their summaries (interrupted) before Ray goes.
+            running.shutdown(wait=False, cancel_futures=True)
+            print("[sweep] interrupted: stopping the running jobs", file=sys.stderr, flush=True)
+            shared.interrupt(wait_s=INTERRUPT_WAIT_S)
+            raise
         engines: dict[str, Any] = {}
         with contextlib.suppress(Exception):  # a dead engine must not cost the results
             engines = shared.utilisation()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -126,6 +127,7 @@ def test_sweep_2x2_grid_table_matches_runs_and_report_has_plots(engine_url, tmp_
         os.killpg(killed.pid, signal.SIGKILL)
         killed.wait()
     done_before = {n for n in range(4) if finished(again, n)}
+    started_before = {n for n in range(4) if (again / str(n)).is_dir()}
     assert 1 <= len(done_before) < 4
     # The masked runtime_env variable comes back from the environment.
     resumed = subprocess.run(
@@ -148,6 +150,69 @@ def test_sweep_2x2_grid_table_matches_runs_and_report_has_plots(engine_url, tmp_
     assert "pw-planted-2718" not in resumed.stdout + resumed.stderr
     for secret in ("pw-planted-2718", "tok-planted-3141"):
         assert not [p for p in again.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()], secret
+    # A job the kill cut short ran again from its start in a fresh folder (the one it
+    # left is set aside): its log holds each message once.
+    for n in range(4):
+        assert_each_message_once(again / str(n))
+    aside = {p.name for p in (again / ".retried").iterdir()} if (again / ".retried").is_dir() else set()
+    assert aside == {f"{n}-unfinished" for n in started_before - done_before}
+
+
+def assert_each_message_once(run_dir) -> None:
+    lines = (run_dir / "events.jsonl").read_text().splitlines()[1:]
+    ids = [json.loads(line)["id"] for line in lines]
+    assert ids and len(ids) == len(set(ids)), f"{run_dir}: {len(ids) - len(set(ids))} message(s) logged twice"
+
+
+def test_ctrl_c_stops_a_concurrent_sweep_and_resume_finishes_it(engine_url, tmp_path):
+    """SIGINT to the sweep's process group (what Ctrl-C in a terminal sends) while two
+    episodes play in threads: both stop as interrupted (Python gives the signal to the
+    main thread only: it relays it), no traceback, exit 130; `--resume` runs the rest."""
+    env = {**os.environ, "CLASSROOM_OPENAI_BASE_URL": engine_url, "CLASSROOM_OPENAI_MODEL": "embedded"}
+    root = tmp_path / "sweep"
+    grid = [
+        "model=openai",
+        "model.models.remote.endpoint.keyless=true",
+        "seed=0,1,2",
+        "sweep.max_concurrent=2",
+        "env.num_problems=6",
+        "env.seed_set_size=2",
+        "env.post_test_size=2",
+        "student.sampling.max_tokens=32",
+        "teacher.sampling.max_tokens=32",
+        "cluster.num_cpus=1",
+        f"hydra.sweep.dir={root}",
+    ]
+    sweep = subprocess.Popen(
+        [*CLASSROOM, "sweep", *grid], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True
+    )
+    try:
+        # Both episodes under way: each has logged its problems and some answers.
+        deadline = time.time() + 300
+        while sweep.poll() is None and time.time() < deadline:
+            logs = [root / str(n) / "events.jsonl" for n in range(2)]
+            if all(log.is_file() and len(log.read_text().splitlines()) > 12 for log in logs):
+                break
+            time.sleep(0.1)
+        assert sweep.poll() is None, "the sweep ended before it could be interrupted"
+        os.killpg(sweep.pid, signal.SIGINT)
+        out, err = sweep.communicate(timeout=120)
+    finally:
+        if sweep.poll() is None:
+            os.killpg(sweep.pid, signal.SIGKILL)
+    assert sweep.returncode == 130, out[-2000:] + err[-3000:]
+    assert "Traceback" not in err and f"classroom sweep --resume {root} runs the rest" in err, err[-3000:]
+    statuses = {n: json.loads((root / str(n) / "summary.json").read_text())["status"] for n in range(2)}
+    assert "interrupted" in statuses.values() and set(statuses.values()) <= {"interrupted", "completed"}, statuses
+    assert not (root / "2" / "summary.json").exists()  # never started
+
+    resumed = subprocess.run([*CLASSROOM, "sweep", "--resume", str(root)], capture_output=True, text=True, timeout=600, env=env)
+    assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-3000:]
+    left = 3 - list(statuses.values()).count("completed")
+    assert f"[sweep] {left} jobs " in resumed.stdout  # "(of 3; the others completed)" when any did
+    for n in range(3):
+        assert json.loads((root / str(n) / "summary.json").read_text())["status"] == "completed"
+        assert_each_message_once(root / str(n))
 
 
 def test_report_of_a_folder_that_is_no_run(tmp_path):
