@@ -3,6 +3,7 @@ M3 and a class of students on the real engine (two adapters served side by side)
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ from classroom.environments.lbt.config import LbtConfig, M1Settings, M2Settings,
 from classroom.environments.lbt.exemplars import ProgrammaticProposer, Proposals
 from classroom.environments.lbt.m1 import run_m1
 from classroom.environments.lbt.m2 import PREFERENCES, run_m2
-from classroom.environments.lbt.m3 import run_m3
+from classroom.environments.lbt.m3 import m3_checkpoint, run_m3
 from classroom.environments.lbt.selection import preference_pairs, select_answers
 from classroom.environments.lbt.similar import SimilarProblems
 from classroom.environments.lbt.teaching import LbtAgents, teach_and_score
@@ -224,6 +225,45 @@ async def test_one_m3_iteration_goes_on_past_a_proposal_that_does_not_parse(engi
     assert set(summary["train_accuracy_by_iteration"]) == {"0", "1"}
     assert summary["train_accuracy_by_iteration"]["1"] >= summary["train_accuracy_by_iteration"]["0"]
     assert 0.0 <= summary["scores"]["m3_test"] <= 1.0 and summary["students"] == ["base", "sums"]
+
+
+class DyingProposer(ProgrammaticProposer):
+    """Fault injection (a test double): the episode stops in iteration 2's proposals, as
+    if its process were killed there."""
+
+    async def propose(self, current, errors, pool, count, llm, *, seed):
+        if seed % 100 == 2:  # the loop seeds iteration i's proposals with seed * 100 + i
+            raise RuntimeError("killed in iteration 2")
+        return await super().propose(current, errors, pool, count, llm, seed=seed)
+
+
+async def test_an_m3_episode_stopped_in_an_iteration_goes_on_after_the_last_finished_one(engine, seated, tmp_path):
+    """Stopped in iteration 2 and resumed from its checkpoint (the log cut back to it,
+    as `classroom resume` does): iterations 0 and 1 are not asked again, and the summary
+    equals an uninterrupted episode's (greedy students, a seeded proposer)."""
+    m3 = {"exemplars": 2, "proposals": 2, "iterations": 2, "train_items": 4, "answer_tokens": 48}
+    (tmp_path / "whole").mkdir()
+    (tmp_path / "cut").mkdir()
+    whole_episode, agents, _ = lbt_episode(engine, tmp_path / "whole", seated, method="m3", num_problems=4, m3=M3Settings(**m3))
+    whole = await run_m3(whole_episode, agents)
+
+    dying = M3Settings(**m3, proposer={"_target_": f"{__name__}.DyingProposer"})
+    episode, agents, recorder = lbt_episode(engine, tmp_path / "cut", seated, method="m3", num_problems=4, m3=dying)
+    with pytest.raises(RuntimeError, match="killed in iteration 2"):
+        await run_m3(episode, agents)
+    before = list(recorder.messages)
+    checkpoint = m3_checkpoint(episode)
+    assert checkpoint is not None and checkpoint.iteration == 1 and checkpoint.events_logged == len(before)
+    recorder.rewind(checkpoint.events_logged)
+    resumed = await run_m3(replace(episode, config=LbtConfig(method="m3", num_problems=4, m3=M3Settings(**m3))), agents, checkpoint)
+
+    assert resumed["resumed_after_iteration"] == 1 and whole["resumed_after_iteration"] is None
+    for key in ("train_accuracy_by_iteration", "final_exemplars", "test_accuracy_first", "test_accuracy_final", "tokens"):
+        assert resumed[key] == whole[key], key
+    proposals = [m for m in recorder.messages if isinstance(m, ExemplarProposal)]
+    assert [p.iteration for p in proposals] == [0, 1, 1, 2, 2]  # 0 and 1 from before, once
+    assert [m.id for m in recorder.messages[: len(before)]] == [m.id for m in before]
+    assert m3_checkpoint(episode).iteration == 2
 
 
 async def test_a_resumed_teaching_step_takes_its_rationales_and_exams_from_the_log(engine, seated, tmp_path):

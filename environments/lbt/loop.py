@@ -24,7 +24,7 @@ from classroom.environments.lbt.config import LbtConfig
 from classroom.environments.lbt.exemplars import ExemplarProposer
 from classroom.environments.lbt.m1 import run_m1
 from classroom.environments.lbt.m2 import run_m2
-from classroom.environments.lbt.m3 import run_m3
+from classroom.environments.lbt.m3 import m3_checkpoint, run_m3
 from classroom.environments.lbt.summary import lbt_summary_table
 from classroom.environments.lbt.teaching import LbtAgents
 from classroom.environments.replay import Replay, replay_from
@@ -80,11 +80,13 @@ class LbtLoop:
     async def run(self, episode: Episode, agents: LbtAgents, resume_from: Replay | None = None) -> dict[str, Any]:
         config: LbtConfig = episode.config
         if config.method == "m3":
+            # M3's iterations hang on answers it does not log (each set's wrong answers
+            # feed the next proposal): it goes on from its checkpoint after the last
+            # finished iteration, the log cut back to it; without one it starts again.
+            checkpoint = m3_checkpoint(episode) if resume_from is not None else None
             if resume_from is not None:
-                # M3's iterations hang on answers it does not log (each set's wrong
-                # answers feed the next proposal): it starts again, its old log set aside.
-                episode.recorder.rewind(0)
-            summary = await run_m3(episode, agents)
+                episode.recorder.rewind(checkpoint.events_logged if checkpoint is not None else 0)
+            summary = await run_m3(episode, agents, checkpoint)
         else:
             summary = await (run_m1 if config.method == "m1" else run_m2)(episode, agents, resume_from)
         for key, value in summary["scores"].items():
@@ -96,7 +98,7 @@ class LbtLoop:
 
     # Stateful: the event log is the state. A resumed M1 or M2 episode takes the
     # rationales, exams and pairs it finds logged and asks for the rest (M2's DPO step is
-    # trained again); M3 starts again.
+    # trained again); M3 goes on after its last finished iteration (its checkpoint).
 
     def save_state(self, run_dir: Path, state: Replay) -> None:
         """Nothing to write: the event log, already on disk, is the state."""

@@ -19,15 +19,25 @@ from typing import Any
 from classroom.agents.grading import accuracy
 from classroom.agents.messages import Attempt, ParseFailure, Problem
 from classroom.agents.plugins import instantiate_plugin
-from classroom.environments.base import Episode
+from classroom.environments.base import CHECKPOINT, Episode, read_checkpoint, write_checkpoint
 from classroom.environments.lbt.config import LbtConfig
 from classroom.environments.lbt.exemplars import ExemplarProposer
 from classroom.environments.lbt.teaching import LbtAgents
-from classroom.environments.lbt.types import ExemplarProposal, ExemplarSet
+from classroom.environments.lbt.types import ExemplarProposal, ExemplarSet, M3Checkpoint
 from classroom.serving.structured import validate_reply
 
 
-async def run_m3(episode: Episode, agents: LbtAgents) -> dict[str, Any]:
+def m3_checkpoint(episode: Episode) -> M3Checkpoint | None:
+    """The checkpoint an interrupted M3 episode left after its last finished iteration
+    (None if it finished none: it starts again)."""
+    if not (episode.run_dir / CHECKPOINT).is_file():
+        return None
+    return read_checkpoint(episode.run_dir, M3Checkpoint, missing="")
+
+
+async def run_m3(episode: Episode, agents: LbtAgents, resume_from: M3Checkpoint | None = None) -> dict[str, Any]:
+    """One M3 episode; ``resume_from`` (its log cut back to it) goes on after the
+    iteration it names."""
     started = time.time()
     config: LbtConfig = episode.config
     settings = config.m3
@@ -38,9 +48,10 @@ async def run_m3(episode: Episode, agents: LbtAgents) -> dict[str, Any]:
     drawn = episode.task.sample(settings.train_items * 4, split=config.train_split, seed=rng_seed, episode_id=episode.episode_id)
     items, pool = drawn[: settings.train_items], drawn[settings.train_items :]
     test = episode.task.sample(config.num_problems, split=config.split, seed=rng_seed, episode_id=episode.episode_id)
-    episode.recorder.record([*items, *test])
     tokens: dict[str, int] = {}
     failures = 0
+    if resume_from is None:
+        episode.recorder.record([*items, *test])
 
     def parse(texts: Sequence[str], iteration: int) -> list[ExemplarSet]:
         nonlocal failures
@@ -64,14 +75,39 @@ async def run_m3(episode: Episode, agents: LbtAgents) -> dict[str, Any]:
                 sets.append(value)
         return sets
 
-    first = parse((await proposer.initial(pool, settings.exemplars, llm, seed=rng_seed)).texts, 0)
-    if not first:
-        raise ValueError(f"M3: the proposer {proposer.name!r} gave no first exemplar set that parses")
-    current = first[0]
-    score, errors = await _score(current, items, agents, settings.answer_tokens, tokens)
-    curve = {"0": score}
-    episode.recorder.record([_proposal(episode, 0, current, score, True)])
-    for iteration in range(1, settings.iterations + 1):
+    def checkpoint(iteration: int) -> None:
+        write_checkpoint(
+            episode.run_dir,
+            M3Checkpoint(
+                iteration=iteration,
+                first=first,
+                current=current,
+                score=score,
+                errors=[(problem.id, attempt) for problem, attempt in errors],
+                curve=curve,
+                tokens=tokens,
+                parse_failures=failures,
+                events_logged=episode.recorder.logged(),
+            ),
+        )
+
+    if resume_from is None:
+        parsed = parse((await proposer.initial(pool, settings.exemplars, llm, seed=rng_seed)).texts, 0)
+        if not parsed:
+            raise ValueError(f"M3: the proposer {proposer.name!r} gave no first exemplar set that parses")
+        first = current = parsed[0]
+        score, errors = await _score(current, items, agents, settings.answer_tokens, tokens)
+        curve = {"0": score}
+        episode.recorder.record([_proposal(episode, 0, current, score, True)])
+        checkpoint(0)
+        done = 0
+    else:  # what the interrupted run had after its last finished iteration
+        by_id = {p.id: p for p in items}
+        first, current, score = resume_from.first, resume_from.current, resume_from.score
+        errors = [(by_id[problem_id], attempt) for problem_id, attempt in resume_from.errors]
+        curve, tokens, failures = dict(resume_from.curve), dict(resume_from.tokens), resume_from.parse_failures
+        done = resume_from.iteration
+    for iteration in range(done + 1, settings.iterations + 1):
         episode.recorder.stage(f"M3 iteration {iteration}: {settings.proposals} proposals", None)
         proposed = await proposer.propose(current, errors, pool, settings.proposals, llm, seed=rng_seed * 100 + iteration)
         tokens[proposer.name] = tokens.get(proposer.name, 0) + proposed.tokens
@@ -86,11 +122,12 @@ async def run_m3(episode: Episode, agents: LbtAgents) -> dict[str, Any]:
             current, (score, errors) = candidates[best], results[best]
         curve[str(iteration)] = score
         episode.recorder.metric("m3/train_accuracy", score, iteration=iteration)
+        checkpoint(iteration)
 
     # The teacher's own model on held-out problems, with the first and the final set.
     episode.recorder.stage("held-out problems: first vs final exemplars", 2 * len(test))
     test_first, test_final = await asyncio.gather(
-        _accuracy(agents, first[0], test, settings.answer_tokens, tokens), _accuracy(agents, current, test, settings.answer_tokens, tokens)
+        _accuracy(agents, first, test, settings.answer_tokens, tokens), _accuracy(agents, current, test, settings.answer_tokens, tokens)
     )
     summary: dict[str, Any] = {
         "env": "lbt",
@@ -106,6 +143,7 @@ async def run_m3(episode: Episode, agents: LbtAgents) -> dict[str, Any]:
         "test_accuracy_final": test_final,
         "parse_failures": failures,
         "final_exemplars": [e.model_dump() for e in current.exemplars],
+        "resumed_after_iteration": resume_from.iteration if resume_from is not None else None,
         "tokens": tokens,
         "wall_time_s": round(time.time() - started, 2),
     }

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from classroom.agents.messages import Explanation, MessageBase, Problem, register_message
+from classroom.agents.messages import Attempt, Explanation, MessageBase, Problem, register_message
 
 
 @register_message
@@ -66,6 +66,25 @@ class ExemplarSet(BaseModel):
             text = f"{exemplar.solution.strip()}\nThe answer is {exemplar.answer}."
             demos.append((problem, Explanation(id=f"exemplar-{number}", problem_id=problem.id, text=text, final_answer=exemplar.answer)))
         return demos
+
+
+class M3Checkpoint(BaseModel):
+    """M3 after its last finished iteration: all the next one needs (each iteration's
+    proposals hang on the current set's wrong answers, which the log does not hold)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    # The last finished iteration (0: the first set scored).
+    iteration: int
+    first: ExemplarSet
+    current: ExemplarSet
+    score: float
+    # The current set's wrong answers, by training item id: the next proposal's feedback.
+    errors: list[tuple[str, Attempt]]
+    curve: dict[str, float]
+    tokens: dict[str, int]
+    parse_failures: int
+    # Messages in the event log at this point: a resume cuts the log back to it.
+    events_logged: int
 
 
 @dataclass(frozen=True)
