@@ -130,6 +130,14 @@ class LocalCluster:
                 process.wait()
         shutil.rmtree(self.temp_dir, ignore_errors=True)
 
+    def submit(self, shipped: Path, *entrypoint: str, wait: bool = True) -> subprocess.CompletedProcess:
+        """`ray job submit` of ``entrypoint``, with ``shipped`` (classroom's code, from
+        `classroom package`) carried by the job's ``runtime_env.py_modules``; with
+        ``wait=False`` it returns once the job is submitted."""
+        runtime_env = json.dumps({"py_modules": [str(shipped)]})
+        no_wait = [] if wait else ["--no-wait"]
+        return self.ray("job", "submit", *no_wait, f"--address={self.dashboard}", f"--runtime-env-json={runtime_env}", "--", *entrypoint)
+
     def ray(self, *args: str, timeout_s: float = 600) -> subprocess.CompletedProcess:
         """A `ray` CLI command against this cluster's job server."""
         return subprocess.run([RAY, *args], env=self.env, capture_output=True, text=True, timeout=timeout_s)

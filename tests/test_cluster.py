@@ -37,20 +37,21 @@ def cluster():
         nodes.stop()
 
 
-def test_a_submitted_job_ships_classroom_and_places_engines_on_their_nodes(cluster, tmp_path):
+@pytest.fixture(scope="module")
+def shipped(tmp_path_factory) -> Path:
+    """classroom's code as `classroom package` writes it, for the jobs' py_modules."""
     from classroom.launch.package import write_package
 
-    shipped = write_package(tmp_path / "code")
+    return write_package(tmp_path_factory.mktemp("code"))
+
+
+def test_a_submitted_job_ships_classroom_and_places_engines_on_their_nodes(cluster, shipped, tmp_path):
     run_dir = tmp_path / "run"
     # The entrypoint says where it imported classroom from: the shipped folder, not this
     # checkout's install (which the same machine's workers could otherwise see).
     entry = "import sys, classroom.launch.cli as cli; print('classroom from', cli.__file__, flush=True); sys.exit(cli.main(sys.argv[1:]))"
-    out = cluster.ray(
-        "job",
-        "submit",
-        f"--address={cluster.dashboard}",
-        f"--runtime-env-json={json.dumps({'py_modules': [str(shipped)]})}",
-        "--",
+    out = cluster.submit(
+        shipped,
         sys.executable,
         "-c",
         entry,
@@ -83,18 +84,11 @@ def test_a_submitted_job_ships_classroom_and_places_engines_on_their_nodes(clust
     assert {m["engine"] for m in metrics if m["name"] == "engine_busy_fraction"} == {"teacher#0", "student#0"}
 
 
-def test_an_adapter_learned_on_one_node_is_kept_by_the_driver_and_served_on_another(cluster, tmp_path):
-    from classroom.launch.package import write_package
-
-    shipped = write_package(tmp_path / "code")
+def test_an_adapter_learned_on_one_node_is_kept_by_the_driver_and_served_on_another(cluster, shipped, tmp_path):
     run_dir = tmp_path / "run"
     job = Path(__file__).with_name("cluster_adapter_job.py")
-    out = cluster.ray(
-        "job",
-        "submit",
-        f"--address={cluster.dashboard}",
-        f"--runtime-env-json={json.dumps({'py_modules': [str(shipped)]})}",
-        "--",
+    out = cluster.submit(
+        shipped,
         sys.executable,
         str(job),
         str(run_dir),
@@ -128,18 +122,10 @@ def test_an_adapter_learned_on_one_node_is_kept_by_the_driver_and_served_on_anot
     assert seen["restored"] == seen["after"]
 
 
-def test_a_sweep_that_loses_a_worker_node_ends_with_every_job_completed_or_failed(cluster, tmp_path):
-    from classroom.launch.package import write_package
-
-    shipped = write_package(tmp_path / "code")
+def test_a_sweep_that_loses_a_worker_node_ends_with_every_job_completed_or_failed(cluster, shipped, tmp_path):
     root = tmp_path / "sweep"
-    submitted = cluster.ray(
-        "job",
-        "submit",
-        "--no-wait",
-        f"--address={cluster.dashboard}",
-        f"--runtime-env-json={json.dumps({'py_modules': [str(shipped)]})}",
-        "--",
+    submitted = cluster.submit(
+        shipped,
         sys.executable,
         "-m",
         "classroom.launch.cli",
@@ -155,6 +141,7 @@ def test_a_sweep_that_loses_a_worker_node_ends_with_every_job_completed_or_faile
         "model.models.student.engine.startup_timeout_s=20",
         *TINY_TOM,
         f"hydra.sweep.dir={root}",
+        wait=False,
     )
     assert submitted.returncode == 0, submitted.stderr[-2000:]
     job_id = submitted.stdout.split("Job '", 1)[1].split("'", 1)[0]
