@@ -342,6 +342,10 @@ def run_episode(
             pool = shared.get(plan.pool) if shared is not None else ModelPool.start(plan.pool)
         except (EngineUnplaceable, EngineStartupTimeout) as exc:  # what the cluster lacks, in one line
             raise ConfigError(f"cluster error: {exc}") from None
+        # The log's header says where each engine runs (node id, resources), before any
+        # message; the agents, spawned as the episode needs them, are in the summary.
+        with contextlib.suppress(Exception):  # an engine that does not answer is the episode's to find
+            recorder.events.amend_header(placement=placement(pool.engine_actors()))
         episode = Episode(
             episode_id=episode_id,
             config=plan.loop_config,

@@ -1,9 +1,9 @@
 """The run directory: resolved config, event log, metrics, summary, live progress.
 
-``events.jsonl`` starts with a header line (schema version, config hash), then holds
-every message, one JSON line each, appended and flushed as it happens: a run that is
-killed loses nothing it had produced, and :func:`read_events` loads the log back into
-the same typed messages.
+``events.jsonl`` starts with a header line (schema version, config hash and, once the
+engines are up, where each runs), then holds every message, one JSON line each,
+appended and flushed as it happens: a run that is killed loses nothing it had produced,
+and :func:`read_events` loads the log back into the same typed messages.
 """
 
 from __future__ import annotations
@@ -58,6 +58,7 @@ class EventLog:
             with open(path, "rb") as lines:
                 self.count = max(sum(1 for _ in lines) - 1, 0)
         self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - held open for the run, closed by close()
+        self.header: dict[str, Any] | None = None  # as written by this process; None for a log it continues
         if new:
             header = {
                 "kind": "header",
@@ -67,7 +68,23 @@ class EventLog:
             }
             if loop:  # reading the log back imports the loop, whose messages it holds
                 header["loop"] = loop
+            self.header = header
             self._write(json.dumps(header))
+
+    def amend_header(self, **fields: Any) -> bool:
+        """Add ``fields`` to the header of a log this process started that holds no
+        message yet (what is known only once the run's engines are up, such as where they
+        run), in one atomic rewrite; a log with messages, or one continued by a resumed
+        run, keeps its header as it is (returns False)."""
+        if self.header is None or self.count:
+            return False
+        self.header = {**self.header, **fields}
+        self._file.close()
+        tmp = self.path.with_suffix(".jsonl.tmp")
+        tmp.write_text(json.dumps(self.header, default=str) + "\n", encoding="utf-8")
+        os.replace(tmp, self.path)
+        self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - held open for the run
+        return True
 
     def _write(self, line: str) -> None:
         self._file.write(line + "\n")

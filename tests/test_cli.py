@@ -231,6 +231,9 @@ def test_run_over_http_end_to_end(engine_url, data_dir, tmp_path):
     placement = summary["placement"]
     assert {"Student student", "TomTeacher", "Grader"} <= set(placement), placement
     assert len({where["node_id"] for where in placement.values()}) == 1
+    # The log's header has where the engines run (here: an endpoint, no engine actor).
+    header = json.loads((run_dir / "events.jsonl").read_text().splitlines()[0])
+    assert header["kind"] == "header" and header["placement"] == {}
     assert (run_dir / "config.yaml").is_file() and (run_dir / "events.jsonl").stat().st_size > 0
 
 

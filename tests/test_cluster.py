@@ -69,6 +69,11 @@ def test_a_submitted_job_ships_classroom_and_places_engines_on_their_nodes(clust
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "completed"
     assert {"events.jsonl", "metrics.jsonl", "config.yaml", "summary.json"} <= {p.name for p in run_dir.iterdir()}
+    # The log's header says where the engines run, before any message.
+    header = json.loads((run_dir / "events.jsonl").read_text().splitlines()[0])
+    assert header["kind"] == "header"
+    assert header["placement"]["engine teacher#0"]["node_id"] == cluster.node_with("teacher_node")
+    assert header["placement"]["engine student#0"]["node_id"] == cluster.node_with("student_node")
     where = summary["placement"]
     assert where["engine teacher#0"]["node_id"] == cluster.node_with("teacher_node")
     assert where["engine student#0"]["node_id"] == cluster.node_with("student_node")

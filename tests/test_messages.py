@@ -127,10 +127,14 @@ def test_usage_adds_up():
 def test_event_log_reloads_typed_messages(tmp_path):
     path = tmp_path / "events.jsonl"
     log = EventLog(path, config={"a": 1}, loop="dataenvgym")
+    # Where the engines run is known once they are up, before the first message.
+    assert log.amend_header(placement={"engine student#0": {"node_id": "n1"}})
     log.append(EXAMPLES)
+    assert not log.amend_header(placement={})  # a log with messages keeps its header
     log.close()
     header, messages = read_events(path)
     assert header["schema_version"] == SCHEMA_VERSION and len(header["config_hash"]) == 16
+    assert header["placement"] == {"engine student#0": {"node_id": "n1"}}
     assert messages == EXAMPLES
     # A run killed mid-write leaves a torn last line: the rest still loads.
     with open(path, "a") as f:
@@ -147,6 +151,7 @@ def test_a_resumed_log_counts_what_it_holds_and_rewinds_to_a_checkpoint(tmp_path
         f.write('{"kind": "attempt", "problem_')
     again = EventLog(path)  # what a resumed run opens
     assert again.count == 3
+    assert not again.amend_header(placement={})  # the header is the first run's
     again.append(EXAMPLES[3:5])
     again.rewind(2)  # back to a checkpoint taken after two messages
     again.append(EXAMPLES[5:6])
