@@ -7,13 +7,15 @@ to the engine's OpenAI-compatible server. All three hit the same engine, in
 interleaved rounds, so the ratios b/a and c/a measure only the cost of each door.
 
 `classroom bench learner`: a freshly trained LoRA adapter to its first answer, (a)
-hot-loaded into the running engine vs (b) by restarting the engine with it.
+hot-loaded into the running engine vs (b) by restarting the engine with it; then the
+throughput of requests with the adapter, without it, and on (c) a merged copy.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import random
 import statistics
 import sys
@@ -167,12 +169,17 @@ async def run_learner_benchmark(
     with it; (b) restart: shut the engine down, start a fresh one, load the adapter,
     one request. Rounds interleave the two (alternating which goes first); the median
     of each is reported. Training the adapter is timed too, outside the ratio.
+
+    Then one batch of requests, in interleaved rounds: base, with the adapter, and on
+    (c) the adapter merged into the base weights, served by a second engine without
+    LoRA (its merge and start timed once, with the requests after which it pays).
     """
     import tempfile
 
     import ray
 
     from classroom.agents.learners import LoRALearner, trainer_actor_name
+    from classroom.serving.merged import merge_adapter
     from classroom.serving.vllm_engine import VLLMEngineConfig, start_engine
 
     config = VLLMEngineConfig(**{"served_model_name": "embedded", **(engine or {}), "enable_lora": True})
@@ -181,6 +188,7 @@ async def run_learner_benchmark(
     params = SamplingParams(max_tokens=16, temperature=0.0, seed=seed)
     learner = LoRALearner(epochs=1, batch_size=8, seed=seed)
     backend = start_engine(config)
+    merged_backend = None
     try:
         with tempfile.TemporaryDirectory(prefix="classroom-bench-") as tmp:
             trained = await learner.fit(data, f"{tmp}/adapter")
@@ -207,18 +215,31 @@ async def run_learner_benchmark(
                 order = [("a_hot_swap", hot_swap), ("b_restart", restart)]
                 for key, way in order if i % 2 == 0 else order[::-1]:
                     seconds[key].append(await way())
-            # What serving with the adapter costs: one batch of requests with it and
-            # without, interleaved, on the engine that has it loaded.
+            # (c) the adapter merged into the base weights (`classroom merge`), served by
+            # an engine of its own without LoRA: what it costs to set up, once.
+            merged = await asyncio.to_thread(merge_adapter, path, f"{tmp}/merged")
+            started = time.perf_counter()
+            merged_backend = start_engine(
+                config.model_copy(update={"model": merged.path, "served_model_name": "merged", "enable_lora": False})
+            )
+            merged_start_s = time.perf_counter() - started
+            # What serving with the adapter costs: one batch of requests with it, without
+            # it and on the merged copy, interleaved (the order turns each round).
             batch = [as_conversation(p) for p in bench_prompts(32, seed)]
             batch_params = SamplingParams(max_tokens=48, temperature=0.0)
-            batch_seconds: dict[str, list[float]] = {"base": [], "adapter": []}
+            ways = {"base": (backend, None), "adapter": (backend, "student"), "merged": (merged_backend, None)}
+            batch_seconds: dict[str, list[float]] = {key: [] for key in ways}
             for i in range(rounds):
-                for key in ("base", "adapter") if i % 2 == 0 else ("adapter", "base"):
+                order = list(ways)
+                for key in order[i % 3 :] + order[: i % 3]:
+                    engine_of, adapter = ways[key]
                     started = time.perf_counter()
-                    await backend.chat(batch, batch_params, adapter=None if key == "base" else "student")
+                    await engine_of.chat(batch, batch_params, adapter=adapter)
                     batch_seconds[key].append(time.perf_counter() - started)
     finally:
         await _stop_engine(backend)
+        if merged_backend is not None:
+            await _stop_engine(merged_backend)
         with contextlib.suppress(ValueError):  # training never started: no trainer actor
             ray.kill(ray.get_actor(trainer_actor_name(learner.base_model)))
     median = {k: statistics.median(v) for k, v in seconds.items()}
@@ -229,6 +250,13 @@ async def run_learner_benchmark(
         "batch_seconds": batch_median,
         # Throughput with the adapter over throughput without (1.0: free).
         "adapter_over_base": batch_median["base"] / batch_median["adapter"],
+        "merged_over_base": batch_median["base"] / batch_median["merged"],
+        "merge_seconds": merged.seconds,
+        "merged_start_seconds": merged_start_s,
+        # Requests after which the merged copy has paid for its merge and engine start.
+        "merged_break_even_requests": _break_even(
+            merged.seconds + merged_start_s, (batch_median["adapter"] - batch_median["merged"]) / len(batch)
+        ),
         "examples": examples,
         "rounds": rounds,
         "train_seconds": trained["seconds"],
@@ -238,6 +266,11 @@ async def run_learner_benchmark(
         "all_rounds": seconds,
         "ratio_b_over_a": median["b_restart"] / median["a_hot_swap"],
     }
+
+
+def _break_even(setup_s: float, saved_per_request_s: float) -> int | None:
+    """Requests a one-time ``setup_s`` takes to pay for itself; None if it never does."""
+    return math.ceil(setup_s / saved_per_request_s) if saved_per_request_s > 0 else None
 
 
 async def _stop_engine(backend: Any) -> None:
@@ -268,6 +301,13 @@ def print_learner_report(result: dict[str, Any]) -> None:
         f"32 requests x 48 tokens: base {batch['base']:.2f} s, with the adapter {batch['adapter']:.2f} s: "
         f"adapter/base throughput = {result['adapter_over_base']:.2f} (goal >= 0.8; adapter rank {result['adapter_rank']}, "
         f"engine max_lora_rank {result['max_lora_rank']})"
+    )
+    even = result["merged_break_even_requests"]
+    print(
+        f"(c) the adapter merged into the base weights, its own engine: {batch['merged']:.2f} s: merged/base throughput = "
+        f"{result['merged_over_base']:.2f}, after {result['merge_seconds']:.1f} s to merge and {result['merged_start_seconds']:.1f} s "
+        f"to start its engine: "
+        + (f"worth it from about {even} requests (an evaluation-only phase: `classroom merge`)" if even else "never worth it here")
     )
 
 

@@ -21,6 +21,8 @@ commands:
           state (loops that save one)
   report  `classroom report RUN_OR_SWEEP_DIR` writes a self-contained report.html
   export  `classroom export RUN_DIR OUT` copies the data a run produced (dataset/) to OUT
+  merge   `classroom merge ADAPTER OUT` merges a trained LoRA adapter into its base
+          model's weights: a model folder an engine serves at base speed
   package `classroom package OUT` writes classroom's code to OUT/classroom, for a Ray
           job's runtime_env (`py_modules`): see the README's "On a cluster"
   bench   benchmarks that print ratios measured side by side (`classroom bench serving`,
@@ -139,6 +141,10 @@ def main(argv: list[str] | None = None) -> int:
         from classroom.launch.export import export_main
 
         return export_main(rest)
+    if command == "merge":
+        from classroom.launch.merge import merge_main
+
+        return merge_main(rest)
     if command == "package":
         from classroom.launch.package import package_main
 
@@ -147,7 +153,10 @@ def main(argv: list[str] | None = None) -> int:
         from classroom.launch.resume import resume_main
 
         return resume_main(rest)
-    print(f"classroom: unknown command {command!r} (commands: run, resume, sweep, report, export, package, serve, bench)", file=sys.stderr)
+    print(
+        f"classroom: unknown command {command!r} (commands: run, resume, sweep, report, export, merge, package, serve, bench)",
+        file=sys.stderr,
+    )
     return 2
 
 

@@ -83,6 +83,52 @@ async def test_lora_fit_teaches_the_student_its_examples(engine, zorp_adapter):
     assert matches(base, wanted) <= 1, base
 
 
+def test_a_merged_copy_holds_what_its_adapter_taught(zorp_adapter, tmp_path, capsys):
+    """`classroom merge`: the adapter folded into the base weights gives the adapter's
+    logits without peft, and so its answers (the engine then serves it at base speed)."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from classroom.launch.cli import main
+    from classroom.serving.embedded import resolve_model
+    from classroom.serving.merged import MERGE_MARKER
+
+    examples, result = zorp_adapter
+    adapter, out = result["adapter_path"], tmp_path / "merged"
+    assert main(["merge", adapter, str(out)]) == 0
+    assert str(out) in capsys.readouterr().out
+    marker = json.loads((out / MERGE_MARKER).read_text())
+    assert marker["adapter_digest"] == pack_adapter(adapter).digest and not (out / "adapter_config.json").exists()
+
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    merged = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32).eval()
+    adapted = PeftModel.from_pretrained(
+        AutoModelForCausalLM.from_pretrained(resolve_model("embedded"), dtype=torch.float32), adapter
+    ).eval()
+    prompts = [tokenizer.apply_chat_template(e["prompt"], add_generation_prompt=True, tokenize=False) for e in examples[:4]]
+    batch = tokenizer(prompts, return_tensors="pt", padding=True)
+    with torch.no_grad():
+        want, got = adapted(**batch).logits, merged(**batch).logits
+        with adapted.disable_adapter():
+            base = adapted(**batch).logits
+    assert torch.allclose(got, want, atol=1e-3), (got - want).abs().max()
+    assert (base - want).abs().max() > 1.0  # the adapter does move them
+    tokenizer.padding_side = "left"  # generation continues every prompt from its end
+    everything = [tokenizer.apply_chat_template(e["prompt"], add_generation_prompt=True, tokenize=False) for e in examples]
+    batch = tokenizer(everything, return_tensors="pt", padding=True)
+    with torch.no_grad():
+        replies = merged.generate(**batch, max_new_tokens=10, do_sample=False)
+    taught = [text.strip() for text in tokenizer.batch_decode(replies[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)]
+    assert matches(taught, targets(examples)) >= 12, list(zip(taught, targets(examples)))
+
+    # Bad input: one line, exit 2, nothing written over.
+    assert main(["merge", adapter, str(out)]) == 2
+    assert "exists and is not empty" in capsys.readouterr().err
+    assert main(["merge", str(tmp_path), str(tmp_path / "other")]) == 2
+    assert "no adapter_config.json" in capsys.readouterr().err and not (tmp_path / "other").exists()
+
+
 async def test_replacing_an_adapter_in_the_running_engine_changes_answers(engine, zorp_adapter, tmp_path_factory):
     import ray
 

@@ -1,0 +1,34 @@
+"""`classroom merge ADAPTER OUT [--base MODEL]`: a trained student as a plain model folder.
+
+A LoRA adapter (a run's ``adapter/``) merged into its base model's weights: serve it
+for a long evaluation-only phase at base-model speed with
+``model.models.NAME.engine.model=OUT engine.enable_lora=false`` (adapter requests cost
+about twice as much on vLLM's CPU build: ``classroom bench learner``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def merge_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="classroom merge", description="Merge a LoRA adapter into its base model's weights.")
+    parser.add_argument("adapter", help="a LoRA adapter folder (a run's adapter/)")
+    parser.add_argument("out", help="a new (or empty) folder for the merged model")
+    parser.add_argument(
+        "--base", default=None, help="the base model: 'embedded', a local folder or a hub id (default: the one the adapter names)"
+    )
+    args = parser.parse_args(argv)
+    from classroom.serving.merged import MergeError, merge_adapter
+
+    try:
+        merged = merge_adapter(args.adapter, args.out, base_model=args.base)
+    except MergeError as exc:
+        print(f"classroom merge: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"merged adapter {merged.adapter_digest} into {merged.base_model} in {merged.seconds:.1f} s: {merged.path}\n"
+        f"serve it with model.models.NAME.engine.model={merged.path} model.models.NAME.engine.enable_lora=false"
+    )
+    return 0
