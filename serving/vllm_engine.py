@@ -302,6 +302,15 @@ class VLLMEngineHost:
         self._cache: OrderedDict[str, list[Completion]] = OrderedDict()
         self._cache_size = self.config.response_cache_size
         self.cache_hits = 0
+        # Cacheable requests being generated now, by cache key: an identical request that
+        # comes in meanwhile (another episode of a concurrent sweep, a stage running beside
+        # its twin) waits for that reply instead of generating it again. Without this a
+        # concurrent sweep sent the engine 35% more requests than the same sweep run
+        # serially, where the twin found the reply cached.
+        self._pending: dict[str, asyncio.Future[list[Completion]]] = {}
+        # Bumped when cached replies go stale (an adapter replaced): a reply generated
+        # before that is not cached after it.
+        self._cache_epoch = 0
         # The chat calls answered while recording is on (see record_calls); None: off.
         self._recording: list[RecordedCall] | None = None
 
@@ -477,20 +486,49 @@ class VLLMEngineHost:
         if not (self._cache_size and (params.temperature == 0.0 or params.seed is not None)):
             return list(await asyncio.gather(*(self._one(c, sampling, params, lora) for c in conversations)))
         keys = [self._cache_key(c, params, schema, adapter) for c in conversations]
-        results: list[list[Completion] | None] = []
-        for key in keys:
+        results: list[list[Completion] | None] = [None] * len(keys)
+        joined: dict[int, asyncio.Future[list[Completion]]] = {}  # position -> a reply in flight
+        owned: dict[int, asyncio.Future[list[Completion]]] = {}  # position -> the reply this call makes
+        for i, key in enumerate(keys):
             hit = self._cache.get(key)
             if hit is not None:
                 self._cache.move_to_end(key)
                 self.cache_hits += 1
-            results.append(hit)
-        missing = [i for i, r in enumerate(results) if r is None]
-        fresh = await asyncio.gather(*(self._one(conversations[i], sampling, params, lora) for i in missing))
-        for i, completions in zip(missing, fresh):
-            results[i] = completions
-            self._cache[keys[i]] = completions
-            if len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
+                results[i] = hit
+            elif key in self._pending:  # generating now, for another call or this one
+                self.cache_hits += 1
+                joined[i] = self._pending[key]
+            else:
+                owned[i] = self._pending[key] = asyncio.get_running_loop().create_future()
+        epoch = self._cache_epoch
+        try:
+            fresh = await asyncio.gather(*(self._one(conversations[i], sampling, params, lora) for i in owned))
+            for (i, future), completions in zip(owned.items(), fresh):
+                results[i] = completions
+                future.set_result(completions)
+                if epoch == self._cache_epoch:
+                    self._cache[keys[i]] = completions
+                    if len(self._cache) > self._cache_size:
+                        self._cache.popitem(last=False)
+        except BaseException as exc:
+            # Whoever waits for these replies gets this call's error (cancelled: an error
+            # naming it, so their own calls fail rather than hang).
+            error = (
+                exc
+                if isinstance(exc, Exception)
+                else BackendError(f"engine {self.config.name}: the identical request being generated was cancelled")
+            )
+            for future in owned.values():
+                if not future.done():
+                    future.set_exception(error)
+                    future.exception()  # retrieved: nobody may be waiting
+            raise
+        finally:
+            for i, future in owned.items():
+                if self._pending.get(keys[i]) is future:
+                    del self._pending[keys[i]]
+        for i, future in joined.items():
+            results[i] = await asyncio.shield(future)  # a waiter cancelled leaves the reply to the others
         return results  # type: ignore[return-value]
 
     @staticmethod
@@ -558,7 +596,10 @@ class VLLMEngineHost:
         previous = self.adapters.get(name)
         if previous is not None:
             await self.engine.remove_lora(previous.lora_int_id)
-        self._cache.clear()  # replies of a replaced adapter are stale
+        # Replies of a replaced adapter are stale: cached ones, and ones in flight.
+        self._cache.clear()
+        self._pending.clear()
+        self._cache_epoch += 1
         request = LoRARequest(name, self._next_adapter_id, path)
         self._next_adapter_id += 1
         await self.engine.add_lora(request)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 from pathlib import Path
@@ -186,5 +187,15 @@ async def test_greedy_reply_cache_serves_repeats_and_skips_sampling(engine):
         assert again == first and stats["hits"] == before + 1
         await engine.chat(conv, SamplingParams(max_tokens=8, temperature=0.8, seed=1))  # sampled: never cached
         assert (await actor.set_response_cache.remote(16))["hits"] == stats["hits"]
+
+        # Identical requests at once (two episodes of a concurrent sweep, twins in one
+        # batch): generated once, every caller gets the reply.
+        twins = [as_conversation("Name a colour."), as_conversation("Name a tree."), as_conversation("Name a colour.")]
+        served = (await actor.stats.remote()).requests
+        one, two = await asyncio.gather(
+            engine.chat(twins, SamplingParams(max_tokens=8)), engine.chat(twins[:2], SamplingParams(max_tokens=8))
+        )
+        assert (await actor.stats.remote()).requests == served + 2
+        assert one[0] == one[2] == two[0] and one[1] == two[1] and one[0] != one[1]
     finally:
         await actor.set_response_cache.remote(0)
