@@ -501,32 +501,32 @@ class VLLMEngineHost:
             else:
                 owned[i] = self._pending[key] = asyncio.get_running_loop().create_future()
         epoch = self._cache_epoch
-        try:
-            fresh = await asyncio.gather(*(self._one(conversations[i], sampling, params, lora) for i in owned))
-            for (i, future), completions in zip(owned.items(), fresh):
-                results[i] = completions
-                future.set_result(completions)
-                if epoch == self._cache_epoch:
-                    self._cache[keys[i]] = completions
-                    if len(self._cache) > self._cache_size:
-                        self._cache.popitem(last=False)
-        except BaseException as exc:
-            # Whoever waits for these replies gets this call's error (cancelled: an error
-            # naming it, so their own calls fail rather than hang).
-            error = (
-                exc
-                if isinstance(exc, Exception)
-                else BackendError(f"engine {self.config.name}: the identical request being generated was cancelled")
-            )
-            for future in owned.values():
-                if not future.done():
-                    future.set_exception(error)
-                    future.exception()  # retrieved: nobody may be waiting
-            raise
-        finally:
-            for i, future in owned.items():
+
+        async def generate(i: int, future: asyncio.Future[list[Completion]]) -> None:
+            """Request ``i``, its reply (or its own error) to whoever joined it too."""
+            try:
+                results[i] = completions = await self._one(conversations[i], sampling, params, lora)
+            except BaseException as exc:
+                # Cancelled (this call timed out): the others get an error naming it
+                # rather than wait for ever.
+                error = (
+                    exc
+                    if isinstance(exc, Exception)
+                    else BackendError(f"engine {self.config.name}: the identical request being generated was cancelled")
+                )
+                future.set_exception(error)
+                future.exception()  # retrieved: nobody may be waiting
+                raise
+            finally:
                 if self._pending.get(keys[i]) is future:
                     del self._pending[keys[i]]
+            future.set_result(completions)
+            if epoch == self._cache_epoch:
+                self._cache[keys[i]] = completions
+                if len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
+
+        await asyncio.gather(*(generate(i, future) for i, future in owned.items()))
         for i, future in joined.items():
             results[i] = await asyncio.shield(future)  # a waiter cancelled leaves the reply to the others
         return results  # type: ignore[return-value]

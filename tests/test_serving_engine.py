@@ -197,5 +197,15 @@ async def test_greedy_reply_cache_serves_repeats_and_skips_sampling(engine):
         )
         assert (await actor.stats.remote()).requests == served + 2
         assert one[0] == one[2] == two[0] and one[1] == two[1] and one[0] != one[1]
+        # A joined request gets its own reply, not the error of a request beside it.
+        too_long = as_conversation("word " * 4000)
+        fresh = [as_conversation("Name a river.")]
+        failed, joined = await asyncio.gather(
+            engine.chat([*fresh, too_long], SamplingParams(max_tokens=8)),
+            engine.chat(fresh, SamplingParams(max_tokens=8)),
+            return_exceptions=True,
+        )
+        assert isinstance(failed, Exception) and "word" not in str(joined), failed
+        assert joined[0][0].text
     finally:
         await actor.set_response_cache.remote(0)
