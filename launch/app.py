@@ -89,10 +89,20 @@ class SharedPools:
             self._playing.wait_for(lambda: not self._on_interrupt, timeout=wait_s)
 
     def get(self, pool_config: PoolConfig) -> Any:
+        """The sweep's pool for ``pool_config``, started on first use, and started again
+        when one of its engines is dead for good (restarts spent, its node gone): every
+        later job would otherwise fail on it. The old pool's live engines are stopped (the
+        jobs still on it fail on the dead one all the same, and are retried)."""
         from classroom.serving.pool import ModelPool
 
         key = pool_config.model_dump_json()
         with self._lock:
+            pool = self._pools.get(key)
+            dead = pool.dead_engines() if pool is not None else []
+            if dead:
+                print(f"[sweep] {', '.join(dead)} died for good: starting its models again", file=sys.stderr, flush=True)
+                pool.shutdown()
+                del self._pools[key]
             if key not in self._pools:
                 self._pools[key] = ModelPool.start(pool_config)
                 self._started[key] = read_engines(self._pools[key])

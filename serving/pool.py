@@ -205,6 +205,11 @@ class RoutedLLM:
         await asyncio.gather(*(r.load_adapter(name, adapter) for r in self.replicas))  # type: ignore[attr-defined]
 
 
+def _answer(actor: Any) -> bool:
+    """Run inside an engine actor by :meth:`ModelPool.dead_engines`: it answers."""
+    return True
+
+
 def _start_ledger() -> tuple[Any, str | None]:
     """The pool's ServingLedger actor and its name (None without Ray: endpoints then
     count alone). Named: backends and engines find it by name wherever they run."""
@@ -314,6 +319,38 @@ class ModelPool:
             if isinstance(replica, VLLMBackend)
         ]
 
+    def dead_engines(self, settle_s: float = 60.0) -> list[str]:
+        """Labels of the engine replicas that are dead for good (their restarts spent,
+        or none possible where their node went): the pool cannot serve their models
+        again. An engine Ray cannot reach yet cannot tell (its node just died, or it is
+        restarting) is asked again until Ray knows, for up to ``settle_s``; one still
+        unknown then, or busy, is not counted dead."""
+        import time
+
+        import ray
+
+        from classroom.serving.vllm_engine import EngineDead, VLLMBackend
+
+        deadline = time.monotonic() + settle_s
+        dead: list[str] = []
+        for name, routed in self.models.items():
+            for index, replica in enumerate(routed.replicas):
+                if not isinstance(replica, VLLMBackend):
+                    continue
+                while True:
+                    try:
+                        ray.get(replica.actor.__ray_call__.remote(_answer), timeout=max(deadline - time.monotonic(), 1.0))
+                    except (ray.exceptions.ActorDiedError, EngineDead):  # EngineDead: its name is gone with it
+                        dead.append(f"engine {name}#{index}")
+                    except ray.exceptions.ActorUnavailableError:
+                        if time.monotonic() < deadline:
+                            time.sleep(1.0)
+                            continue
+                    except Exception:  # busy past the deadline: not dead
+                        pass
+                    break
+        return dead
+
     def faults(self) -> dict[str, dict[str, int]]:
         """Faults every process saw so far, by model and kind (retried, repaired)."""
         if self.ledger is None:
@@ -328,9 +365,11 @@ class ModelPool:
         from classroom.serving.vllm_engine import VLLMBackend
 
         if self.ledger is not None:
-            ray.kill(self.ledger)
+            with contextlib.suppress(Exception):  # already gone with its node
+                ray.kill(self.ledger)
             self.ledger = None
         for routed in self.models.values():
             for replica in routed.replicas:
                 if isinstance(replica, VLLMBackend):
-                    ray.kill(replica.actor)
+                    with contextlib.suppress(Exception):  # a dead one: the others are still killed
+                        ray.kill(replica.actor)

@@ -706,7 +706,10 @@ class VLLMBackend:
         if self._actor is None:
             import ray
 
-            self._actor = ray.get_actor(self.actor_name)
+            try:
+                self._actor = ray.get_actor(self.actor_name)
+            except ValueError:  # no actor has the name now: it died, or its pool was stopped
+                raise EngineDead(f"engine {self.name!r} is gone (no actor named {self.actor_name!r})") from None
         return self._actor
 
     def __getstate__(self) -> dict[str, Any]:
@@ -719,6 +722,8 @@ class VLLMBackend:
 
         try:
             return await asyncio.wait_for(ref, timeout=self.call_timeout_s)
+        except ray.exceptions.ActorUnavailableError:
+            raise EngineDead(f"engine {self.name!r} could not be reached during {what} (its process or node went away)") from None
         except ray.exceptions.RayActorError as exc:
             raise EngineDead(f"engine {self.name!r} died during {what} and was not restarted ({type(exc).__name__})") from None
         except asyncio.TimeoutError:

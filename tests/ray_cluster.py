@@ -43,42 +43,57 @@ class LocalCluster:
         self.address = f"127.0.0.1:{self.port}"
         self.dashboard = f"http://127.0.0.1:{self.dashboard_port}"
         self.processes: dict[str, subprocess.Popen] = {}
-        self.env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+        self.env = {
+            **os.environ,
+            "RAY_AUTH_MODE": "disabled",
+            "RAY_USAGE_STATS_ENABLED": "0",
+            # A killed node is known dead in ~3 s rather than ~15-30 s (Ray's defaults).
+            "RAY_health_check_period_ms": "1000",
+            "RAY_health_check_timeout_ms": "1000",
+            "RAY_health_check_failure_threshold": "3",
+        }
         self.env.pop("RAY_ADDRESS", None)
-        for i, (name, resources) in enumerate(nodes):
-            common = [
-                "--block",
-                f"--num-cpus={cpus_per_node}",
-                f"--resources={json.dumps(resources)}",
-                # Small: three nodes' stores share this machine's /dev/shm.
-                f"--object-store-memory={300 * 2**20}",
-                "--disable-usage-stats",
-                # Each node's agents on ports of their own: on one machine the defaults collide.
-                f"--dashboard-agent-listen-port={free_port()}",
-                f"--dashboard-agent-grpc-port={free_port()}",
-                f"--metrics-export-port={free_port()}",
-                f"--runtime-env-agent-port={free_port()}",
+        self.cpus_per_node = cpus_per_node
+        self._started = 0
+        for name, resources in nodes:
+            self.add_node(name, resources)
+
+    def add_node(self, name: str, resources: dict[str, float]) -> None:
+        """Start node ``name`` (the head if it is the first) and wait until it joined."""
+        common = [
+            "--block",
+            f"--num-cpus={self.cpus_per_node}",
+            f"--resources={json.dumps(resources)}",
+            # Small: three nodes' stores share this machine's /dev/shm.
+            f"--object-store-memory={300 * 2**20}",
+            "--disable-usage-stats",
+            # Each node's agents on ports of their own: on one machine the defaults collide.
+            f"--dashboard-agent-listen-port={free_port()}",
+            f"--dashboard-agent-grpc-port={free_port()}",
+            f"--metrics-export-port={free_port()}",
+            f"--runtime-env-agent-port={free_port()}",
+        ]
+        if not self._started:
+            args = [
+                "--head",
+                f"--port={self.port}",
+                f"--temp-dir={self.temp_dir}",
+                "--include-dashboard=true",
+                "--dashboard-host=127.0.0.1",
+                f"--dashboard-port={self.dashboard_port}",
+                f"--ray-client-server-port={free_port()}",
             ]
-            if i == 0:
-                args = [
-                    "--head",
-                    f"--port={self.port}",
-                    f"--temp-dir={self.temp_dir}",
-                    "--include-dashboard=true",
-                    "--dashboard-host=127.0.0.1",
-                    f"--dashboard-port={self.dashboard_port}",
-                    f"--ray-client-server-port={free_port()}",
-                ]
-            else:
-                args = [f"--address={self.address}"]
-            # A raylet's workers inherit its environment.
-            env = {**self.env, "CLASSROOM_ADAPTERS_DIR": str(self.adapters_dir(name))}
-            with open(self.temp_dir / f"{name}.log", "wb") as log:  # why a node did not start
-                self.processes[name] = subprocess.Popen(
-                    [RAY, "start", *args, *common], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-                )
-            # One at a time: two nodes joining at once on one machine lose one of them.
-            self.wait_for_nodes(i + 1)
+        else:
+            args = [f"--address={self.address}"]
+        # A raylet's workers inherit its environment.
+        env = {**self.env, "CLASSROOM_ADAPTERS_DIR": str(self.adapters_dir(name))}
+        with open(self.temp_dir / f"{name}.log", "wb") as log:  # why a node did not start
+            self.processes[name] = subprocess.Popen(
+                [RAY, "start", *args, *common], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        # One at a time: two nodes joining at once on one machine lose one of them.
+        self._started += 1
+        self.wait_for_nodes(len(self.processes))
 
     def adapters_dir(self, name: str) -> Path:
         """Node ``name``'s own folder for the adapters its engines are sent."""

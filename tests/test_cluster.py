@@ -1,6 +1,7 @@
-"""On a real multi-node Ray cluster (three raylets on this machine): `ray job submit` of
-an episode with classroom shipped through the job's runtime_env, engines pinned to
-nodes by their resources, and a sweep that loses a worker node midway."""
+"""On a real multi-node Ray cluster (raylets on this machine): `ray job submit` of a
+sweep with classroom shipped through the job's runtime_env, engines pinned to nodes by
+their resources, which loses the node of an engine midway; an adapter trained on one
+node, kept by the driver on another and served on a third."""
 
 from __future__ import annotations
 
@@ -45,50 +46,6 @@ def shipped(tmp_path_factory) -> Path:
     return write_package(tmp_path_factory.mktemp("code"))
 
 
-def test_a_submitted_job_ships_classroom_and_places_engines_on_their_nodes(cluster, shipped, tmp_path):
-    run_dir = tmp_path / "run"
-    # The entrypoint says where it imported classroom from: the shipped folder, not this
-    # checkout's install (which the same machine's workers could otherwise see).
-    entry = "import sys, classroom.launch.cli as cli; print('classroom from', cli.__file__, flush=True); sys.exit(cli.main(sys.argv[1:]))"
-    out = cluster.submit(
-        shipped,
-        sys.executable,
-        "-c",
-        entry,
-        "run",
-        "model=embedded_pinned",
-        "cluster=auto",
-        *TINY_TOM,
-        f"hydra.run.dir={run_dir}",
-    )
-    assert out.returncode == 0 and "succeeded" in out.stdout, out.stdout[-3000:] + out.stderr[-2000:]
-    # Actors' output reaches the job's log (cluster.log_to_driver): the engines' own lines.
-    assert "(VLLMEngineHost pid=" in out.stdout
-    assert "classroom from " in out.stdout and "runtime_resources/py_modules_files" in out.stdout.split("classroom from ", 1)[1].split()[0]
-
-    summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["status"] == "completed"
-    assert {"events.jsonl", "metrics.jsonl", "config.yaml", "summary.json"} <= {p.name for p in run_dir.iterdir()}
-    # The log's header says where the engines run, before any message.
-    header = json.loads((run_dir / "events.jsonl").read_text().splitlines()[0])
-    assert header["kind"] == "header"
-    assert header["placement"]["engine teacher#0"]["node_id"] == cluster.node_with("teacher_node")
-    assert header["placement"]["engine student#0"]["node_id"] == cluster.node_with("student_node")
-    where = summary["placement"]
-    assert where["engine teacher#0"]["node_id"] == cluster.node_with("teacher_node")
-    assert where["engine student#0"]["node_id"] == cluster.node_with("student_node")
-    assert where["engine student#0"]["resources"]["student_node"] == 1  # what Ray gave it, recorded
-    # Every agent is recorded (they are spawned SPREAD, which Ray treats as a preference:
-    # on this cluster they have landed on one node as well as on several).
-    agents = [label for label in where if not label.startswith("engine ")]
-    assert len(agents) >= 3 and all(where[label].get("node_id") for label in agents)
-    # Utilisation of each engine over the run, recorded and summarised.
-    assert set(summary["engines"]) == {"teacher#0", "student#0"}
-    assert all(0 < e["busy_fraction"] <= 1 and e["requests"] > 0 for e in summary["engines"].values())
-    metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    assert {m["engine"] for m in metrics if m["name"] == "engine_busy_fraction"} == {"teacher#0", "student#0"}
-
-
 def test_an_adapter_learned_on_one_node_is_kept_by_the_driver_and_served_on_another(cluster, shipped, tmp_path):
     run_dir = tmp_path / "run"
     job = Path(__file__).with_name("cluster_adapter_job.py")
@@ -127,46 +84,91 @@ def test_an_adapter_learned_on_one_node_is_kept_by_the_driver_and_served_on_anot
     assert seen["restored"] == seen["after"]
 
 
-def test_a_sweep_that_loses_a_worker_node_ends_with_every_job_completed_or_failed(cluster, shipped, tmp_path):
+def test_a_submitted_sweep_ships_classroom_places_engines_and_outlives_its_student_engines_node(cluster, shipped, tmp_path):
+    """`ray job submit` of a sweep with classroom shipped through the job's runtime_env:
+    engines pinned to their nodes (the log's header says where), and when the node of
+    the student's engine dies (no restarts: dead for good) the sweep starts the models
+    again on a node that has the label and every job completes."""
+    student_node = cluster.node_with("student_node")
+    # A spare node with the student's label, as an autoscaler would bring.
+    cluster.add_node("spare", {"student_node": 1, "spare_node": 1})
+    spare_node = cluster.node_with("spare_node")
     root = tmp_path / "sweep"
+    # The entrypoint says where it imported classroom from: the shipped folder, not this
+    # checkout's install (which the same machine's workers could otherwise see).
+    entry = "import sys, classroom.launch.cli as cli; print('classroom from', cli.__file__, flush=True); sys.exit(cli.main(sys.argv[1:]))"
     submitted = cluster.submit(
         shipped,
         sys.executable,
-        "-m",
-        "classroom.launch.cli",
+        "-c",
+        entry,
         "sweep",
         "model=embedded_pinned",
         "cluster=auto",
         "seed=0,1,2",
         "sweep.max_concurrent=2",
         "sweep.max_retries=1",
-        # No restarts: the student's engine dies with its node and stays dead (only
-        # that node has its resource), so the jobs that need it fail, recorded.
         "model.models.student.engine.max_restarts=0",
-        "model.models.student.engine.startup_timeout_s=20",
         *TINY_TOM,
         f"hydra.sweep.dir={root}",
         wait=False,
     )
     assert submitted.returncode == 0, submitted.stderr[-2000:]
     job_id = submitted.stdout.split("Job '", 1)[1].split("'", 1)[0]
-    # Kill the student's node once the sweep's engines are up and a job is under way.
+    # Once the engines are up (a job's log header says where they run, before any
+    # message), kill the node of the student's engine: the jobs under way lose it.
     deadline = time.time() + 300
-    while not any((root / str(n) / "events.jsonl").is_file() for n in range(3)):
-        assert time.time() < deadline, "the sweep started no job"
+    while not (header := _placed_header(root)):
+        assert time.time() < deadline, "the sweep placed no engine"
         time.sleep(0.5)
-    cluster.kill_node("student")
+    assert header["placement"]["engine teacher#0"]["node_id"] == cluster.node_with("teacher_node")
+    lost = header["placement"]["engine student#0"]["node_id"]
+    assert lost in (student_node, spare_node)
+    cluster.kill_node("spare" if lost == spare_node else "student")
+    survivor = student_node if lost == spare_node else spare_node
+
     logs = cluster.ray("job", "logs", f"--address={cluster.dashboard}", "--follow", job_id, timeout_s=600).stdout
-    assert "[sweep] 3 jobs" in logs, logs[-3000:]
-    statuses = {}
+    status = cluster.ray("job", "status", f"--address={cluster.dashboard}", job_id).stdout
+    assert "succeeded" in status, status + logs[-3000:]
+    # Actors' output reaches the job's log (cluster.log_to_driver): the engines' own lines.
+    assert "(VLLMEngineHost pid=" in logs
+    assert "classroom from " in logs and "runtime_resources/py_modules_files" in logs.split("classroom from ", 1)[1].split()[0]
+    assert "engine student#0 died for good: starting its models again" in logs, logs[-3000:]
+    assert "stopped by a fault" in logs  # a job under way at the kill, run again
+
     for n in range(3):
-        summary = json.loads((root / str(n) / "summary.json").read_text())
-        statuses[n] = summary["status"]
-        assert summary["status"] in ("completed", "failed")
-        if summary["status"] == "failed":
-            assert summary.get("error"), summary
-    assert "failed" in statuses.values(), statuses  # the node's loss cost some job
-    assert (root / "results.csv").is_file() and "did not complete" in logs
+        run_dir = root / str(n)
+        summary = json.loads((run_dir / "summary.json").read_text())
+        assert summary["status"] == "completed", (summary, logs[-3000:])
+        assert {"events.jsonl", "metrics.jsonl", "config.yaml", "summary.json"} <= {p.name for p in run_dir.iterdir()}
+        # Every job ran (or ran again) on the models started again: the student's engine
+        # on the surviving labelled node, the teacher's on the head.
+        header = json.loads((run_dir / "events.jsonl").read_text().splitlines()[0])
+        assert header["placement"]["engine teacher#0"]["node_id"] == cluster.node_with("teacher_node")
+        assert header["placement"]["engine student#0"]["node_id"] == survivor
+        where = summary["placement"]
+        assert where["engine student#0"]["node_id"] == survivor
+        assert where["engine student#0"]["resources"]["student_node"] == 1  # what Ray gave it, recorded
+        # Every agent is recorded (they are spawned SPREAD, which Ray treats as a
+        # preference: on this cluster they have landed on one node as well as on several).
+        agents = [label for label in where if not label.startswith("engine ")]
+        assert len(agents) >= 3 and all(where[label].get("node_id") for label in agents)
+        # Utilisation of each engine over the run, recorded and summarised.
+        assert set(summary["engines"]) == {"teacher#0", "student#0"}
+        assert all(0 < e["busy_fraction"] <= 1 and e["requests"] > 0 for e in summary["engines"].values())
+        metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+        assert {m["engine"] for m in metrics if m["name"] == "engine_busy_fraction"} == {"teacher#0", "student#0"}
+    assert (root / "results.csv").is_file()
+
+
+def _placed_header(root: Path) -> dict | None:
+    """The header of the first job log that says where the engines run, if any yet."""
+    for log in root.glob("*/events.jsonl"):
+        with log.open() as lines:
+            header = json.loads(lines.readline() or "{}")
+        if header.get("placement"):
+            return header
+    return None
 
 
 def test_the_cluster_configs_are_what_ray_and_classroom_accept():
