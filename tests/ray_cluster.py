@@ -8,6 +8,7 @@ processes, never `ray stop` (which would end every Ray on the machine).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -129,20 +130,19 @@ class LocalCluster:
         process = self.processes.pop(name)
         import psutil
 
-        for child in psutil.Process(process.pid).children(recursive=True):
-            child.kill()
-        os.killpg(process.pid, signal.SIGKILL)
+        with contextlib.suppress(psutil.Error):  # gone already, or a child just exited
+            for child in psutil.Process(process.pid).children(recursive=True):
+                with contextlib.suppress(psutil.Error):
+                    child.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
         process.wait()
 
     def stop(self) -> None:
-        for name in reversed(list(self.processes)):  # workers first, the head last
-            process = self.processes.pop(name)
-            try:
-                os.killpg(process.pid, signal.SIGTERM)
-                process.wait(timeout=10)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        # Killed as a machine would be, workers first, the head last: a SIGTERM'd raylet
+        # takes up to 10 s each to wind down, which a test cluster need not wait for.
+        for name in reversed(list(self.processes)):
+            self.kill_node(name)
         shutil.rmtree(self.temp_dir, ignore_errors=True)
 
     def submit(self, shipped: Path, *entrypoint: str, wait: bool = True) -> subprocess.CompletedProcess:

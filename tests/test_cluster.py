@@ -105,7 +105,7 @@ def test_a_submitted_sweep_ships_classroom_places_engines_and_outlives_its_stude
         "sweep",
         "model=embedded_pinned",
         "cluster=auto",
-        "seed=0,1,2",
+        "seed=0,1",
         "sweep.max_concurrent=2",
         "sweep.max_retries=1",
         "model.models.student.engine.max_restarts=0",
@@ -136,7 +136,7 @@ def test_a_submitted_sweep_ships_classroom_places_engines_and_outlives_its_stude
     assert "engine student#0 died for good: starting its models again" in logs, logs[-3000:]
     assert "stopped by a fault" in logs  # a job under way at the kill, run again
 
-    for n in range(3):
+    for n in range(2):
         run_dir = root / str(n)
         summary = json.loads((run_dir / "summary.json").read_text())
         assert summary["status"] == "completed", (summary, logs[-3000:])
