@@ -27,6 +27,9 @@ def merge_main(argv: list[str]) -> int:
     except MergeError as exc:
         print(f"classroom merge: {exc}", file=sys.stderr)
         return 2
+    except ImportError as exc:  # a core-only install: no torch, transformers or peft
+        print(f"classroom merge: needs the cpu or gpu extra (pip install 'classroom[cpu]'): {exc}", file=sys.stderr)
+        return 2
     print(
         f"merged adapter {merged.adapter_digest} into {merged.base_model} in {merged.seconds:.1f} s: {merged.path}\n"
         f"serve it with model.models.NAME.engine.model={merged.path} model.models.NAME.engine.enable_lora=false"
