@@ -55,7 +55,6 @@ class LocalCluster:
         }
         self.env.pop("RAY_ADDRESS", None)
         self.cpus_per_node = cpus_per_node
-        self._started = 0
         for name, resources in nodes:
             self.add_node(name, resources)
 
@@ -74,7 +73,7 @@ class LocalCluster:
             f"--metrics-export-port={free_port()}",
             f"--runtime-env-agent-port={free_port()}",
         ]
-        if not self._started:
+        if not self.processes:  # the first node is the head
             args = [
                 "--head",
                 f"--port={self.port}",
@@ -93,7 +92,6 @@ class LocalCluster:
                 [RAY, "start", *args, *common], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
         # One at a time: two nodes joining at once on one machine lose one of them.
-        self._started += 1
         self.wait_for_nodes(len(self.processes))
 
     def adapters_dir(self, name: str) -> Path:

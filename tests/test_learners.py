@@ -106,8 +106,8 @@ def test_a_merged_copy_holds_what_its_adapter_taught(zorp_adapter, tmp_path, cap
     adapted = PeftModel.from_pretrained(
         AutoModelForCausalLM.from_pretrained(resolve_model("embedded"), dtype=torch.float32), adapter
     ).eval()
-    prompts = [tokenizer.apply_chat_template(e["prompt"], add_generation_prompt=True, tokenize=False) for e in examples[:4]]
-    batch = tokenizer(prompts, return_tensors="pt", padding=True)
+    prompts = [tokenizer.apply_chat_template(e["prompt"], add_generation_prompt=True, tokenize=False) for e in examples]
+    batch = tokenizer(prompts[:4], return_tensors="pt", padding=True)
     with torch.no_grad():
         want, got = adapted(**batch).logits, merged(**batch).logits
         with adapted.disable_adapter():
@@ -115,8 +115,7 @@ def test_a_merged_copy_holds_what_its_adapter_taught(zorp_adapter, tmp_path, cap
     assert torch.allclose(got, want, atol=1e-3), (got - want).abs().max()
     assert (base - want).abs().max() > 1.0  # the adapter does move them
     tokenizer.padding_side = "left"  # generation continues every prompt from its end
-    everything = [tokenizer.apply_chat_template(e["prompt"], add_generation_prompt=True, tokenize=False) for e in examples]
-    batch = tokenizer(everything, return_tensors="pt", padding=True)
+    batch = tokenizer(prompts, return_tensors="pt", padding=True)
     with torch.no_grad():
         replies = merged.generate(**batch, max_new_tokens=10, do_sample=False)
     taught = [text.strip() for text in tokenizer.batch_decode(replies[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)]
