@@ -86,6 +86,10 @@ class ServingLedger:
     def register_adapter(self, engine_id: str, name: str, files: AdapterFiles) -> None:
         self._adapters.setdefault(engine_id, {})[name] = files
 
+    def forget_adapter(self, engine_id: str, name: str) -> None:
+        """An adapter the engine no longer serves: a restart does not load it back."""
+        self._adapters.get(engine_id, {}).pop(name, None)
+
     def adapters_of(self, engine_id: str) -> dict[str, AdapterFiles]:
         """The adapters an engine serves, in the order they were first loaded."""
         return dict(self._adapters.get(engine_id, {}))

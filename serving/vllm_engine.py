@@ -574,6 +574,33 @@ class VLLMEngineHost:
         if self.ledger_name is not None:  # what a restarted engine must serve again
             await self._ledger().register_adapter.remote(self.engine_id, name, adapter)
 
+    async def unload_adapter(self, name: str) -> None:
+        """Stop serving adapter ``name`` (a restarted engine does not load it back either);
+        requests naming it then fail naming it."""
+        request = self.adapters.pop(name, None)
+        if request is None:
+            raise BackendError(f"adapter {name!r} is not loaded on engine {self.config.name} (loaded: {sorted(self.adapters) or 'none'})")
+        await self.engine.remove_lora(request.lora_int_id)
+        # Its cached replies stay unreachable: a request naming it fails above, and an
+        # adapter loaded again under its name empties the cache (_add_adapter).
+        if self._http_state is not None:
+            self._http_state.openai_serving_models.lora_requests.pop(name, None)
+        if self.ledger_name is not None:
+            await self._ledger().forget_adapter.remote(self.engine_id, name)
+
+    async def reset(self, keep: Sequence[str] = ()) -> dict[str, Any]:
+        """Back to a freshly started engine's serving state, the engine itself kept: no
+        adapter but those named in ``keep``, no recording, the peak of requests in flight
+        at the present count. For a process that plays many episodes on one engine (a
+        test session, a notebook), between them. Cached greedy replies stay: they are
+        what the engine would generate again (:meth:`set_response_cache` empties them).
+        Returns :meth:`info`."""
+        for name in [name for name in self.adapters if name not in keep]:
+            await self.unload_adapter(name)
+        self._recording = None
+        self._peak_in_flight = self._in_flight
+        return self.info()
+
     def _ledger(self) -> Any:
         import ray
 
