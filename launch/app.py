@@ -16,7 +16,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -89,10 +89,11 @@ class SharedPools:
             self._playing.wait_for(lambda: not self._on_interrupt, timeout=wait_s)
 
     def get(self, pool_config: PoolConfig) -> Any:
-        """The sweep's pool for ``pool_config``, started on first use, and started again
-        when one of its engines is dead for good (restarts spent, its node gone): every
-        later job would otherwise fail on it. The old pool's live engines are stopped (the
-        jobs still on it fail on the dead one all the same, and are retried)."""
+        """The sweep's pool for ``pool_config``, started on first use; an engine of it
+        that is dead for good (restarts spent, its node gone) is started again, under its
+        name, on a node that can hold it: every later job would otherwise fail on it (the
+        jobs that were on it fail all the same, and are retried). The pool's live engines
+        are kept; where its ledger died too, the whole pool is started anew."""
         from classroom.serving.pool import ModelPool
 
         key = pool_config.model_dump_json()
@@ -101,8 +102,14 @@ class SharedPools:
             dead = pool.dead_engines() if pool is not None else []
             if dead:
                 print(f"[sweep] {', '.join(dead)} died for good: starting its models again", file=sys.stderr, flush=True)
-                pool.shutdown()
-                del self._pools[key]
+                try:
+                    pool.start_again(dead, pool_config)
+                    again = {label.removeprefix("engine ") for label in dead}
+                    self._started[key].update({k: v for k, v in read_engines(pool).items() if k in again})
+                except ValueError as exc:  # its ledger is gone too
+                    print(f"[sweep] {exc}: starting the whole pool again", file=sys.stderr, flush=True)
+                    pool.shutdown()
+                    del self._pools[key]
             if key not in self._pools:
                 self._pools[key] = ModelPool.start(pool_config)
                 self._started[key] = read_engines(self._pools[key])
@@ -119,12 +126,58 @@ class SharedPools:
                     figures[engine] = (reading.since(started) if started else reading).summary()
         return figures
 
+    def adapters(self) -> set[str]:
+        """The adapters the pools' engines serve now, by name."""
+        import ray
+
+        with self._lock:
+            actors = [actor for pool in self._pools.values() for _, actor in pool.engine_actors()]
+            return {name for info in ray.get([actor.info.remote() for actor in actors]) for name in info["adapters"]}
+
+    def reset(self, keep: Collection[str] = ()) -> None:
+        """Every engine back to a fresh one's serving state (no adapter but those named
+        in ``keep``; see the engine's ``reset``), the engines kept: what one episode
+        loaded does not reach the next."""
+        import ray
+
+        with self._lock:
+            actors = [actor for pool in self._pools.values() for _, actor in pool.engine_actors()]
+            ray.get([actor.reset.remote(list(keep)) for actor in actors])
+
     def shutdown(self) -> None:
         with self._lock:
             for pool in self._pools.values():
                 with contextlib.suppress(Exception):  # a dead Ray has nothing left to stop
                     pool.shutdown()
             self._pools.clear()
+
+
+# The pools every episode of this process uses while :func:`keep_engines` lasts.
+_KEPT: SharedPools | None = None
+
+
+@contextlib.contextmanager
+def keep_engines() -> Iterator[SharedPools]:
+    """While the block lasts, every episode this process runs (:func:`run_episode`, and
+    `classroom run`, `resume` or `sweep` called in it through ``cli.main``) uses one engine
+    pool per model config, started by the first episode that needs it and stopped when
+    the block ends. A notebook or a test session that plays many episodes pays each
+    engine's start once; :meth:`SharedPools.reset` between episodes unloads what one
+    left. Ray is left running between the episodes (started by the first, or before)."""
+    global _KEPT
+    if _KEPT is not None:
+        raise RuntimeError("keep_engines() is already in force in this process")
+    _KEPT = SharedPools()
+    try:
+        yield _KEPT
+    finally:
+        kept, _KEPT = _KEPT, None
+        kept.shutdown()
+
+
+def kept_engines() -> SharedPools | None:
+    """The pools of :func:`keep_engines` while it is in force, else None."""
+    return _KEPT
 
 
 def task_loader(task_cfg: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
@@ -325,6 +378,7 @@ def run_episode(
     from classroom.agents.messages import new_id
     from classroom.serving.pool import ModelPool
 
+    shared = shared if shared is not None else _KEPT
     with _PREPARING:
         plan = prepare(cfg)
     skipped = skipped_rows(plan.task)

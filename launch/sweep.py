@@ -337,7 +337,7 @@ def run_sweep(root: Path, jobs: list[SweepJob], total: int) -> tuple[list[dict[s
     import ray
 
     from classroom.agents.plugins import validate_section
-    from classroom.launch.app import SharedPools, init_ray
+    from classroom.launch.app import SharedPools, init_ray, kept_engines
     from classroom.launch.settings import ClusterSettings, SweepSettings
 
     settings = validate_section(SweepSettings, "sweep", jobs[0].config.get("sweep") or {})
@@ -346,7 +346,8 @@ def run_sweep(root: Path, jobs: list[SweepJob], total: int) -> tuple[list[dict[s
     left = f" (of {total}; the others completed)" if len(jobs) < total else ""
     print(f"[sweep] {len(jobs)} jobs{left} into {root}, up to {settings.max_concurrent} at once", flush=True)
     started_ray = init_ray(cluster)
-    shared = SharedPools()
+    kept = kept_engines()  # a process that keeps its engines (keep_engines) lends them
+    shared = kept or SharedPools()
     running = ThreadPoolExecutor(max_workers=settings.max_concurrent, thread_name_prefix="classroom-job")
     try:
         futures = [running.submit(run_job, job, root, shared, settings.max_retries, progress) for job in jobs]
@@ -372,8 +373,9 @@ def run_sweep(root: Path, jobs: list[SweepJob], total: int) -> tuple[list[dict[s
     finally:
         # On Ctrl-C: jobs not started are dropped; the running ones end when Ray goes.
         running.shutdown(wait=False, cancel_futures=True)
-        shared.shutdown()
-        if started_ray:
+        if shared is not kept:  # kept pools, and the Ray they live in, outlast the sweep
+            shared.shutdown()
+        if started_ray and shared is not kept:
             ray.shutdown()
 
 

@@ -205,6 +205,12 @@ class RoutedLLM:
         await asyncio.gather(*(r.load_adapter(name, adapter) for r in self.replicas))  # type: ignore[attr-defined]
 
 
+def _engine_config(name: str, spec: ModelSpec) -> Any:
+    """The engine config of model ``name``'s replicas: its served name defaults to ``name``."""
+    assert spec.engine is not None
+    return spec.engine if spec.engine.served_model_name is not None else spec.engine.model_copy(update={"served_model_name": name})
+
+
 def _answer(actor: Any) -> bool:
     """Run inside an engine actor by :meth:`ModelPool.dead_engines`: it answers."""
     return True
@@ -246,11 +252,7 @@ class ModelPool:
         engine_configs = []
         for name, spec in config.models.items():
             if spec.backend == "vllm":
-                assert spec.engine is not None
-                engine = (
-                    spec.engine if spec.engine.served_model_name is not None else spec.engine.model_copy(update={"served_model_name": name})
-                )
-                engine_configs += [(name, engine)] * spec.replicas
+                engine_configs += [(name, _engine_config(name, spec))] * spec.replicas
         try:
             engines = start_engines([engine for _, engine in engine_configs], ledger_name=ledger_name)
         except BaseException:
@@ -350,6 +352,38 @@ class ModelPool:
                         pass
                     break
         return dead
+
+    def start_again(self, labels: Sequence[str], config: PoolConfig) -> None:
+        """Start the engine replicas ``labels`` names (as :meth:`dead_engines` gives them)
+        again, on any node with the resources their config asks, under the names the dead
+        ones had: every copy of this pool that finds its engines by name (an agent's) then
+        reaches the new one. The pool's other engines, alive, are left as they are.
+        Raises ValueError when the pool's ledger is gone too (start the pool anew then)."""
+        import ray
+
+        from classroom.serving.vllm_engine import VLLMBackend, start_engines
+
+        if self.ledger is not None:
+            try:
+                ray.get(self.ledger.faults.remote(), timeout=30)
+            except Exception as exc:  # gone with its node: the pool cannot route or count
+                raise ValueError(f"the pool's ledger does not answer ({type(exc).__name__})") from None
+        where: list[tuple[RoutedLLM, int, VLLMBackend]] = []
+        for label in labels:
+            name, _, index = label.removeprefix("engine ").rpartition("#")
+            routed = self.models[name]
+            replica = routed.replicas[int(index)]
+            assert isinstance(replica, VLLMBackend)
+            where.append((routed, int(index), replica))
+        configs = [_engine_config(routed.name, config.models[routed.name]) for routed, _, _ in where]
+        names = [replica.actor_name for _, _, replica in where]
+        backends = start_engines(configs, actor_names=names, ledger_name=self.ledger_name())
+        for (routed, index, _), backend in zip(where, backends):
+            routed.replicas[index] = backend
+
+    def ledger_name(self) -> str | None:
+        """The name of the pool's ledger actor (None without Ray)."""
+        return next((routed.ledger_name for routed in self.models.values()), None)
 
     def faults(self) -> dict[str, dict[str, int]]:
         """Faults every process saw so far, by model and kind (retried, repaired)."""
