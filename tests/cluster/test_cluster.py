@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from ray_cluster import LocalCluster
+from support.ray_cluster import LocalCluster
 
 from classroom.serving.adapters import pack_adapter
 
@@ -48,7 +48,7 @@ def shipped(tmp_path_factory) -> Path:
 
 def test_an_adapter_learned_on_one_node_is_kept_by_the_driver_and_served_on_another(cluster, shipped, tmp_path):
     run_dir = tmp_path / "run"
-    job = Path(__file__).with_name("cluster_adapter_job.py")
+    job = Path(__file__).parents[1] / "support" / "cluster_adapter_job.py"
     out = cluster.submit(
         shipped,
         sys.executable,
@@ -122,6 +122,7 @@ def test_a_submitted_sweep_ships_classroom_places_engines_and_outlives_its_stude
         assert time.time() < deadline, "the sweep placed no engine"
         time.sleep(0.5)
     assert header["placement"]["engine teacher#0"]["node_id"] == cluster.node_with("teacher_node")
+    teacher_engine = header["placement"]["engine teacher#0"]["pid"]
     lost = header["placement"]["engine student#0"]["node_id"]
     assert lost in (student_node, spare_node)
     cluster.kill_node("spare" if lost == spare_node else "student")
@@ -145,6 +146,8 @@ def test_a_submitted_sweep_ships_classroom_places_engines_and_outlives_its_stude
         # on the surviving labelled node, the teacher's on the head.
         header = json.loads((run_dir / "events.jsonl").read_text().splitlines()[0])
         assert header["placement"]["engine teacher#0"]["node_id"] == cluster.node_with("teacher_node")
+        # Only the dead engine was started again: the teacher's is the process it was.
+        assert header["placement"]["engine teacher#0"]["pid"] == teacher_engine
         assert header["placement"]["engine student#0"]["node_id"] == survivor
         where = summary["placement"]
         assert where["engine student#0"]["node_id"] == survivor
@@ -169,22 +172,3 @@ def _placed_header(root: Path) -> dict | None:
         if header.get("placement"):
             return header
     return None
-
-
-def test_the_cluster_configs_are_what_ray_and_classroom_accept():
-    # `ray up`'s config against Ray's own schema; the RayJob's entrypoint composes.
-    from pathlib import Path
-
-    import yaml
-    from ray.autoscaler._private.util import prepare_config, validate_config
-
-    from classroom.launch.app import check_overrides
-
-    folder = Path(__file__).parents[1] / "launch" / "cluster"
-    validate_config(prepare_config(yaml.safe_load((folder / "ray-up.yaml").read_text())))
-    job = yaml.safe_load((folder / "rayjob.yaml").read_text())
-    assert job["kind"] == "RayJob" and job["spec"]["rayClusterSpec"]["rayVersion"] == "2.60.0"
-    words = job["spec"]["entrypoint"].split()
-    assert words[:4] == ["python", "-m", "classroom.launch.cli", "run"]
-    assert check_overrides(words[4:]) is None
-    assert yaml.safe_load(job["spec"]["runtimeEnvYAML"])["py_modules"]

@@ -31,7 +31,6 @@ from classroom.environments.tom.types import InterventionDecision
 from classroom.launch.rundir import SUPERSEDED, EventLog, EventLogError, read_events
 
 USAGE = Usage(model="m", prompt_tokens=10, completion_tokens=5, latency_s=0.5)
-
 EXAMPLES = [
     Problem(question="1+1?", answer="2", skills=("addition",), metadata={"k": [1, 2]}),
     Attempt(problem_id="p", reasoning="1+1=2", final_answer="2", correct=True, phase="pre_test", usage=USAGE),

@@ -9,11 +9,11 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from support.cli import CLASSROOM, classroom
 
 from classroom.agents.actors import spawn
 from classroom.agents.clients import GraderClient, StudentClient
@@ -280,9 +280,6 @@ async def test_teacher_model_parts_parse_or_record(engine, tmp_path):
     recorder.close()
 
 
-CLASSROOM = [sys.executable, "-m", "classroom.launch.cli"]
-
-
 def test_resume_after_a_kill_the_moment_the_first_checkpoint_lands(engine_url, tmp_path):
     """`classroom run` is killed (SIGKILL, driver and its Ray) as soon as a checkpoint file
     exists: the window where the old two-write checkpoint held no student state. The
@@ -325,7 +322,7 @@ def test_resume_after_a_kill_the_moment_the_first_checkpoint_lands(engine_url, t
     killed_at = state.env.iteration
     assert not (run_dir / "summary.json").is_file() or json.loads((run_dir / "summary.json").read_text())["status"] != "completed"
 
-    out = subprocess.run([*CLASSROOM, "resume", str(run_dir)], capture_output=True, text=True, env=env, timeout=300)
+    out = classroom("resume", str(run_dir), env=env)  # in this process: the resume reads only the folder
     assert out.returncode == 0, out.stderr[-3000:]
     assert "resumed" in out.stdout  # the table title says after which iteration (rich may wrap it)
     summary = json.loads((run_dir / "summary.json").read_text())

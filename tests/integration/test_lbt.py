@@ -12,20 +12,18 @@ from classroom.agents.actors import spawn
 from classroom.agents.clients import GraderClient, StudentClient, TeacherClient
 from classroom.agents.grading import Grader
 from classroom.agents.learners import DPOLearner, InContextLearner
-from classroom.agents.messages import Explanation, ParseFailure, PreferencePair
+from classroom.agents.messages import ParseFailure, PreferencePair
 from classroom.agents.roles import Student, Teacher
 from classroom.agents.settings import StudentSettings, TeacherSettings
 from classroom.agents.students import Seat
 from classroom.environments.base import Episode, Roles, spawn_student
 from classroom.environments.lbt.config import LbtConfig, M1Settings, M2Settings, M3Settings
-from classroom.environments.lbt.exemplars import ProgrammaticProposer, Proposals
 from classroom.environments.lbt.m1 import run_m1
 from classroom.environments.lbt.m2 import PREFERENCES, run_m2
 from classroom.environments.lbt.m3 import m3_checkpoint, run_m3
-from classroom.environments.lbt.selection import preference_pairs, select_answers
 from classroom.environments.lbt.similar import SimilarProblems
 from classroom.environments.lbt.teaching import LbtAgents, teach_and_score
-from classroom.environments.lbt.types import ExemplarProposal, ScoredRationale, TeachingScore
+from classroom.environments.lbt.types import ExemplarProposal, TeachingScore
 from classroom.environments.recording import MemoryRecorder
 from classroom.environments.replay import Replay
 from classroom.environments.tasks import reasoning_gym_skills
@@ -36,46 +34,6 @@ SKILLS = {
     "chain_sum": {"two_1digit": {"min_terms": 2, "max_terms": 2, "min_digits": 1, "max_digits": 1}},
     "products": {"one_digit": {"min_terms": 2, "max_terms": 2, "min_digits": 1, "max_digits": 1}},
 }
-
-
-def sample(answer: str | None, score: float, correct: bool = False, text: str | None = None) -> ScoredRationale:
-    return ScoredRationale(Explanation(problem_id="p", text=text or f"... {answer} ({score})"), answer, correct, score)
-
-
-# ------------------------------------------------------------------- hand-made scores
-
-
-def test_selection_rules_on_hand_made_exam_outcomes():
-    # 7 is the majority; 5 has the single best-scored rationale; 9's scores sum highest.
-    samples = [sample("7", 0.1), sample("7", 0.1), sample("7", 0.1), sample("5", 0.9), sample("9", 0.6), sample("9", 0.6)]
-    assert select_answers("3", samples) == {"greedy": "3", "self_consistency": "7", "m1_max": "5", "m1_sum": "9"}
-    # MAX and SUM agree when the best answer is also the best-supported one.
-    same = [sample("4", 0.8), sample("4", 0.7), sample("6", 0.75)]
-    picked = select_answers(None, same)
-    assert picked["m1_max"] == picked["m1_sum"] == "4" and picked["greedy"] is None
-    # Equal numbers group ("1,000" and "1000"); ties go to the answer met first.
-    assert select_answers("1", [sample("1,000", 0.5), sample("1000", 0.5), sample("2", 1.0)])["self_consistency"] == "1,000"
-    assert select_answers("1", [sample("8", 0.5), sample("2", 0.5)])["m1_sum"] == "8"
-    assert select_answers("1", [sample(None, 1.0)])["m1_sum"] is None
-
-
-def test_preference_pairs_from_hand_made_scores():
-    samples = [sample("1", 0.9, True), sample("2", 0.1, False), sample("1", 0.2, True), sample("3", 0.7, False)]
-    # score = 0.5 correctness + 0.5 LbT: 0.95, 0.05, 0.6, 0.35 -> gaps over 0.3, widest
-    # first: 0.9, 0.6, 0.55, 0.35 (2 over 3 is 0.25, 3 over 1 exactly 0.3: not over).
-    pairs = preference_pairs(samples, correctness_weight=0.5, min_gap=0.3, max_pairs=8)
-    assert [(p.chosen, p.rejected) for p in pairs] == [(0, 1), (0, 3), (2, 1), (0, 2)]
-    assert pairs[0].gap == pytest.approx(0.9)
-    assert len(preference_pairs(samples, correctness_weight=0.5, min_gap=0.3, max_pairs=2)) == 2
-    # Correctness alone: every right sample over every wrong one, LbT ignored.
-    only = preference_pairs(samples, correctness_weight=1.0, min_gap=0.3, max_pairs=8)
-    assert {(p.chosen, p.rejected) for p in only} == {(0, 1), (0, 3), (2, 1), (2, 3)}
-    # The same text never pairs with itself.
-    twins = [sample("1", 1.0, True, text="same"), sample("2", 0.0, False, text="same")]
-    assert preference_pairs(twins, correctness_weight=0.5, min_gap=0.3, max_pairs=8) == []
-
-
-# ----------------------------------------------------------------- the real engine
 
 
 @pytest.fixture
@@ -201,19 +159,9 @@ async def test_correctness_only_rationales_are_sampled_and_graded_without_exams(
         assert [s.correct for s in samples] == [await agents.grader.score(problem, s.answer) for s in samples]
 
 
-class GarbledProposer(ProgrammaticProposer):
-    """Fault injection (a test double): the first proposal of each iteration is not JSON."""
-
-    name = "garbled"
-
-    async def propose(self, current, errors, pool, count, llm, *, seed):
-        made = await super().propose(current, errors, pool, count, llm, seed=seed)
-        return Proposals(["{exemplars: not json", *made.texts[1:]], made.tokens)
-
-
 async def test_one_m3_iteration_goes_on_past_a_proposal_that_does_not_parse(engine, seated, tmp_path):
     m3 = M3Settings(
-        exemplars=2, proposals=3, iterations=1, train_items=4, proposer={"_target_": f"{__name__}.GarbledProposer"}, answer_tokens=48
+        exemplars=2, proposals=3, iterations=1, train_items=4, proposer={"_target_": "support.doubles.GarbledProposer"}, answer_tokens=48
     )
     episode, agents, recorder = lbt_episode(engine, tmp_path, seated, method="m3", num_problems=4, m3=m3)
     summary = await run_m3(episode, agents)
@@ -227,16 +175,6 @@ async def test_one_m3_iteration_goes_on_past_a_proposal_that_does_not_parse(engi
     assert 0.0 <= summary["scores"]["m3_test"] <= 1.0 and summary["students"] == ["base", "sums"]
 
 
-class DyingProposer(ProgrammaticProposer):
-    """Fault injection (a test double): the episode stops in iteration 2's proposals, as
-    if its process were killed there."""
-
-    async def propose(self, current, errors, pool, count, llm, *, seed):
-        if seed % 100 == 2:  # the loop seeds iteration i's proposals with seed * 100 + i
-            raise RuntimeError("killed in iteration 2")
-        return await super().propose(current, errors, pool, count, llm, seed=seed)
-
-
 async def test_an_m3_episode_stopped_in_an_iteration_goes_on_after_the_last_finished_one(engine, seated, tmp_path):
     """Stopped in iteration 2 and resumed from its checkpoint (the log cut back to it,
     as `classroom resume` does): iterations 0 and 1 are not asked again, and the summary
@@ -247,7 +185,7 @@ async def test_an_m3_episode_stopped_in_an_iteration_goes_on_after_the_last_fini
     whole_episode, agents, _ = lbt_episode(engine, tmp_path / "whole", seated, method="m3", num_problems=4, m3=M3Settings(**m3))
     whole = await run_m3(whole_episode, agents)
 
-    dying = M3Settings(**m3, proposer={"_target_": f"{__name__}.DyingProposer"})
+    dying = M3Settings(**m3, proposer={"_target_": "support.doubles.DyingProposer"})
     episode, agents, recorder = lbt_episode(engine, tmp_path / "cut", seated, method="m3", num_problems=4, m3=dying)
     with pytest.raises(RuntimeError, match="killed in iteration 2"):
         await run_m3(episode, agents)

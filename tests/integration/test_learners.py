@@ -5,14 +5,12 @@ from __future__ import annotations
 import json
 import math
 import pickle
-import re
 import shutil
 from pathlib import Path
 
 import pytest
 
-from classroom.agents.learners import InContextLearner, Learner, LoRALearner, device_args, trainer_actor_name
-from classroom.agents.messages import TrainingExample
+from classroom.agents.learners import LoRALearner
 from classroom.serving.adapters import materialize, pack_adapter
 from classroom.serving.types import SamplingParams, as_conversation
 
@@ -212,73 +210,3 @@ async def test_accumulated_retrains_a_fresh_adapter_on_all_examples(trainer, tmp
     lora_b = [k for k in first if "lora_B" in k]
     assert lora_b and max(first[k].abs().max().item() for k in lora_b) > 1e-3
     assert max(second[k].abs().max().item() for k in lora_b) < 1e-5
-
-
-async def test_in_context_learner_remembers_new_examples_and_retrieves_by_skill():
-    learner = InContextLearner(k=2)
-    assert isinstance(learner, Learner) and isinstance(LoRALearner(), Learner)
-    examples = [
-        TrainingExample(id="a", prompt="1 + 1?", completion="2", answer="2", skills=("add",)),
-        TrainingExample(id="b", prompt="2 * 3?", completion="6", answer="6", skills=("mul",)),
-        TrainingExample(id="c", prompt="4 + 4?", completion="8", answer="8", skills=("add",)),
-    ]
-    assert (await learner.learn(examples[:2], [])).examples == 2
-    outcome = await learner.learn(examples, [])  # all so far: only "c" is new
-    assert outcome.examples == 1 and outcome.adapter is None
-    from classroom.agents.messages import Problem
-
-    shown = learner.demonstrations(Problem(id="q", question="5 + 5?", answer="10", skills=("add",)))
-    assert [p.id for p, _ in shown] == ["c", "a"]  # shared skill first, most recent first
-    again = InContextLearner(k=2)
-    again.restore(json.loads(json.dumps(learner.state())))
-    assert again.memory == learner.memory
-
-
-@pytest.mark.parametrize(
-    "kwargs, key",
-    [
-        ({"mode": "online"}, "mode"),
-        ({"r": 0}, "r"),
-        ({"epochs": 0}, "epochs"),
-        ({"learning_rate": 0.0}, "learning_rate"),
-        ({"batch_size": 0}, "batch_size"),
-        ({"target_modules": "q_proj"}, "target_modules"),
-        ({"trainer_num_gpus": -1}, "trainer_num_gpus"),
-    ],
-)
-def test_bad_settings_name_the_key(kwargs, key):
-    value = re.escape(repr(next(iter(kwargs.values()))))
-    with pytest.raises(ValueError, match=f"^LoRALearner: {key} must be .*, got {value}$"):
-        LoRALearner(**kwargs)
-
-
-def test_trainer_on_a_gpu_is_built_from_its_options():
-    """The GPU path, unit-tested from what it builds (these machines have no GPU)."""
-    cpu, gpu = LoRALearner(), LoRALearner(trainer_num_gpus=1)
-    assert cpu.settings()["device"] == "cpu" and gpu.settings()["device"] == "cuda"
-    assert cpu.trainer_options() == {"name": trainer_actor_name("embedded"), "get_if_exists": True, "num_cpus": 0, "num_gpus": 0}
-    assert gpu.trainer_options()["num_gpus"] == 1
-    assert device_args("cpu") == {"use_cpu": True, "bf16": False, "fp16": False}
-    assert device_args("cuda", bf16_supported=True) == {"use_cpu": False, "bf16": True, "fp16": False}
-    assert device_args("cuda", bf16_supported=False) == {"use_cpu": False, "bf16": False, "fp16": True}
-    with pytest.raises(ValueError, match="device must be 'cpu' or 'cuda', got 'tpu'"):
-        device_args("tpu")
-
-
-async def test_fit_without_examples_says_there_is_nothing_to_train(tmp_path):
-    with pytest.raises(ValueError, match="no examples to train on"):
-        await LoRALearner().fit([], str(tmp_path / "adapter"))
-
-
-def test_restore_rejects_a_missing_adapter(tmp_path):
-    with pytest.raises(ValueError, match=r"has no adapter_config\.json"):
-        LoRALearner(mode="incremental").restore({"trained": 3, "adapter_path": str(tmp_path)})
-
-
-def test_bench_learner_rejects_bad_flags():
-    from classroom.launch.cli import main
-
-    with pytest.raises(SystemExit, match="--examples must be >= 1, got 0"):
-        main(["bench", "learner", "--examples", "0"])
-    with pytest.raises(SystemExit, match="--rounds must be >= 1, got 0"):
-        main(["bench", "learner", "--rounds", "0"])

@@ -4,13 +4,13 @@ engine, the bandit policy, skill reports, `classroom resume` errors and the repo
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
 import yaml
+from support.cli import classroom
+from support.engines import composed
 
 from classroom.agents.grading import Grader, extract_final_answer
 from classroom.agents.messages import Attempt, Feedback, Problem
@@ -215,9 +215,6 @@ def test_reasoning_gym_skills_rejects_bad_trees():
         reasoning_gym_skills({"chain_sum": {"bad": {"min_terms": 5, "max_terms": 2}}})
 
 
-CLASSROOM = [sys.executable, "-m", "classroom.launch.cli"]
-
-
 @pytest.mark.parametrize(
     "setup, expected",
     [
@@ -242,19 +239,9 @@ def test_resume_refuses_with_one_line(setup, expected, tmp_path):
     if setup == "completed":
         (run_dir / "checkpoint.json").write_text("{}")
         (run_dir / "summary.json").write_text(json.dumps({"status": "completed"}))
-    out = subprocess.run([*CLASSROOM, "resume", str(run_dir)], capture_output=True, text=True, timeout=60)
+    out = classroom("resume", str(run_dir))
     assert out.returncode == 2
     assert expected in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
-
-
-def composed(overrides: list[str]) -> dict:
-    """The resolved run config `classroom run` would write for these overrides."""
-    from hydra import compose, initialize_config_module
-    from omegaconf import OmegaConf
-
-    with initialize_config_module(config_module="classroom.conf", version_base=None):
-        cfg = compose("config", overrides=overrides)
-    return OmegaConf.to_container(cfg, resolve=True)
 
 
 def test_report_draws_learning_curves_per_variant_and_skill(tmp_path):

@@ -1,0 +1,44 @@
+"""Learning by teaching: selection and pair arithmetic on hand-made scores, then M1, M2,
+M3 and a class of students on the real engine (two adapters served side by side)."""
+
+from __future__ import annotations
+
+import pytest
+
+from classroom.agents.messages import Explanation
+from classroom.environments.lbt.selection import preference_pairs, select_answers
+from classroom.environments.lbt.types import ScoredRationale
+
+
+def sample(answer: str | None, score: float, correct: bool = False, text: str | None = None) -> ScoredRationale:
+    return ScoredRationale(Explanation(problem_id="p", text=text or f"... {answer} ({score})"), answer, correct, score)
+
+
+def test_selection_rules_on_hand_made_exam_outcomes():
+    # 7 is the majority; 5 has the single best-scored rationale; 9's scores sum highest.
+    samples = [sample("7", 0.1), sample("7", 0.1), sample("7", 0.1), sample("5", 0.9), sample("9", 0.6), sample("9", 0.6)]
+    assert select_answers("3", samples) == {"greedy": "3", "self_consistency": "7", "m1_max": "5", "m1_sum": "9"}
+    # MAX and SUM agree when the best answer is also the best-supported one.
+    same = [sample("4", 0.8), sample("4", 0.7), sample("6", 0.75)]
+    picked = select_answers(None, same)
+    assert picked["m1_max"] == picked["m1_sum"] == "4" and picked["greedy"] is None
+    # Equal numbers group ("1,000" and "1000"); ties go to the answer met first.
+    assert select_answers("1", [sample("1,000", 0.5), sample("1000", 0.5), sample("2", 1.0)])["self_consistency"] == "1,000"
+    assert select_answers("1", [sample("8", 0.5), sample("2", 0.5)])["m1_sum"] == "8"
+    assert select_answers("1", [sample(None, 1.0)])["m1_sum"] is None
+
+
+def test_preference_pairs_from_hand_made_scores():
+    samples = [sample("1", 0.9, True), sample("2", 0.1, False), sample("1", 0.2, True), sample("3", 0.7, False)]
+    # score = 0.5 correctness + 0.5 LbT: 0.95, 0.05, 0.6, 0.35 -> gaps over 0.3, widest
+    # first: 0.9, 0.6, 0.55, 0.35 (2 over 3 is 0.25, 3 over 1 exactly 0.3: not over).
+    pairs = preference_pairs(samples, correctness_weight=0.5, min_gap=0.3, max_pairs=8)
+    assert [(p.chosen, p.rejected) for p in pairs] == [(0, 1), (0, 3), (2, 1), (0, 2)]
+    assert pairs[0].gap == pytest.approx(0.9)
+    assert len(preference_pairs(samples, correctness_weight=0.5, min_gap=0.3, max_pairs=2)) == 2
+    # Correctness alone: every right sample over every wrong one, LbT ignored.
+    only = preference_pairs(samples, correctness_weight=1.0, min_gap=0.3, max_pairs=8)
+    assert {(p.chosen, p.rejected) for p in only} == {(0, 1), (0, 3), (2, 1), (2, 3)}
+    # The same text never pairs with itself.
+    twins = [sample("1", 1.0, True, text="same"), sample("2", 0.0, False, text="same")]
+    assert preference_pairs(twins, correctness_weight=0.5, min_gap=0.3, max_pairs=8) == []
