@@ -28,8 +28,18 @@ def ray_local():
 
 
 @pytest.fixture(scope="package")
-def kept(ray_local):
-    """The engine pools every episode of this process plays on (keep_engines)."""
+def trainer(ray_local):
+    """The LoRATrainer actor every learner of the embedded model trains on (a named
+    actor, found by name), kept for the tier: a test that trains loads no model."""
+    from classroom.agents.learners import LoRALearner
+
+    return LoRALearner()._trainer()
+
+
+@pytest.fixture(scope="package")
+def kept(ray_local, trainer):
+    """The engine pools every episode of this process plays on (keep_engines), and the
+    trainer beside them, as one `classroom run` keeps both for its episode."""
     from classroom.launch.app import keep_engines
 
     with keep_engines() as pools:

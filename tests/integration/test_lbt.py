@@ -105,7 +105,7 @@ async def test_m1_episode_with_two_students(engine, seated, tmp_path):
     assert engine_figures["prefix_cache_hit_rate"] is not None and engine_figures["prefix_cache_hit_rate"] > 0.0
 
 
-async def test_a_dpo_step_moves_the_preference_toward_the_chosen(ray_local, tmp_path):
+async def test_a_dpo_step_moves_the_preference_toward_the_chosen(trainer, tmp_path):
     """The margin log p(chosen) - log p(rejected) rises on the pairs DPO trained on."""
     rows = [
         PreferencePair(

@@ -52,12 +52,6 @@ def lora_weights(folder: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def trainer(ray_local):
-    """Keeps the shared LoRATrainer actor (and its loaded model) alive between tests."""
-    return LoRALearner()._trainer()
-
-
-@pytest.fixture(scope="module")
 async def zorp_adapter(trainer, tmp_path_factory) -> tuple[list[dict], dict]:
     examples = zorp_examples(10)
     learner = LoRALearner(**FAST_FIT)
