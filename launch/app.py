@@ -90,10 +90,10 @@ class SharedPools:
 
     def get(self, pool_config: PoolConfig) -> Any:
         """The sweep's pool for ``pool_config``, started on first use; an engine of it
-        that is dead for good (restarts spent, its node gone) is started again, under its
-        name, on a node that can hold it: every later job would otherwise fail on it (the
-        jobs that were on it fail all the same, and are retried). The pool's live engines
-        are kept; where its ledger died too, the whole pool is started anew."""
+        that is dead for good (restarts spent, its node gone) is started again on a node
+        that can hold it: every later job would otherwise fail on it (the jobs that were
+        on it fail all the same, and are retried). The pool's live engines are kept;
+        where its ledger died too, the whole pool is started anew."""
         from classroom.serving.pool import ModelPool
 
         key = pool_config.model_dump_json()

@@ -227,8 +227,13 @@ def _start_ledger() -> tuple[Any, str | None]:
 
     if not ray.is_initialized():
         return None, None
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
     name = f"classroom-ledger-{uuid.uuid4().hex}"
-    return ray.remote(ServingLedger).options(num_cpus=0, name=name).remote(), name
+    # On the driver's node: the pool's bookkeeping outlives a worker node (and with it an
+    # engine) that dies; left to Ray, a 0-CPU actor lands on any node, and went with one.
+    here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=True)
+    return ray.remote(ServingLedger).options(num_cpus=0, name=name, scheduling_strategy=here).remote(), name
 
 
 class ModelPool:
@@ -355,10 +360,12 @@ class ModelPool:
 
     def start_again(self, labels: Sequence[str], config: PoolConfig) -> None:
         """Start the engine replicas ``labels`` names (as :meth:`dead_engines` gives them)
-        again, on any node with the resources their config asks, under the names the dead
-        ones had: every copy of this pool that finds its engines by name (an agent's) then
-        reaches the new one. The pool's other engines, alive, are left as they are.
-        Raises ValueError when the pool's ledger is gone too (start the pool anew then)."""
+        again, on any node with the resources their config asks; the pool's other
+        engines, alive, are left as they are. The new engines have names of their own
+        (Ray keeps a dead actor's name a while): copies of this pool taken before (an
+        agent's) still name the dead one and fail, as they would have; copies taken after
+        reach the new one. Raises ValueError when the pool's ledger is gone too (start
+        the pool anew then)."""
         import ray
 
         from classroom.serving.vllm_engine import VLLMBackend, start_engines
@@ -368,17 +375,14 @@ class ModelPool:
                 ray.get(self.ledger.faults.remote(), timeout=30)
             except Exception as exc:  # gone with its node: the pool cannot route or count
                 raise ValueError(f"the pool's ledger does not answer ({type(exc).__name__})") from None
-        where: list[tuple[RoutedLLM, int, VLLMBackend]] = []
+        where: list[tuple[RoutedLLM, int]] = []
         for label in labels:
             name, _, index = label.removeprefix("engine ").rpartition("#")
-            routed = self.models[name]
-            replica = routed.replicas[int(index)]
-            assert isinstance(replica, VLLMBackend)
-            where.append((routed, int(index), replica))
-        configs = [_engine_config(routed.name, config.models[routed.name]) for routed, _, _ in where]
-        names = [replica.actor_name for _, _, replica in where]
-        backends = start_engines(configs, actor_names=names, ledger_name=self.ledger_name())
-        for (routed, index, _), backend in zip(where, backends):
+            assert isinstance(self.models[name].replicas[int(index)], VLLMBackend)
+            where.append((self.models[name], int(index)))
+        configs = [_engine_config(routed.name, config.models[routed.name]) for routed, _ in where]
+        backends = start_engines(configs, ledger_name=self.ledger_name())
+        for (routed, index), backend in zip(where, backends):
             routed.replicas[index] = backend
 
     def ledger_name(self) -> str | None:

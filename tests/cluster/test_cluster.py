@@ -147,7 +147,9 @@ def test_a_submitted_sweep_ships_classroom_places_engines_and_outlives_its_stude
         header = json.loads((run_dir / "events.jsonl").read_text().splitlines()[0])
         assert header["placement"]["engine teacher#0"]["node_id"] == cluster.node_with("teacher_node")
         # Only the dead engine was started again: the teacher's is the process it was.
-        assert header["placement"]["engine teacher#0"]["pid"] == teacher_engine
+        assert header["placement"]["engine teacher#0"]["pid"] == teacher_engine, "\n".join(
+            line for line in logs.splitlines() if "[sweep]" in line or "died" in line
+        )
         assert header["placement"]["engine student#0"]["node_id"] == survivor
         where = summary["placement"]
         assert where["engine student#0"]["node_id"] == survivor
