@@ -11,14 +11,7 @@ from pathlib import Path
 
 import pytest
 from support.cli import CLASSROOM, classroom, classroom_process
-
-
-def closed_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]  # closed again when the block ends
+from support.ports import closed_port
 
 
 def test_a_stale_ray_session_file_does_not_stop_a_local_run(tmp_path):

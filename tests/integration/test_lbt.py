@@ -1,5 +1,6 @@
-"""Learning by teaching: selection and pair arithmetic on hand-made scores, then M1, M2,
-M3 and a class of students on the real engine (two adapters served side by side)."""
+"""Learning by teaching on the real engine: M1, M2 (a DPO step, the DPO teacher
+served), M3 (an unparseable proposal, a resume) and a class of two students (two
+adapters served side by side)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""LoRALearner: real LoRA SFT with TRL on the CPU, hot-loaded into the running engine."""
+"""LoRALearner: real LoRA SFT with TRL on the CPU, hot-loaded into the running engine;
+its merged copy; incremental and accumulated training."""
 
 from __future__ import annotations
 

@@ -1,12 +1,13 @@
-"""OpenAI backend faults, the pool's routing, conversion cache, GPU placement options."""
+"""The pool's routing around a replica that is down or busy, the embedded model's
+conversion cache, and engines that cannot be placed, do not start or hang."""
 
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 
 import pytest
+from support.ports import closed_port
 
 from classroom.serving.openai_backend import EndpointUnavailable, OpenAIBackend
 from classroom.serving.pool import ModelPool, RoutedLLM
@@ -22,12 +23,6 @@ from classroom.serving.vllm_engine import (
     start_engine,
     unplaceable,
 )
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]  # closed again when the block ends
 
 
 async def test_the_pool_routes_around_a_replica_that_is_down(engine):

@@ -1,5 +1,5 @@
-"""The structure the code promises: imports one way, loops as plug-ins, configs that
-compose and validate, YAML that sets only what differs from the models' defaults."""
+"""The README's toy loop, registered from a folder outside the package, run end to end
+through `classroom run` in a process of its own."""
 
 from __future__ import annotations
 

@@ -1,6 +1,5 @@
-"""SuperCorrect: template and trace parsing (round trips, bad text with reasons), the
-step checker, the corruption generator, then HSFT, a DPO pair build and step on the
-real engine, and the exported data loading back with `datasets`."""
+"""SuperCorrect on the real engine: HSFT, a cross-model DPO pair build and step, and the
+exported data loading back with `datasets`."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""`classroom sweep` on a tiny grid and `classroom report` on its folder."""
+"""`classroom sweep` on a tiny grid and `classroom report` on its folder; a concurrent
+sweep killed and resumed; Ctrl-C of a concurrent sweep."""
 
 from __future__ import annotations
 

@@ -1,11 +1,12 @@
-"""ToM intervention functions: the utility arithmetic on hand-made log-probabilities,
-then every function and explanation style on a small real episode."""
+"""ToM on a small real episode: every intervention function and explanation style, the
+mental model conditioned on its student, a class sharing one budget, chunked stages."""
 
 from __future__ import annotations
 
 import math
 
 import pytest
+from support.observations import seed_observation
 
 from classroom.agents.actors import spawn
 from classroom.agents.clients import GraderClient, StudentClient
@@ -26,7 +27,7 @@ from classroom.environments.tom.policies import (
     TeacherConfidence,
 )
 from classroom.environments.tom.teacher import TomTeacher, TomTeacherClient, wrong_answer
-from classroom.environments.tom.types import InterventionDecision, SeedObservation
+from classroom.environments.tom.types import InterventionDecision
 
 POLICIES = {
     "none": NoIntervention,
@@ -106,15 +107,6 @@ async def test_each_intervention_function_on_a_real_episode(cached_engine, name)
         _, straight = await play(cached_engine, MentalModelUtility("both"))
         straight_utilities = {d.problem_id: d.utility for d in straight if isinstance(d, InterventionDecision)}
         assert {d.problem_id: -d.utility for d in decisions} == pytest.approx(straight_utilities)
-
-
-def seed_observation(problem: Problem, alone: str, helped: str) -> SeedObservation:
-    return SeedObservation(
-        problem=problem,
-        attempt=Attempt(problem_id=problem.id, reasoning="", final_answer=alone, correct=alone == problem.answer),
-        explanation=Explanation(problem_id=problem.id, text=f"Work it out: the answer is {problem.answer}."),
-        helped=Attempt(problem_id=problem.id, reasoning="", final_answer=helped, correct=helped == problem.answer),
-    )
 
 
 async def test_the_mental_model_is_conditioned_on_this_student_and_discriminates(cached_engine):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 from support.cli import classroom, classroom_process
+from support.ports import closed_port
 
 
 def test_help_lists_the_subcommands():
@@ -114,14 +115,6 @@ def test_an_unset_api_key_is_one_line_before_anything_starts(tmp_path):
         "(set it, or model.models.remote.endpoint.keyless=true for a server that takes no key)"
     )
     assert not list(tmp_path.rglob("events.jsonl"))  # refused before the episode began
-
-
-def closed_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]  # closed again when the block ends
 
 
 def test_a_dead_cluster_address_is_one_line_in_seconds(tmp_path):

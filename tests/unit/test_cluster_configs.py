@@ -1,7 +1,5 @@
-"""On a real multi-node Ray cluster (raylets on this machine): `ray job submit` of a
-sweep with classroom shipped through the job's runtime_env, engines pinned to nodes by
-their resources, which loses the node of an engine midway; an adapter trained on one
-node, kept by the driver on another and served on a third."""
+"""The cluster recipes as shipped: `ray up`'s config against Ray's own schema, the
+RayJob's entrypoint composes (the cluster tier runs them: tests/cluster)."""
 
 from __future__ import annotations
 

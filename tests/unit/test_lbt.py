@@ -1,5 +1,5 @@
-"""Learning by teaching: selection and pair arithmetic on hand-made scores, then M1, M2,
-M3 and a class of students on the real engine (two adapters served side by side)."""
+"""Learning by teaching on hand-made scores: the selection rules and the preference
+pairs (the loop on the real engine: tests/integration/test_lbt.py)."""
 
 from __future__ import annotations
 

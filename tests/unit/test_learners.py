@@ -1,4 +1,5 @@
-"""LoRALearner: real LoRA SFT with TRL on the CPU, hot-loaded into the running engine."""
+"""Learners without a model: in-context memory, settings errors, device options, and
+the one-line refusals (LoRA training itself: tests/integration/test_learners.py)."""
 
 from __future__ import annotations
 

@@ -1,10 +1,10 @@
-"""OpenAI backend faults, the pool's routing, conversion cache, GPU placement options."""
+"""OpenAI backend faults against a closed port, the pool's config errors, and the
+GPU placement options built from config without a GPU."""
 
 from __future__ import annotations
 
-import socket
-
 import pytest
+from support.ports import closed_port
 
 from classroom.serving.openai_backend import EndpointUnavailable, OpenAIBackend
 from classroom.serving.pool import ModelPool, PoolConfig
@@ -16,12 +16,6 @@ from classroom.serving.vllm_engine import (
     engine_kwargs,
     placement_bundles,
 )
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]  # closed again when the block ends
 
 
 async def test_dead_endpoint_fails_clearly_after_counted_retries(monkeypatch):

@@ -1,6 +1,6 @@
-"""SuperCorrect: template and trace parsing (round trips, bad text with reasons), the
-step checker, the corruption generator, then HSFT, a DPO pair build and step on the
-real engine, and the exported data loading back with `datasets`."""
+"""SuperCorrect without a model: template and trace parsing (round trips, bad text with
+reasons), the step checker, the corruption generator, the first wrong step, export
+refusals and the dataset card."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""`classroom sweep` on a tiny grid and `classroom report` on its folder."""
+"""Sweeps without a model: the CI arithmetic, the job count and the first job as Hydra
+reads them, and the one-line refusals of `classroom sweep` and `classroom report`."""
 
 from __future__ import annotations
 

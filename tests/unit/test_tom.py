@@ -1,11 +1,12 @@
-"""ToM intervention functions: the utility arithmetic on hand-made log-probabilities,
-then every function and explanation style on a small real episode."""
+"""ToM intervention functions on hand-made numbers: answer probabilities, the utility
+arithmetic, confidence and oracle utilities, gold and deceptive answers, demonstrations."""
 
 from __future__ import annotations
 
 import math
 
 import pytest
+from support.observations import seed_observation
 
 from classroom.agents.confidence import answer_probability
 from classroom.agents.messages import Attempt, Explanation, Problem
@@ -24,7 +25,7 @@ from classroom.environments.tom.policies import (
     ranked,
 )
 from classroom.environments.tom.teacher import TomTeacher, mixed_demonstrations, wrong_answer
-from classroom.environments.tom.types import InterventionContext, SeedObservation
+from classroom.environments.tom.types import InterventionContext
 from classroom.serving.pool import RoutedLLM
 from classroom.serving.types import TokenLogprob
 
@@ -153,15 +154,6 @@ async def test_the_mental_model_scores_the_gold_answer_unless_told_otherwise(tar
     assert policy.contexts[0].targets == {p.id: "5" if target == "gold" else "4" for p in problems}
     # An excluded problem gets no utility and no intervention, whatever the policy says.
     assert [(d.utility, d.intervene) for d in decisions] == [(None, False), (2.0, True)]
-
-
-def seed_observation(problem: Problem, alone: str, helped: str) -> SeedObservation:
-    return SeedObservation(
-        problem=problem,
-        attempt=Attempt(problem_id=problem.id, reasoning="", final_answer=alone, correct=alone == problem.answer),
-        explanation=Explanation(problem_id=problem.id, text=f"Work it out: the answer is {problem.answer}."),
-        helped=Attempt(problem_id=problem.id, reasoning="", final_answer=helped, correct=helped == problem.answer),
-    )
 
 
 def test_mental_model_demonstrations_mix_right_and_wrong_answers():
