@@ -116,11 +116,12 @@ async def test_a_reset_engine_unloads_the_adapters_it_is_not_told_to_keep(engine
     the adapters an episode loaded go, the engine and the kept ones stay."""
     conv = [as_conversation("What is the capital of France?")]
     params = SamplingParams(max_tokens=16)
+    started = await engine.actor.info.remote()  # the tier's adapters (a class's) stay too
+    assert random_adapter in started["adapters"]
     await engine.load_adapter("for-one-episode", str(random_adapter_folder))
     [[before]] = await engine.chat(conv, params, adapter="for-one-episode")
-    pid = (await engine.actor.info.remote())["pid"]
-    info = await engine.actor.reset.remote(keep=[random_adapter])
-    assert info["adapters"] == [random_adapter] and info["pid"] == pid  # the same engine process
+    info = await engine.actor.reset.remote(keep=started["adapters"])
+    assert info["adapters"] == started["adapters"] and info["pid"] == started["pid"]  # the same engine process
     with pytest.raises(Exception, match="'for-one-episode' is not loaded"):
         await engine.chat(conv, params, adapter="for-one-episode")
     [[kept]] = await engine.chat(conv, params, adapter=random_adapter)
