@@ -126,13 +126,15 @@ class SharedPools:
                     figures[engine] = (reading.since(started) if started else reading).summary()
         return figures
 
+    def _engine_actors(self) -> list[Any]:
+        with self._lock:
+            return [actor for pool in self._pools.values() for _, actor in pool.engine_actors()]
+
     def adapters(self) -> set[str]:
         """The adapters the pools' engines serve now, by name."""
         import ray
 
-        with self._lock:
-            actors = [actor for pool in self._pools.values() for _, actor in pool.engine_actors()]
-            return {name for info in ray.get([actor.info.remote() for actor in actors]) for name in info["adapters"]}
+        return {name for info in ray.get([actor.info.remote() for actor in self._engine_actors()]) for name in info["adapters"]}
 
     def reset(self, keep: Collection[str] = ()) -> None:
         """Every engine back to a fresh one's serving state (no adapter but those named
@@ -140,9 +142,7 @@ class SharedPools:
         loaded does not reach the next."""
         import ray
 
-        with self._lock:
-            actors = [actor for pool in self._pools.values() for _, actor in pool.engine_actors()]
-            ray.get([actor.reset.remote(list(keep)) for actor in actors])
+        ray.get([actor.reset.remote(list(keep)) for actor in self._engine_actors()])
 
     def shutdown(self) -> None:
         with self._lock:
