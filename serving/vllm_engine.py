@@ -151,10 +151,19 @@ def unplaceable(demand: dict[str, float], nodes: Sequence[dict[str, float]]) -> 
 
 
 def cpu_engine_env(config: VLLMEngineConfig) -> dict[str, str]:
-    """Environment variables that give a CPU engine its threads and cores."""
+    """Environment variables that give a CPU engine its threads and cores.
+
+    ``VLLM_ENABLE_V1_MULTIPROCESSING=0``: vLLM's CPU platform then runs the model worker
+    inside the EngineCore process instead of spawning a third process for it (it forces
+    its multiprocess executor only while that variable is 1). ``AsyncLLM`` keeps its
+    EngineCore in a process of its own either way, so the worker's OpenMP threads are
+    still bound in a process that does nothing else; the engine starts about 7 s sooner
+    (17-20 s -> 10-14 s for the embedded model here) and holds one copy of torch less.
+    """
     return {
         "OMP_NUM_THREADS": str(config.cpu_threads or os.cpu_count() or 1),
         "VLLM_CPU_NUM_OF_RESERVED_CPU": str(config.cpu_reserved_cores),
+        "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
     }
 
 

@@ -48,7 +48,12 @@ def test_cpu_engine_options_give_the_engine_its_threads():
     config = VLLMEngineConfig(cpu_threads=2, num_cpus=1)
     options = actor_options(config)
     assert options["num_gpus"] == 0 and options["num_cpus"] == 1
-    assert options["runtime_env"]["env_vars"] == {"OMP_NUM_THREADS": "2", "VLLM_CPU_NUM_OF_RESERVED_CPU": "0", **ENGINE_LOG_ENV}
+    assert options["runtime_env"]["env_vars"] == {
+        "OMP_NUM_THREADS": "2",
+        "VLLM_CPU_NUM_OF_RESERVED_CPU": "0",
+        "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
+        **ENGINE_LOG_ENV,
+    }
     kwargs = engine_kwargs(config, "/models/x")
     assert kwargs["kv_cache_memory_bytes"] == 2 * 1024**3
     assert "gpu_memory_utilization" not in kwargs and "distributed_executor_backend" not in kwargs
