@@ -374,7 +374,10 @@ class ModelPool:
             try:
                 ray.get(self.ledger.faults.remote(), timeout=30)
             except Exception as exc:  # gone with its node: the pool cannot route or count
-                raise ValueError(f"the pool's ledger does not answer ({type(exc).__name__})") from None
+                # Ray's own words say why (its node died, it ran out of memory, ...).
+                why = " ".join(str(exc).split())
+                why = why if len(why) <= 300 else why[:300] + "..."
+                raise ValueError(f"the pool's ledger does not answer ({type(exc).__name__}: {why})") from None
         where: list[tuple[RoutedLLM, int]] = []
         for label in labels:
             name, _, index = label.removeprefix("engine ").rpartition("#")
