@@ -6,103 +6,19 @@ that run: Ray restarts the engine actor, the calls in flight go to the restarted
 (which loads back its adapters), and the episode completes with every problem answered
 once per stage. Where the whole run is killed, `classroom resume` continues it in this
 process, on the tier's shared engine (the run names the same model config): a resume
-reads only the run directory, whichever process and engine it runs on.
+reads only the run directory, whichever process and engine it runs on. (SuperCorrect's
+killed run is the one test_supercorrect.py reads for both of its stages.)
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
-import os
-import signal
-import subprocess
-import time
-from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 
-import psutil
-import pytest
-from support.cli import CLASSROOM, classroom
-from support.engines import SHARED_MODEL
+from support.kills import each_answered_once, in_phase, kill_actor, kill_run, logged, resume, run_until, wait_for
 
 from classroom.agents.messages import Attempt, Explanation, TrainingRun
 from classroom.environments.dataenvgym import DataEnvGymLoop
-from classroom.launch.rundir import read_events
-
-
-def actor_process(run: subprocess.Popen, actor_class: str) -> psutil.Process | None:
-    """The process of the run's actor of ``actor_class`` (Ray names it ``ray::Class``)."""
-    for child in psutil.Process(run.pid).children(recursive=True):
-        with contextlib.suppress(psutil.Error):
-            if child.cmdline() and child.cmdline()[0].startswith(f"ray::{actor_class}"):
-                return child
-    return None
-
-
-def logged(run_dir: Path) -> list:
-    """The messages logged so far (a torn last line is skipped)."""
-    with contextlib.suppress(FileNotFoundError, ValueError):
-        return read_events(run_dir / "events.jsonl")[1]
-    return []
-
-
-def run_until(args: list[str], runs: Path, ready: Callable[[list], bool], *, timeout_s: float = 300) -> tuple[subprocess.Popen, Path]:
-    """Start `classroom run ARGS` (its own process group); return once its event log
-    satisfies ``ready``."""
-    env = {**os.environ, "CLASSROOM_RUNS": str(runs)}
-    run = subprocess.Popen(
-        [*CLASSROOM, "run", *SHARED_MODEL, *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        start_new_session=True,
-    )
-    return run, wait_for(run, runs, ready, timeout_s=timeout_s)
-
-
-def wait_for(run: subprocess.Popen, runs: Path, ready: Callable[[list], bool], *, timeout_s: float = 300) -> Path:
-    """The run's folder, once its event log satisfies ``ready``."""
-    deadline = time.time() + timeout_s
-    while time.time() < deadline:
-        found = [p for p in runs.glob("*") if p.is_dir()]
-        if found and ready(logged(found[0])):
-            return found[0]
-        # Wait on the child itself (not a blind sleep): a run that ends early fails here.
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            run.wait(timeout=0.2)
-            pytest.fail(f"the run ended before the moment to kill: {run.stderr.read()[-3000:]}")
-    run.kill()
-    pytest.fail(f"the run did not get there within {timeout_s:g} s")
-
-
-def kill_actor(run: subprocess.Popen, actor_class: str) -> None:
-    process = actor_process(run, actor_class)
-    assert process is not None, f"no ray::{actor_class} process under the run"
-    process.send_signal(signal.SIGKILL)
-    process.wait(timeout=30)
-
-
-def each_answered_once(messages: list) -> None:
-    """Message ids are unique, and no student answered a problem twice in one stage
-    (with the same explanations or exemplars in view)."""
-    assert len({m.id for m in messages}) == len(messages)
-    answers = Counter((a.sender, a.phase, a.problem_id, a.context_ids) for a in messages if isinstance(a, Attempt))
-    assert answers and max(answers.values()) == 1, answers.most_common(3)
-
-
-def resume(run_dir: Path) -> dict:
-    """`classroom resume RUN_DIR` in this process (on the kept engines), which must
-    succeed; the summary it writes."""
-    out = classroom("resume", str(run_dir))
-    assert out.returncode == 0, out.stderr[-3000:]
-    return json.loads((run_dir / "summary.json").read_text())
-
-
-def in_phase(phase: str) -> Callable[[list], bool]:
-    return lambda messages: any(isinstance(m, Attempt) and m.phase == phase for m in messages)
-
 
 TOM = [
     "env.num_problems=8",
@@ -124,8 +40,7 @@ def test_tom_episode_survives_its_engine_and_its_student_killed_and_resumes_afte
     kill_actor(run, "Student")
     # Then the whole run (driver, its Ray, its engine) at once: `classroom resume` takes
     # every stage the log holds whole and asks for the rest.
-    os.killpg(run.pid, signal.SIGKILL)
-    run.wait(timeout=60)
+    kill_run(run)
     before = {m.id for m in logged(run_dir)}
     summary = resume(run_dir)
     assert summary["status"] == "completed" and summary["problems"] == 8
@@ -195,8 +110,7 @@ def test_lbt_episode_survives_its_engine_and_its_student_killed_and_resumes_afte
     kill_actor(run, "Student")
     # Then the whole run, its exams in flight: `classroom resume` takes the rationales
     # from the log (asks the teacher nothing) and the exams from the students.
-    os.killpg(run.pid, signal.SIGKILL)
-    run.wait(timeout=60)
+    kill_run(run)
     before = logged(run_dir)
     summary = resume(run_dir)
     assert summary["status"] == "completed" and summary["problems"] == 3
@@ -205,28 +119,3 @@ def test_lbt_episode_survives_its_engine_and_its_student_killed_and_resumes_afte
     assert [m.id for m in messages[: len(before)]] == [m.id for m in before]  # kept, in order
     rationales = [m for m in messages if isinstance(m, Explanation)]
     assert len(rationales) == 3 * (1 + 2) and {m.id for m in rationales} <= {m.id for m in before}
-
-
-def test_supercorrect_episode_survives_its_engine_killed_and_resumes_after_a_kill_at_its_checkpoint(kept, tmp_path):
-    args = [
-        "experiment=supercorrect",
-        "env.stage=sft",
-        "env.train_problems=4",
-        "env.num_problems=4",
-        "env.localisation=2",
-        "env.answer_tokens=48",
-        "progress=false",
-    ]
-    # Killed once stage 1 has trained and loaded its adapter: the evaluations need it back.
-    run, run_dir = run_until(args, tmp_path, lambda ms: any(isinstance(m, TrainingRun) for m in ms), timeout_s=420)
-    kill_actor(run, "VLLMEngineHost")
-    # Then the whole run, the moment stage 1's checkpoint lands: `classroom resume` goes
-    # on from it, with what was logged after it set aside and redone.
-    wait_for(run, tmp_path, lambda _: (run_dir / "checkpoint.json").is_file(), timeout_s=420)
-    os.killpg(run.pid, signal.SIGKILL)
-    run.wait(timeout=60)
-    summary = resume(run_dir)
-    assert summary["status"] == "completed" and summary["test_problems"] == 4
-    messages = logged(run_dir)
-    each_answered_once(messages)
-    assert sum(isinstance(m, TrainingRun) for m in messages) == 1  # stage 1 was not trained again

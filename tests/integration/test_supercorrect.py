@@ -1,68 +1,91 @@
-"""SuperCorrect on the real engine: HSFT, a cross-model DPO pair build and step, and the
-exported data loading back with `datasets`."""
+"""SuperCorrect on the real engine, both stages, in one run that is also killed: its
+engine once stage 1 has trained (the evaluations need the adapter back), then the whole
+run the moment stage 1's checkpoint lands; `classroom resume` runs stage 2 from the
+checkpoint on the tier's engine. The tests read that one run: it survives and resumes,
+HSFT and the cross-model DPO step do what they are for, and `classroom export` writes
+data that `datasets` loads back."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
 import pytest
 from support.cli import classroom
+from support.kills import each_answered_once, kill_actor, kill_run, logged, resume, run_until, wait_for
 
-from classroom.environments.supercorrect.traces import (
-    TraceParseError,
-    parse_template,
+from classroom.agents.messages import Attempt, PreferencePair, TrainingRun
+from classroom.environments.supercorrect import SuperCorrectLoop
+from classroom.environments.supercorrect.traces import TraceParseError, parse_template
+
+SKILLS = (
+    "{chain_sum:{three:{min_terms:3,max_terms:4,min_digits:1,max_digits:2}},"
+    "products:{two:{min_terms:2,max_terms:2,min_digits:1,max_digits:2}}}"
 )
-from classroom.environments.tasks import reasoning_gym_skills
+RUN = [
+    "env=supercorrect",
+    "env.stage=hsft_dpo",
+    "task=arithmetic_skills",
+    "~task.skills",
+    f"+task.skills={SKILLS}",
+    "seed=1",
+    "env.train_problems=8",
+    "env.num_problems=6",
+    "env.localisation=4",
+    "env.solutions=2",
+    "env.answer_tokens=128",
+    "+env.sft.learning_rate=2e-3",
+    "+env.sft.batch_size=4",
+    "env.dpo.epochs=1",
+    "progress=false",
+]
 
-SKILLS = {
-    "chain_sum": {"three": {"min_terms": 3, "max_terms": 4, "min_digits": 1, "max_digits": 2}},
-    "products": {"two": {"min_terms": 2, "max_terms": 2, "min_digits": 1, "max_digits": 2}},
-}
+
+@dataclass(frozen=True)
+class Resumed:
+    run_dir: Path
+    summary: dict
+    before: list  # what the killed run had logged
+    checkpointed: int  # how many of those its stage-1 checkpoint holds
+    messages: list  # the log after the resume
+    adapters: set[str]  # what the tier's engine served once the resume was done
 
 
-# Two LoRA trainings and ~80 requests with adapters: ~4 min alone on 2 cores, more
-# beside other work, over the suite's 600 s default.
+@pytest.fixture(scope="module")
+def resumed(kept, tmp_path_factory) -> Resumed:
+    runs = tmp_path_factory.mktemp("supercorrect")
+    served_before = kept.adapters()
+    run, run_dir = run_until(RUN, runs, lambda ms: any(isinstance(m, TrainingRun) for m in ms), timeout_s=420)
+    kill_actor(run, "VLLMEngineHost")
+    wait_for(run, runs, lambda _: (run_dir / "checkpoint.json").is_file(), timeout_s=420)
+    kill_run(run)
+    before = logged(run_dir)
+    checkpointed = SuperCorrectLoop().load_state(run_dir).events_logged
+    summary = resume(run_dir)
+    yield Resumed(run_dir, summary, before, checkpointed, logged(run_dir), kept.adapters())
+    kept.reset(keep=served_before)
+
+
+# Two LoRA trainings, an engine started twice and ~80 requests with adapters: ~4 min on
+# 2 cores, over the suite's 600 s default beside other work (the first test pays it).
 @pytest.mark.timeout(1200)
-async def test_both_stages_on_the_engine_and_the_data_loads_back(engine, tmp_path):
-    """Both stages on the session engine, small: HSFT changes the student's answers
-    toward templates, stage 2 builds cross-model pairs and a DPO step serves a new
-    adapter; `classroom export` writes data that `datasets` loads back."""
-    import datasets
-    import ray
+def test_a_supercorrect_run_survives_its_engine_killed_and_resumes_stage_2_after_a_kill_at_its_checkpoint(resumed):
+    summary, messages = resumed.summary, resumed.messages
+    assert summary["status"] == "completed" and summary["test_problems"] == 6
+    each_answered_once(messages, samples={"stage2_solve": 2})  # env.solutions
+    assert sum(isinstance(m, TrainingRun) for m in messages) == 1  # stage 1 was not trained again
+    # Stage 1 as the killed run logged it up to its checkpoint (kept, in order); what
+    # it logged after that was set aside, and stage 2 came from the resume.
+    n = resumed.checkpointed
+    assert 0 < n <= len(resumed.before) and [m.id for m in messages[:n]] == [m.id for m in resumed.before[:n]]
+    assert {a.phase for a in messages if isinstance(a, Attempt)} >= {"test_untrained", "test_stage1", "test_stage2"}
+    assert {m.episode_id for m in messages if m.episode_id} == {summary["episode_id"]}
 
-    from classroom.agents.learners import InContextLearner
-    from classroom.agents.messages import Attempt, PreferencePair
-    from classroom.agents.settings import StudentSettings, TeacherSettings
-    from classroom.agents.students import Seat
-    from classroom.environments.base import Episode, Roles
-    from classroom.environments.recording import MemoryRecorder
-    from classroom.environments.supercorrect import SuperCorrectConfig, SuperCorrectLoop
-    from classroom.serving.pool import ModelPool, RoutedLLM
 
-    pool = ModelPool({"embedded": RoutedLLM("embedded", [engine])}, {"teacher": "embedded", "student": "embedded"})
-    recorder = MemoryRecorder()
-    config = SuperCorrectConfig(
-        train_problems=8,
-        num_problems=6,
-        localisation=4,
-        solutions=2,
-        answer_tokens=128,
-        seed=1,
-        sft={"_target_": "classroom.agents.learners.LoRALearner", "epochs": 3, "learning_rate": 2e-3, "batch_size": 4},
-        dpo={"_target_": "classroom.agents.learners.DPOLearner", "nll_weight": 1.0, "epochs": 1},
-    )
-    episode = Episode(
-        episode_id="sc",
-        config=config,
-        task=reasoning_gym_skills(SKILLS, size=20, seed=1),
-        roles=Roles(TeacherSettings(), StudentSettings(), InContextLearner()),
-        pool=pool,
-        recorder=recorder,
-        run_dir=tmp_path,
-        students=(Seat("student", "student"),),
-    )
-    loop = SuperCorrectLoop()
-    summary = await loop.run(episode, loop.spawn_agents(episode))
-
-    attempts = [m for m in recorder.messages if isinstance(m, Attempt)]
+@pytest.mark.timeout(1200)
+def test_hsft_teaches_the_template_and_a_dpo_step_on_correction_pairs_serves_a_new_adapter(resumed):
+    summary, messages = resumed.summary, resumed.messages
+    attempts = [m for m in messages if isinstance(m, Attempt)]
     before = {a.problem_id: a.reasoning for a in attempts if a.phase == "test_untrained"}
     after = {a.problem_id: a.reasoning for a in attempts if a.phase == "test_stage1"}
     assert len(before) == len(after) == 6 and sum(before[i] != after[i] for i in before) >= 5
@@ -75,20 +98,28 @@ async def test_both_stages_on_the_engine_and_the_data_loads_back(engine, tmp_pat
             return False
 
     assert sum(map(parses, after.values())) > sum(map(parses, before.values()))  # HSFT taught the format
-    pairs = [m for m in recorder.messages if isinstance(m, PreferencePair)]
+    pairs = [m for m in messages if isinstance(m, PreferencePair)]
     assert summary["pairs"] == len(pairs) > 0, "stage 2 found no wrong solution to correct"
     for pair in pairs:
         assert pair.chosen.startswith("<Cause>") and pair.chosen != pair.rejected
         assert pair.prompt[0]["role"] == "system" and "Correct steps so far" in pair.prompt[1]["content"]
-    assert "sc-stage2" in ray.get(engine.actor.info.remote())["adapters"] and (tmp_path / "stage2" / "adapter_config.json").is_file()
+    assert f"{summary['episode_id']}-stage2" in resumed.adapters
+    assert (resumed.run_dir / "stage2" / "adapter_config.json").is_file()
     assert summary["localisation"]["step_checker"]["accuracy"] == 1.0 and summary["localisation"]["step_checker"]["cases"] == 4
     # Every model's localisation replies are in the record, beside the constant-guess floor.
     located = [a for a in attempts if a.phase.startswith("locate_")]
     assert sorted({a.phase for a in located}) == ["locate_student_stage1", "locate_student_stage2", "locate_teacher"] and len(located) == 12
     assert 0.5 <= summary["localisation"]["constant_guess"]["accuracy"] <= 1.0
 
+
+@pytest.mark.timeout(1200)
+def test_the_exported_sft_and_dpo_data_load_back_with_datasets(resumed, tmp_path):
+    import datasets
+
+    summary, run_dir = resumed.summary, resumed.run_dir
+    pairs = [m for m in resumed.messages if isinstance(m, PreferencePair)]
     exported = tmp_path / "exported"
-    out = classroom("export", str(tmp_path), str(exported))
+    out = classroom("export", str(run_dir), str(exported))
     assert out.returncode == 0, out.stderr
     sft = datasets.load_dataset(str(exported), "sft", split="train", cache_dir=str(tmp_path / "hf-cache"))
     assert len(sft) == summary["train_examples"] and sft.column_names == ["prompt", "completion"]
