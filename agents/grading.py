@@ -121,9 +121,13 @@ def extract_final_answer(text: str) -> str | None:
 
     In priority order: the ``final_answer``/``answer`` field of a JSON object (possibly
     embedded in other text), the last ``\\boxed{...}``, the last ``<Answer>...</Answer>``, a GSM8K ``#### X`` line, the last
-    "the answer is X" / "answer: X", and finally the last number in the text.
+    "the answer is X" / "answer: X", and finally the last number in the text (or the
+    LaTeX span it sits in). What was found is then reduced to its final value
+    (:func:`final_value`): "10 - 3 = 7" is 7, every grading path sees the same answer.
     """
     found = _find_final_answer(text) if text and text.strip() else None
+    if found is not None:
+        found = final_value(found)
     # "1,234" -> "1234": exact-match scorers (reasoning-gym's) must see a plain number.
     if found is not None and _NUMBER_WITH_THOUSANDS.match(found):
         found = found.replace(",", "")
@@ -150,8 +154,61 @@ def _find_final_answer(text: str) -> str | None:
         matches = [m for m in matches if m]
         if matches:
             return matches[-1]
-    numbers = _NUMBER.findall(text)
-    return numbers[-1] if numbers else None
+    numbers = list(_NUMBER.finditer(text))
+    if not numbers:
+        return None
+    last = numbers[-1]
+    # A number inside LaTeX math is part of it: "$\\frac{1+\\sqrt{5}}{2}$" is not 2.
+    for span in _MATH_SPAN.finditer(text):
+        if span.start() < last.start() < span.end():
+            return span.group(1) or span.group(2)
+    return last.group(0)
+
+
+# Inline LaTeX math: $...$ or \(...\).
+_MATH_SPAN = re.compile(r"\$([^$]+)\$|\\\((.+?)\\\)", re.S)
+# A leading answer phrase left inside a found answer ("Final Answer: The final answer is
+# $10,455$" gives "The final answer is $10,455$" to the phrase pattern).
+_LEADING_PHRASE = re.compile(r"^(?:so\s+|thus\s+|therefore\s+)?(?:the\s+)?(?:final\s+)?answer\s*(?:is|:)\s*", re.I)
+# Something a grader can read as a value: a number, a fraction, LaTeX or math in $.
+_VALUE_START = re.compile(r"^\s*(?:[-+$\\(]|\d|\.\d)")
+_SPACED_THOUSANDS = re.compile(r"^[-+]?\d{1,3}(?: \d{3})+(?:\.\d+)?$")
+
+
+def final_value(answer: str) -> str:
+    """The value an extracted answer phrase states, the way a careful reader takes it.
+
+    - a leading "the final answer is" goes ("Final Answer: The final answer is $7$");
+    - a clause after "so" is the conclusion ("2 + 2 = 4, so 4" -> "4");
+    - an equation states its right side ("10 - 3 = 7" -> "7"), unless its left side
+      lists several (``x = 2, y = 3`` stays whole for the symbolic checker);
+    - "the largest $n$ is 34" states 34 (the value after the last "is");
+    - a value said several times is said once ("42 42 42" -> "42");
+    - LaTeX's and typesetters' thousands separators go ("14{,}916", "1 000").
+    Anything else is returned as it was (trimmed).
+    """
+    value = answer.strip()
+    while (stripped := _LEADING_PHRASE.sub("", value, count=1)) != value and stripped:
+        value = stripped
+    value = _clean(re.split(r",?\s+so\s+", value)[-1]) or value
+    if "=" in value:
+        left, _, right = value.rpartition("=")
+        right = _clean(right.strip().strip("$").strip())
+        if right and "," not in left and _VALUE_START.match(right):
+            value = right
+    said = re.split(r"\s+is\s+", value)
+    if len(said) > 1 and _VALUE_START.match(said[-1]) and not _VALUE_START.match(value):
+        value = _clean(said[-1])
+    parts = [p for p in re.split(r"[\s,]+", value) if p]
+    if len(parts) > 1 and len(set(parts)) == 1:
+        value = parts[0]
+    value = value.replace("{,}", ",")
+    if _SPACED_THOUSANDS.match(value.strip("$")):
+        value = value.replace(" ", "")
+    bare = value[1:-1].strip() if len(value) > 2 and value[0] == value[-1] == "$" else None
+    if bare and (_NUMBER.fullmatch(bare) or _NUMBER_WITH_THOUSANDS.match(bare)):
+        value = bare  # "$10,455$": a number in math mode is the number
+    return value
 
 
 # ------------------------------------------------------------------------------- matching
@@ -282,7 +339,11 @@ def check(problem: Problem, final_answer: str | None) -> bool:
     if final_answer is None:
         return False
     if is_reasoning_gym_problem(problem):
-        return score_reasoning_gym(problem, final_answer)
+        if score_reasoning_gym(problem, final_answer):
+            return True
+        # reasoning-gym compares text exactly; a numeric answer in another form ("7.0",
+        # "$7$") is still the number, as the symbolic path grades it: both paths agree.
+        return bool(_NUMBER.fullmatch(problem.answer.strip())) and check_answer(final_answer, problem.answer)
     return check_answer(final_answer, problem.answer)
 
 

@@ -50,6 +50,21 @@ EXTRACTION_CASES = [
     ("16-3 is 13", "13"),
     ("It is 3/4 of the cake", "3/4"),
     ("Pi is about 3.14.", "3.14"),
+    # An answer phrase states a value: an equation's right side, the conclusion after
+    # "so", a value said once, the Minerva form MATH prompts ask for, a number in LaTeX
+    # (verdicts worked by hand: issue #25).
+    ("The answer is 10 - 3 = 7.", "7"),
+    ("The answer is 64 + 6 = 70.", "70"),
+    ("#### 3 + 7 = 10", "10"),
+    ("The answer is 2 + 2 = 4, so 4.", "4"),
+    ("The answer is 42 42 42", "42"),
+    ("Final Answer: The final answer is $10,455$. I hope it is correct.", "10455"),
+    ("Final Answer: The final answer is $14{,}916$. I hope it is correct.", "14916"),
+    ("Final Answer: The largest $n$ is 34.", "34"),
+    ("The answer is 1 000.", "1000"),
+    ("so x = 5. The answer is $x = 5$", "5"),
+    ("The answer is x = 2, y = 3", "x = 2, y = 3"),  # several values: the checker reads them
+    ("The golden ratio: $\\frac{1+\\sqrt{5}}{2}$", "\\frac{1+\\sqrt{5}}{2}"),  # not its denominator
     ("no numbers here at all", None),
     ("", None),
     ("   \n ", None),
@@ -146,13 +161,38 @@ def test_grader_uses_the_reasoning_gym_scorer() -> None:
     assert right == GradeResult(final_answer=problem.answer, correct=True)
     wrong = grader.grade(problem, f"The answer is {int(problem.answer) + 1}.")
     assert wrong.correct is False
-    # basic_arithmetic's own scorer wants the exact string, where answers_match would not.
+    # basic_arithmetic's own scorer wants the exact string; a number in another form is
+    # still that number, as the symbolic path grades it (the two paths agree).
     assert answers_match(f"{problem.answer}.0", problem.answer)
-    assert grader.grade(problem, f"\\boxed{{{problem.answer}.0}}").correct is False
+    assert grader.grade(problem, f"\\boxed{{{problem.answer}.0}}").correct is True
+    assert grader.grade(problem, f"\\boxed{{{int(problem.answer) + 1}.0}}").correct is False
     # A problem read back from the event log still carries what its scorer needs.
     replayed = parse_message(problem.model_dump_json())
     assert isinstance(replayed, Problem)
     assert grader.grade(replayed, f"#### {problem.answer}").correct is True
+
+
+def test_an_equation_answer_is_graded_alike_by_reasoning_gym_and_the_symbolic_path() -> None:
+    """The same reply to the same problem gets the same verdict whether the problem
+    carries its reasoning-gym scorer or only its reference answer (a GSM8K-style row)."""
+    task = reasoning_gym(["basic_arithmetic"], size=6, seed=3, test_fraction=0.5)
+    grader = Grader(time_limit_s=None)
+    for problem in task.split("test"):
+        plain = problem.model_copy(update={"metadata": {}})
+        value = int(problem.answer)
+        for reply, right in [
+            (f"The answer is 3 + 4 = {value}.", True),
+            (f"The answer is {value} - 1 = {value - 1}.", False),
+            (f"The answer is {value} {value} {value}", True),
+            (f"Final Answer: The final answer is ${value}$. I hope it is correct.", True),
+        ]:
+            assert grader.grade(problem, reply).correct is right, (problem.question, reply)
+            assert grader.grade(plain, reply).correct is right, (problem.question, reply)
+
+
+def test_a_latex_fraction_is_not_graded_as_its_denominator() -> None:
+    two = Problem(question="?", answer="2")
+    assert Grader(time_limit_s=None).grade(two, "So it is $\\frac{1+\\sqrt{5}}{2}$").correct is False
 
 
 # A power tower: math-verify would work on its integers for hours. The grader must not.
