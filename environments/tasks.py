@@ -6,12 +6,16 @@ hub or a local folder (needs the optional ``datasets`` package), and
 
 Every problem has a stable id ``<task>-<split>-<index>`` (the index is the row's position
 in its source), so reruns refer to the same problems. Malformed rows are skipped and
-recorded one line each in :attr:`Task.skipped_rows`; they never stop a load.
+recorded one line each in :attr:`Task.skipped_rows`; they never stop a load. No question
+is in two splits (or twice in one): every loader ends with
+:meth:`Task.drop_duplicate_questions`, which keeps a test question and drops its copies
+(recorded in :attr:`Task.duplicates`, which a run's summary counts).
 """
 
 from __future__ import annotations
 
 import difflib
+import hashlib
 import json
 import random
 import re
@@ -59,6 +63,8 @@ class Task:
     name: str
     problems: dict[str, list[Problem]]
     skipped_rows: list[str] = field(default_factory=list)
+    # Problems dropped because an earlier one asks the same question, one line each.
+    duplicates: list[str] = field(default_factory=list)
 
     def splits(self) -> list[str]:
         """The names of the splits this task holds."""
@@ -94,6 +100,40 @@ class Task:
 
     def __len__(self) -> int:
         return sum(len(p) for p in self.problems.values())
+
+    def drop_duplicate_questions(self) -> int:
+        """Drop every problem whose question (as :func:`question_key` reads it) an earlier
+        one already asks: test first, then the other held-out splits, then train, each in
+        its order, so a held-out question stays where it is and its copies go. Each drop
+        is recorded in :attr:`duplicates`; returns how many were dropped."""
+        order = sorted(self.problems, key=lambda split: (split == "train", split != "test"))
+        seen: dict[str, str] = {}
+        dropped = 0
+        for split in order:
+            kept = []
+            for problem in self.problems[split]:
+                key = question_key(problem.question)
+                if key in seen:
+                    self.duplicates.append(f"{problem.id}: duplicate question (kept as {seen[key]})")
+                    dropped += 1
+                    continue
+                seen[key] = problem.id
+                kept.append(problem)
+            self.problems[split] = kept
+        return dropped
+
+
+def question_key(question: str) -> str:
+    """A question as two splits are compared: case, whitespace and thousands separators
+    aside ("What is 1,000 + 2?" and "what is 1000 +  2?" are one question)."""
+    return " ".join(_THOUSANDS_COMMA.sub("", question).casefold().split())
+
+
+def subskill_seed(seed: int, *names: str) -> int:
+    """The seed of one generator in a task: the run's seed and the generator's names
+    (dataset, sub-skill) together, so no two generators share their random draws."""
+    digest = hashlib.sha256("/".join([str(seed), *names]).encode()).digest()
+    return int.from_bytes(digest[:4], "big")
 
 
 # --------------------------------------------------------------------------------- helpers
@@ -195,6 +235,7 @@ def gsm8k(data_dir: str | Path, splits: Sequence[str] = ("train", "test"), limit
                     yield problem
 
         task.problems[split] = _take(rows(), limit)
+    task.drop_duplicate_questions()
     return task
 
 
@@ -265,6 +306,7 @@ def svamp(path: str | Path, test_fraction: float = 0.3, seed: int = 0, limit: in
         if problem is not None:
             by_split[problem.split].append(problem)
     task.problems = {split: _take(problems, limit) for split, problems in by_split.items()}
+    task.drop_duplicate_questions()
     return task
 
 
@@ -343,6 +385,7 @@ def huggingface(
                     yield problem
 
         task.problems[split] = _take(rows(), limit)
+    task.drop_duplicate_questions()
     return task
 
 
@@ -382,14 +425,22 @@ def reasoning_gym(
                     **REASONING_GYM_DEFAULTS.get(dataset_name, {}),
                     **config.get(dataset_name, {}),
                     "size": size,
-                    "seed": seed,
+                    "seed": subskill_seed(seed, dataset_name),
                 }
             )
         )
         dataset = reasoning_gym_dataset(dataset_name, kwargs)
         _add_generated(
-            task, dataset, dataset_name, kwargs, id_part=dataset_name, skills=(dataset_name,), split_seed=seed, test_fraction=test_fraction
+            task,
+            dataset,
+            dataset_name,
+            kwargs,
+            id_part=dataset_name,
+            skills=(dataset_name,),
+            split_seed=subskill_seed(seed, dataset_name, "split"),
+            test_fraction=test_fraction,
         )
+    task.drop_duplicate_questions()
     return task
 
 
@@ -453,10 +504,10 @@ def reasoning_gym_skills(
             raise ValueError(f"unknown reasoning-gym dataset {dataset_name!r}" + (f"; did you mean {close}?" if close else ""))
         if not subskills:
             raise ValueError(f"skills.{dataset_name}: needs at least one named sub-skill")
-        for offset, (sub, settings) in enumerate(subskills.items()):
+        for sub, settings in subskills.items():
             if "/" in sub:
                 raise ValueError(f"skills.{dataset_name}.{sub}: sub-skill names may not contain '/'")
-            kwargs = json.loads(json.dumps({**dict(settings or {}), "size": size, "seed": seed * 1000 + offset}))
+            kwargs = json.loads(json.dumps({**dict(settings or {}), "size": size, "seed": subskill_seed(seed, dataset_name, sub)}))
             try:
                 dataset = reasoning_gym_dataset(dataset_name, kwargs)
             except Exception as exc:
@@ -468,7 +519,8 @@ def reasoning_gym_skills(
                 kwargs,
                 id_part=f"{dataset_name}-{sub}",
                 skills=(dataset_name, f"{dataset_name}/{sub}"),
-                split_seed=seed + offset,
+                split_seed=subskill_seed(seed, dataset_name, sub, "split"),
                 test_fraction=test_fraction,
             )
+    task.drop_duplicate_questions()
     return task

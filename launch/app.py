@@ -449,6 +449,8 @@ def run_episode(
             summary["placement"] = where
         if skipped:
             summary["skipped_rows"] = skipped
+        if plan.task.duplicates:  # a question both splits held, kept in test only
+            summary["duplicate_questions"] = {"count": len(plan.task.duplicates), "first": plan.task.duplicates[:5]}
         if pool is not None:
             with contextlib.suppress(Exception):  # a dead Ray must not cost the summary
                 faults = fault_delta(faults_before, pool.faults())

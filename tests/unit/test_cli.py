@@ -71,9 +71,9 @@ def test_cfg_job_prints_the_composed_config_with_overrides():
             "env.teacher._target_: 'collections.OrderedDict' does not implement TemplateTeacher",
         ),
         (["env.loop=nowhere"], "config error: env.loop: unknown loop 'nowhere' (registered: dataenvgym, lbt, supercorrect, tom)"),
-        (
+        (  # 60 made for test at seed 0; one asks what another asks, so 59 are kept
             ["env.num_problems=60"],
-            "config error: env.num_problems: task 'reasoning_gym' split 'test' has 60 problems; the episode needs 78",
+            "config error: env.num_problems: task 'reasoning_gym' split 'test' has 59 problems; the episode needs 78",
         ),
         (
             ["env=dataenvgym_skill_tree", "env.policy._target_=collections.OrderedDict"],

@@ -157,7 +157,7 @@ def test_svamp_split_depends_on_seed_only(svamp_task: Task, svamp_path: Path) ->
 
 def test_svamp_formats_answers_and_skips_bad_rows(tmp_path: Path) -> None:
     rows = [
-        {"ID": "a", "Body": "B.", "Question": "Q?", "Equation": "", "Answer": 2.5, "Type": "Division"},
+        {"ID": "a", "Body": "A.", "Question": "Q?", "Equation": "", "Answer": 2.5, "Type": "Division"},
         {"ID": "b", "Body": "B.", "Question": "Q?", "Equation": "", "Answer": "x", "Type": "Addition"},
         {"ID": "c", "Question": "Q?", "Answer": 3.0, "Type": "Addition"},
         {"ID": "d", "Body": "B.", "Question": "Q?", "Equation": "", "Answer": 4.0, "Type": "Addition"},
@@ -237,11 +237,13 @@ def test_huggingface_missing_local_folder(tmp_path: Path) -> None:
 
 
 def test_reasoning_gym_task_shape(rg_task: Task) -> None:
-    assert [len(rg_task.split(s)) for s in ("train", "test")] == [20, 20]
+    # 20 per generator, half of each to test; a question made twice is kept once.
+    assert len(rg_task.split("test")) + len(rg_task.split("train")) + len(rg_task.duplicates) == 40
+    assert 18 <= len(rg_task.split("test")) <= 20
     skills = {p.skills for s in ("train", "test") for p in rg_task.split(s)}
     assert skills == {("basic_arithmetic",), ("chain_sum",)}
     ids = [p.id for s in ("train", "test") for p in rg_task.split(s)]
-    assert len(set(ids)) == 40
+    assert len(set(ids)) == len(ids)
     again = reasoning_gym(size=20, seed=0)
     assert [p.id for p in again.split("test")] == [p.id for p in rg_task.split("test")]
     assert [p.question for p in again.split("test")] == [p.question for p in rg_task.split("test")]
@@ -284,3 +286,67 @@ async def test_problems_are_the_same_for_the_same_seed():
     a = [p.id for p in task.sample(5, split="test", seed=3)]
     b = [p.id for p in task.sample(5, split="test", seed=3)]
     assert a == b and all(isinstance(p, Problem) for p in task.split("test"))
+
+
+# Every task config shipped in conf/task (the hub one on the shared GSM8K files).
+SHIPPED_TASKS = sorted(p.stem for p in (Path(__file__).parents[2] / "conf" / "task").glob("*.yaml"))
+
+
+def _normalised(question: str) -> str:
+    # Written apart from tasks.question_key: case, whitespace, thousands commas.
+    return " ".join(question.replace(",000", "000").lower().split())
+
+
+@pytest.mark.parametrize("name", SHIPPED_TASKS)
+def test_no_question_is_in_two_splits_of_a_shipped_task_over_five_seeds(name: str, data_dir: Path) -> None:
+    from support.engines import composed
+
+    from classroom.launch.app import build_task
+
+    extra = [f"task.dataset_id={data_dir / 'gsm8k'}", "task.subset=null"] if name == "hf_gsm8k" else []
+    for seed in range(5):
+        config = composed([f"task={name}", f"seed={seed}", *extra])
+        task = build_task(config["task"])
+        seen: dict[str, str] = {}
+        for split in task.splits():
+            for problem in task.split(split):
+                key = _normalised(problem.question)
+                assert key not in seen, f"{name} seed {seed}: {problem.id} asks what {seen[key]} asks"
+                seen[key] = problem.id
+        assert len(seen) == len(task) > 0
+        if "seed" not in config["task"]:
+            break  # a file's splits do not move with the seed
+
+
+def test_a_question_in_two_splits_stays_in_test_and_is_counted() -> None:
+    def problem(split: str, index: int, question: str) -> Problem:
+        return Problem(id=f"t-{split}-{index}", question=question, answer="1", split=split)
+
+    task = Task(
+        name="t",
+        problems={
+            "train": [problem("train", 0, "What is 1,000 + 1?"), problem("train", 1, "What is 2 + 2?")],
+            "test": [problem("test", 0, "what is 1000  + 1?"), problem("test", 1, "What is 2 + 2?"), problem("test", 2, "WHAT is 2 + 2?")],
+        },
+    )
+    assert task.drop_duplicate_questions() == 3
+    assert [p.id for p in task.split("test")] == ["t-test-0", "t-test-1"]
+    assert task.split("train") == []
+    assert sorted(line.split(":")[0] for line in task.duplicates) == ["t-test-2", "t-train-0", "t-train-1"]
+    assert task.skipped_rows == []  # nothing was malformed
+
+
+def test_no_two_sub_skills_share_a_seed() -> None:
+    """Seeded ``seed * 1000 + offset``, the first sub-skill of every generator had the
+    same seed (so item i of each made the same random draws)."""
+    from classroom.environments.tasks import reasoning_gym_skills
+
+    one_digit = {"min_terms": 2, "max_terms": 2, "min_digits": 1, "max_digits": 1}
+    skills = {"chain_sum": {"sums": one_digit, "long": {**one_digit, "max_terms": 4}}, "products": {"times": one_digit}}
+    seeds: dict[str, set[int]] = {}
+    for seed in range(3):
+        task = reasoning_gym_skills(skills, size=6, seed=seed)
+        for p in task.split("train") + task.split("test"):
+            seeds.setdefault(f"{seed}/{p.skills[1]}", set()).add(p.metadata["reasoning_gym"]["config"]["seed"])
+    assert all(len(s) == 1 for s in seeds.values())
+    assert len({s for group in seeds.values() for s in group}) == len(seeds) == 9
