@@ -86,8 +86,8 @@ class ReasoningGymEngine:
         examples: list[TrainingExample] = []
         failures: list[ParseFailure] = []
         for number, request in enumerate(requests):
-            # Not a task's seed (those are hashes of seed and names, tasks.subskill_seed)
-            # but for a 1-in-10^3 chance per request: fresh problems, not copies.
+            # Not a task's seed (those are 32-bit hashes of seed and names, see
+            # tasks.subskill_seed; one equals this by chance 1 time in 4e9): fresh problems.
             base = 10_000_000 + seed * 10_000 + number * 100
             if request.skill is None:  # open-ended: act on the plan's words
                 made, missed = self._from_words(request.instructions, base)
