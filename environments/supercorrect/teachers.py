@@ -14,6 +14,9 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
+from itertools import combinations
+from math import prod
 from typing import Protocol, runtime_checkable
 
 from classroom.agents.grading import REASONING_GYM_KEY, answers_match
@@ -40,7 +43,8 @@ class Written:
 @dataclass(frozen=True)
 class Correction:
     """The first wrong step of a solution (1-based), why it is wrong and the fix, and
-    what decided the position (the step checker, the reference values, the teacher)."""
+    what decided the position (the step checker, the expression's or the reference's
+    values, the teacher)."""
 
     step: int
     cause: str
@@ -73,19 +77,93 @@ def check_template(problem: Problem, template: ThoughtTemplate) -> str | None:
     return None
 
 
-def first_wrong_step(attempt: ThoughtTemplate, reference: ThoughtTemplate) -> tuple[int, str] | None:
-    """Where a wrong solution first goes wrong, as the checker sees it, in step order: a
-    step whose equation is wrong (decided exactly), or one whose result the reference
-    never reaches (a right sum of the wrong numbers: "5 + 9 = 14" for 5 - 9). None when
-    neither finds it (the LLM teacher then decides; the programmatic one leaves it)."""
-    reached = {n for step in reference.steps for n in _NUMBER.findall(step.text)} | {reference.answer}
-    for number, step in enumerate(attempt.steps, 1):
-        if any(check.verdict == "wrong" for check in check_steps(step.text)):
+def reachable_values(expression: str) -> set[Fraction] | None:
+    """Every value that some right way of working ``expression`` writes as a step's
+    result: the sum of any of its signed terms, any product of a term's factors, either
+    sign ("3 + 4 = 7" and then "10 - 7 = 3" work 10 - 3 - 4 rightly). None where the
+    expression is not a plain sum of products (parentheses, division) or too long to
+    list: the caller then has no such set."""
+    tokens = re.findall(r"\d+(?:\.\d+)?|[-+*/()]", expression)
+    if not tokens or any(t in "()/" for t in tokens) or "".join(tokens) != re.sub(r"\s+", "", expression):
+        return None
+    terms: list[tuple[int, list[Fraction]]] = []
+    sign, factors, expect_number = 1, [], True
+    for token in tokens:
+        if expect_number:
+            if token in "+-":  # a sign before a number
+                sign = -sign if token == "-" else sign
+                continue
+            if token == "*":
+                return None
+            factors.append(Fraction(token))
+            expect_number = False
+        elif token == "*":
+            expect_number = True
+        else:  # + or - ends a term
+            terms.append((sign, factors))
+            sign, factors, expect_number = (-1 if token == "-" else 1), [], True
+    if expect_number:
+        return None
+    terms.append((sign, factors))
+    if len(terms) > 10 or any(len(f) > 6 for _, f in terms):
+        return None
+    values: set[Fraction] = set()
+    for sign, factors in terms:
+        for size in range(1, len(factors) + 1):
+            for chosen in combinations(factors, size):
+                values.add(sign * prod(chosen, start=Fraction(1)))
+    full = [sign * prod(factors, start=Fraction(1)) for sign, factors in terms]
+    for size in range(1, len(full) + 1):
+        for chosen in combinations(full, size):
+            values.add(sum(chosen, Fraction(0)))
+    return values | {-v for v in values}
+
+
+def first_wrong_step(attempt: ThoughtTemplate, reference: ThoughtTemplate, expression: str | None = None) -> tuple[int, str] | None:
+    """Where a wrong solution first goes wrong, or None when nothing here can tell (the
+    LLM teacher then decides; the programmatic one leaves it).
+
+    With the problem's ``expression``, in step order: a step whose equation is wrong
+    (the exact step checker), or whose result no right way of working the expression
+    reaches (:func:`reachable_values`: "5 + 9 = 14" for 5 - 9); a right step in another
+    order than the reference's ("4 + 5 = 9" first for 3 + 4 + 5) is right. Without
+    one: the step checker over every step first; the reference's values only for a step
+    the checker decides nothing about, never against a step whose arithmetic is right.
+    """
+    reachable = reachable_values(expression) if expression else None
+    checks = [check_steps(step.text) for step in attempt.steps]
+    if reachable is not None:
+        for number, (step, checked) in enumerate(zip(attempt.steps, checks), 1):
+            if any(check.verdict == "wrong" for check in checked):
+                return number, "step checker"
+            result = _result(step.text)
+            if result is not None and result not in reachable:
+                return number, "expression values"
+        return None
+    for number, checked in enumerate(checks, 1):
+        if any(check.verdict == "wrong" for check in checked):
             return number, "step checker"
+    reached = {n for step in reference.steps for n in _NUMBER.findall(step.text)} | {reference.answer}
+    for number, (step, checked) in enumerate(zip(attempt.steps, checks), 1):
+        if any(check.verdict == "right" for check in checked):
+            continue
         results = _NUMBER.findall(step.text.split("=")[-1]) if "=" in step.text else _NUMBER.findall(step.text)
         if results and results[-1] not in reached:
             return number, "reference values"
     return None
+
+
+def _result(text: str) -> Fraction | None:
+    """The value a step arrives at: the last number after its last "=" (or in it)."""
+    numbers = _NUMBER.findall(text.split("=")[-1]) if "=" in text else _NUMBER.findall(text)
+    return Fraction(numbers[-1]) if numbers else None
+
+
+def expression_of(problem: Problem) -> str | None:
+    """The arithmetic expression a reasoning-gym problem was generated from, if any."""
+    entry = (problem.metadata.get(REASONING_GYM_KEY) or {}).get("entry") or {}
+    expression = (entry.get("metadata") or {}).get("expression")
+    return expression if isinstance(expression, str) and expression else None
 
 
 class ProgrammaticTeacher:
@@ -143,7 +221,7 @@ class ProgrammaticTeacher:
         )
 
     async def correct(self, problem: Problem, attempt: ThoughtTemplate, reference: ThoughtTemplate, llm: LLM | None) -> Correction | None:
-        located = first_wrong_step(attempt, reference)
+        located = first_wrong_step(attempt, reference, expression_of(problem))
         if located is None:
             return None
         step, decided_by = located
@@ -205,7 +283,7 @@ class LLMTeacher:
     async def correct(self, problem: Problem, attempt: ThoughtTemplate, reference: ThoughtTemplate, llm: LLM | None) -> Correction | None:
         if llm is None:
             raise ValueError("the llm template teacher needs the teacher's model")
-        located = first_wrong_step(attempt, reference)
+        located = first_wrong_step(attempt, reference, expression_of(problem))
         if located is not None:
             step, decided_by = located
             prompt = self.prompts.render(

@@ -142,15 +142,54 @@ def test_export_refuses_a_folder_without_data(tmp_path):
     assert out.returncode == 2 and "has no dataset/" in out.stderr and len(out.stderr.strip().splitlines()) == 1
 
 
+def _template(*steps: str, answer: str) -> ThoughtTemplate:
+    return ThoughtTemplate(steps=tuple(TemplateStep(text=t) for t in steps), generalized="g", answer=answer)
+
+
 def test_the_first_wrong_step_is_found_in_step_order():
     """A right sum of the wrong numbers ("5 + 9 = 14" for 5 - 9) is the first wrong step,
-    before a later step whose arithmetic is wrong."""
-    reference = ThoughtTemplate(steps=(TemplateStep(text="Subtract: 5 - 9 = -4."),), generalized="g", answer="-4")
-    attempt = ThoughtTemplate(
-        steps=(TemplateStep(text="Add: 5 + 9 = 14."), TemplateStep(text="Subtract: 14 - 9 = 2.")), generalized="g", answer="2"
-    )
-    assert first_wrong_step(attempt, reference) == (1, "reference values")
+    before a later step whose arithmetic is wrong; without the expression only the
+    arithmetic can be judged, so the step checker's step 2 is what is found."""
+    reference = _template("Subtract: 5 - 9 = -4.", answer="-4")
+    attempt = _template("Add: 5 + 9 = 14.", "Subtract: 14 - 9 = 2.", answer="2")
+    assert first_wrong_step(attempt, reference, "5 - 9") == (1, "expression values")
+    assert first_wrong_step(attempt, reference) == (2, "step checker")
+    assert first_wrong_step(reference, reference, "5 - 9") is None
     assert first_wrong_step(reference, reference) is None
+
+
+def test_a_right_step_in_another_order_is_never_the_wrong_one():
+    """3 + 4 + 5 worked as 4 + 5 = 9 (right) then 9 + 3 = 13 (wrong): step 2. The old
+    rule named step 1, whose result 9 the reference (3 + 4 = 7, 7 + 5 = 12) never writes."""
+    reference = _template("3 + 4 = 7.", "7 + 5 = 12.", answer="12")
+    attempt = _template("4 + 5 = 9.", "9 + 3 = 13.", answer="13")
+    assert first_wrong_step(attempt, reference, "3 + 4 + 5") == (2, "step checker")
+    assert first_wrong_step(attempt, reference) == (2, "step checker")
+    # The wrong value in words, no equation to check: the reference's values decide,
+    # but never against step 1, whose arithmetic is right.
+    worded = _template("4 + 5 = 9.", "Adding the 3 gives 13.", answer="13")
+    assert first_wrong_step(worded, reference) == (2, "reference values")
+    assert first_wrong_step(worded, reference, "3 + 4 + 5") == (2, "expression values")
+    # 10 - 3 - 4 as 3 + 4 = 7, then 10 - 7 = 3: right all through, in its own order.
+    assert (
+        first_wrong_step(
+            _template("3 + 4 = 7.", "10 - 7 = 3.", answer="3"), _template("10 - 3 = 7.", "7 - 4 = 3.", answer="3"), "10 - 3 - 4"
+        )
+        is None
+    )
+    # 2 * 3 + 4 as 3 * 4 = 12: right arithmetic, but no right working multiplies 3 by 4.
+    reference = _template("2 * 3 = 6.", "6 + 4 = 10.", answer="10")
+    assert first_wrong_step(_template("3 * 4 = 12.", "12 + 2 = 14.", answer="14"), reference, "2 * 3 + 4") == (1, "expression values")
+
+
+def test_reachable_values_of_a_sum_of_products_by_hand():
+    from fractions import Fraction
+
+    from classroom.environments.supercorrect.teachers import reachable_values
+
+    # 2 * 3 - 4: terms +6 (factors 2, 3) and -4. Partial products 2, 3, 6; -4; sums 6, -4, 2.
+    assert reachable_values("2 * 3 - 4") == {Fraction(v) for v in (2, 3, 6, -4, -2, -3, -6, 4)}
+    assert reachable_values("(1 + 2) * 3") is None and reachable_values("6 / 3") is None
 
 
 def test_the_dataset_card_counts_what_each_filter_dropped(tmp_path):
