@@ -192,9 +192,8 @@ class ProgrammaticTeacher:
         return Written(written, dropped)
 
     def template(self, problem: Problem) -> ThoughtTemplate | None:
-        entry = (problem.metadata.get(REASONING_GYM_KEY) or {}).get("entry") or {}
-        expression = (entry.get("metadata") or {}).get("expression")
-        if not expression:
+        expression = expression_of(problem)
+        if expression is None:
             return None
         worked = worked_solution(expression, problem.answer)
         sentences = [s.strip() for s in worked.split(". ") if s.strip() and not s.strip().startswith("The answer is")]
