@@ -54,7 +54,14 @@ from classroom.environments.supercorrect.traces import CorrectionTrace, ThoughtT
 from classroom.environments.tasks import Task
 from classroom.serving.prompts import PromptSet
 
-_STEP_NUMBER = re.compile(r"<Step>\s*(\d+)\s*</Step>|(\d+)")
+# A localisation reply names a step as the prompt asks (<Step>N</Step>), in words
+# ("step N"), or is the number alone; anything else is unparsed (no step is guessed from
+# the first number in it: "Q: 12 + 5 ..." is not step 12).
+_STEP_NUMBER = (
+    re.compile(r"<Step>\s*(\d+)\s*</Step>"),
+    re.compile(r"\bstep\s*(\d+)\b", re.I),
+    re.compile(r"^\s*(\d+)\s*\.?\s*$"),
+)
 
 
 class Stage1Checkpoint(BaseModel):
@@ -500,13 +507,15 @@ class SuperCorrectLoop:
         replies = await asker.answer([question for question, _ in benchmark], phase=phase)
         recorder.record(replies)
         _count(tokens, replies)
-        hits = [_named_step(r.reasoning) == c.position for r, (_, c) in zip(replies, benchmark)]
+        named = [_named_step(r.reasoning) for r in replies]
+        hits = [step == c.position for step, (_, c) in zip(named, benchmark)]
         mean, ci = mean_ci([float(h) for h in hits])
         return {
-            "accuracy": mean,
+            "accuracy": mean,  # over every case: a reply that names no step is a miss
             "ci95": ci,
             "cases": len(benchmark),
-            "named_a_step": sum(_named_step(r.reasoning) is not None for r in replies),
+            "named_a_step": sum(step is not None for step in named),
+            "unparsed": sum(step is None for step in named),
         }
 
     def _checker_localises(self, benchmark: Sequence[tuple[Problem, Corrupted]]) -> dict[str, Any]:
@@ -573,10 +582,12 @@ def _numbered(template: ThoughtTemplate, upto: int) -> str:
 
 
 def _named_step(text: str) -> int | None:
-    match = _STEP_NUMBER.search(text)
-    if not match:
-        return None
-    return int(match.group(1) or match.group(2))
+    """The step a localisation reply names, or None when it names none as asked."""
+    for pattern in _STEP_NUMBER:
+        match = pattern.search(text)
+        if match:
+            return int(match.group(1))
+    return None
 
 
 def _count(tokens: dict[str, int], messages: Sequence[Any]) -> None:

@@ -229,3 +229,23 @@ def test_the_dataset_card_counts_what_each_filter_dropped(tmp_path):
         ]
         == TRACE.render()
     )
+
+
+@pytest.mark.parametrize(
+    ("reply", "step"),
+    [
+        ("<Step>3</Step>", 3),
+        ("The first wrong one is <Step> 2 </Step>.", 2),
+        ("Step 4 is wrong.", 4),
+        ("2", 2),
+        ("2.", 2),
+        # No step named as asked: unparsed, never the first number in the reply.
+        ("Q: 12 + 5 = 17, so the error is there", None),
+        ("I think 3 and 4", None),
+        ("", None),
+    ],
+)
+def test_a_localisation_reply_is_read_strictly(reply: str, step: int | None) -> None:
+    from classroom.environments.supercorrect.loop import _named_step
+
+    assert _named_step(reply) == step
