@@ -3,8 +3,8 @@
 All four selections read the same N samples of a teaching problem:
 - greedy: the answer of the teacher's greedy rationale (a separate, T = 0 sample);
 - self-consistency: the most frequent answer among the samples;
-- M1-MAX: the answer of the best-scored sample;
-- M1-SUM: the answer whose samples' scores sum highest.
+- M1-MAX: the answer of the best-scored sample that has one;
+- M1-SUM: the answer whose samples' scores sum highest (samples without one count for none).
 Ties go to the answer met first among the samples, so every rule is deterministic.
 """
 
@@ -39,7 +39,9 @@ def select_answers(greedy: str | None, samples: Sequence[ScoredRationale]) -> di
     """The answer each method picks for one teaching problem (see the module's doc)."""
     keys = [answer_key(s.answer) for s in samples]
     by_key = {answer_key(s.answer): s.answer for s in reversed(samples)}  # the first spelling met
-    best_sample = max(range(len(samples)), key=lambda i: (samples[i].score, -i), default=None)
+    # Among the samples that give an answer: a best-scored rationale without one answers nothing.
+    answered = [i for i, s in enumerate(samples) if s.answer is not None]
+    best_sample = max(answered, key=lambda i: (samples[i].score, -i), default=None)
     picked = {
         "greedy": greedy,
         "self_consistency": by_key.get(_best(keys, lambda i: 1.0)),

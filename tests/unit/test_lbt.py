@@ -26,6 +26,10 @@ def test_selection_rules_on_hand_made_exam_outcomes():
     assert select_answers("1", [sample("1,000", 0.5), sample("1000", 0.5), sample("2", 1.0)])["self_consistency"] == "1,000"
     assert select_answers("1", [sample("8", 0.5), sample("2", 0.5)])["m1_sum"] == "8"
     assert select_answers("1", [sample(None, 1.0)])["m1_sum"] is None
+    # A best-scored rationale that gives no answer is passed over, by MAX as by SUM.
+    unanswered = [sample(None, 0.9), sample("5", 0.4), sample("6", 0.3)]
+    assert {k: v for k, v in select_answers("1", unanswered).items() if k.startswith("m1")} == {"m1_max": "5", "m1_sum": "5"}
+    assert select_answers("1", [sample(None, 1.0)])["m1_max"] is None
 
 
 def test_preference_pairs_from_hand_made_scores():
