@@ -114,10 +114,13 @@ async def run_m2(episode: Episode, agents: LbtAgents, replay: Replay | None = No
     else:
         after = before if adapter is None else await agents.teacher.explain(test, adapter=adapter)
         episode.recorder.record(after if adapter else before)
-    # An ungradeable answer (None) is not counted right: accuracy over every test problem.
-    right_before = [bool(await agents.grader.score(p, e.final_answer)) for p, e in zip(test, before)]
-    right_after = [bool(await agents.grader.score(p, e.final_answer)) for p, e in zip(test, after)]
-    accuracy_before, accuracy_after = _mean(right_before), _mean(right_after)
+    # An ungradeable answer (None: its scorer failed or ran out of time) is neither right
+    # nor wrong: left out of the accuracy and counted.
+    verdicts_before = [await agents.grader.score(p, e.final_answer) for p, e in zip(test, before)]
+    verdicts_after = [await agents.grader.score(p, e.final_answer) for p, e in zip(test, after)]
+    accuracy_before = _mean([v for v in verdicts_before if v is not None])
+    accuracy_after = _mean([v for v in verdicts_after if v is not None])
+    ungradeable = {"before": verdicts_before.count(None), "after": verdicts_after.count(None)}
     tokens = dict(teaching.tokens) if teaching else {}
     for explanation in [*before, *(after if adapter else [])]:
         tokens[explanation.sender] = tokens.get(explanation.sender, 0) + explanation.usage.total_tokens
@@ -136,6 +139,7 @@ async def run_m2(episode: Episode, agents: LbtAgents, replay: Replay | None = No
         "training": {k: training[k] for k in ("train_loss", "seconds", "steps") if k in training},
         "teacher_accuracy_before": accuracy_before,
         "teacher_accuracy_after": accuracy_after,
+        "ungradeable": ungradeable,
         "exam_engines": teaching.exam_engines if teaching else {},
         "tokens": tokens,
         "wall_time_s": round(time.time() - started, 2),

@@ -139,12 +139,11 @@ async def teach_and_score(
         for explanation, is_right in zip(group, right):
             span = range(at, at + len(exam_sets[problem.id]))
             at += len(exam_sets[problem.id])
+            # An ungradeable exam answer is neither right nor wrong: left out, counted.
             by_student = {
-                name: _mean([bool(a.correct) for i in span for a in student_graded[i]])
-                for name, student_graded in zip(agents.names, graded)
+                name: exam_score([a for i in span for a in student_graded[i]])[0] for name, student_graded in zip(agents.names, graded)
             }
-            results = [bool(a.correct) for student_graded in graded for i in span for a in student_graded[i]]
-            score = _mean(results)
+            score, marked, ungradeable = exam_score([a for student_graded in graded for i in span for a in student_graded[i]])
             scored[problem.id].append(ScoredRationale(explanation, explanation.final_answer, is_right, score))
             messages.append(
                 TeachingScore(
@@ -157,7 +156,8 @@ async def teach_and_score(
                     correct=is_right,
                     exam_problem_ids=tuple(q.id for q in exam_sets[problem.id]),
                     by_student=by_student,
-                    exam_answers=len(results),
+                    exam_answers=marked,
+                    ungradeable=ungradeable,
                     score=score,
                 )
             )
@@ -206,6 +206,14 @@ async def _grade_exam(
         result.append(graded[at : at + len(attempts)])
         at += len(attempts)
     return result
+
+
+def exam_score(attempts: Sequence[Attempt]) -> tuple[float, int, int]:
+    """An LbT score from exam attempts: the share right among the graded ones (0.0 when
+    none is), how many were graded, and how many were left out as ungradeable (``correct``
+    None: a scorer that failed or ran out of time is neither right nor wrong)."""
+    graded = [a.correct for a in attempts if a.correct is not None]
+    return _mean(graded), len(graded), len(attempts) - len(graded)
 
 
 def _mean(values: Sequence[bool | float]) -> float:

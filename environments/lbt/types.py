@@ -15,8 +15,8 @@ class TeachingScore(MessageBase):
     """How well the students did after learning from one rationale (M1's LbT score).
 
     Each student took an exam of similar problems, ``repeats`` times, with the
-    rationale as its in-context example; the score is the mean of every exam answer's
-    correctness.
+    rationale as its in-context example; the score is the mean of every graded exam
+    answer's correctness (0.0 when none could be graded).
     """
 
     kind: Literal["teaching_score"] = "teaching_score"
@@ -26,9 +26,11 @@ class TeachingScore(MessageBase):
     answer: str | None = None
     correct: bool = False
     exam_problem_ids: tuple[str, ...] = ()
-    # Per student: the share of its exam answers that were right.
+    # Per student: the share of its graded exam answers that were right.
     by_student: dict[str, float] = Field(default_factory=dict)
+    # Exam answers graded, and those left out as ungradeable (a scorer that failed).
     exam_answers: int = 0
+    ungradeable: int = 0
     score: float = 0.0
 
 

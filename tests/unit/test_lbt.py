@@ -46,3 +46,17 @@ def test_preference_pairs_from_hand_made_scores():
     # The same text never pairs with itself.
     twins = [sample("1", 1.0, True, text="same"), sample("2", 0.0, False, text="same")]
     assert preference_pairs(twins, correctness_weight=0.5, min_gap=0.3, max_pairs=8) == []
+
+
+def test_an_exam_score_leaves_ungradeable_answers_out_and_counts_them():
+    from classroom.agents.messages import Attempt
+    from classroom.environments.lbt.teaching import exam_score
+
+    def attempt(correct: bool | None) -> Attempt:
+        return Attempt(problem_id="q", reasoning="The answer is 1.", final_answer="1", correct=correct)
+
+    # Right, wrong, ungradeable, right: 2 of the 3 graded are right (counted as wrong,
+    # the ungradeable one made it 2 of 4).
+    assert exam_score([attempt(True), attempt(False), attempt(None), attempt(True)]) == (pytest.approx(2 / 3), 3, 1)
+    assert exam_score([attempt(None)]) == (0.0, 0, 1)
+    assert exam_score([]) == (0.0, 0, 0)
