@@ -314,23 +314,30 @@ class LLMPolicy:
             )
         known_skills = observation.skills()
         if isinstance(value, _SkillPlan):
-            wanted = {k: v for k, v in value.allocations.items() if k in known_skills}
+            # Only known skills, with some data: a plan that names none is no plan (it fell
+            # back to the uniform, blind allocation unseen); the variant's built-in plans.
+            wanted = {k: v for k, v in value.allocations.items() if k in known_skills and v > 0}
+            if not wanted:
+                failure = ParseFailure(
+                    sender=self.name, expected="an allocation over known skills", raw_text=parsed.raw, error="names no known skill"
+                )
+                return await self._fall_back(variant, observation, llm, failure, tokens)
             return Planned(
                 DataPlan(
                     sender=self.name,
                     iteration=observation.iteration,
-                    allocations=scale_allocation(wanted or dict.fromkeys(known_skills, 1), observation.budget),
+                    allocations=scale_allocation(wanted, observation.budget),
                     rationale=value.rationale,
                 ),
                 tokens=tokens,
             )
         subs = {s for ss in known_skills.values() for s in ss}
-        wanted = {k: v for k, v in value.allocations.items() if k in subs}
+        wanted = {k: v for k, v in value.allocations.items() if k in subs and v > 0}
         if value.action == "explore" and wanted:
             return Planned(
                 Explore(sender=self.name, iteration=observation.iteration, new_subskills=wanted, rationale=value.rationale), tokens=tokens
             )
-        if value.action == "exploit" and observation.tree:
+        if value.action == "exploit" and observation.tree and wanted:
             return Planned(
                 Exploit(sender=self.name, iteration=observation.iteration, allocations=wanted, rationale=value.rationale), tokens=tokens
             )

@@ -78,8 +78,18 @@ class FaultServer:
     ``served`` counts the kinds answered so far.
     """
 
-    def __init__(self, *, stall_s: float = 5.0, kinds: tuple[str, ...] = KINDS, port: int = 0, hold_after: int | None = None):
+    def __init__(
+        self,
+        *,
+        stall_s: float = 5.0,
+        kinds: tuple[str, ...] = KINDS,
+        port: int = 0,
+        hold_after: int | None = None,
+        scripted: str = "",
+    ):
         self.stall_s = stall_s
+        # The content of every reply of kind "scripted": model output written by the test.
+        self.scripted = scripted
         self.kinds = kinds
         # Requests after the first ``hold_after`` wait for release_held(); closing the
         # server drops them unanswered (what a killed endpoint does mid-request).
@@ -146,7 +156,7 @@ class FaultServer:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._closing.wait(), self.stall_s)
                 return  # the client gave up long ago; close without a word
-            status, body = _reply(kind)
+            status, body = (200, json.dumps(_completion(self.scripted)).encode()) if kind == "scripted" else _reply(kind)
             reason = "OK" if status == 200 else "Internal Server Error"
             writer.write(
                 f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n"

@@ -270,3 +270,29 @@ def test_report_draws_learning_curves_per_variant_and_skill(tmp_path):
     assert "<h2>student validation accuracy by iteration</h2>" in html
     assert "<h2>student validation accuracy by iteration: chain_sum</h2>" in html
     assert "dataenvgym_skill_tree" in html
+
+
+@pytest.mark.parametrize(
+    ("variant", "reply", "tree"),
+    [
+        ("skill_list", '{"allocations": {"geometry": 6, "calculus": 6}, "rationale": "r"}', None),
+        ("skill_list", '{"allocations": {"chain_sum": 0}, "rationale": "r"}', None),
+        ("skill_tree", '{"action": "exploit", "allocations": {}, "rationale": "r"}', {"products": {"products/one_digit": 4}}),
+        ("skill_tree", '{"action": "exploit", "allocations": {"algebra/x": 3}, "rationale": "r"}', {"products": {"products/one_digit": 4}}),
+    ],
+)
+async def test_a_model_plan_naming_no_known_skill_falls_back_and_is_counted(variant, reply, tree):
+    """The teacher model's plan over unknown (or no) skills is recorded as a failure and
+    the variant's built-in plans; a skill-list plan became the uniform, blind allocation
+    unrecorded, an empty Exploit was taken as an action. (A scripted endpoint: the model
+    output is written by the test.)"""
+    from support.fault_server import FaultServer
+
+    from classroom.environments.dataenvgym.policies import LLMPolicy, builtin_policy
+    from classroom.serving.openai_backend import OpenAIBackend
+
+    obs = observation({"chain_sum/two_1digit": True}, tree=tree).model_copy(update={"variant": variant})
+    with FaultServer(kinds=("scripted",), scripted=reply) as server:
+        planned = await LLMPolicy(max_tokens=64).plan(obs, OpenAIBackend(server.url, "scripted", keyless=True, max_retries=0))
+    assert [f.error for f in planned.failures] in (["names no known skill"], ["names no known sub-skill"])
+    assert planned.action.sender == builtin_policy(variant).name
