@@ -139,10 +139,14 @@ class LoRATrainer:
         return self._fit("train", SFTConfig, SFTTrainer, examples, settings, init_adapter, {})
 
     def train_preferences(self, rows: list[dict], *, settings: dict[str, Any], init_adapter: AdapterFiles | None = None) -> dict[str, Any]:
-        """DPO on ``rows`` (prompt / chosen / rejected), the reference being the base
-        model (peft's adapter switched off); with ``nll_weight`` > 0 an NLL term on the
-        chosen completions is added (RPO, as LbT's M2 does). ``settings`` as for
-        :meth:`train`, plus ``beta`` and ``nll_weight``."""
+        """DPO on ``rows`` (prompt / chosen / rejected); with ``nll_weight`` > 0 an NLL
+        term on the chosen completions is added (RPO, as LbT's M2 does). ``settings`` as
+        for :meth:`train`, plus ``beta`` and ``nll_weight``.
+
+        The reference is the policy DPO starts from: with ``init_adapter`` (SuperCorrect's
+        stage 2 continuing stage 1) TRL's DPOTrainer keeps a frozen copy of it as the
+        adapter "ref"; without one, the base model (the new adapter switched off). The
+        figures say which (``reference``), so a TRL that changed this would show."""
         from trl import DPOConfig, DPOTrainer
 
         losses: dict[str, Any] = {"beta": settings["beta"], "loss_type": ["sigmoid"]}
@@ -207,6 +211,8 @@ class LoRATrainer:
                 processing_class=self.tokenizer,
                 peft_config=peft_config,
             )
+            adapters = trainer.model.peft_config if isinstance(trainer.model, PeftModel) else {}
+            reference = "the initial adapter" if "ref" in adapters else "the base model"
             result = trainer.train()
             # Saved here, then sent back as files: the caller, on any node, writes them
             # into its out_dir (no filesystem is shared with the trainer's node).
@@ -219,6 +225,8 @@ class LoRATrainer:
             "seconds": time.perf_counter() - started,
             "steps": int(result.global_step),
             "examples": len(rows),
+            # What a preference step's reference policy was (an SFT step has none).
+            **({"reference": reference} if what == "train_preferences" else {}),
             "adapter_files": adapter,
         }
 

@@ -254,6 +254,7 @@ class SuperCorrectLoop:
         pairs: list[PreferencePair] = []
         traces: list[CorrectionTrace] = []
         stage2: dict[str, int] | None = None
+        dpo_reference: str | None = None  # what stage 2's DPO compared against (stage 1's policy)
         test_stage2 = None
         localisation_after: dict[str, Any] = {}
         if config.stage == "hsft_dpo":
@@ -266,6 +267,7 @@ class SuperCorrectLoop:
                 recorder.stage(f"stage 2: DPO on {len(pairs)} pairs", None)
                 learner: DPOLearner = instantiate_plugin("env.dpo", config.dpo, DPOLearner)
                 trained = await learner.fit([p.row() for p in pairs], str(run_dir / "stage2"), init_adapter=training.adapter_path)
+                dpo_reference = trained.get("reference")
                 await agents.student.use_adapter(f"{episode.episode_id}-stage2", trained["adapter_path"])
             test_stage2 = await self._accuracy(agents, test, "test_stage2", tokens=tokens, recorder=recorder)
             localisation_after = await self._localise(agents.student, benchmark, recorder, tokens, "locate_student_stage2")
@@ -299,6 +301,7 @@ class SuperCorrectLoop:
             "train_examples": len(examples),
             "pairs": len(pairs),
             "stage2": stage2,
+            "dpo_reference": dpo_reference,
             "test_problems": len(test),
             "test_accuracy": {"untrained": test_untrained, "stage1": test_stage1, "stage2": test_stage2},
             "localisation": {

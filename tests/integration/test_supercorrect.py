@@ -103,6 +103,9 @@ def test_hsft_teaches_the_template_and_a_dpo_step_on_correction_pairs_serves_a_n
     for pair in pairs:
         assert pair.chosen.startswith("<Cause>") and pair.chosen != pair.rejected
         assert pair.prompt[0]["role"] == "system" and "Correct steps so far" in pair.prompt[1]["content"]
+    # Stage 2's DPO compares against the stage-1 policy it continues, as the paper's
+    # does (TRL keeps a frozen copy of the initial adapter), not the base model.
+    assert summary["dpo_reference"] == "the initial adapter"
     assert f"{summary['episode_id']}-stage2" in resumed.adapters
     assert (resumed.run_dir / "stage2" / "adapter_config.json").is_file()
     assert summary["localisation"]["step_checker"]["accuracy"] == 1.0 and summary["localisation"]["step_checker"]["cases"] == 4
