@@ -8,12 +8,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from support.doubles import GarbledProposer
 
 from classroom.agents.actors import spawn
 from classroom.agents.clients import GraderClient, StudentClient, TeacherClient
 from classroom.agents.grading import Grader
 from classroom.agents.learners import DPOLearner, InContextLearner
-from classroom.agents.messages import ParseFailure, PreferencePair
+from classroom.agents.messages import Attempt, ParseFailure, PreferencePair, Problem
 from classroom.agents.roles import Student, Teacher
 from classroom.agents.settings import StudentSettings, TeacherSettings
 from classroom.agents.students import Seat
@@ -165,7 +166,16 @@ async def test_one_m3_iteration_goes_on_past_a_proposal_that_does_not_parse(engi
         exemplars=2, proposals=3, iterations=1, train_items=4, proposer={"_target_": "support.doubles.GarbledProposer"}, answer_tokens=48
     )
     episode, agents, recorder = lbt_episode(engine, tmp_path, seated, method="m3", num_problems=4, m3=m3)
+    GarbledProposer.shown.clear()
     summary = await run_m3(episode, agents)
+    # No held-out problem (nor its question) reaches the proposer, nor the selection's
+    # scoring: the proposer saw training problems only, the students answered only them.
+    held_out = [m for m in recorder.messages if isinstance(m, Problem) and m.split == "test"]
+    assert len(held_out) == 4 and GarbledProposer.shown
+    assert {p.split for p in GarbledProposer.shown} == {"train"}
+    assert not {p.question for p in GarbledProposer.shown} & {p.question for p in held_out}
+    scored = {a.problem_id for a in recorder.messages if isinstance(a, Attempt) and a.phase == "m3_train"}
+    assert scored and not scored & {p.id for p in held_out}
     failures = [m for m in recorder.messages if isinstance(m, ParseFailure)]
     assert summary["parse_failures"] == 1 and len(failures) == 1 and failures[0].expected == "ExemplarSet"
     proposals = [m for m in recorder.messages if isinstance(m, ExemplarProposal)]
