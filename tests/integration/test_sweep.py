@@ -10,6 +10,7 @@ import signal
 import subprocess
 import time
 
+import pytest
 import yaml
 from support.cli import CLASSROOM, classroom
 
@@ -54,7 +55,12 @@ def test_sweep_2x2_grid_table_matches_runs_and_report_has_plots(engine_url, tmp_
         assert f"env.num_problems={row['env.num_problems']}" in overrides
         seen.add((row["env/intervention"], row["env.num_problems"]))
         assert row["status"] == "completed" and row["seed"] == "0"
-        assert 0.0 <= float(row["acc@0.5"]) <= 1.0 and int(row["tokens"]) > 0
+        # The table says what each run's own summary says: every score, the tokens.
+        summary = json.loads((root / row["run"] / "summary.json").read_text())
+        assert summary["scores"] and "acc@0.5" in summary["scores"]
+        for name, value in summary["scores"].items():
+            assert float(row[name]) == pytest.approx(value, abs=1e-9), (row["run"], name)
+        assert int(row["tokens"]) == sum(summary["tokens"].values()) > 0
     assert seen == {("none", "2"), ("none", "3"), ("random", "2"), ("random", "3")}
     md = (root / "results.md").read_text()
     assert "Per configuration" in md and md.count("| none |") == 2 + 2  # per-config and per-run tables
