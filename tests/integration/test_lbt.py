@@ -92,11 +92,18 @@ async def test_m1_episode_with_two_students(engine, seated, tmp_path):
     summary = await run_m1(episode, agents)
     scores = [m for m in recorder.messages if isinstance(m, TeachingScore)]
     assert len(scores) == 3 * 3 and summary["students"] == ["base", "sums"]
-    for score in scores:  # 2 exam problems x 2 repeats x 2 students, each student's share kept
-        assert score.exam_answers == 8 and set(score.by_student) == {"base", "sums"}
-        assert score.score == pytest.approx(sum(score.by_student.values()) / 2)
-    exam = [m for m in recorder.messages if getattr(m, "phase", "") == "exam"]
+    exam = [m for m in recorder.messages if isinstance(m, Attempt) and m.phase == "exam"]
     assert len(exam) == 9 * 2 * 2 * 2 and {a.sender for a in exam} == {"base", "sums"}
+    for score in scores:  # 2 exam problems x 2 repeats x 2 students, each student's share kept
+        # Recounted from the logged exam answers taken with this rationale in view.
+        taken = [a for a in exam if a.context_ids == (score.rationale_id,)]
+        assert len(taken) == 8 and {a.problem_id for a in taken} == set(score.exam_problem_ids)
+        graded = [a for a in taken if a.correct is not None]
+        assert (score.exam_answers, score.ungradeable) == (len(graded), len(taken) - len(graded))
+        assert score.score == pytest.approx(sum(a.correct for a in graded) / len(graded))
+        for name in ("base", "sums"):
+            mine = [a.correct for a in graded if a.sender == name]
+            assert score.by_student[name] == pytest.approx(sum(mine) / len(mine))
     assert set(summary["accuracy"]) == {"greedy", "self_consistency", "m1_max", "m1_sum"}
     for row in summary["per_problem"]:  # each rule's answer is what the samples say
         mine = [s for s in scores if s.problem_id == row["problem_id"]]
