@@ -175,14 +175,12 @@ async def test_one_m3_iteration_goes_on_past_a_proposal_that_does_not_parse(engi
     episode, agents, recorder = lbt_episode(engine, tmp_path, seated, method="m3", num_problems=4, m3=m3)
     GarbledProposer.shown.clear()
     summary = await run_m3(episode, agents)
-    # No held-out problem (nor its question) reaches the proposer, nor the selection's
-    # scoring: the proposer saw training problems only, the students answered only them.
+    # No held-out problem (nor its question) reaches the proposer: it saw training
+    # problems only (the pool and the students' errors on the training items).
     held_out = [m for m in recorder.messages if isinstance(m, Problem) and m.split == "test"]
     assert len(held_out) == 4 and GarbledProposer.shown
     assert {p.split for p in GarbledProposer.shown} == {"train"}
     assert not {p.question for p in GarbledProposer.shown} & {p.question for p in held_out}
-    scored = {a.problem_id for a in recorder.messages if isinstance(a, Attempt) and a.phase == "m3_train"}
-    assert scored and not scored & {p.id for p in held_out}
     failures = [m for m in recorder.messages if isinstance(m, ParseFailure)]
     assert summary["parse_failures"] == 1 and len(failures) == 1 and failures[0].expected == "ExemplarSet"
     proposals = [m for m in recorder.messages if isinstance(m, ExemplarProposal)]
