@@ -51,12 +51,18 @@ def lbt_summary_table(summary: dict[str, Any]) -> list[Any]:
         for iteration, value in summary.get("train_accuracy_by_iteration", {}).items():
             table.add_row(iteration, pct(value))
         shown.append(table)
-        shown.append(
-            Text(
-                f"held-out ({summary.get('test_problems')}): first exemplars {pct(summary.get('test_accuracy_first'))}, "
-                f"final {pct(summary.get('test_accuracy_final'))}; proposals that did not parse: {summary.get('parse_failures')}"
-            )
-        )
+        # What the exemplars were selected on beside what they were never shown: a gain on
+        # the training items that the held-out problems do not share is overfitting.
+        curve = summary.get("train_accuracy_by_iteration") or {}
+        side = Table(title="first and final exemplars: selected on vs held out")
+        side.add_column("exemplars")
+        side.add_column(f"students, training items ({summary.get('train_items')})", justify="right")
+        side.add_column(f"teacher, held-out problems ({summary.get('test_problems')})", justify="right")
+        last = max(curve, key=int) if curve else None
+        side.add_row("first", pct(curve.get("0")), pct(summary.get("test_accuracy_first")))
+        side.add_row("final", pct(curve.get(last) if last is not None else None), pct(summary.get("test_accuracy_final")))
+        shown.append(side)
+        shown.append(Text(f"proposals that did not parse: {summary.get('parse_failures')}"))
     for engine, figures in (summary.get("exam_engines") or {}).items():
         shown.append(
             Text(

@@ -60,3 +60,30 @@ def test_an_exam_score_leaves_ungradeable_answers_out_and_counts_them():
     assert exam_score([attempt(True), attempt(False), attempt(None), attempt(True)]) == (pytest.approx(2 / 3), 3, 1)
     assert exam_score([attempt(None)]) == (0.0, 0, 1)
     assert exam_score([]) == (0.0, 0, 0)
+
+
+def test_m3_shows_training_and_held_out_accuracy_side_by_side():
+    from rich.console import Console
+
+    from classroom.environments.lbt.summary import lbt_summary_table
+
+    summary = {
+        "method": "m3",
+        "task": "t",
+        "students": ["a"],
+        "train_items": 8,
+        "test_problems": 10,
+        "train_accuracy_by_iteration": {"0": 0.25, "1": 0.5, "2": 0.75},
+        "test_accuracy_first": 0.3,
+        "test_accuracy_final": 0.2,
+        "parse_failures": 0,
+    }
+    console = Console(record=True, width=200)
+    for part in lbt_summary_table(summary):
+        console.print(part)
+    lines = console.export_text().splitlines()
+    # first: 25% on the training items beside 30% held out; final: 75% beside 20%.
+    [first] = [line for line in lines if "│ first" in line]
+    [final] = [line for line in lines if "│ final" in line]
+    assert [c.strip() for c in first.split("│")[2:4]] == ["25.0%", "30.0%"]
+    assert [c.strip() for c in final.split("│")[2:4]] == ["75.0%", "20.0%"]
