@@ -190,7 +190,9 @@ def final_value(answer: str) -> str:
     value = answer.strip()
     while (stripped := _LEADING_PHRASE.sub("", value, count=1)) != value and stripped:
         value = stripped
-    value = _clean(re.split(r",?\s+so\s+", value)[-1]) or value
+    conclusion = _clean(re.split(r",?\s+so\s+", value)[-1])
+    if conclusion != value and _VALUE_START.match(conclusion):  # "4, so 4"; not "12 so far"
+        value = conclusion
     if "=" in value:
         left, _, right = value.rpartition("=")
         right = _clean(right.strip().strip("$").strip())

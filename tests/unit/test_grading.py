@@ -57,6 +57,7 @@ EXTRACTION_CASES = [
     ("The answer is 64 + 6 = 70.", "70"),
     ("#### 3 + 7 = 10", "10"),
     ("The answer is 2 + 2 = 4, so 4.", "4"),
+    ("The answer is 12 so far.", "12 so far"),  # not "far": a "so" that starts no value concludes nothing
     ("The answer is 42 42 42", "42"),
     ("Final Answer: The final answer is $10,455$. I hope it is correct.", "10455"),
     ("Final Answer: The final answer is $14{,}916$. I hope it is correct.", "14916"),
