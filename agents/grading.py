@@ -193,7 +193,7 @@ def final_value(answer: str) -> str:
     conclusion = _clean(re.split(r",?\s+so\s+", value)[-1])
     if conclusion != value and _VALUE_START.match(conclusion):  # "4, so 4"; not "12 so far"
         value = conclusion
-    if "=" in value:
+    if "=" in value and not re.search(r"[<>!=]=", value):  # an inequality is not an equation
         left, _, right = value.rpartition("=")
         right = _clean(right.strip().strip("$").strip())
         if right and "," not in left and _VALUE_START.match(right):

@@ -64,7 +64,8 @@ EXTRACTION_CASES = [
     ("Final Answer: The largest $n$ is 34.", "34"),
     ("The answer is 1 000.", "1000"),
     ("so x = 5. The answer is $x = 5$", "5"),
-    ("The answer is x = 2, y = 3", "x = 2, y = 3"),  # several values: the checker reads them
+    ("The answer is x = 2, y = 3", "x = 2, y = 3"),
+    ("The answer is x >= 5.", "x >= 5"),  # an inequality states no single value  # several values: the checker reads them
     ("The golden ratio: $\\frac{1+\\sqrt{5}}{2}$", "\\frac{1+\\sqrt{5}}{2}"),  # not its denominator
     ("no numbers here at all", None),
     ("", None),
