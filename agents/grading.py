@@ -158,10 +158,12 @@ def _find_final_answer(text: str) -> str | None:
     if not numbers:
         return None
     last = numbers[-1]
-    # A number inside LaTeX math is part of it: "$\\frac{1+\\sqrt{5}}{2}$" is not 2.
+    # A number inside LaTeX math is part of it: "$\\frac{1+\\sqrt{5}}{2}$" is not 2. (Only
+    # spans that hold LaTeX: between two dollar amounts, "$5 and $" is no math.)
     for span in _MATH_SPAN.finditer(text):
-        if span.start() < last.start() < span.end():
-            return span.group(1) or span.group(2)
+        inside = span.group(1) or span.group(2)
+        if span.start() < last.start() < span.end() and re.search(r"[\\^{}]", inside):
+            return inside
     return last.group(0)
 
 

@@ -67,6 +67,7 @@ EXTRACTION_CASES = [
     ("The answer is x = 2, y = 3", "x = 2, y = 3"),
     ("The answer is x >= 5.", "x >= 5"),  # an inequality states no single value  # several values: the checker reads them
     ("The golden ratio: $\\frac{1+\\sqrt{5}}{2}$", "\\frac{1+\\sqrt{5}}{2}"),  # not its denominator
+    ("It cost $5 at first, then 8$", "8"),  # dollar signs around no LaTeX: the number
     ("no numbers here at all", None),
     ("", None),
     ("   \n ", None),
