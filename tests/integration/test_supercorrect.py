@@ -7,6 +7,7 @@ data that `datasets` loads back."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,7 +53,7 @@ class Resumed:
 
 
 @pytest.fixture(scope="module")
-def resumed(kept, tmp_path_factory) -> Resumed:
+def resumed(kept, tmp_path_factory) -> Iterator[Resumed]:
     runs = tmp_path_factory.mktemp("supercorrect")
     served_before = kept.adapters()
     run, run_dir = run_until(RUN, runs, lambda ms: any(isinstance(m, TrainingRun) for m in ms), timeout_s=420)
