@@ -147,16 +147,23 @@ def first_wrong_step(attempt: ThoughtTemplate, reference: ThoughtTemplate, expre
     for number, (step, checked) in enumerate(zip(attempt.steps, checks), 1):
         if any(check.verdict == "right" for check in checked):
             continue
-        results = _NUMBER.findall(step.text.split("=")[-1]) if "=" in step.text else _NUMBER.findall(step.text)
-        if results and results[-1] not in reached:
+        result = _result_text(step.text)
+        if result is not None and result not in reached:
             return number, "reference values"
     return None
 
 
-def _result(text: str) -> Fraction | None:
-    """The value a step arrives at: the last number after its last "=" (or in it)."""
+def _result_text(text: str) -> str | None:
+    """The value a step arrives at, as written: the last number after its last "=" (or
+    in it, without one)."""
     numbers = _NUMBER.findall(text.split("=")[-1]) if "=" in text else _NUMBER.findall(text)
-    return Fraction(numbers[-1]) if numbers else None
+    return numbers[-1] if numbers else None
+
+
+def _result(text: str) -> Fraction | None:
+    """:func:`_result_text` as an exact number."""
+    written = _result_text(text)
+    return Fraction(written) if written is not None else None
 
 
 def expression_of(problem: Problem) -> str | None:
