@@ -39,5 +39,8 @@ class SuperCorrectConfig(BaseModel):
     temperature: float = Field(0.7, ge=0.0)
     # Tokens of a template answer.
     answer_tokens: int = Field(192, ge=16)
+    # Tokens of a reply to the localisation benchmark (which step is the first wrong
+    # one); None: answer_tokens. A model that reasons before naming the step needs room.
+    localisation_tokens: int | None = Field(None, ge=8)
     # Replace templates of environments/supercorrect/prompts.yaml by name.
     prompts: dict[str, str] = Field(default_factory=dict)

@@ -212,7 +212,9 @@ class SuperCorrectLoop:
         test_stage1 = await self._accuracy(agents, test, "test_stage1", tokens=tokens, recorder=recorder)
         benchmark = self._benchmark(test, written.templates, config, prompts)
         recorder.record([question for question, _ in benchmark])
-        localisation_before = await self._localise(agents.student, benchmark, recorder, tokens, "locate_student_stage1")
+        localisation_before = await self._localise(
+            agents.student, benchmark, recorder, tokens, "locate_student_stage1", config.localisation_tokens
+        )
         return Stage1Checkpoint(
             episode_id=episode.episode_id,
             templates=list(written.templates.values()),
@@ -270,8 +272,12 @@ class SuperCorrectLoop:
                 dpo_reference = trained.get("reference")
                 await agents.student.use_adapter(f"{episode.episode_id}-stage2", trained["adapter_path"])
             test_stage2 = await self._accuracy(agents, test, "test_stage2", tokens=tokens, recorder=recorder)
-            localisation_after = await self._localise(agents.student, benchmark, recorder, tokens, "locate_student_stage2")
-        localisation_teacher = await self._localise(agents.teacher_model, benchmark, recorder, tokens, "locate_teacher")
+            localisation_after = await self._localise(
+                agents.student, benchmark, recorder, tokens, "locate_student_stage2", config.localisation_tokens
+            )
+        localisation_teacher = await self._localise(
+            agents.teacher_model, benchmark, recorder, tokens, "locate_teacher", config.localisation_tokens
+        )
         localisation_checker = self._checker_localises(benchmark)
         positions = Counter(case.position for _, case in benchmark)
         # A guesser that always names the most common broken step: the floor to beat.
@@ -502,12 +508,14 @@ class SuperCorrectLoop:
         recorder: Recorder,
         tokens: dict[str, int],
         phase: str,
+        max_tokens: int | None,
     ) -> dict[str, Any]:
         """Exact-position accuracy of a model naming the first wrong step of the broken
         templates (its replies recorded), beside the best constant guess."""
         if not benchmark:
             return {"accuracy": None, "cases": 0}
-        replies = await asker.answer([question for question, _ in benchmark], phase=phase)
+        asked = [(question, []) for question, _ in benchmark]
+        replies = [r for [r] in await asker.answer_each(asked, phase=phase, max_tokens=max_tokens)]
         recorder.record(replies)
         _count(tokens, replies)
         named = [_named_step(r.reasoning) for r in replies]

@@ -30,12 +30,14 @@ RUN = [
     "~task.skills",
     f"+task.skills={SKILLS}",
     "seed=1",
-    "env.train_problems=8",
+    "env.train_problems=6",
     "env.num_problems=6",
     "env.localisation=4",
     "env.solutions=2",
     "env.answer_tokens=128",
-    "+env.sft.learning_rate=2e-3",
+    "env.localisation_tokens=32",
+    "+env.sft.learning_rate=3e-3",
+    "env.sft.epochs=2",
     "+env.sft.batch_size=4",
     "env.dpo.epochs=1",
     "progress=false",
@@ -113,6 +115,7 @@ def test_hsft_teaches_the_template_and_a_dpo_step_on_correction_pairs_serves_a_n
     # Every model's localisation replies are in the record, beside the constant-guess floor.
     located = [a for a in attempts if a.phase.startswith("locate_")]
     assert sorted({a.phase for a in located}) == ["locate_student_stage1", "locate_student_stage2", "locate_teacher"] and len(located) == 12
+    assert max(a.usage.completion_tokens for a in located) <= 32 < max(a.usage.completion_tokens for a in attempts)  # env.localisation_tokens
     assert 0.5 <= summary["localisation"]["constant_guess"]["accuracy"] <= 1.0
 
 
