@@ -36,8 +36,8 @@ def test_sweep_2x2_grid_table_matches_runs_and_report_has_plots(engine_url, tmp_
         "env.post_test_size=1",
         "env.budgets=[0,0.5,1]",
         "env.demo_counts=[0,1]",
-        "student.sampling.max_tokens=32",
-        "teacher.sampling.max_tokens=32",
+        "student.sampling.max_tokens=16",
+        "teacher.sampling.max_tokens=16",
         "cluster.num_cpus=1",
         "+cluster.runtime_env.env_vars.CLASSROOM_PLANTED=tok-planted-3141",
     ]
@@ -146,8 +146,8 @@ def test_ctrl_c_stops_a_concurrent_sweep_and_resume_finishes_it(engine_url, tmp_
         "env.num_problems=6",
         "env.seed_set_size=2",
         "env.post_test_size=2",
-        "student.sampling.max_tokens=32",
-        "teacher.sampling.max_tokens=32",
+        "student.sampling.max_tokens=16",
+        "teacher.sampling.max_tokens=16",
         "cluster.num_cpus=1",
         f"hydra.sweep.dir={root}",
     ]
