@@ -63,8 +63,8 @@ def test_run_over_http_end_to_end(engine_url, data_dir, tmp_path):
         "env.post_test_size=2",
         "env.demo_counts=[0,1]",
         "progress=false",
-        "student.sampling.max_tokens=48",
-        "teacher.sampling.max_tokens=48",
+        "student.sampling.max_tokens=24",
+        "teacher.sampling.max_tokens=24",
         "cluster.num_cpus=1",
         env={"CLASSROOM_RUNS": str(runs), "CLASSROOM_OPENAI_BASE_URL": engine_url, "CLASSROOM_OPENAI_MODEL": "embedded"},
     )

@@ -25,8 +25,8 @@ TOM = [
     "env.seed_set_size=4",
     "env.post_test_size=4",
     "env.demo_counts=[0,2]",
-    "student.sampling.max_tokens=48",
-    "teacher.sampling.max_tokens=48",
+    "student.sampling.max_tokens=24",
+    "teacher.sampling.max_tokens=24",
     "progress=false",
 ]
 
