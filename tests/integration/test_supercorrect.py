@@ -115,7 +115,9 @@ def test_hsft_teaches_the_template_and_a_dpo_step_on_correction_pairs_serves_a_n
     # Every model's localisation replies are in the record, beside the constant-guess floor.
     located = [a for a in attempts if a.phase.startswith("locate_")]
     assert sorted({a.phase for a in located}) == ["locate_student_stage1", "locate_student_stage2", "locate_teacher"] and len(located) == 12
-    assert max(a.usage.completion_tokens for a in located) <= 32 < max(a.usage.completion_tokens for a in attempts)  # env.localisation_tokens
+    assert (
+        max(a.usage.completion_tokens for a in located) <= 32 < max(a.usage.completion_tokens for a in attempts)
+    )  # env.localisation_tokens
     assert 0.5 <= summary["localisation"]["constant_guess"]["accuracy"] <= 1.0
 
 
