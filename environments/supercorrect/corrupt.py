@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from classroom.agents.steps import evaluate
+from classroom.environments.supercorrect.thoughts import step_key
 from classroom.environments.supercorrect.traces import TemplateStep, ThoughtTemplate
 
 _EQUATION = re.compile(r"^(?P<before>.*?)(?P<lhs>-?\d+(?:\s*[-+*]\s*-?\d+)+)\s*=\s*(?P<rhs>-?\d+)(?P<after>.*)$", re.S)
@@ -77,7 +78,13 @@ def corrupt(template: ThoughtTemplate, rng: random.Random) -> Corrupted | None:
             new_value = _number(right)
             pending.append((match["rhs"], new_value))
             text = f"{match['before']}{lhs} = {new_value}{match['after']}"
-        steps[i] = TemplateStep(text=text, key=steps[i].key)
+        # A key read from the step's operands (the programmatic teacher's) is read again
+        # from the operands the carried error gave it: a key about the old numbers beside
+        # new ones would point at the error. Any other key is kept as written.
+        key = steps[i].key
+        if key is not None and key == step_key(steps[i].text):
+            key = step_key(text)
+        steps[i] = TemplateStep(text=text, key=key)
     answer = next((new for old, new in reversed(pending) if old == template.answer), template.answer)
     broken = template.model_copy(update={"steps": tuple(steps), "answer": answer})
     return Corrupted(broken, position + 1, how)

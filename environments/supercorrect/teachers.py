@@ -22,6 +22,7 @@ from typing import Protocol, runtime_checkable
 from classroom.agents.grading import REASONING_GYM_KEY, answers_match
 from classroom.agents.messages import ParseFailure, Problem
 from classroom.agents.steps import check_steps, worked_solution
+from classroom.environments.supercorrect.thoughts import difficulty, generalized, read_step, step_key
 from classroom.environments.supercorrect.traces import TemplateStep, ThoughtTemplate, TraceParseError, parse_template
 from classroom.serving.llm import LLM
 from classroom.serving.prompts import PromptSet
@@ -176,9 +177,9 @@ def expression_of(problem: Problem) -> str | None:
 class ProgrammaticTeacher:
     """Exact templates from reasoning-gym expressions; corrections from the step checker.
 
-    A template's steps are the expression worked products-first, then left to right; the
-    step with the largest result carries the ``<Key>`` (its detailed thought: the
-    operation and why it comes there); the generalized thought names the operations.
+    A template's steps are the expression worked products-first, then left to right; its
+    hardest step carries the ``<Key>`` (what is hard there and why, from its operands) and
+    the generalized thought describes the expression's structure (see :mod:`.thoughts`).
     """
 
     name = "programmatic"
@@ -207,23 +208,18 @@ class ProgrammaticTeacher:
         if not sentences:
             return None
         sentences = [s if s.endswith(".") else s + "." for s in sentences]
-        results = [int(_NUMBER.findall(s)[-1]) for s in sentences]
-        hardest = max(range(len(sentences)), key=lambda i: (abs(results[i]), i))
+        readings = [read_step(s) for s in sentences]
+        # The key thought goes on the hardest step (ties: the later one), and says why.
+        hardest = max(range(len(sentences)), key=lambda i: (difficulty(readings[i]) if readings[i] else -1, i))
         steps = []
         for i, sentence in enumerate(sentences):
             operator = next((op for op in ("*", "+", "-") if f" {op} " in sentence), "+")
-            key = None
-            if i == hardest and len(sentences) > 1:
-                key = f"{_OPERATION_WORDS[operator]} carefully here: this result carries into every later step."
+            key = step_key(sentence) if i == hardest else None
             steps.append(TemplateStep(text=f"{_OPERATION_WORDS[operator]}: {sentence}", key=key))
-        operations = sorted({op for op in ("*", "+", "-") if f" {op} " in expression})
-        order = (
-            "multiply first, then add and subtract from left to right"
-            if "*" in operations and len(operations) > 1
-            else "work from left to right"
-        )
         return ThoughtTemplate(
-            steps=tuple(steps), generalized=f"Read the expression and {order}, one operation a step.", answer=problem.answer
+            steps=tuple(steps),
+            generalized=generalized(expression) or "Work the expression one operation a step.",
+            answer=problem.answer,
         )
 
     async def correct(self, problem: Problem, attempt: ThoughtTemplate, reference: ThoughtTemplate, llm: LLM | None) -> Correction | None:
