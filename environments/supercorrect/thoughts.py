@@ -77,7 +77,7 @@ def difficulty(reading: Reading) -> int:
     borrow, and a sign to keep or change."""
     score = len(reading.columns)
     if reading.op == "*":
-        score += 2 + len(str(abs(reading.b))) + len(str(abs(reading.a))) - 2
+        score += len(str(abs(reading.a))) + len(str(abs(reading.b)))  # a digit of one times each of the other
     if reading.a < 0 or reading.b < 0:
         score += 2
     if reading.op == "-" and reading.a >= 0 and reading.b > reading.a:
