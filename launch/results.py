@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import csv
 import json
+import statistics
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from classroom.environments.stats import mean_ci
+from classroom.environments.stats import mean_ci, resolved, seeds_to_resolve
+from classroom.launch.settings import PaperEffect
 
 # Every key a run's summary listed under "scores": what the tables aggregate.
 SCORE_NAMES: set[str] = set()
@@ -108,18 +110,27 @@ def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return table
 
 
-def baseline_of(root: Path) -> dict[str, str]:
-    """The sweep's paired baseline (``compare.baseline`` in its runs' config), or {}."""
+def _compare(root: Path) -> dict[str, Any]:
+    """The sweep's ``compare:`` section (from its first run's config), or {}."""
     for path in sorted(root.glob("*/config.yaml")):
-        compare = (yaml.safe_load(path.read_text()) or {}).get("compare") or {}
-        return {str(k): str(v) for k, v in (compare.get("baseline") or {}).items()}
+        return (yaml.safe_load(path.read_text()) or {}).get("compare") or {}
     return {}
 
 
-def paired_differences(rows: list[dict[str, Any]], baseline: dict[str, str]) -> list[dict[str, Any]]:
-    """Per configuration: mean ± CI across seeds of (its score - the baseline's score),
-    each run paired with the baseline run of the same seed and the same other settings
-    (the same problems: a seed draws the same ones for every configuration)."""
+def baseline_of(root: Path) -> dict[str, str]:
+    """The sweep's paired baseline (``compare.baseline`` in its runs' config), or {}."""
+    return {str(k): str(v) for k, v in (_compare(root).get("baseline") or {}).items()}
+
+
+def effects_of(root: Path) -> list[PaperEffect]:
+    """The papers' effects for the sweep's comparisons (``compare.effects``), or []."""
+    return [PaperEffect.model_validate(e) for e in _compare(root).get("effects") or []]
+
+
+def _paired(rows: list[dict[str, Any]], baseline: dict[str, str]) -> dict[tuple, tuple[int, dict[str, list[float]]]]:
+    """Per configuration: how many runs were paired with a baseline run of the same seed
+    and the same other settings (the same problems: a seed draws the same ones for every
+    configuration), and each score's differences, one per pair."""
     keys = config_columns(rows)
     others = [k for k in keys if k not in baseline]
     done = [r for r in rows if r.get("status") == "completed"]
@@ -136,14 +147,51 @@ def paired_differences(rows: list[dict[str, Any]], baseline: dict[str, str]) -> 
         if not is_baseline(row) and pairing(row) in base:
             groups.setdefault(tuple(str(row.get(k)) for k in keys), []).append((row, base[pairing(row)]))
     scores = [c for c in metric_columns(rows) if not c.startswith("tokens") and c != "wall_time_s"]
+    return {
+        key: (len(pairs), {s: [float(r[s]) - float(b[s]) for r, b in pairs if _number(r.get(s)) and _number(b.get(s))] for s in scores})
+        for key, pairs in groups.items()
+    }
+
+
+def paired_differences(rows: list[dict[str, Any]], baseline: dict[str, str]) -> list[dict[str, Any]]:
+    """Per configuration: mean ± CI across seeds of (its score - the baseline's score),
+    each run paired with the baseline run of the same seed and the same other settings."""
+    keys = config_columns(rows)
     table = []
-    for key, pairs in groups.items():
-        entry: dict[str, Any] = {**dict(zip(keys, key)), "pairs": len(pairs)}
-        for score in scores:
-            diffs = [float(r[score]) - float(b[score]) for r, b in pairs if _number(r.get(score)) and _number(b.get(score))]
-            if diffs:
-                entry[score] = mean_ci(diffs)
+    for key, (pairs, diffs) in _paired(rows, baseline).items():
+        entry: dict[str, Any] = {**dict(zip(keys, key)), "pairs": pairs}
+        entry.update({score: mean_ci(values) for score, values in diffs.items() if values})
         table.append(entry)
+    return table
+
+
+def against_effects(rows: list[dict[str, Any]], baseline: dict[str, str], effects: list[PaperEffect]) -> list[dict[str, Any]]:
+    """Per paper's effect and configuration it is about: the paired difference (mean ±
+    95% CI), the verdict ("resolved", or "not resolved at n = N" when the CI holds 0),
+    the paper's effect, and the seeds that would resolve it at the measured per-pair
+    standard deviation (80% power; empty where fewer than two pairs or no spread)."""
+    keys = config_columns(rows)
+    table = []
+    for key, (_, diffs) in _paired(rows, baseline).items():
+        config = dict(zip(keys, key))
+        for paper in effects:
+            values = diffs.get(paper.score) or []
+            if not values or any(config.get(k) != v for k, v in paper.when.items()):
+                continue
+            mean, ci = mean_ci(values)
+            sd = statistics.stdev(values) if len(values) > 1 else 0.0
+            table.append(
+                {
+                    **config,
+                    "score": paper.score,
+                    "pairs": len(values),
+                    "difference": (mean, ci),
+                    "verdict": "resolved" if resolved(mean, ci) else f"not resolved at n = {len(values)}",
+                    "paper": paper.effect,
+                    "seeds for the paper's effect": seeds_to_resolve(sd, paper.effect),
+                    "source": paper.source,
+                }
+            )
     return table
 
 
@@ -205,6 +253,16 @@ def write_results(root: Path) -> tuple[Path, Path, list[dict[str, Any]]]:
             markdown_table(paired, [*config_cols, "pairs", *scores]),
             "",
         ]
+        effects = effects_of(root)
+        judged = against_effects(rows, baseline, effects) if effects else []
+        if judged:
+            columns = [*config_cols, "score", "pairs", "difference", "verdict", "paper", "seeds for the paper's effect", "source"]
+            md[12:12] = [
+                "## Against the paper's effects (paired; seeds for 80% power at the measured spread)",
+                "",
+                markdown_table(judged, columns),
+                "",
+            ]
     md_path = root / "results.md"
     md_path.write_text("\n".join(md))
     return csv_path, md_path, rows

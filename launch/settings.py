@@ -8,6 +8,21 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
+class PaperEffect(BaseModel):
+    """A difference a paper reports for the comparison a sweep pairs (`compare.effects`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    # The configuration it is about, as override values (e.g. `env/intervention: oracle`);
+    # its runs are paired with the baseline's.
+    when: dict[str, str]
+    # The results column it is measured in (a score of the runs' summaries, e.g. `acc@0.4`).
+    score: str
+    # The paper's difference from the baseline, in that column's units (0.032: 3.2 points).
+    effect: float
+    # Where the paper reports it (model, dataset, the two figures).
+    source: str
+
+
 class CompareSettings(BaseModel):
     """How a sweep's results pair its runs (`compare:`)."""
 
@@ -15,6 +30,11 @@ class CompareSettings(BaseModel):
     # Override values of the baseline configuration (e.g. `env/intervention: random`):
     # every other run is paired with the baseline run of the same seed and settings.
     baseline: dict[str, str] = Field(default_factory=dict)
+    # The papers' differences for the configurations compared: results.md then says, for
+    # each, whether the paired CI resolves the measured difference ("not resolved at
+    # n = ..." when it holds 0) and how many seeds would resolve the paper's effect at
+    # the measured per-pair spread (80% power, two-sided 95%).
+    effects: list[PaperEffect] = Field(default_factory=list)
 
 
 class SweepSettings(BaseModel):
