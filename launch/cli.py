@@ -20,6 +20,8 @@ commands:
   resume  `classroom resume RUN_DIR` continues a killed episode from its last saved
           state (loops that save one)
   report  `classroom report RUN_OR_SWEEP_DIR` writes a self-contained report.html
+  regrade `classroom regrade RUN_DIR [--write]` grades a run's answers again with
+          today's grader and math-verify, and lists the verdicts that change
   export  `classroom export RUN_DIR OUT` copies the data a run produced (dataset/) to OUT
   merge   `classroom merge ADAPTER OUT` merges a trained LoRA adapter into its base
           model's weights: a model folder an engine serves at base speed
@@ -137,6 +139,10 @@ def main(argv: list[str] | None = None) -> int:
         from classroom.launch.report import report_main
 
         return report_main(rest)
+    if command == "regrade":
+        from classroom.launch.regrade import regrade_main
+
+        return regrade_main(rest)
     if command == "export":
         from classroom.launch.export import export_main
 
@@ -154,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return resume_main(rest)
     print(
-        f"classroom: unknown command {command!r} (commands: run, resume, sweep, report, export, merge, package, serve, bench)",
+        f"classroom: unknown command {command!r} (commands: run, resume, sweep, report, regrade, export, merge, package, serve, bench)",
         file=sys.stderr,
     )
     return 2

@@ -1,0 +1,141 @@
+"""`classroom regrade RUN_DIR [--write]`: a run's graded answers, graded again.
+
+Every answer the run graded (an :class:`Attempt` with a verdict, or one recorded
+ungradeable) is graded again from its logged reply with today's grader (the answer
+extracted again, then scored under the grader's time limit), and given a second opinion:
+math-verify reading the whole reply against the reference. The command prints how many
+verdicts change and lists each, and where the second opinion disagrees with the grader.
+It writes nothing into the run unless asked: ``--write`` adds ``regrade.jsonl`` (each
+answer's logged verdict beside the new one and the second opinion); the event log is
+never changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from classroom.agents.grading import Grader, extract_final_answer
+from classroom.agents.messages import Attempt, Problem
+from classroom.environments.eventlog import EventLogError, read_events
+
+USAGE = "usage: classroom regrade RUN_DIR [--write]"
+OUTPUT = "regrade.jsonl"
+
+
+@dataclass(frozen=True)
+class Regraded:
+    """One graded answer: as the run logged it, as it grades now, and math-verify's view."""
+
+    attempt_id: str
+    problem_id: str
+    phase: str
+    reference: str
+    logged_answer: str | None
+    logged: bool | None  # None: logged as ungradeable
+    answer: str | None
+    current: bool | None  # None: ungradeable now (the scorer failed or ran out of time)
+    math_verify: bool | None  # None: math-verify could not read the reply or the reference
+
+    @property
+    def changed(self) -> bool:
+        return self.logged != self.current
+
+
+def second_opinion(reply: str, reference: str) -> bool | None:
+    """math-verify on the whole reply (its own answer extraction) against the reference;
+    None when either does not parse or the check fails."""
+    from math_verify import parse, verify
+
+    try:
+        gold, pred = parse(reference), parse(reply)
+        return bool(verify(gold, pred)) if gold and pred else None
+    except Exception:
+        return None
+
+
+def graded_answers(messages: list) -> list[tuple[Problem, Attempt]]:
+    """The run's graded answers (a verdict or a grading error logged), with their problems."""
+    problems = {m.id: m for m in messages if isinstance(m, Problem)}
+    return [
+        (problems[m.problem_id], m)
+        for m in messages
+        if isinstance(m, Attempt) and (m.correct is not None or m.grade_error) and m.problem_id in problems
+    ]
+
+
+async def regrade(pairs: list[tuple[Problem, Attempt]]) -> list[Regraded]:
+    grader = Grader()
+    try:
+        answers = [extract_final_answer(a.reasoning) for _, a in pairs]
+        verdicts = await grader.verdicts([(p, answer) for (p, _), answer in zip(pairs, answers)])
+    finally:
+        grader.close()
+    return [
+        Regraded(
+            attempt_id=a.id,
+            problem_id=p.id,
+            phase=a.phase,
+            reference=p.answer,
+            logged_answer=a.final_answer,
+            logged=a.correct,
+            answer=answer,
+            current=correct,
+            math_verify=second_opinion(a.reasoning, p.answer),
+        )
+        for (p, a), answer, (correct, _) in zip(pairs, answers, verdicts)
+    ]
+
+
+def _verdict(value: bool | None) -> str:
+    return "ungradeable" if value is None else ("right" if value else "wrong")
+
+
+def _line(r: Regraded) -> str:
+    return (
+        f"  {r.attempt_id} ({r.phase}, problem {r.problem_id}): {_verdict(r.logged)} -> {_verdict(r.current)};"
+        f" answer {r.logged_answer!r} -> {r.answer!r}, reference {r.reference!r}, math-verify {_verdict(r.math_verify)}"
+    )
+
+
+def regrade_main(argv: list[str]) -> int:
+    write = "--write" in argv
+    rest = [a for a in argv if a != "--write"]
+    if len(rest) != 1 or rest[0].startswith("-"):
+        print(USAGE, file=sys.stderr)
+        return 2
+    run_dir = Path(rest[0])
+    log = run_dir / "events.jsonl"
+    if not log.is_file():
+        print(f"classroom regrade: {run_dir} has no events.jsonl (not a run directory)", file=sys.stderr)
+        return 2
+    try:
+        _, messages = read_events(log)
+    except EventLogError as exc:
+        print(f"classroom regrade: {exc}", file=sys.stderr)
+        return 2
+    results = asyncio.run(regrade(graded_answers(messages)))
+    changed = [r for r in results if r.changed]
+    disputed = [r for r in results if r.math_verify is not None and r.current is not None and r.math_verify != r.current]
+    up = sum(r.logged is False and r.current is True for r in changed)
+    down = sum(r.logged is True and r.current is False for r in changed)
+    print(
+        f"regraded {len(results)} graded answers of {run_dir}: {len(changed)} verdicts change"
+        f" ({up} wrong -> right, {down} right -> wrong, {len(changed) - up - down} to or from ungradeable);"
+        f" math-verify on the whole reply disagrees with the grader on {len(disputed)}"
+    )
+    if changed:
+        print("verdicts that change:")
+        print("\n".join(map(_line, changed)))
+    if disputed:
+        print("math-verify disagrees:")
+        print("\n".join(map(_line, disputed)))
+    if write:
+        with open(run_dir / OUTPUT, "w", encoding="utf-8") as out:
+            for r in results:
+                out.write(json.dumps(asdict(r)) + "\n")
+        print(f"wrote {run_dir / OUTPUT} (the logged verdicts beside the new ones; events.jsonl is unchanged)")
+    return 0
