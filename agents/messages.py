@@ -183,6 +183,8 @@ class Feedback(MessageBase):
     split: str = ""
     iteration: int | None = None
     count: int = 0
+    # Answers the grader could not score (left out of ``count`` and every accuracy).
+    ungradeable: int = 0
     # Overall, per skill and per sub-skill: a tree of slices with counts.
     report: SkillSlice | None = None
 

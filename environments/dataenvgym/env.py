@@ -63,6 +63,28 @@ def _write_jsonl(path: Path, rows: Sequence[dict[str, Any] | BaseModel]) -> None
             f.write((row.model_dump_json() if isinstance(row, BaseModel) else json.dumps(row)) + "\n")
 
 
+def feedback(problems: Sequence[Problem], attempts: Sequence[Attempt], *, split: str, iteration: int, episode_id: str) -> Feedback:
+    """What the environment tells the teacher of graded answers: accuracy overall and per
+    skill over the answers the grader could score, the ungradeable ones counted apart,
+    the wrong ones' ids (errors to teach from) and the weakest skills."""
+    report = skill_report(problems, attempts)
+    per_skill = {s.name: s.accuracy for s in report.children if s.accuracy is not None}
+    return Feedback(
+        episode_id=episode_id,
+        sender="environment",
+        split=split,
+        iteration=iteration,
+        accuracy=report.correct / max(report.count, 1),
+        count=report.count,
+        ungradeable=sum(a.correct is None for a in attempts),
+        report=report,
+        per_skill_accuracy=per_skill,  # type: ignore[arg-type]
+        # Wrong answers only: an ungradeable one is no error to teach from.
+        error_examples=tuple(a.id for a in attempts if a.correct is False),
+        weak_skills=tuple(sorted(per_skill, key=lambda s: per_skill[s])[:3]),
+    )
+
+
 class DataEnvGym:
     """One DataEnvGym episode over a student, a data-generation agent and a grader."""
 
@@ -122,20 +144,7 @@ class DataEnvGym:
         return graded
 
     def _feedback(self, problems: Sequence[Problem], attempts: Sequence[Attempt], split: str, iteration: int) -> Feedback:
-        report = skill_report(problems, attempts)
-        per_skill = {s.name: s.accuracy for s in report.children if s.accuracy is not None}
-        return Feedback(
-            episode_id=self.episode_id,
-            sender="environment",
-            split=split,
-            iteration=iteration,
-            accuracy=report.correct / max(report.count, 1),
-            count=report.count,
-            report=report,
-            per_skill_accuracy=per_skill,  # type: ignore[arg-type]
-            error_examples=tuple(a.id for a in attempts if not a.correct),
-            weak_skills=tuple(sorted(per_skill, key=lambda s: per_skill[s])[:3]),
-        )
+        return feedback(problems, attempts, split=split, iteration=iteration, episode_id=self.episode_id)
 
     def _observe(self, attempts: Sequence[Attempt], iteration: int) -> Observation:
         feedback = self._feedback(self.val, attempts, "validation", iteration)
@@ -335,6 +344,7 @@ class DataEnvGym:
         return {
             "iteration": observation.iteration,
             "val_accuracy": observation.report.accuracy,
+            "val_ungradeable": observation.report.ungradeable,
             "per_skill": flat_accuracy(observation.report.report) if observation.report.report else {},
             "generated": generated,
             "kept": kept,
@@ -414,6 +424,12 @@ class DataEnvGym:
             "examples_generated": sum(r["generated"] for r in self.history),
             "parse_failures": sum(r.get("parse_failures", 0) for r in self.history),
             "fallbacks": sum(r.get("fallbacks", 0) for r in self.history),
+            # Answers left out of the accuracies above because the grader could not score them.
+            "ungradeable": {
+                "validation": sum(r.get("val_ungradeable", 0) for r in self.history),
+                "test": test.ungradeable,
+                "test_untrained": base.ungradeable,
+            },
             "training_seconds": round(sum(r["training_seconds"] for r in self.history), 2),
             "history": self.history,
             "tokens": dict(self.tokens),

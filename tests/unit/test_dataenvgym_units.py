@@ -296,3 +296,29 @@ async def test_a_model_plan_naming_no_known_skill_falls_back_and_is_counted(vari
         planned = await LLMPolicy(max_tokens=64).plan(obs, OpenAIBackend(server.url, "scripted", keyless=True, max_retries=0))
     assert [f.error for f in planned.failures] in (["names no known skill"], ["names no known sub-skill"])
     assert planned.action.sender == builtin_policy(variant).name
+
+
+def test_feedback_leaves_ungradeable_answers_out_of_accuracy_and_errors():
+    """Four answers worked by hand: right, wrong, wrong, ungradeable (its scorer timed
+    out). Accuracy is 1 of the 3 graded; the one ungradeable answer is counted apart and
+    is no error to teach from."""
+    from classroom.environments.dataenvgym.env import feedback
+
+    problems = [Problem(id=f"p{n}", question=f"q{n}", answer="1", skills=("chain_sum",)) for n in range(4)]
+    verdicts = [True, False, False, None]
+    attempts = [
+        Attempt(
+            id=f"a{n}",
+            sender="s",
+            problem_id=f"p{n}",
+            reasoning="r",
+            final_answer="1",
+            correct=c,
+            grade_error=None if c is not None else "timed out",
+        )
+        for n, c in enumerate(verdicts)
+    ]
+    report = feedback(problems, attempts, split="validation", iteration=0, episode_id="e")
+    assert report.accuracy == pytest.approx(1 / 3) and report.count == 3 and report.ungradeable == 1
+    assert report.error_examples == ("a1", "a2")
+    assert report.per_skill_accuracy == {"chain_sum": pytest.approx(1 / 3)}
