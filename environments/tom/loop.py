@@ -253,7 +253,9 @@ class TomEpisode:
         ]
         return _SeedStage(
             observations=observations,
-            personal=[[(o.problem, o.explanation) for o in obs if not o.attempt.correct and o.helped.correct] for obs in observations],
+            personal=[
+                [(o.problem, o.explanation) for o in obs if o.attempt.correct is False and o.helped.correct is True] for obs in observations
+            ],
             pre=[[Graded.of(pre[s][p.id]) for p in seed_set] for s in range(k)],
             unusable=sum(len(unusable) for _, (_, unusable, _) in chunks),
         )
@@ -415,8 +417,9 @@ class TomEpisode:
 
         tokens = {name: self.tokens[name] for name in self.names if name in self.tokens}
         tokens.update({sender: count for sender, count in self.tokens.items() if sender not in tokens})
-        flips_right = sum(not b.correct and a.correct for b, a in zip(flat_pre, flat_usable))
-        flips_wrong = sum(bool(b.correct) and not a.correct for b, a in zip(flat_pre, flat_usable))
+        # Flips between two graded answers only: an ungradeable one is neither right nor wrong.
+        flips_right = sum(b.correct is False and a.correct is True for b, a in zip(flat_pre, flat_usable))
+        flips_wrong = sum(b.correct is True and a.correct is False for b, a in zip(flat_pre, flat_usable))
         max_key = budget_key(max(cfg.budgets))
         max_chosen = set(choose_interventions(utilities, top_budget))
         alone_demos = [
@@ -458,10 +461,12 @@ class TomEpisode:
             "deceptive_noncompliant": {"seed_set": seed.unusable, "test": unusable},
             "mental_model": {
                 "target": cfg.mental_model_target,
-                "demonstrations_right": sum(bool(o.attempt.correct) for o in alone_demos),
-                "demonstrations_wrong": sum(not o.attempt.correct for o in alone_demos),
+                "demonstrations_right": sum(o.attempt.correct is True for o in alone_demos),
+                "demonstrations_wrong": sum(o.attempt.correct is False for o in alone_demos),
             },
             "parse_failures": sum(not g.parsed for g in [*every_pre, *(g for row in helped for g in row), *post_attempts]),
+            # Answers the grader could not score: left out of every accuracy and flip above.
+            "ungradeable": sum(g.correct is None for g in [*every_pre, *(g for row in helped for g in row), *post_attempts]),
             "tokens": tokens,
             "wall_time_s": round(time.time() - started, 2),
         }

@@ -30,9 +30,10 @@ def mixed_demonstrations(
 ) -> list[SeedObservation]:
     """Up to ``n`` seed observations alternating wrong and right answers (as ``correct``
     judges the answer shown), each kind in seed-set order: the mental model's prompt
-    needs both kinds to tell this student's mistakes from its successes."""
-    wrong = [o for o in observations if not correct(o)]
-    right = [o for o in observations if correct(o)]
+    needs both kinds to tell this student's mistakes from its successes. An answer the
+    grader could not score (None) is neither: it is not shown."""
+    wrong = [o for o in observations if correct(o) is False]
+    right = [o for o in observations if correct(o) is True]
     chosen: list[SeedObservation] = []
     while len(chosen) < n and (wrong or right):
         for pool in (wrong, right):

@@ -25,7 +25,7 @@ from classroom.environments.tom.policies import (
     ranked,
 )
 from classroom.environments.tom.teacher import TomTeacher, mixed_demonstrations, wrong_answer
-from classroom.environments.tom.types import InterventionContext
+from classroom.environments.tom.types import InterventionContext, SeedObservation
 from classroom.serving.pool import RoutedLLM
 from classroom.serving.types import TokenLogprob
 
@@ -163,3 +163,12 @@ def test_mental_model_demonstrations_mix_right_and_wrong_answers():
     assert [o.problem.id for o in chosen] == ["p4", "p0", "p5", "p1"]  # wrong, right, wrong, right
     assert [o.problem.id for o in mixed_demonstrations(seed, 3, lambda o: o.helped.correct)] == ["p0", "p1", "p2"]  # all right
     assert mixed_demonstrations(seed, 0, lambda o: o.attempt.correct) == []
+
+
+def test_an_ungradeable_answer_is_shown_to_the_mental_model_as_neither_right_nor_wrong():
+    problems = [Problem(id=f"p{i}", question=f"q{i}", answer="1") for i in range(3)]
+    seed = [seed_observation(p, "1" if i == 1 else "2", "1") for i, p in enumerate(problems)]
+    ungradeable = seed[0].attempt.model_copy(update={"correct": None, "grade_error": "timed out"})
+    seed[0] = SeedObservation(problem=seed[0].problem, attempt=ungradeable, explanation=seed[0].explanation, helped=seed[0].helped)
+    # p0 could not be graded: not a wrong demonstration (p2 is), not a right one (p1 is).
+    assert [o.problem.id for o in mixed_demonstrations(seed, 4, lambda o: o.attempt.correct)] == ["p2", "p1"]
