@@ -88,7 +88,9 @@ def write_dataset(
         *(f"  - {n} x {reason}" for reason, n in reasons.most_common()),
         *(
             [
-                f"- Stage 2: the student wrote {stage2['solutions']} solutions of training problems, {stage2['wrong']} wrong;",
+                f"- Stage 2: the student wrote {stage2['solutions']} solutions of training problems, {stage2['wrong']} wrong"
+                + (f" ({stage2['ungradeable']} more the grader could not score, left out)" if stage2.get("ungradeable") else "")
+                + ";",
                 f"  {stage2['unparsed']} of those were not in the template format (no steps to correct) and",
                 f"  {stage2['uncorrected']} had no first wrong step the teacher could place or word.",
             ]

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from classroom.agents.actors import spawn
 from classroom.agents.clients import GraderClient, StudentClient
@@ -79,6 +79,8 @@ class Stage1Checkpoint(BaseModel):
     test_stage1: float
     localisation_before: dict[str, Any]
     tokens: dict[str, int]
+    # Test answers the grader could not score, per evaluation (left out of its accuracy).
+    ungradeable: dict[str, int] = Field(default_factory=dict)
     # The student's state (its learner and adapter): reloaded into the engine on resume.
     student: dict[str, Any]
     # Messages logged when it was written: a resume cuts the log back here.
@@ -208,8 +210,11 @@ class SuperCorrectLoop:
             examples, iteration=1, out_dir=str(run_dir / "stage1"), adapter_name=f"{episode.episode_id}-stage1"
         )
         recorder.record([training])
-        test_untrained = await self._accuracy(agents, test, "test_untrained", base=True, tokens=tokens, recorder=recorder)
-        test_stage1 = await self._accuracy(agents, test, "test_stage1", tokens=tokens, recorder=recorder)
+        ungradeable: dict[str, int] = {}
+        test_untrained = await self._accuracy(
+            agents, test, "test_untrained", base=True, tokens=tokens, recorder=recorder, ungradeable=ungradeable
+        )
+        test_stage1 = await self._accuracy(agents, test, "test_stage1", tokens=tokens, recorder=recorder, ungradeable=ungradeable)
         benchmark = self._benchmark(test, written.templates, config, prompts)
         recorder.record([question for question, _ in benchmark])
         localisation_before = await self._localise(
@@ -226,6 +231,7 @@ class SuperCorrectLoop:
             test_stage1=test_stage1,
             localisation_before=localisation_before,
             tokens=tokens,
+            ungradeable=ungradeable,
             student=await agents.student.state(),
             events_logged=recorder.logged(),
         )
@@ -249,6 +255,7 @@ class SuperCorrectLoop:
         )
         taught = [p for p in train if p.id in written.templates]
         examples, training, tokens = stage1.examples, stage1.training, dict(stage1.tokens)
+        ungradeable = dict(stage1.ungradeable)
         test_untrained, test_stage1, localisation_before = stage1.test_untrained, stage1.test_stage1, stage1.localisation_before
         benchmark = self._benchmark(test, written.templates, config, prompts)  # the same cases: seeded
 
@@ -271,7 +278,7 @@ class SuperCorrectLoop:
                 trained = await learner.fit([p.row() for p in pairs], str(run_dir / "stage2"), init_adapter=training.adapter_path)
                 dpo_reference = trained.get("reference")
                 await agents.student.use_adapter(f"{episode.episode_id}-stage2", trained["adapter_path"])
-            test_stage2 = await self._accuracy(agents, test, "test_stage2", tokens=tokens, recorder=recorder)
+            test_stage2 = await self._accuracy(agents, test, "test_stage2", tokens=tokens, recorder=recorder, ungradeable=ungradeable)
             localisation_after = await self._localise(
                 agents.student, benchmark, recorder, tokens, "locate_student_stage2", config.localisation_tokens
             )
@@ -310,6 +317,8 @@ class SuperCorrectLoop:
             "dpo_reference": dpo_reference,
             "test_problems": len(test),
             "test_accuracy": {"untrained": test_untrained, "stage1": test_stage1, "stage2": test_stage2},
+            # Test answers the grader could not score, left out of those accuracies.
+            "ungradeable": ungradeable,
             "localisation": {
                 "student_before_stage2": localisation_before,
                 "student_after_stage2": localisation_after or None,
@@ -347,12 +356,14 @@ class SuperCorrectLoop:
         *,
         tokens: dict[str, int],
         recorder: Recorder,
+        ungradeable: dict[str, int],
         base: bool = False,
     ) -> float:
         attempts = await agents.student.answer(problems, phase=phase, base=base)
         graded = await agents.grader.grade_attempts(problems, attempts)
         recorder.record(graded)
         _count(tokens, graded)
+        ungradeable[phase] = sum(a.correct is None for a in graded)
         # Over the graded ones: an ungradeable attempt is neither right nor wrong.
         return accuracy(graded) or 0.0
 
@@ -374,7 +385,7 @@ class SuperCorrectLoop:
             [(p, []) for p in problems], phase="stage2_solve", samples=config.solutions, temperature=config.temperature, seed=config.seed
         )
         wrong: list[tuple[Problem, Attempt, ThoughtTemplate]] = []
-        counts = {"solutions": sum(map(len, solved)), "wrong": 0, "unparsed": 0}
+        counts = {"solutions": sum(map(len, solved)), "wrong": 0, "ungradeable": 0, "unparsed": 0}
         # One grading call for every solution (the grader matches them by problem id).
         graded = await agents.grader.grade_attempts(list(problems), [a for attempts in solved for a in attempts])
         _count(tokens, graded)
@@ -382,7 +393,9 @@ class SuperCorrectLoop:
         by_id = {p.id: p for p in problems}
         for attempt in graded:
             problem = by_id[attempt.problem_id]
-            if not attempt.correct:
+            # A solution the grader could not score is neither right nor wrong: not corrected.
+            counts["ungradeable"] += attempt.correct is None
+            if attempt.correct is False:
                 counts["wrong"] += 1
                 try:
                     wrong.append((problem, attempt, parse_template(attempt.reasoning)))

@@ -205,7 +205,7 @@ def test_the_dataset_card_counts_what_each_filter_dropped(tmp_path):
     ]
     pair = PreferencePair(prompt=({"role": "user", "content": "Q"},), chosen="<Cause>c</Cause>", rejected="r", source="teacher_correction")
     sft = [{"prompt": [{"role": "user", "content": "Q"}], "completion": [{"role": "assistant", "content": TEMPLATE.render()}]}]
-    stage2 = {"solutions": 8, "wrong": 5, "unparsed": 3, "uncorrected": 1, "pairs": 1}
+    stage2 = {"solutions": 8, "wrong": 5, "ungradeable": 1, "unparsed": 3, "uncorrected": 1, "pairs": 1}
     card = write_dataset(
         tmp_path,
         task="t",
@@ -222,7 +222,12 @@ def test_the_dataset_card_counts_what_each_filter_dropped(tmp_path):
     assert card["rows"] == {"sft": 1, "dpo": 1, "corrections": 1}
     assert card["dropped"] == {"step N is wrong": 2, "does not parse": 1}
     text = (tmp_path / "README.md").read_text()
-    assert "7 of 10 problems kept" in text and "2 x step N is wrong" in text and "5 wrong" in text and "3 of those" in text
+    assert (
+        "7 of 10 problems kept" in text
+        and "2 x step N is wrong" in text
+        and "5 wrong (1 more the grader could not score, left out);" in text
+        and "3 of those" in text
+    )
     assert (
         datasets.load_dataset(str(tmp_path), "corrections", split="train", cache_dir=str(tmp_path / "hf-cache"))[0]["completion"][0][
             "content"
