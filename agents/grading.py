@@ -122,16 +122,31 @@ def extract_final_answer(text: str) -> str | None:
     In priority order: the ``final_answer``/``answer`` field of a JSON object (possibly
     embedded in other text), the last ``\\boxed{...}``, the last ``<Answer>...</Answer>``, a GSM8K ``#### X`` line, the last
     "the answer is X" / "answer: X", and finally the last number in the text (or the
-    LaTeX span it sits in). What was found is then reduced to its final value
+    LaTeX span it sits in), all read in the reply up to any new question ("Q: ...") the
+    model went on to write. What was found is then reduced to its final value
     (:func:`final_value`): "10 - 3 = 7" is 7, every grading path sees the same answer.
     """
-    found = _find_final_answer(text) if text and text.strip() else None
+    found = _find_final_answer(_own_reply(text)) if text and text.strip() else None
     if found is not None:
         found = final_value(found)
     # "1,234" -> "1234": exact-match scorers (reasoning-gym's) must see a plain number.
     if found is not None and _NUMBER_WITH_THOUSANDS.match(found):
         found = found.replace(",", "")
     return found
+
+
+# A line that starts a new question ("Q: ...", "Question: ..."): a small model that goes
+# on to ask and answer itself another question after its reply.
+_NEXT_QUESTION = re.compile(r"\n\s*(?:Q|Question)\s*:", re.I)
+
+
+def _own_reply(text: str) -> str:
+    """The reply up to a new question it went on to write once it had given its answer
+    (an answer phrase, a box, a tag or ####): what follows answers another question. A
+    reply that restates its question before answering is read whole."""
+    match = _NEXT_QUESTION.search(text)
+    head = text[: match.start()] if match else ""
+    return head if head.strip() and _marked_answer(head) is not None else text
 
 
 _ANSWER_TAG = re.compile(r"<Answer>(.*?)</Answer>", re.S)
@@ -144,7 +159,8 @@ def _answer_tag(text: str) -> str | None:
     return found[-1] if found else None
 
 
-def _find_final_answer(text: str) -> str | None:
+def _marked_answer(text: str) -> str | None:
+    """The answer the reply marks as its answer (JSON field, box, tag, ####, answer phrase)."""
     for finder in (_json_answer, _last_boxed, _answer_tag):
         found = finder(text)
         if found:
@@ -154,6 +170,13 @@ def _find_final_answer(text: str) -> str | None:
         matches = [m for m in matches if m]
         if matches:
             return matches[-1]
+    return None
+
+
+def _find_final_answer(text: str) -> str | None:
+    marked = _marked_answer(text)
+    if marked is not None:
+        return marked
     numbers = list(_NUMBER.finditer(text))
     if not numbers:
         return None
