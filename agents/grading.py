@@ -177,6 +177,15 @@ def _find_final_answer(text: str) -> str | None:
     marked = _marked_answer(text)
     if marked is not None:
         return marked
+    # A reply cut off in an equation it never finished ("..., which is 3. So, 9 - 6 =")
+    # ends in the question's own numbers: the last number is read before that clause
+    # (from the last sentence end, colon, semicolon or line break).
+    stripped = text.rstrip()
+    if stripped.endswith("="):
+        ends = [stripped.rfind(mark) for mark in (". ", "! ", "? ", ":", ";", "\n")]  # not a decimal point
+        clause = max(ends) + 1
+        if clause > 0:
+            text = stripped[:clause]
     numbers = list(_NUMBER.finditer(text))
     if not numbers:
         return None
