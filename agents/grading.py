@@ -126,7 +126,7 @@ def extract_final_answer(text: str) -> str | None:
     model went on to write. What was found is then reduced to its final value
     (:func:`final_value`): "10 - 3 = 7" is 7, every grading path sees the same answer.
     """
-    found = _find_final_answer(_own_reply(text)) if text and text.strip() else None
+    found = _find_final_answer(text) if text and text.strip() else None
     if found is not None:
         found = final_value(found)
     # "1,234" -> "1234": exact-match scorers (reasoning-gym's) must see a plain number.
@@ -138,15 +138,6 @@ def extract_final_answer(text: str) -> str | None:
 # A line that starts a new question ("Q: ...", "Question: ..."): a small model that goes
 # on to ask and answer itself another question after its reply.
 _NEXT_QUESTION = re.compile(r"\n\s*(?:Q|Question)\s*:", re.I)
-
-
-def _own_reply(text: str) -> str:
-    """The reply up to a new question it went on to write once it had given its answer
-    (an answer phrase, a box, a tag or ####): what follows answers another question. A
-    reply that restates its question before answering is read whole."""
-    match = _NEXT_QUESTION.search(text)
-    head = text[: match.start()] if match else ""
-    return head if head.strip() and _marked_answer(head) is not None else text
 
 
 _ANSWER_TAG = re.compile(r"<Answer>(.*?)</Answer>", re.S)
@@ -174,7 +165,13 @@ def _marked_answer(text: str) -> str | None:
 
 
 def _find_final_answer(text: str) -> str | None:
-    marked = _marked_answer(text)
+    # The answer given before a new question the reply went on to write, if it gave one:
+    # what follows answers another question (a reply that restates its question before
+    # answering gives none before it, and is read whole).
+    next_question = _NEXT_QUESTION.search(text)
+    marked = _marked_answer(text[: next_question.start()]) if next_question else None
+    if marked is None:
+        marked = _marked_answer(text)
     if marked is not None:
         return marked
     # A reply cut off in an equation it never finished ("..., which is 3. So, 9 - 6 =")

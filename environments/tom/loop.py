@@ -426,6 +426,7 @@ class TomEpisode:
             o for obs in seed.observations for o in mixed_demonstrations(obs, cfg.mental_model_demos, lambda o: o.attempt.correct)
         ]
         every_pre = [g for s in range(k) for g in (*seed.pre[s], *pre_test[s], *post_pre[s])]
+        answered = [*every_pre, *(g for row in helped for g in row), *post_attempts]  # every graded answer of the episode
         summary: dict[str, Any] = {
             "env": TomLoop.name,
             "task": self.task.name,
@@ -464,9 +465,9 @@ class TomEpisode:
                 "demonstrations_right": sum(o.attempt.correct is True for o in alone_demos),
                 "demonstrations_wrong": sum(o.attempt.correct is False for o in alone_demos),
             },
-            "parse_failures": sum(not g.parsed for g in [*every_pre, *(g for row in helped for g in row), *post_attempts]),
+            "parse_failures": sum(not g.parsed for g in answered),
             # Answers the grader could not score: left out of every accuracy and flip above.
-            "ungradeable": sum(g.correct is None for g in [*every_pre, *(g for row in helped for g in row), *post_attempts]),
+            "ungradeable": sum(g.correct is None for g in answered),
             "tokens": tokens,
             "wall_time_s": round(time.time() - started, 2),
         }
