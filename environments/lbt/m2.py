@@ -7,7 +7,7 @@ for the `correctness` baseline); pairs of rationales whose scores differ by more
 a gap become DPO preference pairs (saved as ``preferences.jsonl`` in TRL's format,
 loadable with ``datasets``); a DPO step trains a LoRA adapter on them, hot-loaded into
 the teacher's running engine; the teacher answers held-out problems greedily before
-and after. `none` is the baseline: no pairs, no DPO.
+and after (both logged). `none` is the baseline: no pairs, no DPO.
 """
 
 from __future__ import annotations
@@ -107,13 +107,18 @@ async def run_m2(episode: Episode, agents: LbtAgents, replay: Replay | None = No
 
     # 4. The teacher on held-out problems, before and after.
     episode.recorder.stage("teacher on held-out problems, before and after", 2 * len(test))
-    before = await agents.teacher.explain(test)
-    logged_after = replay.explanations(test)  # the last step logged: only the summary was left
-    if logged_after is not None:
-        after = logged_after
-    else:
-        after = before if adapter is None else await agents.teacher.explain(test, adapter=adapter)
-        episode.recorder.record(after if adapter else before)
+    # Both logged, before then after (a resume takes them from the log): the after-DPO
+    # explanations carry the adapter in usage.model.
+    before = replay.explanations(test, 0)
+    if before is None:
+        before = await agents.teacher.explain(test)
+        episode.recorder.record(before)
+    after = before
+    if adapter is not None:
+        after = replay.explanations(test, 1)
+        if after is None:
+            after = await agents.teacher.explain(test, adapter=adapter)
+            episode.recorder.record(after)
     # An ungradeable answer (None: its scorer failed or ran out of time) is neither right
     # nor wrong: left out of the accuracy and counted.
     verdicts_before = [await agents.grader.score(p, e.final_answer) for p, e in zip(test, before)]

@@ -3,8 +3,8 @@
 Top to bottom: the teacher starts from K exemplars; each iteration the students answer
 the training items with the current set; their errors go to the teacher, which
 proposes C revised sets (a proposal that does not parse is a recorded ParseFailure; the
-others go on); every set is scored by the students' accuracy on the training items and
-the best (the current one on a tie) is kept. After T iterations the teacher's own model
+others go on); every set is scored by the students' accuracy on the training items (their
+answers logged under the set's proposal) and the best (the current one on a tie) is kept. After T iterations the teacher's own model
 answers the held-out problems with the first and with the final exemplars. One student
 or the whole class gives the feedback: the paper finds several diverse students better.
 """
@@ -96,9 +96,10 @@ async def run_m3(episode: Episode, agents: LbtAgents, resume_from: M3Checkpoint 
         if not parsed:
             raise ValueError(f"M3: the proposer {proposer.name!r} gave no first exemplar set that parses")
         first = current = parsed[0]
-        score, errors = await _score(current, items, agents, settings.answer_tokens, tokens)
+        score, errors, answered = await _score(current, items, agents, settings.answer_tokens, tokens)
         curve = {"0": score}
-        episode.recorder.record([_proposal(episode, 0, current, score, True)])
+        proposal = _proposal(episode, 0, current, score, True)
+        episode.recorder.record([proposal, *_in_view_of(answered, proposal)])
         checkpoint(0)
         done = 0
     else:  # what the interrupted run had after its last finished iteration
@@ -115,11 +116,11 @@ async def run_m3(episode: Episode, agents: LbtAgents, resume_from: M3Checkpoint 
         results = await asyncio.gather(*(_score(s, items, agents, settings.answer_tokens, tokens) for s in candidates))
         best = max(range(len(candidates)), key=lambda i: (results[i][0], -i), default=None)
         kept = best is not None and results[best][0] > score
-        episode.recorder.record(
-            [_proposal(episode, iteration, s, r[0], kept and i == best) for i, (s, r) in enumerate(zip(candidates, results))]
-        )
+        for i, (candidate, (candidate_score, _, answered)) in enumerate(zip(candidates, results)):
+            proposal = _proposal(episode, iteration, candidate, candidate_score, kept and i == best)
+            episode.recorder.record([proposal, *_in_view_of(answered, proposal)])
         if kept:
-            current, (score, errors) = candidates[best], results[best]
+            current, (score, errors, _) = candidates[best], results[best]
         curve[str(iteration)] = score
         episode.recorder.metric("m3/train_accuracy", score, iteration=iteration)
         checkpoint(iteration)
@@ -127,7 +128,8 @@ async def run_m3(episode: Episode, agents: LbtAgents, resume_from: M3Checkpoint 
     # The teacher's own model on held-out problems, with the first and the final set.
     episode.recorder.stage("held-out problems: first vs final exemplars", 2 * len(test))
     test_first, test_final = await asyncio.gather(
-        _accuracy(agents, first, test, settings.answer_tokens, tokens), _accuracy(agents, current, test, settings.answer_tokens, tokens)
+        _accuracy(agents, first, test, settings.answer_tokens, tokens, episode, "m3_test_first"),
+        _accuracy(agents, current, test, settings.answer_tokens, tokens, episode, "m3_test_final"),
     )
     summary: dict[str, Any] = {
         "env": "lbt",
@@ -158,8 +160,9 @@ async def run_m3(episode: Episode, agents: LbtAgents, resume_from: M3Checkpoint 
 
 async def _score(
     exemplars: ExemplarSet, items: Sequence[Problem], agents: LbtAgents, max_tokens: int, tokens: dict[str, int]
-) -> tuple[float, list[tuple[Problem, Attempt]]]:
-    """The class's accuracy on the items with these exemplars, and its wrong answers."""
+) -> tuple[float, list[tuple[Problem, Attempt]], list[Attempt]]:
+    """The class's accuracy on the items with these exemplars, its wrong answers, and
+    every graded answer (for the log)."""
     demos = exemplars.demonstrations()
     answers = await asyncio.gather(
         *(s.answer_each([(p, demos) for p in items], phase="m3_train", max_tokens=max_tokens) for s in agents.students)
@@ -167,6 +170,7 @@ async def _score(
     graded = await asyncio.gather(*(agents.grader.grade_attempts(items, [a[0] for a in student]) for student in answers))
     by_id = {p.id: p for p in items}
     right, counted, errors = 0, 0, []
+    every = [attempt for attempts in graded for attempt in attempts]
     for attempts in graded:
         for attempt in attempts:
             tokens[attempt.sender] = tokens.get(attempt.sender, 0) + attempt.usage.total_tokens
@@ -176,18 +180,33 @@ async def _score(
             right += attempt.correct
             if not attempt.correct:
                 errors.append((by_id[attempt.problem_id], attempt))
-    return right / max(counted, 1), errors
+    return right / max(counted, 1), errors, every
 
 
 async def _accuracy(
-    agents: LbtAgents, exemplars: ExemplarSet, problems: Sequence[Problem], max_tokens: int, tokens: dict[str, int]
+    agents: LbtAgents,
+    exemplars: ExemplarSet,
+    problems: Sequence[Problem],
+    max_tokens: int,
+    tokens: dict[str, int],
+    episode: Episode,
+    phase: str,
 ) -> float:
+    """The teacher's own model on held-out problems with these exemplars (its answers
+    logged under ``phase``), over the graded answers."""
     demos = exemplars.demonstrations()
-    answers = await agents.teacher_as_student.answer_each([(p, demos) for p in problems], phase="m3_test", max_tokens=max_tokens)
+    answers = await agents.teacher_as_student.answer_each([(p, demos) for p in problems], phase=phase, max_tokens=max_tokens)
     graded = await agents.grader.grade_attempts(problems, [a[0] for a in answers])
+    episode.recorder.record(graded)
     for attempt in graded:
         tokens[attempt.sender] = tokens.get(attempt.sender, 0) + attempt.usage.total_tokens
     return accuracy(graded) or 0.0  # over the graded ones
+
+
+def _in_view_of(attempts: Sequence[Attempt], proposal: ExemplarProposal) -> list[Attempt]:
+    """Training-item answers as logged: made with this proposal's exemplars in view (the
+    set's demonstrations carry placeholder ids; the proposal's id says which set)."""
+    return [a.model_copy(update={"parents": (a.problem_id, proposal.id), "context_ids": (proposal.id,)}) for a in attempts]
 
 
 def _proposal(episode: Episode, iteration: int, exemplars: ExemplarSet, score: float, kept: bool) -> ExemplarProposal:
