@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
 
 from classroom.agents.messages import Attempt, Explanation, Problem, TrainingExample, TrainingRun
 from classroom.agents.roles import Demonstrations
 from classroom.serving.adapters import AdapterFiles, pack_adapter, write_adapter
+from classroom.serving.structured import Parsed
+
+T = TypeVar("T", bound=BaseModel)
 
 
 class AgentClient:
@@ -76,6 +81,9 @@ class StudentClient(AgentClient):
             seed=seed,
             max_tokens=max_tokens,
         )
+
+    async def answer_structured(self, problems: Sequence[Problem], schema: type[T], *, base: bool = False) -> list[Parsed[T]]:
+        return await self.invoke(self.agent.answer_structured, list(problems), schema, base=base)
 
     async def train(self, examples: Sequence[TrainingExample], *, iteration: int, out_dir: str, adapter_name: str) -> TrainingRun:
         """Train the student; an adapter it made is written into ``out_dir`` here, where

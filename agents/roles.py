@@ -11,7 +11,9 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
 
 from classroom.agents.confidence import answer_probability
 from classroom.agents.grading import extract_final_answer
@@ -20,7 +22,10 @@ from classroom.agents.messages import Attempt, Explanation, Problem, TrainingExa
 from classroom.serving.adapters import AdapterFiles
 from classroom.serving.llm import LLM, AdapterLLM, BackendError
 from classroom.serving.prompts import PromptSet
+from classroom.serving.structured import Parsed, chat_structured
 from classroom.serving.types import ChatMessage, Completion, Conversation, SamplingParams, conversation_dicts
+
+T = TypeVar("T", bound=BaseModel)
 
 # (problem, explanation) pairs shown before a question: few-shot demonstrations.
 Demonstrations = Sequence[tuple[Problem, Explanation]]
@@ -311,6 +316,15 @@ class Student:
                 )
             result.append(attempts)
         return result
+
+    async def answer_structured(self, problems: Sequence[Problem], schema: type[T], *, base: bool = False) -> list[Parsed[T]]:
+        """One reply per problem in the form ``schema`` gives (the backend's structured
+        output, one repair turn; see :func:`chat_structured`): a reply that still does not
+        validate comes back with ``value=None`` and the reason, for the caller to count."""
+        if not problems:
+            return []
+        conversations = [self._conversation(p, None, False, None)[0] for p in problems]
+        return await chat_structured(self.llm, conversations, schema, self.sampling, adapter=None if base else self.adapter)
 
     def sft_rows(self, examples: Sequence[TrainingExample]) -> list[dict[str, Any]]:
         """Examples in TRL's conversational prompt-completion format, as this student asks.

@@ -92,7 +92,8 @@ def write_dataset(
                 + (f" ({stage2['ungradeable']} more the grader could not score, left out)" if stage2.get("ungradeable") else "")
                 + ";",
                 f"  {stage2['unparsed']} of those were not in the template format (no steps to correct) and",
-                f"  {stage2['uncorrected']} had no first wrong step the teacher could place or word.",
+                f"  {stage2['uncorrected']} had no first wrong step the teacher could place or word;",
+                f"  {stage2.get('critique_unparsed', 0)} made no pair: the student's own cause and correction did not parse.",
             ]
             if stage2
             else []

@@ -10,9 +10,10 @@ One episode, top to bottom (:meth:`SuperCorrectLoop.run`):
 3. Stage 2 (``hsft_dpo``): the student solves the training problems in the template
    format; for each wrong solution the teacher, given the reference, finds the first
    wrong step k (the step checker decides where it can) and writes its cause and
-   correction; the student, without the reference, writes its own for the same step.
+   correction; the student, without the reference, writes its own for the same step
+   (structured output: a reply without both is logged, counted and makes no pair).
    Preference pair: prompt = problem + steps 1..k-1, chosen = the teacher's, rejected =
-   the student's. A DPO step continues the stage-1 adapter, hot-loaded into the running
+   the student's, both written in the same tags. A DPO step continues the stage-1 adapter, hot-loaded into the running
    engine; the student answers the test problems again.
 4. Error localisation: correct templates with one step broken at a known place (the
    error carried forward); the student (before and after stage 2), the teacher's model
@@ -24,8 +25,6 @@ One episode, top to bottom (:meth:`SuperCorrectLoop.run`):
 from __future__ import annotations
 
 import asyncio
-import random
-import re
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -42,26 +41,24 @@ from classroom.agents.learners import DPOLearner, LoRALearner
 from classroom.agents.messages import Attempt, ParseFailure, PreferencePair, Problem, TrainingExample, TrainingRun
 from classroom.agents.plugins import ConfigError, instantiate_plugin
 from classroom.agents.roles import Student, gold_explanation
-from classroom.agents.steps import check_steps, worked_solution
+from classroom.agents.steps import worked_solution
 from classroom.environments.base import Curve, Episode, read_checkpoint, write_checkpoint
 from classroom.environments.recording import Recorder
-from classroom.environments.stats import mean_ci
 from classroom.environments.supercorrect.config import SuperCorrectConfig
-from classroom.environments.supercorrect.corrupt import Corrupted, corrupt
+from classroom.environments.supercorrect.corrupt import Corrupted
 from classroom.environments.supercorrect.dataset import write_dataset
-from classroom.environments.supercorrect.teachers import TemplateTeacher, Written, cause_and_correction
-from classroom.environments.supercorrect.traces import CorrectionTrace, ThoughtTemplate, TraceParseError, parse_template
+from classroom.environments.supercorrect.localisation import benchmark_cases, checker_localises, localise
+from classroom.environments.supercorrect.teachers import TemplateTeacher, Written
+from classroom.environments.supercorrect.traces import (
+    CorrectionTrace,
+    OwnCorrection,
+    StudentCritique,
+    ThoughtTemplate,
+    TraceParseError,
+    parse_template,
+)
 from classroom.environments.tasks import Task
 from classroom.serving.prompts import PromptSet
-
-# A localisation reply names a step as the prompt asks (<Step>N</Step>), in words
-# ("step N"), or is the number alone; anything else is unparsed (no step is guessed from
-# the first number in it: "Q: 12 + 5 ..." is not step 12).
-_STEP_NUMBER = (
-    re.compile(r"<Step>\s*(\d+)\s*</Step>"),
-    re.compile(r"\bstep\s*(\d+)\b", re.I),
-    re.compile(r"^\s*(\d+)\s*\.?\s*$"),
-)
 
 
 class Stage1Checkpoint(BaseModel):
@@ -215,7 +212,7 @@ class SuperCorrectLoop:
             agents, test, "test_untrained", base=True, tokens=tokens, recorder=recorder, ungradeable=ungradeable
         )
         test_stage1 = await self._accuracy(agents, test, "test_stage1", tokens=tokens, recorder=recorder, ungradeable=ungradeable)
-        benchmark = self._benchmark(test, written.templates, config, prompts)
+        benchmark = benchmark_cases(test, written.templates, config, prompts)
         recorder.record([question for question, _ in benchmark])
         localisation_before = await self._localise(
             agents.student, benchmark, recorder, tokens, "locate_student_stage1", config.localisation_tokens
@@ -257,7 +254,7 @@ class SuperCorrectLoop:
         examples, training, tokens = stage1.examples, stage1.training, dict(stage1.tokens)
         ungradeable = dict(stage1.ungradeable)
         test_untrained, test_stage1, localisation_before = stage1.test_untrained, stage1.test_stage1, stage1.localisation_before
-        benchmark = self._benchmark(test, written.templates, config, prompts)  # the same cases: seeded
+        benchmark = benchmark_cases(test, written.templates, config, prompts)  # the same cases: seeded
 
         # 3. Stage 2: correction traces and cross-model DPO.
         pairs: list[PreferencePair] = []
@@ -285,7 +282,7 @@ class SuperCorrectLoop:
         localisation_teacher = await self._localise(
             agents.teacher_model, benchmark, recorder, tokens, "locate_teacher", config.localisation_tokens
         )
-        localisation_checker = self._checker_localises(benchmark)
+        localisation_checker = checker_localises(benchmark)
         positions = Counter(case.position for _, case in benchmark)
         # A guesser that always names the most common broken step: the floor to beat.
         constant_guess = positions.most_common(1)[0][1] / len(benchmark) if benchmark else None
@@ -418,28 +415,35 @@ class SuperCorrectLoop:
         # The teacher could not place or word a correction (the checker undecided, a reply
         # without its tags): counted, not guessed.
         counts["uncorrected"] = len(wrong) - len(located)
+        counts["critique_unparsed"] = 0
         # The student, without the reference, on the same step of its own solution.
-        critiques = await agents.student.answer(
+        replies = await agents.student.answer_structured(
             [
-                Problem(
-                    id=f"{a.id}~critique",
-                    question=prompts.render("critique", question=p.question, steps=_numbered(t, c.step), step=c.step),
-                    answer="",
-                )
+                Problem(question=prompts.render("critique", question=p.question, steps=_numbered(t, c.step), step=c.step), answer="")
                 for p, a, t, c in located
             ],
-            phase="stage2_critique",
+            OwnCorrection,
         )
+        critiques = [
+            StudentCritique(
+                episode_id=episode.episode_id,
+                sender=episode.students[0].name,
+                parents=(a.id,),
+                problem_id=p.id,
+                attempt_id=a.id,
+                step=c.step,
+                cause=(r.value.cause.strip() or None) if r.value else None,
+                correction=(r.value.correction.strip() or None) if r.value else None,
+                raw_text=r.raw[:2000],
+                error=r.error,
+                usage=r.usage,
+            )
+            for (p, a, t, c), r in zip(located, replies)
+        ]
+        episode.recorder.record(critiques)
         _count(tokens, critiques)
         pairs, traces = [], []
         for (problem, attempt, template, correction), critique in zip(located, critiques):
-            own_cause, own_correction = cause_and_correction(critique.reasoning)
-            # The student's own attempt, as it wrote it: tagged, or its words as they are.
-            rejected = (
-                f"<Cause>{own_cause}</Cause><Correction>{own_correction}</Correction>"
-                if own_cause is not None and own_correction is not None
-                else critique.reasoning.strip()
-            )
             steps = tuple(s.text for s in template.steps[: correction.step])
             traces.append(
                 CorrectionTrace(
@@ -457,16 +461,20 @@ class SuperCorrectLoop:
                     source=f"teacher ({correction.decided_by})",
                 )
             )
-            if not rejected:
+            # The rejected side is the student's own cause and correction, written as the
+            # chosen side is; a reply without them makes no pair (counted by its reason).
+            rejected = critique.tagged()
+            if rejected is None:
+                counts["critique_unparsed"] += 1
                 episode.recorder.record(
                     [
                         ParseFailure(
                             episode_id=episode.episode_id,
                             sender=critique.sender,
                             parents=(critique.id,),
-                            expected="<Cause> and <Correction>",
-                            raw_text=critique.reasoning[:2000],
-                            error="the student's critique is empty",
+                            expected="OwnCorrection",
+                            raw_text=critique.raw_text,
+                            error=critique.error or "no cause and correction",
                         )
                     ]
                 )
@@ -494,26 +502,6 @@ class SuperCorrectLoop:
         counts["pairs"] = len(pairs)
         return pairs, traces, counts
 
-    def _benchmark(
-        self, problems: Sequence[Problem], references: dict[str, ThoughtTemplate], config: SuperCorrectConfig, prompts: PromptSet
-    ) -> list[tuple[Problem, Corrupted]]:
-        """The localisation benchmark: a question per broken template (its answer the
-        broken step's number), made once per episode and asked of every model."""
-        rng = random.Random(config.seed)
-        cases = []
-        for problem in problems:
-            if problem.id in references and len(cases) < config.localisation:
-                broken = corrupt(references[problem.id], rng)
-                if broken is not None and len(broken.template.steps) > 1:
-                    question = Problem(
-                        id=f"{problem.id}~locate",
-                        question=prompts.render("locate", question=problem.question, solution=broken.template.render()),
-                        answer=str(broken.position),
-                        skills=("error_localisation",),
-                    )
-                    cases.append((question, broken))
-        return cases
-
     async def _localise(
         self,
         asker: StudentClient,
@@ -523,33 +511,10 @@ class SuperCorrectLoop:
         phase: str,
         max_tokens: int | None,
     ) -> dict[str, Any]:
-        """Exact-position accuracy of a model naming the first wrong step of the broken
-        templates (its replies recorded), beside the best constant guess."""
-        if not benchmark:
-            return {"accuracy": None, "cases": 0}
-        asked = [(question, []) for question, _ in benchmark]
-        replies = [r for [r] in await asker.answer_each(asked, phase=phase, max_tokens=max_tokens)]
+        figures, replies = await localise(asker, benchmark, phase=phase, max_tokens=max_tokens)
         recorder.record(replies)
         _count(tokens, replies)
-        named = [_named_step(r.reasoning) for r in replies]
-        hits = [step == c.position for step, (_, c) in zip(named, benchmark)]
-        mean, ci = mean_ci([float(h) for h in hits])
-        return {
-            "accuracy": mean,  # over every case: a reply that names no step is a miss
-            "ci95": ci,
-            "cases": len(benchmark),
-            "named_a_step": sum(step is not None for step in named),
-            "unparsed": sum(step is None for step in named),
-        }
-
-    def _checker_localises(self, benchmark: Sequence[tuple[Problem, Corrupted]]) -> dict[str, Any]:
-        if not benchmark:
-            return {"accuracy": None, "cases": 0}
-        found = []
-        for _, case in benchmark:
-            first = next((i for i, s in enumerate(case.template.steps, 1) if any(c.verdict == "wrong" for c in check_steps(s.text))), None)
-            found.append(first == case.position)
-        return {"accuracy": sum(found) / len(found), "cases": len(benchmark)}
+        return figures
 
     # ------------------------------------------------------------------- Stateful
 
@@ -588,6 +553,7 @@ class SuperCorrectLoop:
             lines.append(
                 f"stage 2: {counts['solutions']} solutions, {counts['wrong']} wrong ({counts['unparsed']} not in the template"
                 f" format, {counts['uncorrected']} left uncorrected), {counts['pairs']} pairs"
+                f" ({counts.get('critique_unparsed', 0)} dropped: the student's own critique did not parse)"
             )
         return [table, *(Text(line) for line in lines)]
 
@@ -603,15 +569,6 @@ def _plain(problem: Problem) -> str:
 
 def _numbered(template: ThoughtTemplate, upto: int) -> str:
     return "\n".join(f"<Step{i}>{s.text}</Step{i}>" for i, s in enumerate(template.steps[:upto], 1))
-
-
-def _named_step(text: str) -> int | None:
-    """The step a localisation reply names, or None when it names none as asked."""
-    for pattern in _STEP_NUMBER:
-        match = pattern.search(text)
-        if match:
-            return int(match.group(1))
-    return None
 
 
 def _count(tokens: dict[str, int], messages: Sequence[Any]) -> None:

@@ -27,6 +27,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from classroom.agents.messages import MessageBase, register_message
+from classroom.serving.types import Usage
 
 KNOWN = ("Key", "Generalized", "Answer", "Evaluate", "Cause", "Correction")
 _TAG = re.compile(r"<(/?)([A-Z][A-Za-z]*)(\d*)>")
@@ -91,6 +92,39 @@ class CorrectionTrace(MessageBase):
         return "\n".join(
             [*lines, f"<Cause>{self.cause}</Cause>", f"<Correction>{self.correction}</Correction>", f"<Answer>{self.answer}</Answer>"]
         )
+
+
+class OwnCorrection(BaseModel):
+    """What a student is asked for when it critiques its own wrong step (the structured
+    reply's schema): its cause of the error and its corrected step, without the
+    reference. Both sides of a preference pair are then written the same way, so DPO
+    cannot tell them apart by format."""
+
+    model_config = ConfigDict(extra="forbid")
+    cause: str = Field(min_length=1, max_length=240, description="why the step is wrong")
+    correction: str = Field(min_length=1, max_length=160, description="the step written right")
+
+
+@register_message
+class StudentCritique(MessageBase):
+    """A student's own cause and correction of its first wrong step (the rejected side of
+    a SuperCorrect pair), or, where its reply did not hold them, the reply and why."""
+
+    kind: Literal["student_critique"] = "student_critique"
+    problem_id: str = ""
+    attempt_id: str = ""
+    step: int = Field(ge=1)
+    cause: str | None = None
+    correction: str | None = None
+    raw_text: str = ""
+    error: str | None = None
+    usage: Usage = Usage()
+
+    def tagged(self) -> str | None:
+        """The critique as a pair's side is written (None where it has none)."""
+        if self.cause is None or self.correction is None:
+            return None
+        return f"<Cause>{self.cause}</Cause><Correction>{self.correction}</Correction>"
 
 
 @dataclass

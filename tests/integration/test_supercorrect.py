@@ -15,9 +15,9 @@ import pytest
 from support.cli import classroom
 from support.kills import each_answered_once, kill_actor, kill_run, logged, resume, run_until, wait_for
 
-from classroom.agents.messages import Attempt, PreferencePair, TrainingRun
+from classroom.agents.messages import Attempt, ParseFailure, PreferencePair, TrainingRun
 from classroom.environments.supercorrect import SuperCorrectLoop
-from classroom.environments.supercorrect.traces import TraceParseError, parse_template
+from classroom.environments.supercorrect.traces import StudentCritique, TraceParseError, parse_template
 
 SKILLS = (
     "{chain_sum:{three:{min_terms:3,max_terms:4,min_digits:1,max_digits:2}},"
@@ -103,9 +103,19 @@ def test_hsft_teaches_the_template_and_a_dpo_step_on_correction_pairs_serves_a_n
     assert sum(map(parses, after.values())) > sum(map(parses, before.values()))  # HSFT taught the format
     pairs = [m for m in messages if isinstance(m, PreferencePair)]
     assert summary["pairs"] == len(pairs) > 0, "stage 2 found no wrong solution to correct"
+    # Recounted from the log: each pair's rejected side is the student's own logged
+    # critique of that step, tagged as the chosen side is; a critique without a cause
+    # and a correction made no pair and is counted (and logged as a ParseFailure).
+    critiques = {m.id: m for m in messages if isinstance(m, StudentCritique)}
     for pair in pairs:
+        [critique] = [critiques[p] for p in pair.parents if p in critiques]
+        assert critique.cause and critique.correction and critique.step >= 1
+        assert pair.rejected == f"<Cause>{critique.cause}</Cause><Correction>{critique.correction}</Correction>"
         assert pair.chosen.startswith("<Cause>") and pair.chosen != pair.rejected
         assert pair.prompt[0]["role"] == "system" and "Correct steps so far" in pair.prompt[1]["content"]
+    unparsed = [c for c in critiques.values() if c.cause is None or c.correction is None]
+    assert summary["stage2"]["critique_unparsed"] == len(unparsed) == len(critiques) - len(pairs)
+    assert {f.parents[0] for f in messages if isinstance(f, ParseFailure) and f.expected == "OwnCorrection"} == {c.id for c in unparsed}
     # Stage 2's DPO compares against the stage-1 policy it continues, as the paper's
     # does (TRL keeps a frozen copy of the initial adapter), not the base model.
     assert summary["dpo_reference"] == "the initial adapter"
@@ -119,6 +129,19 @@ def test_hsft_teaches_the_template_and_a_dpo_step_on_correction_pairs_serves_a_n
         max(a.usage.completion_tokens for a in located) <= 32 < max(a.usage.completion_tokens for a in attempts)
     )  # env.localisation_tokens
     assert 0.5 <= summary["localisation"]["constant_guess"]["accuracy"] <= 1.0
+
+
+@pytest.mark.timeout(1200)
+def test_the_dpo_step_changed_the_student(resumed):
+    """The stage-2 answers came from the DPO adapter and differ from stage 1's on some
+    test problem."""
+    episode_id = resumed.summary["episode_id"]
+    attempts = [m for m in resumed.messages if isinstance(m, Attempt)]
+    stage1 = {a.problem_id: a for a in attempts if a.phase == "test_stage1"}
+    stage2 = {a.problem_id: a for a in attempts if a.phase == "test_stage2"}
+    assert {a.usage.model for a in stage1.values()} == {f"{episode_id}-stage1"}
+    assert {a.usage.model for a in stage2.values()} == {f"{episode_id}-stage2"}
+    assert stage1.keys() == stage2.keys() and any(stage1[i].reasoning != stage2[i].reasoning for i in stage1)
 
 
 @pytest.mark.timeout(1200)

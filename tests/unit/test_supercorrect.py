@@ -205,7 +205,7 @@ def test_the_dataset_card_counts_what_each_filter_dropped(tmp_path):
     ]
     pair = PreferencePair(prompt=({"role": "user", "content": "Q"},), chosen="<Cause>c</Cause>", rejected="r", source="teacher_correction")
     sft = [{"prompt": [{"role": "user", "content": "Q"}], "completion": [{"role": "assistant", "content": TEMPLATE.render()}]}]
-    stage2 = {"solutions": 8, "wrong": 5, "ungradeable": 1, "unparsed": 3, "uncorrected": 1, "pairs": 1}
+    stage2 = {"solutions": 8, "wrong": 6, "ungradeable": 1, "unparsed": 2, "uncorrected": 1, "critique_unparsed": 2, "pairs": 1}
     card = write_dataset(
         tmp_path,
         task="t",
@@ -225,8 +225,10 @@ def test_the_dataset_card_counts_what_each_filter_dropped(tmp_path):
     assert (
         "7 of 10 problems kept" in text
         and "2 x step N is wrong" in text
-        and "5 wrong (1 more the grader could not score, left out);" in text
-        and "3 of those" in text
+        and "6 wrong (1 more the grader could not score, left out);" in text
+        and "2 of those" in text
+        and "1 had no first wrong step" in text
+        and "2 made no pair: the student's own cause and correction did not parse" in text
     )
     assert (
         datasets.load_dataset(str(tmp_path), "corrections", split="train", cache_dir=str(tmp_path / "hf-cache"))[0]["completion"][0][
@@ -251,6 +253,6 @@ def test_the_dataset_card_counts_what_each_filter_dropped(tmp_path):
     ],
 )
 def test_a_localisation_reply_is_read_strictly(reply: str, step: int | None) -> None:
-    from classroom.environments.supercorrect.loop import _named_step
+    from classroom.environments.supercorrect.localisation import named_step
 
-    assert _named_step(reply) == step
+    assert named_step(reply) == step
