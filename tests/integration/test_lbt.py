@@ -219,25 +219,31 @@ async def test_one_m3_iteration_goes_on_past_a_proposal_that_does_not_parse(engi
     assert summary["parse_failures"] == 1 and len(failures) == 1 and failures[0].expected == "ExemplarSet"
     proposals = [m for m in recorder.messages if isinstance(m, ExemplarProposal)]
     assert [p.iteration for p in proposals] == [0, 1, 1]  # the first set, then the two that parsed
-    # Recounted from the log: each set's score from the class's logged answers to the 4
-    # training items with that set in view; the curve follows the sets marked kept; the
-    # held-out accuracies from the teacher model's logged answers.
-    attempts = [m for m in recorder.messages if isinstance(m, Attempt)]
+    assert_m3_recounts(recorder.messages, summary, answers_per_set=4 * 2, held_out=4)
+    assert summary["students"] == ["base", "sums"]
+
+
+def assert_m3_recounts(messages: list, summary: dict, *, answers_per_set: int, held_out: int) -> None:
+    """An M3 summary recounted from its log: each set's score from the class's logged
+    answers to the training items with that set in view; the curve from the sets marked
+    kept; the held-out accuracies from the teacher model's logged answers."""
+    proposals = [m for m in messages if isinstance(m, ExemplarProposal)]
+    attempts = [m for m in messages if isinstance(m, Attempt)]
+    curve = {}
     for proposal in proposals:
         answered = [a for a in attempts if a.phase == "m3_train" and a.context_ids == (proposal.id,)]
         graded = [a.correct for a in answered if a.correct is not None]
-        assert len(answered) == 4 * 2 and proposal.score == pytest.approx(sum(graded) / len(graded))
-    current = {}
-    for proposal in proposals:
+        assert len(answered) == answers_per_set and proposal.score == pytest.approx(sum(graded) / len(graded))
         if proposal.kept:
-            current[str(proposal.iteration)] = proposal.score
-    assert summary["train_accuracy_by_iteration"] == {"0": current["0"], "1": current.get("1", current["0"])}
+            curve[str(proposal.iteration)] = proposal.score
+        else:
+            curve.setdefault(str(proposal.iteration), curve[str(proposal.iteration - 1)])
+    assert summary["train_accuracy_by_iteration"] == curve
     for phase, key in (("m3_test_first", "m3_test_first"), ("m3_test_final", "m3_test")):
         answered = [a for a in attempts if a.phase == phase]
         graded = [a.correct for a in answered if a.correct is not None]
-        assert {a.sender for a in answered} == {"teacher"} and len(answered) == 4
+        assert {a.sender for a in answered} == {"teacher"} and len(answered) == held_out
         assert summary["scores"][key] == pytest.approx(sum(graded) / len(graded))
-    assert summary["students"] == ["base", "sums"]
 
 
 async def test_an_m3_episode_stopped_in_an_iteration_goes_on_after_the_last_finished_one(engine, seated, tmp_path):
@@ -247,8 +253,9 @@ async def test_an_m3_episode_stopped_in_an_iteration_goes_on_after_the_last_fini
     m3 = {"exemplars": 2, "proposals": 2, "iterations": 2, "train_items": 4, "answer_tokens": 48}
     (tmp_path / "whole").mkdir()
     (tmp_path / "cut").mkdir()
-    whole_episode, agents, _ = lbt_episode(engine, tmp_path / "whole", seated, method="m3", num_problems=4, m3=M3Settings(**m3))
+    whole_episode, agents, whole_log = lbt_episode(engine, tmp_path / "whole", seated, method="m3", num_problems=4, m3=M3Settings(**m3))
     whole = await run_m3(whole_episode, agents)
+    assert_m3_recounts(whole_log.messages, whole, answers_per_set=4 * 2, held_out=4)
 
     dying = M3Settings(**m3, proposer={"_target_": "support.doubles.DyingProposer"})
     episode, agents, recorder = lbt_episode(engine, tmp_path / "cut", seated, method="m3", num_problems=4, m3=dying)
