@@ -26,7 +26,7 @@ from classroom.agents.messages import (
 )
 from classroom.environments.dataenvgym.types import DataPlan, Exploit, Explore
 from classroom.environments.lbt.types import ExemplarProposal, TeachingScore
-from classroom.environments.supercorrect.traces import CorrectionTrace, TemplateStep, ThoughtTemplate
+from classroom.environments.supercorrect.traces import CorrectionTrace, StudentCritique, TemplateStep, ThoughtTemplate
 from classroom.environments.tom.types import InterventionDecision
 from classroom.launch.rundir import SUPERSEDED, EventLog, EventLogError, read_events
 
@@ -70,6 +70,7 @@ EXAMPLES = [
     CorrectionTrace(
         question="2 + 3 =", steps=("2 + 3 = 6.",), first_wrong_step=1, cause="2 + 3 is 5.", correction="2 + 3 = 5.", answer="5"
     ),
+    StudentCritique(problem_id="p", attempt_id="a", step=1, cause="I added wrong.", correction="2 + 3 = 5.", raw_text="{}", usage=USAGE),
     USAGE,
 ]
 
