@@ -42,15 +42,17 @@ run: install
 	$(VENV)/bin/classroom run
 
 # ruff (lint, then format) before the tests: a style slip fails in seconds, not after them.
-# Every tier runs: tests/unit, tests/integration (shared engine), tests/cluster.
+# Every tier runs: tests/unit (on both cores: no Ray, no engine, nothing shared), then
+# tests/integration (one shared engine) and tests/cluster in one process, in order.
 test: install-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest tests/unit -n 2
+	$(VENV)/bin/pytest tests/integration tests/cluster
 
-# The inner loop: the unit tier alone (no Ray, no engine).
+# The inner loop: the unit tier alone (no Ray, no engine), on both cores.
 test-fast: install-dev
-	$(VENV)/bin/pytest tests/unit -q
+	$(VENV)/bin/pytest tests/unit -q -n 2
 
 bench: install
 	$(VENV)/bin/classroom bench serving
