@@ -87,7 +87,7 @@ async def test_a_class_of_two_adapters_on_one_engine_answers_differently(engine,
 
 
 async def test_m1_episode_with_two_students(engine, seated, tmp_path):
-    m1 = M1Settings(samples=3, exam_size=2, repeats=2, rationale_tokens=64, answer_tokens=48)
+    m1 = M1Settings(samples=3, exam_size=2, repeats=2, rationale_tokens=48, answer_tokens=32)
     episode, agents, recorder = lbt_episode(engine, tmp_path, seated, num_problems=3, m1=m1)
     summary = await run_m1(episode, agents)
     scores = [m for m in recorder.messages if isinstance(m, TeachingScore)]
@@ -188,7 +188,7 @@ def _same_number(written: str | None, answer: str) -> bool:
 
 async def test_correctness_only_rationales_are_sampled_and_graded_without_exams(engine, seated, tmp_path):
     """M2's `correctness` baseline reads no LbT score: the class takes no exam."""
-    m1 = M1Settings(samples=3, exam_size=2, repeats=1, rationale_tokens=64, answer_tokens=48)
+    m1 = M1Settings(samples=3, exam_size=2, repeats=1, rationale_tokens=48, answer_tokens=48)
     episode, agents, recorder = lbt_episode(engine, tmp_path, seated, method="m2", num_problems=2, m1=m1)
     problems = episode.task.sample(2, split="train", seed=0, episode_id="ep")
     similar = SimilarProblems(episode.task, "train", seed=0)
@@ -204,7 +204,7 @@ async def test_correctness_only_rationales_are_sampled_and_graded_without_exams(
 
 async def test_one_m3_iteration_goes_on_past_a_proposal_that_does_not_parse(engine, seated, tmp_path):
     m3 = M3Settings(
-        exemplars=2, proposals=3, iterations=1, train_items=4, proposer={"_target_": "support.doubles.GarbledProposer"}, answer_tokens=48
+        exemplars=2, proposals=3, iterations=1, train_items=4, proposer={"_target_": "support.doubles.GarbledProposer"}, answer_tokens=32
     )
     episode, agents, recorder = lbt_episode(engine, tmp_path, seated, method="m3", num_problems=4, m3=m3)
     GarbledProposer.shown.clear()
@@ -250,7 +250,7 @@ async def test_an_m3_episode_stopped_in_an_iteration_goes_on_after_the_last_fini
     """Stopped in iteration 2 and resumed from its checkpoint (the log cut back to it,
     as `classroom resume` does): iterations 0 and 1 are not asked again, and the summary
     equals an uninterrupted episode's (greedy students, a seeded proposer)."""
-    m3 = {"exemplars": 2, "proposals": 2, "iterations": 2, "train_items": 4, "answer_tokens": 48}
+    m3 = {"exemplars": 2, "proposals": 2, "iterations": 2, "train_items": 4, "answer_tokens": 32}
     (tmp_path / "whole").mkdir()
     (tmp_path / "cut").mkdir()
     whole_episode, agents, whole_log = lbt_episode(engine, tmp_path / "whole", seated, method="m3", num_problems=4, m3=M3Settings(**m3))
