@@ -297,13 +297,16 @@ def received(result: dict[str, Any], out_dir: str) -> dict[str, Any]:
 class LoRAFitting:
     """LoRA settings and the shared trainer actor, common to the SFT and DPO learners.
 
-    The trainer actor (one per base model, named) keeps the base model loaded between
-    fits; a GPU for it (``trainer_num_gpus``) makes it train on CUDA in bf16.
+    ``base_model`` is the model the adapters are for: the one that serves the role the
+    learner trains (``embedded``, a local folder, a hub id); a loop passes its role's
+    model (:func:`classroom.environments.base.role_learner`), never a default. The
+    trainer actor (one per base model, named) keeps the base model loaded between fits;
+    a GPU for it (``trainer_num_gpus``) makes it train on CUDA in bf16.
     """
 
     def __init__(
         self,
-        base_model: str = "embedded",
+        base_model: str,
         r: int = 8,
         alpha: int = 16,
         dropout: float = 0.0,
@@ -317,6 +320,7 @@ class LoRAFitting:
         trainer_num_gpus: float = 0,
     ):
         self._check(
+            ("base_model", base_model, isinstance(base_model, str) and bool(base_model), "the model the learner trains"),
             ("r", r, isinstance(r, int) and r >= 1, ">= 1"),
             ("alpha", alpha, alpha > 0, "> 0"),
             ("dropout", dropout, 0.0 <= dropout < 1.0, "in [0, 1)"),

@@ -22,7 +22,7 @@ import copy
 import importlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
@@ -32,7 +32,7 @@ from pydantic import BaseModel, ValidationError
 from classroom.agents.actors import spawn
 from classroom.agents.clients import StudentClient
 from classroom.agents.learners import Learner
-from classroom.agents.plugins import ConfigError
+from classroom.agents.plugins import ConfigError, instantiate_plugin
 from classroom.agents.roles import Student
 from classroom.agents.settings import StudentSettings, TeacherSettings
 from classroom.agents.students import Seat
@@ -106,6 +106,9 @@ class Episode:
     run_dir: Path
     # The class: each student's name, model role and adapter (loaded into its engine).
     students: tuple[Seat, ...] = (Seat("student", "student"),)
+    # Role -> the model its vLLM engine serves (a role served otherwise has none): what
+    # a learner that trains the role's adapters trains on (:func:`role_learner`).
+    base_models: dict[str, str] = field(default_factory=dict)
 
 
 @runtime_checkable
@@ -155,6 +158,42 @@ class Stateful(Protocol):
     def load_state(self, run_dir: Path) -> Any: ...
 
     def episode_id_of(self, state: Any) -> str: ...
+
+
+@runtime_checkable
+class Trains(Protocol):
+    """A loop that trains LoRA adapters of a role's model.
+
+    ``trained_roles(config)`` names, for this config, each learner section it builds
+    (``env.sft``) and the role whose model that learner trains (``student``). Each
+    learner trains on the model that serves its role (:func:`role_learner`), and
+    `classroom run` checks, before any engine starts, that a vLLM engine serves it (an
+    adapter is trained for, and loaded into, that engine).
+    """
+
+    def trained_roles(self, config: Any) -> dict[str, str]: ...
+
+
+# What a learner section is checked with in `prepare`, before the run knows its models
+# (a learner resolves its base model only when it trains).
+UNBOUND_MODEL = "(the model that serves the role)"
+L = TypeVar("L")
+
+
+def role_learner(section: str, node: dict[str, Any], protocol: type[L], *, role: str, base_models: dict[str, str]) -> L:
+    """The learner a config section names (``_target_``), on the model that serves
+    ``role`` in this run: a learner never names a model of its own."""
+    if "base_model" in node:
+        raise ConfigError(
+            f"config error: {section}.base_model: a learner trains the model that serves the {role} role "
+            f"(model.roles.{role}); leave base_model out"
+        )
+    if role not in base_models:
+        raise ConfigError(
+            f"config error: {section}: it trains adapters of the {role} role's model, which no vLLM engine serves "
+            f"(model.roles.{role}); an adapter needs one (model=embedded, model=vllm_gpu)"
+        )
+    return instantiate_plugin(section, {**node, "base_model": base_models[role]}, protocol)
 
 
 # The file a checkpointing loop keeps its state in, inside the run directory.

@@ -22,11 +22,21 @@ from pathlib import Path
 from typing import Any
 
 from classroom.agents.actors import placement, recording_spawned
-from classroom.agents.learners import Learner
+from classroom.agents.learners import Learner, LoRAFitting
 from classroom.agents.plugins import ConfigError, instantiate_plugin, validate_section
 from classroom.agents.settings import StudentSettings, TeacherSettings
 from classroom.agents.students import Seat, StudentSpec, check_class, seat_class
-from classroom.environments.base import Episode, EpisodeStopped, LoopError, ResumeError, Roles, Stateful, TeachingLoop, load_loop
+from classroom.environments.base import (
+    Episode,
+    EpisodeStopped,
+    LoopError,
+    ResumeError,
+    Roles,
+    Stateful,
+    TeachingLoop,
+    Trains,
+    load_loop,
+)
 from classroom.environments.tasks import Task
 from classroom.launch.rundir import RunDirectory
 from classroom.launch.settings import ClusterSettings, CompareSettings
@@ -302,14 +312,50 @@ def prepare(cfg: dict[str, Any]) -> RunPlan:
     roles = Roles(
         teacher=validate_section(TeacherSettings, "teacher", cfg["teacher"]),
         student=student,
-        learner=instantiate_plugin("student.learner", student.learner, Learner),
+        learner=student_learner(student, pool),
     )
     validate_section(CompareSettings, "compare", cfg.get("compare") or {})
     students = check_students(cfg.get("students") or [{"name": "student"}], pool, loop)
     task = build_task(cfg["task"])
     loop.prepare(loop_config, task)
+    check_trained_roles(loop, loop_config, pool)
     cluster = validate_section(ClusterSettings, "cluster", cfg["cluster"])
     return RunPlan(loop, loop_config, task, roles, pool, cluster, students)
+
+
+def student_learner(student: StudentSettings, pool: PoolConfig) -> Learner:
+    """The student's learner; a LoRA learner trains the student role's engine model."""
+    node = dict(student.learner)
+    engine_model = pool.engine_models().get("student")
+    if "base_model" in node and node["base_model"] is None:  # conf/student/lora.yaml found no engine
+        raise ConfigError(
+            f"config error: student.learner: LoRA training needs the student role served by a vLLM engine; "
+            f"model.roles.student is {pool.roles['student']!r} ({pool.models[pool.roles['student']].backend}); "
+            "use a model config with engines (model=embedded, model=vllm_gpu) or an in-context student (student=default)"
+        )
+    learner = instantiate_plugin("student.learner", node, Learner)
+    if isinstance(learner, LoRAFitting) and learner.base_model != engine_model:
+        raise ConfigError(
+            f"config error: student.learner.base_model: {learner.base_model!r} is not the student role's model "
+            f"({engine_model!r}): an adapter is trained for the engine that serves it; leave base_model to the config"
+        )
+    return learner
+
+
+def check_trained_roles(loop: TeachingLoop, config: Any, pool: PoolConfig) -> None:
+    """Every role whose adapters the loop trains is served by a vLLM engine (an adapter is
+    trained on the engine's model and loaded into it), before any engine starts."""
+    if not isinstance(loop, Trains):
+        return
+    served = pool.engine_models()
+    for section, role in loop.trained_roles(config).items():
+        if role not in served:
+            backend = pool.models[pool.roles[role]].backend
+            raise ConfigError(
+                f"config error: {section}: the {loop.name} loop trains adapters of the {role} role's model, and "
+                f"model.roles.{role} ({pool.roles[role]!r}) is served by {backend!r}, which cannot load them; "
+                "serve it with a vLLM engine (model=embedded, model=vllm_gpu)"
+            )
 
 
 def check_keys(pool: PoolConfig) -> None:
@@ -352,9 +398,7 @@ async def seat_students(plan: RunPlan, pool: Any) -> tuple[Seat, ...]:
     """Train the recipes' adapters (once, cached) and load every adapter into its engine."""
     if not any(spec.adapter or spec.recipe for spec in plan.students):
         return tuple(Seat(spec.name, spec.role) for spec in plan.students)
-    base_models = {
-        role: spec.engine.model for role, model in plan.pool.roles.items() if (spec := plan.pool.models[model]).engine is not None
-    }
+    base_models = plan.pool.engine_models()
     from classroom.serving.prompts import PromptSet
 
     prompts = PromptSet.load("classroom.agents", "prompts/student.yaml", plan.roles.student.prompts)
@@ -418,6 +462,7 @@ def run_episode(
             pool=pool,
             recorder=recorder,
             run_dir=run_dir,
+            base_models=plan.pool.engine_models(),
         )
 
         faults_before = pool.faults()

@@ -186,7 +186,7 @@ async def run_learner_benchmark(
     data = bench_arithmetic_examples(examples, seed)
     conversation = [as_conversation(data[0]["prompt"])]
     params = SamplingParams(max_tokens=16, temperature=0.0, seed=seed)
-    learner = LoRALearner(epochs=1, batch_size=8, seed=seed)
+    learner = LoRALearner(base_model=config.model, epochs=1, batch_size=8, seed=seed)
     backend = start_engine(config)
     merged_backend = None
     try:

@@ -75,6 +75,11 @@ class PoolConfig(BaseModel):
                 raise ValueError(f"role {role!r} uses model {model!r}, which is not defined (models: {', '.join(sorted(self.models))})")
         return self
 
+    def engine_models(self) -> dict[str, str]:
+        """Role -> the model its vLLM engine serves (``embedded``, a folder, a hub id),
+        for the roles an engine serves: the base of any adapter trained for the role."""
+        return {role: spec.engine.model for role, name in self.roles.items() if (spec := self.models[name]).engine is not None}
+
 
 class RoutedLLM:
     """The LLM interface over several replicas, least-outstanding-requests first.

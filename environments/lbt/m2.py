@@ -18,8 +18,7 @@ from typing import Any
 
 from classroom.agents.learners import DPOLearner
 from classroom.agents.messages import PreferencePair
-from classroom.agents.plugins import instantiate_plugin
-from classroom.environments.base import Episode
+from classroom.environments.base import Episode, role_learner
 from classroom.environments.lbt.config import LbtConfig
 from classroom.environments.lbt.selection import preference_pairs
 from classroom.environments.lbt.similar import SimilarProblems
@@ -38,6 +37,10 @@ async def run_m2(episode: Episode, agents: LbtAgents, replay: Replay | None = No
     train = episode.task.sample(settings.train_problems, split=config.train_split, seed=config.seed, episode_id=episode.episode_id)
     test = episode.task.sample(config.num_problems, split=config.split, seed=config.seed, episode_id=episode.episode_id)
     episode.recorder.record([p for p in [*train, *test] if p.id not in replay.problem_ids])
+    # Built first: a teacher no engine serves stops the episode here, not after its exams.
+    learner = None
+    if settings.preference != "none":
+        learner = role_learner("env.m2.dpo", settings.dpo, DPOLearner, role="teacher", base_models=episode.base_models)
 
     # 1. The teacher's rationales of training problems, scored by the class (M1).
     pairs: list[PreferencePair] = []
@@ -95,9 +98,8 @@ async def run_m2(episode: Episode, agents: LbtAgents, replay: Replay | None = No
     # 3. A DPO step on the pairs, the adapter served by the running engine.
     adapter = None
     training: dict[str, Any] = {}
-    if pairs:
+    if pairs and learner is not None:
         episode.recorder.stage(f"DPO on {len(pairs)} preference pairs", None)
-        learner: DPOLearner = instantiate_plugin("env.m2.dpo", settings.dpo, DPOLearner)
         training = await learner.fit([p.row() for p in pairs], str(episode.run_dir / "teacher-dpo"))
         llm = episode.pool.llm("teacher")
         if not isinstance(llm, AdapterLLM):

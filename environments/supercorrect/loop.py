@@ -42,7 +42,7 @@ from classroom.agents.messages import Attempt, ParseFailure, PreferencePair, Pro
 from classroom.agents.plugins import ConfigError, instantiate_plugin
 from classroom.agents.roles import Student, gold_explanation
 from classroom.agents.steps import worked_solution
-from classroom.environments.base import Curve, Episode, read_checkpoint, write_checkpoint
+from classroom.environments.base import UNBOUND_MODEL, Curve, Episode, read_checkpoint, role_learner, write_checkpoint
 from classroom.environments.recording import Recorder
 from classroom.environments.supercorrect.config import SuperCorrectConfig
 from classroom.environments.supercorrect.corrupt import Corrupted
@@ -109,8 +109,13 @@ class SuperCorrectLoop:
             if split not in task.splits():
                 raise ConfigError(f"config error: env.{key}: task {task.name!r} has no split {split!r} (has: {', '.join(task.splits())})")
         instantiate_plugin("env.teacher", config.teacher, TemplateTeacher)
-        instantiate_plugin("env.sft", config.sft, LoRALearner)
-        instantiate_plugin("env.dpo", config.dpo, DPOLearner)
+        unbound = {"student": UNBOUND_MODEL}
+        role_learner("env.sft", config.sft, LoRALearner, role="student", base_models=unbound)
+        role_learner("env.dpo", config.dpo, DPOLearner, role="student", base_models=unbound)
+
+    def trained_roles(self, config: SuperCorrectConfig) -> dict[str, str]:
+        """Both stages train the student's adapters (stage 2 continues stage 1's)."""
+        return {"env.sft": "student", **({"env.dpo": "student"} if config.stage == "hsft_dpo" else {})}
 
     def spawn_agents(self, episode: Episode) -> SuperCorrectAgents:
         config: SuperCorrectConfig = episode.config
@@ -135,7 +140,12 @@ class SuperCorrectLoop:
             )
 
         return SuperCorrectAgents(
-            student=student(seat.name, seat.role, seat.adapter, instantiate_plugin("env.sft", config.sft, LoRALearner)),
+            student=student(
+                seat.name,
+                seat.role,
+                seat.adapter,
+                role_learner("env.sft", config.sft, LoRALearner, role=seat.role, base_models=episode.base_models),
+            ),
             teacher_model=StudentClient(
                 spawn(
                     Student,
@@ -271,7 +281,7 @@ class SuperCorrectLoop:
             recorder.record([*traces, *pairs])
             if pairs:
                 recorder.stage(f"stage 2: DPO on {len(pairs)} pairs", None)
-                learner: DPOLearner = instantiate_plugin("env.dpo", config.dpo, DPOLearner)
+                learner = role_learner("env.dpo", config.dpo, DPOLearner, role=episode.students[0].role, base_models=episode.base_models)
                 trained = await learner.fit([p.row() for p in pairs], str(run_dir / "stage2"), init_adapter=training.adapter_path)
                 dpo_reference = trained.get("reference")
                 await agents.student.use_adapter(f"{episode.episode_id}-stage2", trained["adapter_path"])

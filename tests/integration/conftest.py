@@ -33,7 +33,7 @@ def trainer(ray_local):
     actor, found by name), kept for the tier: a test that trains loads no model."""
     from classroom.agents.learners import LoRALearner
 
-    return LoRALearner()._trainer()
+    return LoRALearner(base_model="embedded")._trainer()
 
 
 @pytest.fixture(scope="package")

@@ -188,7 +188,7 @@ async def test_one_lora_iteration_end_to_end_hot_loads_the_adapter(engine, tmp_p
     from classroom.agents.learners import LoRALearner
 
     actor_id = engine.actor._actor_id.hex()
-    learner = LoRALearner(epochs=3, learning_rate=2e-3, batch_size=4)
+    learner = LoRALearner(base_model="embedded", epochs=3, learning_rate=2e-3, batch_size=4)
     agents = make_agents(engine, "skill_list", learner=learner, actors=True)
     recorder = RunDirectory(tmp_path, {"test": True}, loop="dataenvgym", show_progress=False)
     pool = ModelPool({"embedded": RoutedLLM("embedded", [engine])}, {"teacher": "embedded", "student": "embedded"})

@@ -59,6 +59,7 @@ def lbt_episode(engine, tmp_path: Path, seats, **config) -> tuple[Episode, LbtAg
         recorder=recorder,
         run_dir=tmp_path,
         students=tuple(seats),
+        base_models={"teacher": "embedded", "student": "embedded"},
     )
     agents = LbtAgents(
         teacher=TeacherClient(spawn(Teacher, pool.llm("teacher"), episode_id="ep", sampling={"max_tokens": 64})),
@@ -124,7 +125,7 @@ async def test_a_dpo_step_moves_the_preference_toward_the_chosen(trainer, tmp_pa
         ).row()
         for a, b in [(2, 3), (4, 4), (5, 1), (6, 2), (3, 3), (7, 1), (2, 6), (1, 4)]
     ]
-    learner = DPOLearner(epochs=2, learning_rate=2e-3, batch_size=4, nll_weight=1.0)
+    learner = DPOLearner(base_model="embedded", epochs=2, learning_rate=2e-3, batch_size=4, nll_weight=1.0)
     before = await learner.margins(rows)
     trained = await learner.fit(rows, str(tmp_path / "dpo"))
     after = await learner.margins(rows, trained["adapter_path"])

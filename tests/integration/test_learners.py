@@ -19,7 +19,7 @@ from classroom.serving.types import SamplingParams, as_conversation
 NUMBERS = range(2, 18)
 GREEDY = SamplingParams(max_tokens=10, temperature=0.0)
 # Measured on 2 cores: 3 epochs at lr 3e-3, batch 4 learn all 16 answers in ~18 s.
-FAST_FIT = {"epochs": 3, "learning_rate": 3e-3, "batch_size": 4}
+FAST_FIT = {"base_model": "embedded", "epochs": 3, "learning_rate": 3e-3, "batch_size": 4}
 
 
 def zorp_examples(offset: int, numbers=NUMBERS) -> list[dict]:
@@ -143,7 +143,7 @@ async def test_replacing_an_adapter_in_the_running_engine_changes_answers(engine
 
         # Any adapter but the first answers differently; two steps make one.
         other = zorp_examples(40)
-        quick = LoRALearner(epochs=1, batch_size=8, learning_rate=5e-3)
+        quick = LoRALearner(base_model="embedded", epochs=1, batch_size=8, learning_rate=5e-3)
         second = await quick.fit(other, str(tmp_path_factory.mktemp("lora") / "zorp40"))
         await engine.load_adapter("zorp-swap", second["adapter_path"])
         new = await answers(engine, examples, "zorp-swap")
@@ -160,7 +160,7 @@ async def test_replacing_an_adapter_in_the_running_engine_changes_answers(engine
 
 async def test_incremental_continues_the_adapter_on_new_examples_only(trainer, tmp_path):
     examples = zorp_examples(10, range(2, 8))
-    first = LoRALearner(mode="incremental", epochs=1, batch_size=8, learning_rate=5e-3)
+    first = LoRALearner(base_model="embedded", mode="incremental", epochs=1, batch_size=8, learning_rate=5e-3)
     one = await first.fit(examples[:4], str(tmp_path / "one"))
     assert (one["examples"], one["steps"], one["mode"]) == (4, 1, "incremental")
     # The adapter's files are not in the state (a checkpoint is JSON): the run keeps them.
@@ -175,7 +175,7 @@ async def test_incremental_continues_the_adapter_on_new_examples_only(trainer, t
     # Given the files only: the folder the first fit wrote is gone.
     files = pack_adapter(one["adapter_path"])
     shutil.rmtree(tmp_path / "one")
-    resumed = LoRALearner(mode="incremental", epochs=1, batch_size=8, learning_rate=1e-8)
+    resumed = LoRALearner(base_model="embedded", mode="incremental", epochs=1, batch_size=8, learning_rate=1e-8)
     with pytest.raises(ValueError, match="trained=4 but no adapter to continue"):
         resumed.restore(json.loads(json.dumps(first.state())))
     resumed.restore({**first.state(), "adapter": files})
@@ -194,7 +194,7 @@ async def test_incremental_continues_the_adapter_on_new_examples_only(trainer, t
 
 async def test_accumulated_retrains_a_fresh_adapter_on_all_examples(trainer, tmp_path):
     examples = zorp_examples(10, range(2, 8))
-    learner = LoRALearner(mode="accumulated", epochs=1, batch_size=8, learning_rate=5e-3)
+    learner = LoRALearner(base_model="embedded", mode="accumulated", epochs=1, batch_size=8, learning_rate=5e-3)
     one = await learner.fit(examples[:4], str(tmp_path / "one"))
     # A tiny learning rate for the second fit: a fresh LoRA stays where it starts
     # (B = 0); one that continued the first adapter would keep its weights.

@@ -22,7 +22,7 @@ import ray
 
 NUMBERS = range(2, 18)
 # As test_learners' FAST_FIT: enough to change the student's greedy answers.
-LEARNER = {"epochs": 3, "learning_rate": 3e-3, "batch_size": 4}
+LEARNER = {"base_model": "embedded", "epochs": 3, "learning_rate": 3e-3, "batch_size": 4}
 SAMPLING = {"max_tokens": 16, "temperature": 0.0}
 
 

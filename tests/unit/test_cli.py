@@ -70,6 +70,26 @@ def test_cfg_job_prints_the_composed_config_with_overrides():
             ["env=supercorrect", "env.teacher._target_=collections.OrderedDict"],
             "env.teacher._target_: 'collections.OrderedDict' does not implement TemplateTeacher",
         ),
+        # A loop that trains a role's adapters needs that role on a vLLM engine; a learner
+        # trains the model that serves its role, never one it names.
+        (
+            ["env=supercorrect", "model=openai", "model.models.remote.endpoint.keyless=true"],
+            "config error: env.sft: the supercorrect loop trains adapters of the student role's model, and "
+            "model.roles.student ('remote') is served by 'openai', which cannot load them",
+        ),
+        (
+            ["env=lbt_m2", "model=openai", "model.models.remote.endpoint.keyless=true"],
+            "config error: env.m2.dpo: the lbt loop trains adapters of the teacher role's model",
+        ),
+        (
+            ["student=lora", "model=openai", "model.models.remote.endpoint.keyless=true"],
+            "config error: student.learner: LoRA training needs the student role served by a vLLM engine",
+        ),
+        (["env=supercorrect", "+env.sft.base_model=other"], "config error: env.sft.base_model: a learner trains the model that serves"),
+        (
+            ["student=lora", "student.learner.base_model=other"],
+            "config error: student.learner.base_model: 'other' is not the student role's model ('embedded')",
+        ),
         (["env.loop=nowhere"], "config error: env.loop: unknown loop 'nowhere' (registered: dataenvgym, lbt, supercorrect, tom)"),
         (  # 60 made for test at seed 0; one asks what another asks, so 59 are kept
             ["env.num_problems=60"],

@@ -14,7 +14,7 @@ from classroom.agents.messages import TrainingExample
 
 async def test_in_context_learner_remembers_new_examples_and_retrieves_by_skill():
     learner = InContextLearner(k=2)
-    assert isinstance(learner, Learner) and isinstance(LoRALearner(), Learner)
+    assert isinstance(learner, Learner) and isinstance(LoRALearner(base_model="embedded"), Learner)
     examples = [
         TrainingExample(id="a", prompt="1 + 1?", completion="2", answer="2", skills=("add",)),
         TrainingExample(id="b", prompt="2 * 3?", completion="6", answer="6", skills=("mul",)),
@@ -47,12 +47,12 @@ async def test_in_context_learner_remembers_new_examples_and_retrieves_by_skill(
 def test_bad_settings_name_the_key(kwargs, key):
     value = re.escape(repr(next(iter(kwargs.values()))))
     with pytest.raises(ValueError, match=f"^LoRALearner: {key} must be .*, got {value}$"):
-        LoRALearner(**kwargs)
+        LoRALearner(base_model="embedded", **kwargs)
 
 
 def test_trainer_on_a_gpu_is_built_from_its_options():
     """The GPU path, unit-tested from what it builds (these machines have no GPU)."""
-    cpu, gpu = LoRALearner(), LoRALearner(trainer_num_gpus=1)
+    cpu, gpu = LoRALearner(base_model="embedded"), LoRALearner(base_model="embedded", trainer_num_gpus=1)
     assert cpu.settings()["device"] == "cpu" and gpu.settings()["device"] == "cuda"
     assert cpu.trainer_options() == {"name": trainer_actor_name("embedded"), "get_if_exists": True, "num_cpus": 0, "num_gpus": 0}
     assert gpu.trainer_options()["num_gpus"] == 1
@@ -65,12 +65,12 @@ def test_trainer_on_a_gpu_is_built_from_its_options():
 
 async def test_fit_without_examples_says_there_is_nothing_to_train(tmp_path):
     with pytest.raises(ValueError, match="no examples to train on"):
-        await LoRALearner().fit([], str(tmp_path / "adapter"))
+        await LoRALearner(base_model="embedded").fit([], str(tmp_path / "adapter"))
 
 
 def test_restore_rejects_a_missing_adapter(tmp_path):
     with pytest.raises(ValueError, match=r"has no adapter_config\.json"):
-        LoRALearner(mode="incremental").restore({"trained": 3, "adapter_path": str(tmp_path)})
+        LoRALearner(base_model="embedded", mode="incremental").restore({"trained": 3, "adapter_path": str(tmp_path)})
 
 
 def test_bench_learner_rejects_bad_flags():
