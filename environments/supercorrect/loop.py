@@ -48,7 +48,7 @@ from classroom.environments.supercorrect.config import SuperCorrectConfig
 from classroom.environments.supercorrect.corrupt import Corrupted
 from classroom.environments.supercorrect.dataset import write_dataset
 from classroom.environments.supercorrect.localisation import benchmark_cases, checker_localises, localise
-from classroom.environments.supercorrect.teachers import TemplateTeacher, Written
+from classroom.environments.supercorrect.teachers import ProgrammaticTeacher, TemplateTeacher, Written
 from classroom.environments.supercorrect.traces import (
     CorrectionTrace,
     OwnCorrection,
@@ -108,7 +108,17 @@ class SuperCorrectLoop:
         for key, split in (("split", config.split), ("train_split", config.train_split)):
             if split not in task.splits():
                 raise ConfigError(f"config error: env.{key}: task {task.name!r} has no split {split!r} (has: {', '.join(task.splits())})")
-        instantiate_plugin("env.teacher", config.teacher, TemplateTeacher)
+        teacher = instantiate_plugin("env.teacher", config.teacher, TemplateTeacher)
+        if isinstance(teacher, ProgrammaticTeacher):
+            # Knowable before any engine starts: templates are worked from the problems'
+            # own expressions, which only reasoning-gym arithmetic carries.
+            train = task.sample(config.train_problems, split=config.train_split, seed=config.seed)
+            if not any(teacher.template(p) is not None for p in train):
+                raise ConfigError(
+                    f"config error: env.teacher: the programmatic teacher works templates from reasoning-gym expressions, and "
+                    f"task {task.name!r} has none; use the teacher model "
+                    "(env.teacher._target_=classroom.environments.supercorrect.teachers.LLMTeacher) or an arithmetic task"
+                )
         unbound = {"student": UNBOUND_MODEL}
         role_learner("env.sft", config.sft, LoRALearner, role="student", base_models=unbound)
         role_learner("env.dpo", config.dpo, DPOLearner, role="student", base_models=unbound)

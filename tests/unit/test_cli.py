@@ -90,6 +90,11 @@ def test_cfg_job_prints_the_composed_config_with_overrides():
             ["student=lora", "student.learner.base_model=other"],
             "config error: student.learner.base_model: 'other' is not the student role's model ('embedded')",
         ),
+        (  # knowable before any engine starts, and the line says what works
+            ["env=supercorrect", "task=gsm8k"],
+            "config error: env.teacher: the programmatic teacher works templates from reasoning-gym expressions, and task "
+            "'gsm8k' has none; use the teacher model (env.teacher._target_=classroom.environments.supercorrect.teachers.LLMTeacher)",
+        ),
         (["env.loop=nowhere"], "config error: env.loop: unknown loop 'nowhere' (registered: dataenvgym, lbt, supercorrect, tom)"),
         (  # 60 made for test at seed 0; one asks what another asks, so 59 are kept
             ["env.num_problems=60"],
