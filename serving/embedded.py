@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 EMBEDDED_NAME = "embedded"
@@ -71,21 +72,30 @@ def embedded_model_path(cache: Path | None = None) -> Path:
     Safe for several processes at once: one converts under a file lock, the others
     wait and reuse its result.
     """
+    return cached_build(EMBEDDED_MODEL_ID, lambda out: convert_gguf(locate_gguf(), out), cache)
+
+
+def cached_build(folder: str, build: Callable[[Path], None], cache: Path | None = None) -> Path:
+    """``cache/folder``, made by ``build(staging)`` on first use and reused afterwards.
+
+    One process builds under a file lock while the others wait for it; the folder is
+    moved into place only once ``build`` returned, with a marker written last, so a
+    build that died half-way is redone rather than served.
+    """
     root = cache or cache_dir()
-    target = root / EMBEDDED_MODEL_ID
+    target = root / folder
     if (target / _DONE_MARKER).is_file():
         return target
     root.mkdir(parents=True, exist_ok=True)
-    with open(root / f".{EMBEDDED_MODEL_ID}.lock", "w") as lock:
+    with open(root / f".{folder}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if (target / _DONE_MARKER).is_file():
             return target
-        gguf = locate_gguf()
-        staging = root / f".{EMBEDDED_MODEL_ID}.partial"
+        staging = root / f".{folder}.partial"
         shutil.rmtree(staging, ignore_errors=True)
         started = time.time()
-        convert_gguf(gguf, staging)
-        (staging / _DONE_MARKER).write_text(json.dumps({"source": str(gguf), "seconds": round(time.time() - started, 1)}))
+        build(staging)
+        (staging / _DONE_MARKER).write_text(json.dumps({"folder": folder, "seconds": round(time.time() - started, 1)}))
         shutil.rmtree(target, ignore_errors=True)
         os.replace(staging, target)
     return target
@@ -94,11 +104,17 @@ def embedded_model_path(cache: Path | None = None) -> Path:
 def resolve_model(model: str) -> str:
     """Map a config's model value to what vLLM loads.
 
-    ``embedded`` -> the converted SmolLM2 folder; an existing local folder -> its
-    absolute path; anything else is passed on as a hub id (needs network).
+    ``embedded`` -> the converted SmolLM2 folder; a built-in random-weight model
+    (:data:`classroom.serving.random_model.RANDOM_MODELS`, e.g. ``random-qwen2``) -> its
+    built folder; an existing local folder -> its absolute path; anything else is
+    passed on as a hub id (needs network).
     """
+    from classroom.serving.random_model import RANDOM_MODELS, random_model_path
+
     if model == EMBEDDED_NAME:
         return str(embedded_model_path())
+    if model in RANDOM_MODELS:
+        return str(random_model_path(model))
     path = Path(model).expanduser()
     if path.exists():
         if not (path / "config.json").is_file():

@@ -163,7 +163,7 @@ def test_bench_rejects_bad_flags():
     ), out.stderr
     out = classroom("bench", "sweep", "model=nope")
     assert out.returncode == 2 and "Traceback" not in out.stderr
-    assert "classroom bench sweep: config error: " in out.stderr and "(allowed in model: embedded," in out.stderr
+    assert "classroom bench sweep: config error: " in out.stderr and "(allowed in model: cpu_pair, embedded," in out.stderr
 
 
 def test_bench_episode_replays_overlapping_calls_as_one_wave():

@@ -149,13 +149,30 @@ def lookup(tree: dict, path: tuple) -> object:
     return tree
 
 
+def written_values(name: str) -> dict:
+    return {k: v for k, v in (yaml.safe_load((CONF / name).read_text()) or {}).items() if k != "defaults"}
+
+
+def parent_file(name: str) -> str | None:
+    """The file of the same group a config extends (`defaults: [vllm_gpu, _self_]`)."""
+    entries = (yaml.safe_load((CONF / name).read_text()) or {}).get("defaults", [])
+    siblings = [e for e in entries if isinstance(e, str) and "/" not in e and e != "_self_"]
+    return f"{name.rsplit('/', 1)[0]}/{siblings[0]}.yaml" if siblings else None
+
+
 def test_yaml_sets_only_what_differs_from_the_models():
+    """A value is written only where it changes what the config would hold without it:
+    the model's default, or, in a config that extends another, the value it inherits."""
     same = []
     for name, defaults in section_defaults().items():
-        written = {k: v for k, v in (yaml.safe_load((CONF / name).read_text()) or {}).items() if k != "defaults"}
-        for path, value in leaves(written):
-            if lookup(defaults, path) == value:
+        parent = parent_file(name)
+        inherited = written_values(parent) if parent else {}
+        for path, value in leaves(written_values(name)):
+            before = lookup(inherited, path)
+            if before is MISSING and lookup(defaults, path) == value:
                 same.append(f"{name}: {'.'.join(map(str, path))} = {value!r} is the model's default")
+            elif before == value:
+                same.append(f"{name}: {'.'.join(map(str, path))} = {value!r} is what {parent} sets")
     assert not same, "\n".join(same)
 
 
@@ -163,3 +180,22 @@ def test_the_default_check_sees_a_default_written_again(tmp_path):
     """The check above can fail: a value equal to the model's default is found."""
     assert lookup({"sampling": {"max_tokens": 160}}, ("sampling", "max_tokens")) == 160
     assert lookup({"sampling": {}}, ("sampling", "max_tokens")) is MISSING
+
+
+# What a CPU needs changed in an engine of model=vllm_gpu for model=cpu_pair.
+CPU_ENGINE_KEYS = {"model", "device", "dtype", "tensor_parallel_size", "enforce_eager", "kv_cache_gib", "num_cpus"}
+
+
+def test_cpu_pair_is_vllm_gpu_with_only_what_a_cpu_needs_changed():
+    """model=cpu_pair stands in for model=vllm_gpu in the tests: the same models, roles,
+    replicas and engine settings, other models on the CPU, and nothing else changed."""
+    gpu, cpu = compose(["model=vllm_gpu"])["model"], compose(["model=cpu_pair"])["model"]
+    assert cpu["roles"] == gpu["roles"] and cpu["models"].keys() == gpu["models"].keys()
+    for name, spec in gpu["models"].items():
+        stand_in = cpu["models"][name]
+        assert {k: v for k, v in stand_in.items() if k != "engine"} == {k: v for k, v in spec.items() if k != "engine"}
+        changed = {key for key, value in spec["engine"].items() if stand_in["engine"][key] != value}
+        assert changed <= CPU_ENGINE_KEYS, f"{name}: {sorted(changed - CPU_ENGINE_KEYS)} differ from vllm_gpu"
+        assert stand_in["engine"]["device"] == "cpu" and stand_in["engine"]["tensor_parallel_size"] == 1
+    # Two models, as on GPUs: the teacher's and the students' are not the same.
+    assert cpu["models"]["teacher"]["engine"]["model"] != cpu["models"]["student"]["engine"]["model"]
