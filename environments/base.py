@@ -174,6 +174,37 @@ class Trains(Protocol):
     def trained_roles(self, config: Any) -> dict[str, str]: ...
 
 
+@dataclass(frozen=True)
+class Stage:
+    """One stage of an episode as `classroom run --dry-run` prints it: who works in it
+    and how many model requests it makes (None: the loop cannot tell before it runs;
+    ``at_most``: an upper bound, e.g. corrections of the answers that turn out wrong)."""
+
+    name: str
+    # The model role asked (teacher, student), "learner" for a training step, or "" for
+    # work no model does (a programmatic teacher, the grader).
+    role: str
+    requests: int | None = None
+    at_most: bool = False
+
+    def describe(self) -> str:
+        if self.requests is None:
+            count = "requests unknown before it runs" if self.role not in ("", "learner") else ""
+        else:
+            count = f"{'up to ' if self.at_most else ''}{self.requests} request{'s' if self.requests != 1 else ''}"
+        who = f"[{self.role}]" if self.role else "[no model]"
+        return f"{who:<11} {self.name}" + (f": {count}" if count else "")
+
+
+@runtime_checkable
+class Plans(Protocol):
+    """A loop that can say, from its config and task alone, what its episode will do:
+    ``stages(config, task)`` in order, with the model requests each makes where that is
+    known before the run (`classroom run --dry-run` prints them)."""
+
+    def stages(self, config: Any, task: Task) -> list[Stage]: ...
+
+
 # What a learner section is checked with in `prepare`, before the run knows its models
 # (a learner resolves its base model only when it trains).
 UNBOUND_MODEL = "(the model that serves the role)"

@@ -759,6 +759,8 @@ HYDRA_FLAGS = TAKES_VALUE | {
     "-r",
     "--version",
     "--shell-completion",
+    # classroom's own: the plan, checked against this machine, nothing started.
+    "--dry-run",
     "-sc",
 }
 
@@ -779,6 +781,10 @@ def run_main(argv: list[str]) -> int:
         if problem:
             print(problem, file=sys.stderr)
             return 2
+    if "--dry-run" in flags:
+        from classroom.launch.dry_run import run_dry_main
+
+        return run_dry_main([*_search_path_overrides(flags), *overrides])
     sys.argv = ["classroom run", *argv]
     _hydra_entry()
     return 0

@@ -34,6 +34,7 @@ from classroom.launch.app import CONFIG_MODULE, check_overrides
 
 SWEEP_USAGE = """usage: classroom sweep [KEY=VALUE | KEY=A,B,... | sweep=NAME] ...
        classroom sweep --resume SWEEP_DIR
+       classroom sweep --dry-run [KEY=VALUE ...]   (the plan, checked; nothing run)
 
 Every combination of the comma lists (and of a sweep config's grid) is one episode.
 sweep.max_concurrent=N runs N at once (default 1); sweep.max_retries=N runs a job stopped
@@ -293,7 +294,7 @@ def _parse(argv: list[str]) -> tuple[Path | None, list[str]]:
         elif arg.startswith("--resume="):
             resume = Path(arg.split("=", 1)[1])
         elif arg.startswith("-"):
-            raise UsageError(f"unknown option {arg} (options: --resume SWEEP_DIR; settings are key=value)")
+            raise UsageError(f"unknown option {arg} (options: --resume SWEEP_DIR, --dry-run; settings are key=value)")
         else:
             overrides.append(arg)
     return resume, overrides
@@ -387,6 +388,13 @@ def sweep_main(argv: list[str]) -> int:
     if {"-h", "--help"} & set(argv):
         print(SWEEP_USAGE)
         return 0
+    if "--dry-run" in argv:
+        from classroom.launch.dry_run import sweep_dry_main
+
+        if any(arg.startswith("--resume") for arg in argv):
+            print("classroom sweep: --dry-run plans a new sweep; it takes the grid, not --resume", file=sys.stderr)
+            return 2
+        return sweep_dry_main([arg for arg in argv if arg != "--dry-run"])
     try:
         root, overrides, todo = plan_sweep(argv)
         configs = compose_jobs([overrides[n] for n in todo])

@@ -22,7 +22,7 @@ from classroom.agents.clients import GraderClient, StudentClient
 from classroom.agents.grading import Grader, is_reasoning_gym_problem
 from classroom.agents.plugins import ConfigError, instantiate_plugin
 from classroom.agents.skills import SkillDiscovery, TaskSkills
-from classroom.environments.base import Curve, Episode, EpisodeStopped, read_checkpoint, spawn_student, write_checkpoint
+from classroom.environments.base import Curve, Episode, EpisodeStopped, Stage, read_checkpoint, spawn_student, write_checkpoint
 from classroom.environments.dataenvgym.agent import DataGenerator, DataGeneratorClient
 from classroom.environments.dataenvgym.config import DataEnvConfig
 from classroom.environments.dataenvgym.engines import DataGenerationEngine, ReasoningGymEngine
@@ -93,6 +93,11 @@ class DataEnvGymLoop:
                 f"config error: env.variant: skill_tree needs sub-skills and task {task.name!r} has none; "
                 "use a reasoning_gym_skills task (task=arithmetic_skills) or let the teacher find them (env.skills._target_=classroom.agents.skills.TeacherSkills)"
             )
+
+    def stages(self, config: DataEnvConfig, task: Task) -> list[Stage]:
+        from classroom.environments.dataenvgym.stages import stages  # it builds the loop's plug-ins
+
+        return stages(config, task)
 
     def spawn_agents(self, episode: Episode) -> DataEnvAgents:
         config: DataEnvConfig = episode.config

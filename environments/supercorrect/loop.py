@@ -42,8 +42,9 @@ from classroom.agents.messages import Attempt, ParseFailure, PreferencePair, Pro
 from classroom.agents.plugins import ConfigError, instantiate_plugin
 from classroom.agents.roles import Student, gold_explanation
 from classroom.agents.steps import worked_solution
-from classroom.environments.base import UNBOUND_MODEL, Curve, Episode, read_checkpoint, role_learner, write_checkpoint
+from classroom.environments.base import UNBOUND_MODEL, Curve, Episode, Stage, read_checkpoint, role_learner, write_checkpoint
 from classroom.environments.recording import Recorder
+from classroom.environments.supercorrect import plan
 from classroom.environments.supercorrect.config import SuperCorrectConfig
 from classroom.environments.supercorrect.corrupt import Corrupted
 from classroom.environments.supercorrect.dataset import write_dataset
@@ -126,6 +127,9 @@ class SuperCorrectLoop:
     def trained_roles(self, config: SuperCorrectConfig) -> dict[str, str]:
         """Both stages train the student's adapters (stage 2 continues stage 1's)."""
         return {"env.sft": "student", **({"env.dpo": "student"} if config.stage == "hsft_dpo" else {})}
+
+    def stages(self, config: SuperCorrectConfig, task: Task) -> list[Stage]:
+        return plan.stages(config, task)
 
     def spawn_agents(self, episode: Episode) -> SuperCorrectAgents:
         config: SuperCorrectConfig = episode.config

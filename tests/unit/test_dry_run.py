@@ -1,0 +1,100 @@
+"""`classroom run --dry-run`: the plan of a GPU configuration on this CPU machine, one
+line per missing resource, models found in the places an engine would load them from,
+and nothing started (the unit tier refuses Ray) or written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from support.cli import classroom
+
+from classroom.launch import dry_run
+
+
+@pytest.fixture
+def empty_hub(tmp_path, monkeypatch):
+    """A Hugging Face cache of this test's own (none of this machine's models in it)."""
+    import huggingface_hub.constants
+
+    hub = tmp_path / "hub"
+    hub.mkdir()
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(hub))
+    return hub
+
+
+def test_the_gpu_plan_on_this_machine_names_each_missing_resource(tmp_path, empty_hub):
+    runs = tmp_path / "runs"
+    out = classroom("run", "--dry-run", "model=vllm_gpu", "experiment=supercorrect", env={"CLASSROOM_RUNS": str(runs)})
+    assert out.returncode == 1, out.stderr
+    assert not runs.exists() and not (Path.cwd() / "outputs").exists()
+    plan, _, lacking = out.stdout.partition("missing on this machine")
+    # The plan: both engines, the learners on the student's model, the stages counted.
+    assert "teacher   vLLM engine: Qwen/Qwen2.5-7B-Instruct on 2 GPUs (tensor parallel) x 1 replica" in plan
+    assert "student   vLLM engine: Qwen/Qwen2.5-0.5B-Instruct on 1 GPU x 2 replicas" in plan
+    assert "env.sft: LoRALearner on Qwen/Qwen2.5-0.5B-Instruct; env.dpo: DPOLearner on Qwen/Qwen2.5-0.5B-Instruct" in plan
+    # SuperCorrectConfig as experiment=supercorrect leaves it: 32 training problems x 2 solutions, 30 test problems.
+    assert "stage 2: the student solves the training problems (2 samples each): 64 requests" in plan
+    assert "the stage-2 student answers the test problems: 30 requests" in plan
+    lines = [line.strip() for line in lacking.splitlines()[1:]]
+    # vllm_gpu.yaml: the teacher on 2 GPUs (tensor parallel), the student on 1 GPU x 2 replicas.
+    assert "GPUs: the engines ask for 4 (teacher 2 x 1, student 1 x 2) and the trainers 0; this machine has 0" in lines
+    assert sum(line.startswith("model.models.") and "is not on this machine" in line for line in lines) == 2
+    assert any(line.startswith("vLLM: model.models.teacher.engine.device is cuda") for line in lines)
+    assert out.stdout.count("missing on this machine (") == 1 and f"({len(lines)}):" in out.stdout
+
+
+def test_the_embedded_plan_lacks_nothing(tmp_path):
+    out = classroom("run", "--dry-run", "env=supercorrect", "env.stage=sft", env={"CLASSROOM_RUNS": str(tmp_path / "runs")})
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "nothing missing on this machine" in out.stdout
+    # Stage 2 is not planned for plain SFT.
+    assert "stage 2" not in out.stdout and "[learner]   stage 1: LoRA SFT on worked solutions" in out.stdout
+
+
+def test_a_config_error_is_one_line_before_any_plan(tmp_path):
+    out = classroom("run", "--dry-run", "experiment=supercorrect", "model=openai", "model.models.remote.endpoint.keyless=true")
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.count("\n") == 1 and "cannot load them" in out.stderr
+
+
+def test_a_model_is_looked_for_where_an_engine_would_load_it(tmp_path, empty_hub):
+    # A hub model in the Hugging Face cache, as a download leaves it.
+    snapshot = empty_hub / "models--acme--tiny" / "snapshots" / "abc123"
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text("{}")
+    (snapshot / "model.safetensors").write_bytes(b"\0" * (1 << 20))
+    (empty_hub / "models--acme--tiny" / "refs").mkdir()
+    (empty_hub / "models--acme--tiny" / "refs" / "main").write_text("abc123")
+    found = dry_run.model_files("acme/tiny")
+    assert found.found is not None and str(snapshot) in found.found and found.weights_gib == pytest.approx(1 / 1024)
+    assert dry_run.model_files("acme/absent").found is None
+    # A local folder: found with its config.json, not without.
+    folder = tmp_path / "model"
+    folder.mkdir()
+    assert dry_run.model_files(str(folder)).found is None
+    (folder / "config.json").write_text("{}")
+    assert dry_run.model_files(str(folder)).found == str(folder.resolve())
+
+
+def test_a_sweep_dry_run_checks_every_job_and_writes_no_folder(tmp_path, empty_hub):
+    runs = tmp_path / "runs"
+    out = classroom("sweep", "--dry-run", "sweep=supercorrect", "model=vllm_gpu", env={"CLASSROOM_RUNS": str(runs)})
+    assert out.returncode == 1, out.stderr
+    assert not runs.exists()
+    # conf/sweep/supercorrect.yaml: env.stage sft,hsft_dpo x seed 0,1,2.
+    jobs = [line for line in out.stdout.splitlines() if line.startswith("  job ")]
+    assert len(jobs) == 6 and "env.stage=hsft_dpo seed=2" in jobs[-1]
+    assert "engine pools: 1" in out.stdout
+    # Each missing resource once, not once per job.
+    assert out.stdout.count("GPUs: the engines ask for 4") == 1
+
+
+def test_dataenvgym_counts_the_teachers_requests_when_the_teacher_model_makes_the_data():
+    out = classroom("run", "--dry-run", "experiment=dataenvgym_llm_skill_list", "env.iterations=2", "env.examples_per_iteration=5")
+    assert out.returncode == 0, out.stdout + out.stderr
+    stages = [line for line in out.stdout.splitlines() if "[teacher]" in line]
+    # Per iteration: one plan, one request per example written.
+    assert [line.split(": ")[-1] for line in stages] == ["1 request", "5 requests"] * 2
+    out = classroom("run", "--dry-run", "experiment=dataenvgym_skill_list", "env.iterations=2")
+    assert "[teacher]" not in out.stdout and "reasoning-gym engine makes 24 examples" in out.stdout
