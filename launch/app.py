@@ -675,7 +675,9 @@ def _hydra_entry() -> None:
         try:
             summary = run_episode(resolved, run_dir, show_progress=bool(resolved.get("progress", True)))
         except ConfigError as exc:
-            print(str(exc), file=sys.stderr)
+            from classroom.launch.experiments import with_experiment_hint
+
+            print(with_experiment_hint(str(exc), hydra_config.runtime.choices), file=sys.stderr)
             sys.exit(2)
         except EpisodeStopped as exc:
             print(f"episode stopped: {exc}; what ran is in {run_dir}", file=sys.stderr)

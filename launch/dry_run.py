@@ -323,8 +323,9 @@ def report(lines: list[str], lacking: list[str], where: str) -> int:
     return 0
 
 
-def compose_resolved(overrides: list[str]) -> dict[str, Any]:
-    """The config `classroom run OVERRIDES` would run, resolved (no run directory)."""
+def compose_resolved(overrides: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The config `classroom run OVERRIDES` would run, resolved (no run directory), and
+    the option chosen in each config group (Hydra's runtime choices)."""
     from hydra import compose, initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
     from omegaconf import OmegaConf
@@ -334,18 +335,27 @@ def compose_resolved(overrides: list[str]) -> dict[str, Any]:
     GlobalHydra.instance().clear()
     try:
         with initialize_config_module(config_module=CONFIG_MODULE, version_base=None):
-            return OmegaConf.to_container(compose(config_name="config", overrides=overrides), resolve=True)  # type: ignore[return-value]
+            cfg = compose(config_name="config", overrides=overrides, return_hydra_config=True)
+            choices = dict(cfg.hydra.runtime.choices)
+            resolved = {
+                key: OmegaConf.to_container(cfg[key], resolve=True) if OmegaConf.is_config(cfg[key]) else cfg[key]
+                for key in cfg
+                if key != "hydra"
+            }
+            return resolved, choices
     finally:
         GlobalHydra.instance().clear()
 
 
 def run_dry_main(overrides: list[str]) -> int:
     """`classroom run --dry-run OVERRIDES`."""
+    from classroom.launch.experiments import with_experiment_hint
+
+    cfg, choices = compose_resolved(overrides)
     try:
-        cfg = compose_resolved(overrides)
         lines, lacking = dry_run(cfg, "classroom run --dry-run: the plan (nothing started, no run directory written)")
     except ConfigError as exc:
-        print(str(exc), file=sys.stderr)
+        print(with_experiment_hint(str(exc), choices), file=sys.stderr)
         return 2
     where = "this machine" if cfg["cluster"].get("address", "local") == "local" else f"the cluster at {cfg['cluster']['address']}"
     return report(lines, lacking, where)

@@ -53,6 +53,12 @@ def test_cfg_job_prints_the_composed_config_with_overrides():
             ["env=dataenvgym_skill_tree", "env/engine=llm", "task=gsm8k"],
             "config error: env.variant: skill_tree needs sub-skills and task 'gsm8k' has none",
         ),
+        # A key the experiment wrote for its own task, under a task= override: the line
+        # says which experiment set it and how to drop it.
+        (
+            ["experiment=supercorrect", "task=gsm8k"],
+            "; experiment=supercorrect sets task.skills for its task arithmetic_skills: add ~task.skills to drop it",
+        ),
         (["env.explanation=gold", "task=svamp"], "config error: env.explanation: gold needs reference solutions; task 'svamp' has none"),
         (
             ["env=dataenvgym", "class=arithmetic", "task=arithmetic_skills"],

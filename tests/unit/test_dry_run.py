@@ -98,3 +98,48 @@ def test_dataenvgym_counts_the_teachers_requests_when_the_teacher_model_makes_th
     assert [line.split(": ")[-1] for line in stages] == ["1 request", "5 requests"] * 2
     out = classroom("run", "--dry-run", "experiment=dataenvgym_skill_list", "env.iterations=2")
     assert "[teacher]" not in out.stdout and "reasoning-gym engine makes 24 examples" in out.stdout
+
+
+# Each loop's default experiment (ToM's is the default config).
+DEFAULT_EXPERIMENTS = [
+    [],
+    ["experiment=dataenvgym"],
+    ["experiment=lbt_m1"],
+    ["experiment=lbt_m2"],
+    ["experiment=lbt_m3"],
+    ["experiment=supercorrect"],
+]
+
+
+@pytest.mark.parametrize("task", ["gsm8k", "svamp"])
+@pytest.mark.parametrize("experiment", DEFAULT_EXPERIMENTS, ids=lambda e: e[0] if e else "tom")
+def test_every_loop_plans_a_task_it_was_not_written_for_or_says_in_one_line_why_not(experiment, task, data_dir, monkeypatch):
+    monkeypatch.setenv("CLASSROOM_DATA_DIR", str(data_dir))
+    out = classroom("run", "--dry-run", *experiment, f"task={task}")
+    assert "Traceback" not in out.stdout + out.stderr
+    if out.returncode == 2:
+        assert out.stdout == "" and out.stderr.count("\n") == 1 and out.stderr.startswith("config error: ")
+    else:
+        assert out.returncode == 0 and "nothing missing on this machine" in out.stdout, out.stdout + out.stderr
+
+
+def test_an_experiments_keys_include_those_of_the_experiments_it_extends():
+    from classroom.launch.experiments import experiment_keys
+
+    # dataenvgym_gpu_skill_list -> dataenvgym_llm_skill_list -> dataenvgym_skill_list ->
+    # dataenvgym, which picks the task; the GPU file writes the trainer's GPU itself.
+    keys, task = experiment_keys("dataenvgym_gpu_skill_list")
+    assert task == "arithmetic_skills" and "student.learner.trainer_num_gpus" in keys
+    assert experiment_keys("supercorrect") == (
+        {"task.skills.chain_sum.four_1digit.min_terms", *keys_of_supercorrect()},
+        "arithmetic_skills",
+    )
+
+
+def keys_of_supercorrect() -> set[str]:
+    """conf/experiment/supercorrect.yaml's task.skills, written out by hand."""
+    return {
+        f"task.skills.chain_sum.{name}.{field}"
+        for name in ("four_1digit", "six_1digit")
+        for field in ("min_terms", "max_terms", "min_digits", "max_digits")
+    }
