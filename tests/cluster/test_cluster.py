@@ -6,11 +6,13 @@ node, kept by the driver on another and served on a third."""
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from support.cli import CLASSROOM
 from support.ray_cluster import LocalCluster
 
 from classroom.serving.adapters import pack_adapter
@@ -44,6 +46,25 @@ def shipped(tmp_path_factory) -> Path:
     from classroom.launch.package import write_package
 
     return write_package(tmp_path_factory.mktemp("code"))
+
+
+def test_a_dry_run_checks_the_engines_resources_against_the_cluster_it_would_join(cluster):
+    """`classroom run --dry-run cluster.address=...` reads the cluster's nodes: the pinned
+    engines' labels are there; a label no node has is named, with the cluster's count."""
+    pinned = ["run", "--dry-run", "model=embedded_pinned", f"cluster.address={cluster.address}"]
+    out = subprocess.run([*CLASSROOM, *pinned], env=cluster.env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    # Three raylets of one CPU each (the fixture), nothing missing on them.
+    assert f"resources the cluster at {cluster.address}: 3 CPUs" in out.stdout and "nothing missing" in out.stdout
+    out = subprocess.run(
+        [*CLASSROOM, *pinned, "+model.models.teacher.engine.resources.big_node=1"],
+        env=cluster.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert f"resources: model.models.teacher.engine.resources asks big_node=1 and the cluster at {cluster.address} has 0" in out.stdout
 
 
 def test_an_adapter_learned_on_one_node_is_kept_by_the_driver_and_served_on_another(cluster, shipped, tmp_path):
