@@ -331,7 +331,13 @@ class SuperCorrectLoop:
             "task": episode.task.name,
             "episode_id": episode.episode_id,
             "teacher": agents.teacher.name,
-            "templates": {"written": len(written.templates), "dropped": len(written.dropped), "asked": len(train) + len(test)},
+            "templates": {
+                "written": len(written.templates),
+                "dropped": len(written.dropped),
+                "asked": len(train) + len(test),
+                # Templates not by the run's teacher: the LLM teacher's programmatic fallback.
+                "fallbacks": sum(t.sender != agents.teacher.name for t in written.templates.values()),
+            },
             "train_examples": len(examples),
             "pairs": len(pairs),
             "stage2": stage2,
@@ -568,7 +574,12 @@ class SuperCorrectLoop:
             table.add_row(f"after stage 2 (DPO, {summary['pairs']} pairs)", pct(acc["stage2"]))
         located = summary["localisation"]
         lines = [
-            f"templates: {summary['templates']['written']} written, {summary['templates']['dropped']} dropped",
+            f"templates: {summary['templates']['written']} written, {summary['templates']['dropped']} dropped"
+            + (
+                f" ({summary['templates']['fallbacks']} written by the programmatic fallback)"
+                if summary["templates"].get("fallbacks")
+                else ""
+            ),
             "first wrong step found: "
             + ", ".join(f"{name.replace('_', ' ')} {pct((figures or {}).get('accuracy'))}" for name, figures in located.items() if figures),
         ]

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from itertools import combinations
 from math import prod
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 from classroom.agents.grading import REASONING_GYM_KEY, answers_match
 from classroom.agents.messages import ParseFailure, Problem
@@ -252,13 +252,22 @@ def _show(value: object) -> str:
 class LLMTeacher:
     """The teacher model writes templates (kept only when they check out) and corrects
     a student's steps given the reference (the paper's teacher; for GPUs and endpoints:
-    a 135M model writes few templates that pass)."""
+    a 135M model writes few templates that pass).
+
+    ``fallback="programmatic"`` gives a problem whose template from the teacher model
+    did not check out the programmatic teacher's (reasoning-gym problems only): a run
+    whose small teacher model writes few usable templates still reaches stage 2, where
+    the teacher model corrects. Not the paper's method: the summary counts the fallback
+    templates (``templates.fallbacks``) and the dropped ones stay logged."""
 
     name = "llm"
 
-    def __init__(self, max_tokens: int = 512, prompts: dict[str, str] | None = None):
+    def __init__(self, max_tokens: int = 512, prompts: dict[str, str] | None = None, fallback: Literal["none", "programmatic"] = "none"):
+        if fallback not in ("none", "programmatic"):
+            raise ValueError(f"fallback must be 'none' or 'programmatic', got {fallback!r}")
         self.params = SamplingParams(max_tokens=max_tokens, temperature=0.0)
         self.prompts = PromptSet.load("classroom.environments.supercorrect", "prompts.yaml", prompts)
+        self.fallback = ProgrammaticTeacher() if fallback == "programmatic" else None
 
     async def write(self, problems: Sequence[Problem], llm: LLM | None) -> Written:
         if llm is None:
@@ -280,6 +289,9 @@ class LLMTeacher:
                 )
             else:
                 written[problem.id] = template.model_copy(update={"problem_id": problem.id, "sender": self.name, "parents": (problem.id,)})
+        if self.fallback is not None:
+            instead = await self.fallback.write([p for p in problems if p.id not in written], None)
+            written.update(instead.templates)  # sent by "programmatic": counted as fallbacks
         return Written(written, dropped, sum(r[0].usage.total_tokens for r in replies))
 
     async def correct(self, problem: Problem, attempt: ThoughtTemplate, reference: ThoughtTemplate, llm: LLM | None) -> Correction | None:

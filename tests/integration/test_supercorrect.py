@@ -7,6 +7,7 @@ data that `datasets` loads back."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -160,3 +161,74 @@ def test_the_exported_sft_and_dpo_data_load_back_with_datasets(resumed, tmp_path
     assert dpo.column_names == ["prompt", "chosen", "rejected"] and len(dpo) == len(pairs)
     card = (exported / "README.md").read_text()
     assert "configs:" in card and "teacher: `programmatic`" in card
+
+
+LLM_TEACHER = "classroom.environments.supercorrect.teachers.LLMTeacher"
+
+
+def test_the_teacher_model_writes_templates_and_the_programmatic_fallback_is_counted(kept, tmp_path):
+    """env.teacher = the teacher model (the tier's 135M one), with the programmatic
+    fallback: its requests are made and its templates checked; each one that does not
+    check out is logged as dropped, and the fallback's templates are counted as such."""
+    from support.engines import SHARED_MODEL
+
+    from classroom.environments.supercorrect.traces import ThoughtTemplate
+
+    runs = tmp_path / "runs"
+    out = classroom(
+        "run",
+        *SHARED_MODEL,
+        "env=supercorrect",
+        "env.stage=hsft",
+        "task=arithmetic_skills",
+        f"env.teacher._target_={LLM_TEACHER}",
+        "+env.teacher.fallback=programmatic",
+        "+env.teacher.max_tokens=96",
+        "env.train_problems=4",
+        "env.num_problems=2",
+        "env.localisation=0",
+        "env.answer_tokens=48",
+        "env.sft.epochs=1",
+        "progress=false",
+        env={"CLASSROOM_RUNS": str(runs)},
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    [run_dir] = [p for p in runs.iterdir() if p.is_dir()]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    messages = logged(run_dir)
+    templates = [m for m in messages if isinstance(m, ThoughtTemplate)]
+    dropped = [m for m in messages if isinstance(m, ParseFailure) and m.sender == "llm" and m.expected == "ThoughtTemplate"]
+    # Six problems asked (4 training, 2 test): each template is the model's or the fallback's.
+    assert summary["templates"]["asked"] == 6 == len(templates) + len(dropped) - summary["templates"]["fallbacks"]
+    assert summary["templates"]["fallbacks"] == sum(t.sender == "programmatic" for t in templates)
+    assert summary["templates"]["dropped"] == len(dropped) and all(d.raw_text for d in dropped)
+    assert summary["tokens"]["llm"] > 0  # the teacher model was asked
+    assert (
+        f"({summary['templates']['fallbacks']} written by the programmatic fallback)" in out.stdout or not summary["templates"]["fallbacks"]
+    )
+
+
+async def test_the_teacher_model_corrects_a_broken_step_or_leaves_it_uncorrected(engine):
+    """LLMTeacher.correct on the tier's engine: a template with its first step broken by
+    hand; the step checker places the error, the teacher model words it (or its reply
+    has no tags and the step stays uncorrected, as stage 2 counts it)."""
+    from classroom.environments.supercorrect.teachers import LLMTeacher, ProgrammaticTeacher
+    from classroom.environments.tasks import reasoning_gym_skills
+    from classroom.serving.pool import RoutedLLM
+
+    task = reasoning_gym_skills(
+        {"chain_sum": {"three": {"min_terms": 3, "max_terms": 3, "min_digits": 1, "max_digits": 1}}}, size=4, seed=0
+    )
+    problem = task.split("train")[0]
+    reference = ProgrammaticTeacher().template(problem)
+    assert reference is not None and len(reference.steps) >= 2
+    first = reference.steps[0]
+    value = first.text.rsplit("=", 1)[1].strip().rstrip(".")
+    broken = reference.model_copy(
+        update={"steps": (first.model_copy(update={"text": first.text.replace(f"= {value}", f"= {int(value) + 1}")}), *reference.steps[1:])}
+    )
+    before = (await engine.stats()).requests
+    correction = await LLMTeacher(max_tokens=64).correct(problem, broken, reference, RoutedLLM("embedded", [engine]))
+    assert (await engine.stats()).requests == before + 1  # one request to the teacher model
+    if correction is not None:
+        assert correction.step == 1 and correction.decided_by != "teacher" and correction.cause and correction.correction
