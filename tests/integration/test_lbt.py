@@ -220,11 +220,33 @@ async def test_one_m3_iteration_goes_on_past_a_proposal_that_does_not_parse(engi
     assert summary["parse_failures"] == 1 and len(failures) == 1 and failures[0].expected == "ExemplarSet"
     proposals = [m for m in recorder.messages if isinstance(m, ExemplarProposal)]
     assert [p.iteration for p in proposals] == [0, 1, 1]  # the first set, then the two that parsed
-    assert_m3_recounts(recorder.messages, summary, answers_per_set=4 * 2, held_out=4)
+    assert_m3_recounts(recorder.messages, summary, iterations=1, answers_per_set=4 * 2, held_out=4)
     assert summary["students"] == ["base", "sums"]
 
 
-def assert_m3_recounts(messages: list, summary: dict, *, answers_per_set: int, held_out: int) -> None:
+async def test_an_m3_iteration_with_the_teacher_model_proposing(engine, seated, tmp_path):
+    """LLMProposer (the paper's M3) on the tier's model: its sets are sampled from one
+    prompt under the ExemplarSet schema; each either parses into a proposal that the
+    students are asked with, or is one recorded failure."""
+    m3 = M3Settings(
+        exemplars=2,
+        proposals=2,
+        iterations=1,
+        train_items=4,
+        answer_tokens=32,
+        proposer={"_target_": "classroom.environments.lbt.exemplars.LLMProposer", "max_tokens": 192},
+    )
+    episode, agents, recorder = lbt_episode(engine, tmp_path, seated, method="m3", num_problems=4, m3=m3)
+    summary = await run_m3(episode, agents)
+    failures = [m for m in recorder.messages if isinstance(m, ParseFailure) and m.expected == "ExemplarSet"]
+    proposals = [m for m in recorder.messages if isinstance(m, ExemplarProposal)]
+    # The first set is the pool's; iteration 1's two sets either parsed or failed.
+    assert proposals[0].iteration == 0 and sum(p.iteration == 1 for p in proposals) + len(failures) == 2
+    assert summary["parse_failures"] == len(failures) and all(f.raw_text for f in failures)
+    assert_m3_recounts(recorder.messages, summary, iterations=1, answers_per_set=4 * 2, held_out=4)
+
+
+def assert_m3_recounts(messages: list, summary: dict, *, iterations: int, answers_per_set: int, held_out: int) -> None:
     """An M3 summary recounted from its log: each set's score from the class's logged
     answers to the training items with that set in view; the curve from the sets marked
     kept; the held-out accuracies from the teacher model's logged answers."""
@@ -237,9 +259,10 @@ def assert_m3_recounts(messages: list, summary: dict, *, answers_per_set: int, h
         assert len(answered) == answers_per_set and proposal.score == pytest.approx(sum(graded) / len(graded))
         if proposal.kept:
             curve[str(proposal.iteration)] = proposal.score
-        else:
-            curve.setdefault(str(proposal.iteration), curve[str(proposal.iteration - 1)])
-    assert summary["train_accuracy_by_iteration"] == curve
+    # An iteration that kept no new set (none better, or none parsed) keeps the last one's.
+    for i in range(1, iterations + 1):
+        curve.setdefault(str(i), curve[str(i - 1)])
+    assert summary["train_accuracy_by_iteration"] == dict(sorted(curve.items(), key=lambda item: int(item[0])))
     for phase, key in (("m3_test_first", "m3_test_first"), ("m3_test_final", "m3_test")):
         answered = [a for a in attempts if a.phase == phase]
         graded = [a.correct for a in answered if a.correct is not None]
@@ -256,7 +279,7 @@ async def test_an_m3_episode_stopped_in_an_iteration_goes_on_after_the_last_fini
     (tmp_path / "cut").mkdir()
     whole_episode, agents, whole_log = lbt_episode(engine, tmp_path / "whole", seated, method="m3", num_problems=4, m3=M3Settings(**m3))
     whole = await run_m3(whole_episode, agents)
-    assert_m3_recounts(whole_log.messages, whole, answers_per_set=4 * 2, held_out=4)
+    assert_m3_recounts(whole_log.messages, whole, iterations=2, answers_per_set=4 * 2, held_out=4)
 
     dying = M3Settings(**m3, proposer={"_target_": "support.doubles.DyingProposer"})
     episode, agents, recorder = lbt_episode(engine, tmp_path / "cut", seated, method="m3", num_problems=4, m3=dying)
