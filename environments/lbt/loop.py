@@ -19,7 +19,8 @@ from classroom.agents.learners import DPOLearner
 from classroom.agents.plugins import ConfigError, instantiate_plugin
 from classroom.agents.roles import Teacher
 from classroom.agents.students import Seat
-from classroom.environments.base import UNBOUND_MODEL, Curve, Episode, role_learner, spawn_student
+from classroom.environments.base import UNBOUND_MODEL, Curve, Episode, Stage, role_learner, spawn_student
+from classroom.environments.lbt import stages as lbt_stages
 from classroom.environments.lbt.config import LbtConfig
 from classroom.environments.lbt.exemplars import ExemplarProposer
 from classroom.environments.lbt.m1 import run_m1
@@ -57,6 +58,9 @@ class LbtLoop:
             role_learner("env.m2.dpo", config.m2.dpo, DPOLearner, role="teacher", base_models={"teacher": UNBOUND_MODEL})
         if config.method == "m3":
             instantiate_plugin("env.m3.proposer", config.m3.proposer, ExemplarProposer)
+
+    def stages(self, config: LbtConfig, task: Task) -> list[Stage]:
+        return lbt_stages.stages(config, task)
 
     def trained_roles(self, config: LbtConfig) -> dict[str, str]:
         """M2 trains the teacher's adapter (unless its baseline trains nothing)."""

@@ -143,3 +143,14 @@ def keys_of_supercorrect() -> set[str]:
         for name in ("four_1digit", "six_1digit")
         for field in ("min_terms", "max_terms", "min_digits", "max_digits")
     }
+
+
+def test_lbt_counts_each_students_exams():
+    out = classroom(
+        "run", "--dry-run", "experiment=lbt_m1", "class=arithmetic", "env.num_problems=5", "env.m1.samples=3", "env.m1.exam_size=2"
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    # 5 problems x 3 rationales x 2 exam problems = 30 conversations per student; the
+    # teacher's 5 greedy and 5 sampled; a class of three: 5 + 5 + 3 x 30 = 100.
+    assert "per student: 30 requests" in out.stdout
+    assert "model requests: 100 in all that the loop can count (3 students)" in out.stdout
