@@ -186,12 +186,16 @@ class Stage:
     role: str
     requests: int | None = None
     at_most: bool = False
+    # The requests are made once for each student of the class (its answers, or the
+    # teacher's mental model of it).
+    per_student: bool = False
 
     def describe(self) -> str:
         if self.requests is None:
             count = "requests unknown before it runs" if self.role not in ("", "learner") else ""
         else:
             count = f"{'up to ' if self.at_most else ''}{self.requests} request{'s' if self.requests != 1 else ''}"
+            count += " per student" if self.per_student else ""
         who = f"[{self.role}]" if self.role else "[no model]"
         return f"{who:<11} {self.name}" + (f": {count}" if count else "")
 

@@ -220,9 +220,8 @@ def describe(plan: RunPlan) -> list[str]:
         stages = plan.loop.stages(plan.loop_config, plan.task)
         lines.append("stages")
         lines += [f"  {i:>2}. {stage.describe()}" for i, stage in enumerate(stages, 1)]
-        # A student stage is counted per student: every student of the class is asked alike.
         k = len(plan.students)
-        known = [s.requests * (k if s.role == "student" else 1) for s in stages if s.requests is not None and s.role not in ("", "learner")]
+        known = [s.requests * (k if s.per_student else 1) for s in stages if s.requests is not None and s.role not in ("", "learner")]
         per = f" ({k} students)" if k > 1 else ""
         lines.append(
             f"  model requests: {'up to ' if any(s.at_most for s in stages) else ''}{sum(known)} in all that the loop can count{per}"

@@ -1,6 +1,6 @@
 """What a learning-by-teaching episode will do, stage by stage, before it runs (`--dry-run`).
 
-Students' requests are counted per student: every student of the class is asked alike."""
+A student stage's requests are made once per student of the class."""
 
 from __future__ import annotations
 
@@ -20,9 +20,10 @@ def _teaching(problems: int, m1: M1Settings, *, exams: bool, what: str) -> list[
     if exams:
         plan.append(
             Stage(
-                f"exams: {m1.exam_size} similar problems per rationale, {m1.repeats} answers each, per student",
+                f"exams: {m1.exam_size} similar problems per rationale, {m1.repeats} answers each",
                 "student",
                 problems * m1.samples * m1.exam_size,
+                per_student=True,
             )
         )
     return plan
@@ -48,13 +49,17 @@ def stages(config: LbtConfig, task: Task) -> list[Stage]:
     m3 = config.m3
     proposer = instantiate_plugin("env.m3.proposer", m3.proposer, ExemplarProposer)
     items = min(m3.train_items, len(task.sample(m3.train_items * 4, split=config.train_split, seed=config.seed)))
-    plan = [Stage(f"the class answers {items} training items with the first {m3.exemplars} exemplars, per student", "student", items)]
+    plan = [Stage(f"the class answers {items} training items with the first {m3.exemplars} exemplars", "student", items, per_student=True)]
     for it in range(1, m3.iterations + 1):
         asks = isinstance(proposer, LLMProposer)
         plan += [
             Stage(f"iteration {it}: {m3.proposals} exemplar sets proposed", "teacher" if asks else "", 1 if asks else None),
             Stage(
-                f"iteration {it}: the class answers with each set that parses, per student", "student", items * m3.proposals, at_most=True
+                f"iteration {it}: the class answers with each set that parses",
+                "student",
+                items * m3.proposals,
+                at_most=True,
+                per_student=True,
             ),
         ]
     plan.append(Stage("the teacher on the held-out problems with the first and the final exemplars", "teacher", 2 * held_out))

@@ -39,10 +39,11 @@ from classroom.agents.grading import Grader, accuracy
 from classroom.agents.messages import Attempt, Explanation, ParseFailure, Problem, new_id
 from classroom.agents.plugins import ConfigError, instantiate_plugin
 from classroom.agents.roles import gold_explanation
-from classroom.environments.base import Curve, Episode, spawn_student
+from classroom.environments.base import Curve, Episode, Stage, spawn_student
 from classroom.environments.recording import Recorder
 from classroom.environments.replay import Replay, replay_from
 from classroom.environments.tasks import Task
+from classroom.environments.tom import stages as tom_stages
 from classroom.environments.tom.config import TomConfig
 from classroom.environments.tom.policies import InterventionPolicy, choose_interventions
 from classroom.environments.tom.summary import budget_key, per_skill_accuracy, tom_summary_table
@@ -538,6 +539,9 @@ class TomLoop:
                 f"config error: env.num_problems: task {task.name!r} split {config.split!r} has {available} problems; "
                 f"the episode needs {config.problems_needed()} (num_problems + post_test_size + seed_set_size)"
             )
+
+    def stages(self, config: TomConfig, task: Task) -> list[Stage]:
+        return tom_stages.stages(config)
 
     def spawn_agents(self, episode: Episode) -> TomAgents:
         config: TomConfig = episode.config

@@ -152,5 +152,24 @@ def test_lbt_counts_each_students_exams():
     assert out.returncode == 0, out.stdout + out.stderr
     # 5 problems x 3 rationales x 2 exam problems = 30 conversations per student; the
     # teacher's 5 greedy and 5 sampled; a class of three: 5 + 5 + 3 x 30 = 100.
-    assert "per student: 30 requests" in out.stdout
+    assert "2 answers each: 30 requests per student" in out.stdout
     assert "model requests: 100 in all that the loop can count (3 students)" in out.stdout
+
+
+def test_tom_counts_the_mental_models_simulations_per_student():
+    out = classroom(
+        "run",
+        "--dry-run",
+        "env/intervention=mental_model",
+        "class=arithmetic",
+        "env.num_problems=4",
+        "env.seed_set_size=2",
+        "env.post_test_size=3",
+        "env.demo_counts=[0,1]",
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    # Per student: 2 + 4 + 3 alone, 2 + 4 with explanations, 2 simulations x 4 test
+    # problems, up to 3 post-test answers with one demonstration: 26; three students:
+    # 78; the teacher explains 2 + 4 once: 84.
+    assert "rates each test problem: 8 requests per student" in out.stdout
+    assert "model requests: up to 84 in all that the loop can count (3 students)" in out.stdout
