@@ -25,10 +25,12 @@ from classroom.serving.prompts import PromptSet
 
 # A localisation reply names a step as the prompt asks (<Step>N</Step>), in words
 # ("step N"), or is the number alone; anything else is unparsed (no step is guessed from
-# the first number in it: "Q: 12 + 5 ..." is not step 12).
+# the first number in it: "Q: 12 + 5 ..." is not step 12). A template's own tags
+# (<Step1>...</Step1>: a student answering with a solution) name no step, and a reply
+# that names two different steps names none.
 _STEP_NUMBER = (
     re.compile(r"<Step>\s*(\d+)\s*</Step>"),
-    re.compile(r"\bstep\s*(\d+)\b", re.I),
+    re.compile(r"(?<![<\w/])step\s+(\d+)\b", re.I),
     re.compile(r"^\s*(\d+)\s*\.?\s*$"),
 )
 
@@ -90,7 +92,7 @@ def checker_localises(benchmark: Sequence[tuple[Problem, Corrupted]]) -> dict[st
 def named_step(text: str) -> int | None:
     """The step a localisation reply names, or None when it names none as asked."""
     for pattern in _STEP_NUMBER:
-        match = pattern.search(text)
-        if match:
-            return int(match.group(1))
+        named = {int(number) for number in pattern.findall(text)}
+        if named:
+            return named.pop() if len(named) == 1 else None
     return None

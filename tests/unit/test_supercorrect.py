@@ -250,6 +250,11 @@ def test_the_dataset_card_counts_what_each_filter_dropped(tmp_path):
         ("Q: 12 + 5 = 17, so the error is there", None),
         ("I think 3 and 4", None),
         ("", None),
+        # A solution written out instead of an answer: its tags and its step list name
+        # no step (the HSFT student did this; every such reply was read as step 1).
+        ("<Step1>Add: 6 + 0 = 6.<Key>Add a 1-digit number.</Key></Step1>\n<Step2>Add: 6 + 3 = 9.</Step2>", None),
+        ("Step 1: 6 + 0 = 6. Step 2: 6 + 3 = 9.", None),
+        ("Step 2 is wrong; step 2 should add.", 2),
     ],
 )
 def test_a_localisation_reply_is_read_strictly(reply: str, step: int | None) -> None:
