@@ -154,6 +154,16 @@ class SharedPools:
 
         ray.get([actor.reset.remote(list(keep)) for actor in self._engine_actors()])
 
+    def release(self, pool_config: PoolConfig) -> None:
+        """Stop the pool of ``pool_config`` (if started), keeping the others: its engines'
+        memory back for what follows; a later episode on it starts it again."""
+        with self._lock:
+            pool = self._pools.pop(pool_config.model_dump_json(), None)
+            self._started.pop(pool_config.model_dump_json(), None)
+        if pool is not None:
+            with contextlib.suppress(Exception):  # a dead Ray has nothing left to stop
+                pool.shutdown()
+
     def shutdown(self) -> None:
         with self._lock:
             for pool in self._pools.values():

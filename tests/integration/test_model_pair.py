@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from support.cli import classroom
 from support.engines import composed
 
@@ -20,6 +21,25 @@ from classroom.agents.messages import TrainingRun
 from classroom.launch.rundir import read_events
 
 PAIR = ["model=cpu_pair", "progress=false"]
+
+
+@pytest.fixture(scope="module")
+def pair_pool(kept):
+    """The pair's engine pool, which the module's episodes play on (kept, as every
+    pool of the tier); stopped after the module, so that the tier's other tests (and
+    the kill tests' own runs) get its three engines' memory back."""
+    import ray
+
+    from classroom.serving.pool import PoolConfig
+
+    pair = PoolConfig.model_validate(composed(PAIR)["model"])
+    pool = kept.get(pair)
+    yield pool
+    actors = [actor for _, actor in pool.engine_actors()]
+    kept.release(pair)
+    for actor in actors:
+        with pytest.raises(ray.exceptions.RayActorError):
+            ray.get(actor.info.remote(), timeout=60)
 
 
 def lora_shapes(adapter: Path) -> dict[str, tuple[int, ...]]:
@@ -30,13 +50,10 @@ def lora_shapes(adapter: Path) -> dict[str, tuple[int, ...]]:
         return {key: tuple(f.get_slice(key).get_shape()) for key in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
 
 
-def served_adapters(kept, overrides: list[str]) -> dict[str, list[set[str]]]:
+def served_adapters(pool) -> dict[str, list[set[str]]]:
     """Model name -> the adapters each of its engine replicas serves now."""
     import ray
 
-    from classroom.serving.pool import PoolConfig
-
-    pool = kept.get(PoolConfig.model_validate(composed(overrides)["model"]))
     actors = pool.engine_actors()
     infos = ray.get([actor.info.remote() for _, actor in actors])
     served: dict[str, list[set[str]]] = {}
@@ -45,7 +62,7 @@ def served_adapters(kept, overrides: list[str]) -> dict[str, list[set[str]]]:
     return served
 
 
-def test_a_gpu_experiment_on_the_pair_trains_the_students_adapter_on_the_students_model(kept, tmp_path):
+def test_a_gpu_experiment_on_the_pair_trains_the_students_adapter_on_the_students_model(pair_pool, tmp_path):
     """experiment=dataenvgym_gpu_skill_list (the teacher model plans, the student is
     LoRA-trained) with model=cpu_pair and the trainer on the CPU; the data made by the
     reasoning-gym engine rather than written by the teacher model, since a 135M teacher's
@@ -87,6 +104,6 @@ def test_a_gpu_experiment_on_the_pair_trains_the_students_adapter_on_the_student
     assert all(s[0] == shape["num_key_value_heads"] * head for s in k)
 
     # Loaded into both replicas of the student's engine, and not into the teacher's.
-    served = served_adapters(kept, PAIR)
+    served = served_adapters(pair_pool)
     assert len(served["student"]) == 2 and all(run.adapter in names for names in served["student"])
     assert not any(run.adapter in names for names in served["teacher"])
