@@ -173,3 +173,15 @@ def test_tom_counts_the_mental_models_simulations_per_student():
     # 78; the teacher explains 2 + 4 once: 84.
     assert "rates each test problem: 8 requests per student" in out.stdout
     assert "model requests: up to 84 in all that the loop can count (3 students)" in out.stdout
+
+
+def test_an_endpoints_url_credentials_stay_out_of_the_plan():
+    out = classroom(
+        "run",
+        "--dry-run",
+        "model=openai",
+        "model.models.remote.endpoint.keyless=true",
+        "model.models.remote.endpoint.base_urls=[http://user:tok-planted-2718@127.0.0.1:1/v1]",
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "tok-planted-2718" not in out.stdout + out.stderr and "http://***@127.0.0.1:1/v1 (no key; not contacted)" in out.stdout
