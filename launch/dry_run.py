@@ -81,6 +81,9 @@ def joined_cluster(address: str) -> Resources:
     """The Ray cluster at ``address``, joined for its resource list and left again."""
     import ray
 
+    from classroom.launch.app import probe_cluster_address
+
+    probe_cluster_address(address)  # one line in seconds where nothing listens
     started_here = not ray.is_initialized()
     try:
         if started_here:

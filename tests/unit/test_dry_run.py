@@ -185,3 +185,12 @@ def test_an_endpoints_url_credentials_stay_out_of_the_plan():
     )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "tok-planted-2718" not in out.stdout + out.stderr and "http://***@127.0.0.1:1/v1 (no key; not contacted)" in out.stdout
+
+
+def test_a_dead_cluster_address_is_one_line_in_seconds():
+    from support.ports import closed_port
+
+    address = f"127.0.0.1:{closed_port()}"
+    out = classroom("run", "--dry-run", f"cluster.address={address}")
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.strip() == f"cluster error: cluster.address={address}: no Ray cluster answers there (Connection refused)"
