@@ -1,6 +1,6 @@
-"""Which experiment wrote a key: a config error about a key the user did not write (an
-experiment's task-specific ``task.skills`` under a ``task=`` override) says which
-experiment set it and how to drop it."""
+"""Which experiment wrote a key: a config error about an unknown key the user did not
+write (an experiment's task-specific ``task.skills`` under a ``task=`` override) says
+which experiment set it and how to drop it."""
 
 from __future__ import annotations
 
@@ -48,7 +48,8 @@ def experiment_keys(name: str) -> tuple[set[str], str | None]:
 def with_experiment_hint(message: str, choices: Mapping[str, Any]) -> str:
     """``message``, with where its key came from when the chosen experiment wrote it."""
     experiment, matched = choices.get("experiment"), _KEY.match(message)
-    if not experiment or not matched:
+    # Only a key that should not be there: a bad value the user gave is theirs to fix.
+    if not experiment or not matched or "unknown key" not in message:
         return message
     key = matched.group(1)
     keys, task = experiment_keys(str(experiment))
