@@ -107,3 +107,33 @@ def test_a_gpu_experiment_on_the_pair_trains_the_students_adapter_on_the_student
     served = served_adapters(pair_pool)
     assert len(served["student"]) == 2 and all(run.adapter in names for names in served["student"])
     assert not any(run.adapter in names for names in served["teacher"])
+
+
+def test_supercorrect_on_the_pair_trains_stage_1_on_the_students_model(pair_pool, tmp_path):
+    """SuperCorrect's stage-1 learner (env.sft, built by the loop, not the student
+    section) on the pair: its adapter is for the student's model, in both replicas."""
+    from classroom.serving.embedded import resolve_model
+
+    runs = tmp_path / "runs"
+    out = classroom(
+        "run",
+        "experiment=supercorrect",
+        *PAIR,
+        "env.stage=sft",
+        "env.train_problems=4",
+        "env.num_problems=2",
+        "env.localisation=0",
+        "env.answer_tokens=32",
+        "env.sft.epochs=1",
+        env={"CLASSROOM_RUNS": str(runs)},
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    [run_dir] = [p for p in runs.iterdir() if p.is_dir()]
+    [run] = [m for m in read_events(run_dir / "events.jsonl")[1] if isinstance(m, TrainingRun)]
+    adapter = Path(run.adapter_path)
+    student_model = Path(resolve_model("random-qwen2"))
+    assert json.loads((adapter / "adapter_config.json").read_text())["base_model_name_or_path"] == str(student_model)
+    width = json.loads((student_model / "config.json").read_text())["hidden_size"]
+    assert all(s[1] == width for k, s in lora_shapes(adapter).items() if "q_proj.lora_A" in k)
+    served = served_adapters(pair_pool)
+    assert all(run.adapter in names for names in served["student"]) and not any(run.adapter in n for n in served["teacher"])
