@@ -237,7 +237,11 @@ def _start_ledger() -> tuple[Any, str | None]:
     name = f"classroom-ledger-{uuid.uuid4().hex}"
     # On the driver's node: the pool's bookkeeping outlives a worker node (and with it an
     # engine) that dies; left to Ray, a 0-CPU actor lands on any node, and went with one.
-    here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=True)
+    # Hard affinity: for a request of no resources Ray picks a random node whatever a
+    # *soft* affinity says (ray-project/ray#25360 fixed the hard case only); a cluster
+    # test in CI saw a soft-pinned ledger die with the student engine's node. The driver's
+    # node cannot die without the driver, so nothing is lost by insisting.
+    here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=False)
     return ray.remote(ServingLedger).options(num_cpus=0, name=name, scheduling_strategy=here).remote(), name
 
 
