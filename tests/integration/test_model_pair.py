@@ -11,13 +11,14 @@ loaded into the student's engines, not the teacher's.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
 from support.cli import classroom
 from support.engines import composed
 
-from classroom.agents.messages import TrainingRun
+from classroom.agents.messages import Attempt, Explanation, TrainingRun
 from classroom.launch.rundir import read_events
 
 PAIR = ["model=cpu_pair", "progress=false"]
@@ -37,9 +38,16 @@ def pair_pool(kept):
     yield pool
     actors = [actor for _, actor in pool.engine_actors()]
     kept.release(pair)
+    # ray.kill is asynchronous: an engine may still answer a call made just after it.
+    deadline = time.time() + 60
     for actor in actors:
-        with pytest.raises(ray.exceptions.RayActorError):
-            ray.get(actor.info.remote(), timeout=60)
+        while True:
+            try:
+                ray.get(actor.info.remote(), timeout=60)
+            except ray.exceptions.RayActorError:
+                break
+            assert time.time() < deadline, "an engine of the released pool still answers after 60 s"
+            time.sleep(0.5)
 
 
 def lora_shapes(adapter: Path) -> dict[str, tuple[int, ...]]:
@@ -137,3 +145,28 @@ def test_supercorrect_on_the_pair_trains_stage_1_on_the_students_model(pair_pool
     assert all(s[1] == width for k, s in lora_shapes(adapter).items() if "q_proj.lora_A" in k)
     served = served_adapters(pair_pool)
     assert all(run.adapter in names for names in served["student"]) and not any(run.adapter in n for n in served["teacher"])
+
+
+# Each loop that trains nothing, as small as it goes: what is tested is which engine
+# answers for which role.
+UNTRAINED = {
+    "tom": ["env.num_problems=2", "env.seed_set_size=1", "env.post_test_size=1", "env.budgets=[0,1]", "env.demo_counts=[0,1]"],
+    "lbt_m1": ["experiment=lbt_m1", "class=one", "env.num_problems=2", "env.m1.samples=2", "env.m1.exam_size=1", "env.m1.repeats=1"],
+}
+
+
+@pytest.mark.parametrize("loop", sorted(UNTRAINED))
+def test_each_role_is_answered_by_its_own_engine_on_the_pair(loop, pair_pool, tmp_path):
+    runs = tmp_path / "runs"
+    sizes = ["student.sampling.max_tokens=16", "teacher.sampling.max_tokens=24"]
+    out = classroom("run", *UNTRAINED[loop], *PAIR, *sizes, env={"CLASSROOM_RUNS": str(runs)})
+    assert out.returncode == 0, out.stderr[-3000:]
+    [run_dir] = [p for p in runs.iterdir() if p.is_dir()]
+    messages = read_events(run_dir / "events.jsonl")[1]
+    by_sender: dict[str, set[str]] = {}
+    for m in messages:
+        if isinstance(m, Attempt | Explanation) and m.usage is not None:
+            by_sender.setdefault(m.sender, set()).add(m.usage.model)
+    # model=cpu_pair names its models after their roles: the teacher's replies came from
+    # the teacher's engine (embedded), every student's from the student's (random-qwen2).
+    assert by_sender.pop("teacher") == {"teacher"} and by_sender == {"student": {"student"}}
