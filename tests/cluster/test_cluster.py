@@ -144,6 +144,16 @@ def test_a_submitted_sweep_ships_classroom_places_engines_and_outlives_its_stude
         time.sleep(0.5)
     assert header["placement"]["engine teacher#0"]["node_id"] == cluster.node_with("teacher_node")
     teacher_engine = header["placement"]["engine teacher#0"]["pid"]
+    # The pool's ledger lives on the driver's node (a job's driver runs on the head):
+    # placed anywhere else it can die with an engine's node and take the pool with it.
+    from ray.util.state import list_actors
+
+    ledgers = [
+        a
+        for a in list_actors(address=cluster.dashboard, filters=[("state", "=", "ALIVE")])
+        if (a.name or "").startswith("classroom-ledger-")
+    ]
+    assert [a.node_id for a in ledgers] == [cluster.node_with("teacher_node")], ledgers
     lost = header["placement"]["engine student#0"]["node_id"]
     assert lost in (student_node, spare_node)
     cluster.kill_node("spare" if lost == spare_node else "student")
