@@ -148,15 +148,22 @@ async def seat_class(specs: Sequence[StudentSpec], llms: dict[str, Any], *, base
     """
     seats = []
     for spec in specs:
-        path = spec.adapter
-        if spec.recipe is not None:
-            path = await recipe_adapter(spec.recipe, base_models.get(spec.role, "embedded"), prompts)
-        if path is None:
+        if spec.adapter is None and spec.recipe is None:
             seats.append(Seat(spec.name, spec.role))
             continue
+        # Checked before a recipe trains: an adapter nothing can serve is not worth training.
         llm = llms[spec.role]
         if not isinstance(llm, AdapterLLM):
             raise BackendError(f"student {spec.name!r}: the {spec.role!r} model cannot load LoRA adapters")
+        if spec.recipe is not None and spec.role not in base_models:
+            raise BackendError(
+                f"student {spec.name!r}: a recipe trains on the model of the vLLM engine that serves its role, "
+                f"and no engine serves {spec.role!r}; give the student a trained adapter instead, or serve the role with backend: vllm"
+            )
+        path = spec.adapter
+        if spec.recipe is not None:
+            # Trained on the model of the engine that serves the student's role, whatever it is.
+            path = await recipe_adapter(spec.recipe, base_models[spec.role], prompts)
         adapter = f"student-{spec.name}"
         await llm.load_adapter(adapter, path)
         seats.append(Seat(spec.name, spec.role, adapter))

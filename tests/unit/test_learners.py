@@ -80,3 +80,25 @@ def test_bench_learner_rejects_bad_flags():
         main(["bench", "learner", "--examples", "0"])
     with pytest.raises(SystemExit, match="--rounds must be >= 1, got 0"):
         main(["bench", "learner", "--rounds", "0"])
+
+
+async def test_a_recipe_for_a_role_no_engine_serves_stops_before_training(tmp_path, monkeypatch):
+    """A class recipe trains on the model of the engine that serves the student's role;
+    an endpoint serves no model classroom can train on, so seating stops in one line
+    before any training (it used to train a SmolLM2 adapter for whatever the endpoint
+    served). The endpoint is never called."""
+    from classroom.agents.students import AdapterRecipe, StudentSpec, seat_class
+    from classroom.serving.llm import BackendError
+    from classroom.serving.openai_backend import OpenAIBackend
+    from classroom.serving.pool import RoutedLLM
+    from classroom.serving.prompts import PromptSet
+
+    monkeypatch.setenv("CLASSROOM_CACHE", str(tmp_path))  # where a recipe would train into
+    endpoint = RoutedLLM("qwen", [OpenAIBackend("http://127.0.0.1:9/v1", "qwen", keyless=True)])
+    recipe = AdapterRecipe(skills={"chain_sum": {"min_terms": 2, "max_terms": 2, "min_digits": 1, "max_digits": 1}}, examples=2)
+    prompts = PromptSet.load("classroom.agents", "prompts/student.yaml")
+    with pytest.raises(
+        BackendError, match=r"student 'sums': a recipe trains on the model of the vLLM engine .* no engine serves 'student'"
+    ):
+        await seat_class([StudentSpec(name="sums", recipe=recipe)], {"student": endpoint}, base_models={}, prompts=prompts)
+    assert not any(tmp_path.iterdir())
