@@ -17,7 +17,7 @@ import time
 from typing import Any
 
 from classroom.agents.learners import DPOLearner
-from classroom.agents.messages import PreferencePair
+from classroom.agents.messages import PreferencePair, TrainingRun
 from classroom.environments.base import Episode, role_learner
 from classroom.environments.lbt.config import LbtConfig
 from classroom.environments.lbt.selection import preference_pairs
@@ -95,17 +95,36 @@ async def run_m2(episode: Episode, agents: LbtAgents, replay: Replay | None = No
             for pair in pairs:
                 f.write(json.dumps(pair.row()) + "\n")
 
-    # 3. A DPO step on the pairs, the adapter served by the running engine.
+    # 3. A DPO step on the pairs, the adapter served by the running engine; logged as a
+    # TrainingRun, which a resume takes (with its adapter's files) instead of training again.
     adapter = None
     training: dict[str, Any] = {}
     if pairs and learner is not None:
-        episode.recorder.stage(f"DPO on {len(pairs)} preference pairs", None)
-        training = await learner.fit([p.row() for p in pairs], str(episode.run_dir / "teacher-dpo"))
         llm = episode.pool.llm("teacher")
         if not isinstance(llm, AdapterLLM):
             raise ValueError("M2 trains the teacher: its model must load LoRA adapters (a vLLM engine)")
         adapter = f"{episode.episode_id}-teacher-dpo"
+        out_dir = episode.run_dir / "teacher-dpo"
+        [*_, done] = [None, *(r for r in replay.of_kind(TrainingRun) if r.adapter == adapter)]
+        if done is not None and (out_dir / "adapter_config.json").is_file():
+            training = {"adapter_path": str(out_dir), "train_loss": done.train_loss, "seconds": done.seconds}
+        else:
+            episode.recorder.stage(f"DPO on {len(pairs)} preference pairs", None)
+            training = await learner.fit([p.row() for p in pairs], str(out_dir))
         await llm.load_adapter(adapter, training["adapter_path"])
+        if done is None:
+            run = TrainingRun(
+                episode_id=episode.episode_id,
+                sender="teacher",
+                iteration=1,
+                learner=type(learner).__name__,
+                examples=len(pairs),
+                adapter=adapter,
+                adapter_path=training["adapter_path"],
+                train_loss=training.get("train_loss"),
+                seconds=round(float(training.get("seconds", 0.0)), 2),
+            )
+            episode.recorder.record([run])
 
     # 4. The teacher on held-out problems, before and after.
     episode.recorder.stage("teacher on held-out problems, before and after", 2 * len(test))

@@ -14,7 +14,7 @@ from classroom.agents.actors import spawn
 from classroom.agents.clients import GraderClient, StudentClient, TeacherClient
 from classroom.agents.grading import Grader
 from classroom.agents.learners import DPOLearner, InContextLearner
-from classroom.agents.messages import Attempt, Explanation, ParseFailure, PreferencePair, Problem
+from classroom.agents.messages import Attempt, Explanation, ParseFailure, PreferencePair, Problem, TrainingRun
 from classroom.agents.roles import Student, Teacher
 from classroom.agents.settings import StudentSettings, TeacherSettings
 from classroom.agents.students import Seat
@@ -177,6 +177,21 @@ async def test_m2_episode_saves_pairs_and_serves_the_dpo_teacher(engine, seated,
     assert summary["ungradeable"] == {"before": 0, "after": 0}
     assert summary["scores"]["teacher_test_before"] == pytest.approx(recount(before))
     assert summary["scores"]["teacher_test"] == pytest.approx(recount(after))
+
+    # The DPO step is in the log: the teacher's, on every pair, the adapter it served.
+    [run] = [m for m in messages if isinstance(m, TrainingRun)]
+    assert (run.sender, run.adapter, run.examples) == ("teacher", "ep-teacher-dpo", len(pairs))
+    # Played again from its log (a resume), the episode trains nothing and logs nothing:
+    # the adapter is the logged run's files, served again.
+    logged = list(messages)
+    weights = Path(run.adapter_path) / "adapter_model.safetensors"
+    written = weights.stat().st_mtime_ns
+    ray.get(engine.actor.unload_adapter.remote("ep-teacher-dpo"))
+    again = await run_m2(episode, agents, Replay(logged))
+    assert recorder.messages == logged and again["training"]["train_loss"] == run.train_loss
+    assert weights.stat().st_mtime_ns == written  # not trained again
+    assert again["scores"] == summary["scores"]
+    assert "ep-teacher-dpo" in ray.get(engine.actor.info.remote())["adapters"]
 
 
 def _same_number(written: str | None, answer: str) -> bool:
