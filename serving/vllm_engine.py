@@ -359,6 +359,8 @@ class VLLMEngineHost:
             "pid": os.getpid(),
             "http_url": self._http_url,
             "adapters": sorted(self.adapters),
+            # Where each adapter was loaded from (on this engine's node): its base is there.
+            "adapter_paths": {name: request.lora_path for name, request in self.adapters.items()},
         }
 
     async def load(self, reset_peak: bool = False) -> dict[str, int]:
