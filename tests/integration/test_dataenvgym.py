@@ -280,52 +280,6 @@ async def test_teacher_model_parts_parse_or_record(engine, tmp_path):
     recorder.close()
 
 
-def test_the_teacher_model_plans_and_writes_an_episodes_data(kept, tmp_path):
-    """The teacher-model agent in an episode (experiment=dataenvgym_llm_skill_list: its
-    plan and its data from the teacher model) on the tier's 135M model: every example it
-    wrote is logged, kept or dropped with a reason; every reply that did not parse is a
-    logged failure; the summary's counts are the log's."""
-    from support.engines import SHARED_MODEL
-
-    from classroom.agents.messages import ParseFailure
-
-    runs = tmp_path / "runs"
-    out = classroom(
-        "run",
-        *SHARED_MODEL,
-        "experiment=dataenvgym_llm_skill_list",
-        "student=default",
-        # Short replies: what is tested is the path (asked, parsed or recorded, counted).
-        "+env.policy.max_tokens=96",
-        "+env.engine.max_tokens=128",
-        "env.iterations=1",
-        "env.examples_per_iteration=4",
-        "env.val_size=4",
-        "env.test_size=2",
-        "student.sampling.max_tokens=40",
-        "progress=false",
-        env={"CLASSROOM_RUNS": str(runs)},
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    [run_dir] = [p for p in runs.iterdir() if p.is_dir()]
-    summary = json.loads((run_dir / "summary.json").read_text())
-    messages = read_events(run_dir / "events.jsonl")[1]
-    examples = [m for m in messages if isinstance(m, TrainingExample)]
-    failures = [m for m in messages if isinstance(m, ParseFailure)]
-    [plan] = [m for m in messages if isinstance(m, DataPlan)]
-    # The plan (the model's, or the built-in one it fell back to) spends the 4 examples.
-    assert sum(plan.allocations.values()) == 4
-    # Each example asked for was written (then kept or dropped) or is a failure of the engine.
-    assert len(examples) + sum(f.expected == "_WrittenProblem" for f in failures) == 4
-    assert summary["examples_generated"] == len(examples) and summary["examples_kept"] == sum(bool(e.kept) for e in examples)
-    assert all(e.drop_reason for e in examples if not e.kept)
-    assert summary["parse_failures"] == len(failures) and all(f.raw_text is not None for f in failures)
-    # The model's plans that did not parse (the policy and the engine are both "llm"):
-    # each replaced by the built-in policy's.
-    assert summary["fallbacks"] == sum(f.expected != "_WrittenProblem" for f in failures)
-    assert summary["tokens"]["data_generator"] > 0
-
-
 def test_resume_after_a_kill_the_moment_the_first_checkpoint_lands(engine_url, tmp_path):
     """`classroom run` is killed (SIGKILL, driver and its Ray) as soon as a checkpoint file
     exists: the window where the old two-write checkpoint held no student state. The

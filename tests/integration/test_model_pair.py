@@ -186,6 +186,8 @@ def test_every_experiment_runs_on_the_pair_and_trains_for_the_engine_that_serves
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
     messages = read_events(run_dir / "events.jsonl")[1]
     assert_each_role_on_its_engine(messages, pair_pool)
+    if "dataenvgym_llm_skill_list" in group:
+        assert_the_teacher_models_data_recounts(messages, json.loads((run_dir / "summary.json").read_text()))
     # Every adapter an engine serves now (trained by the episode, or a class recipe's)
     # was trained for the engine's own model: its adapter_config.json names it, and its
     # LoRA weights have that model's width.
@@ -204,3 +206,26 @@ def test_every_experiment_runs_on_the_pair_and_trains_for_the_engine_that_serves
     served = served_adapters(pair_pool)
     for run in trained:
         assert [model for model, replicas in served.items() if all(run.adapter in names for names in replicas)], (run.adapter, served)
+
+
+def assert_the_teacher_models_data_recounts(messages: list, summary: dict) -> None:
+    """The teacher-model agent's episode (its plan and its data from the teacher model,
+    on the 135M model): every example it wrote is logged, kept or dropped with a reason;
+    every reply that did not parse is a logged failure; the summary's counts are the log's."""
+    from classroom.agents.messages import ParseFailure, TrainingExample
+    from classroom.environments.dataenvgym.types import DataPlan
+
+    examples = [m for m in messages if isinstance(m, TrainingExample)]
+    failures = [m for m in messages if isinstance(m, ParseFailure)]
+    [plan] = [m for m in messages if isinstance(m, DataPlan)]
+    # The plan (the model's, or the built-in one it fell back to) spends the 4 examples.
+    assert sum(plan.allocations.values()) == 4
+    # Each example asked for was written (then kept or dropped) or is a failure of the engine.
+    assert len(examples) + sum(f.expected == "_WrittenProblem" for f in failures) == 4
+    assert summary["examples_generated"] == len(examples) and summary["examples_kept"] == sum(bool(e.kept) for e in examples)
+    assert all(e.drop_reason for e in examples if not e.kept)
+    assert summary["parse_failures"] == len(failures) and all(f.raw_text is not None for f in failures)
+    # The model's plans that did not parse (the policy and the engine are both "llm"):
+    # each replaced by the built-in policy's.
+    assert summary["fallbacks"] == sum(f.expected != "_WrittenProblem" for f in failures)
+    assert summary["tokens"]["data_generator"] > 0
