@@ -42,7 +42,16 @@ from classroom.agents.messages import Attempt, ParseFailure, PreferencePair, Pro
 from classroom.agents.plugins import ConfigError, instantiate_plugin
 from classroom.agents.roles import Student, gold_explanation
 from classroom.agents.steps import worked_solution
-from classroom.environments.base import UNBOUND_MODEL, Curve, Episode, Stage, read_checkpoint, role_learner, write_checkpoint
+from classroom.environments.base import (
+    UNBOUND_MODEL,
+    Curve,
+    Episode,
+    EpisodeStopped,
+    Stage,
+    read_checkpoint,
+    role_learner,
+    write_checkpoint,
+)
 from classroom.environments.recording import Recorder
 from classroom.environments.supercorrect import plan
 from classroom.environments.supercorrect.config import SuperCorrectConfig
@@ -209,7 +218,14 @@ class SuperCorrectLoop:
         recorder.record([*written.templates.values(), *written.dropped])
         taught = [p for p in train if p.id in written.templates]
         if not taught:
-            raise ValueError(f"the {agents.teacher.name} teacher wrote no usable template for {len(train)} training problems")
+            # Model output that cannot be used, all of it: logged (above), and the episode
+            # stops in one line rather than training on nothing.
+            first = written.dropped[0].error if written.dropped else "none written"
+            raise EpisodeStopped(
+                f"the {agents.teacher.name} teacher wrote no usable template for {len(train)} training problems "
+                f"({len(written.dropped)} dropped, logged with their reasons; the first: {first.splitlines()[0][:160]}); "
+                "a stronger teacher model or more env.train_problems may write some"
+            )
 
         # 2. Stage 1: SFT on plain worked solutions (baseline) or HSFT on templates.
         examples = [
