@@ -194,3 +194,42 @@ def test_a_dead_cluster_address_is_one_line_in_seconds():
     out = classroom("run", "--dry-run", f"cluster.address={address}")
     assert out.returncode == 2 and out.stdout == ""
     assert out.stderr.strip() == f"cluster error: cluster.address={address}: no Ray cluster answers there (Connection refused)"
+
+
+LLM_TEACHER = "env.teacher._target_=classroom.environments.supercorrect.teachers.LLMTeacher"
+
+
+@pytest.mark.parametrize("task", ["gsm8k", "svamp"])
+@pytest.mark.parametrize(
+    ("args", "stop"),
+    [
+        # Each loop's default experiment on a task it was not written for (issue #26 item
+        # 6): its plan, or one line before any engine that says which setting works ...
+        ([], None),  # tom
+        (["experiment=lbt"], None),
+        (
+            ["experiment=dataenvgym"],
+            "config error: env.engine: ReasoningGymEngine makes reasoning-gym problems and task '{task}' has none; use env/engine=llm",
+        ),
+        (
+            ["experiment=supercorrect"],
+            "experiment=supercorrect sets task.skills for its task arithmetic_skills: add ~task.skills to drop it",
+        ),
+        (
+            ["experiment=supercorrect", "~task.skills"],
+            "config error: env.teacher: the programmatic teacher works templates from reasoning-gym expressions, and task '{task}' has none; use the teacher model",
+        ),
+        # ... and the setting each line names, which then plans.
+        (["experiment=dataenvgym", "env/engine=llm"], None),
+        (["experiment=supercorrect", "~task.skills", LLM_TEACHER], None),
+    ],
+    ids=["tom", "lbt", "dataenvgym", "supercorrect", "supercorrect-skills", "dataenvgym-llm", "supercorrect-llm"],
+)
+def test_each_loop_on_gsm8k_and_svamp_plans_or_stops_in_one_line(args, stop, task, tmp_path):
+    out = classroom("run", "--dry-run", *args, f"task={task}", env={"CLASSROOM_RUNS": str(tmp_path / "runs")})
+    assert "Traceback" not in out.stdout + out.stderr
+    if stop is None:
+        assert out.returncode == 0 and "nothing missing on this machine" in out.stdout, out.stdout + out.stderr
+    else:
+        [line] = [line for line in out.stderr.splitlines() if line.strip()]
+        assert out.returncode == 2 and stop.format(task=task) in line, out.stderr
