@@ -31,11 +31,17 @@ def pair_pool(kept):
     the kill tests' own runs) get its three engines' memory back."""
     import ray
 
+    from classroom.agents.learners import LoRALearner
     from classroom.serving.pool import PoolConfig
 
     pair = PoolConfig.model_validate(composed(PAIR)["model"])
     pool = kept.get(pair)
+    # The student model's trainer actor, kept for the module as the tier's `trainer`
+    # fixture keeps the embedded model's: Ray ends it with its last handle, and each
+    # episode that trains would start (and load) it again.
+    student_trainer = LoRALearner(base_model=pair.engine_models()["student"])._trainer()
     yield pool
+    ray.kill(student_trainer)
     actors = [actor for _, actor in pool.engine_actors()]
     kept.release(pair)
     # ray.kill is asynchronous: an engine may still answer a call made just after it.
@@ -229,3 +235,51 @@ def assert_the_teacher_models_data_recounts(messages: list, summary: dict) -> No
     # each replaced by the built-in policy's.
     assert summary["fallbacks"] == sum(f.expected != "_WrittenProblem" for f in failures)
     assert summary["tokens"]["data_generator"] > 0
+
+
+# Each loop on a task it was not written for (issue #26 item 6), with the setting the
+# dry run's line names where the default cannot teach it (tests/unit/test_dry_run.py
+# checks every loop on both tasks stops in one line or plans; these complete).
+LBT_SIZES = [s for s in TINY["lbt"] if "task.skills" not in s]
+ON_A_NEW_TASK = {
+    "tom-svamp": [
+        "task=svamp",
+        "env.num_problems=2",
+        "env.seed_set_size=1",
+        "env.post_test_size=1",
+        "env.budgets=[0,1]",
+        "env.demo_counts=[0,1]",
+    ],
+    "lbt-gsm8k": ["experiment=lbt", "task=gsm8k", *LBT_SIZES],
+    "dataenvgym_llm-gsm8k": ["experiment=dataenvgym", "env/engine=llm", "task=gsm8k", *TINY["dataenvgym"], "+env.engine.max_tokens=128"],
+    "supercorrect_llm-svamp": [
+        "experiment=supercorrect",
+        "~task.skills",
+        "task=svamp",
+        "env.teacher._target_=classroom.environments.supercorrect.teachers.LLMTeacher",
+        "+env.teacher.max_tokens=160",
+        *TINY["supercorrect"],
+    ],
+}
+
+
+@pytest.mark.parametrize("case", sorted(ON_A_NEW_TASK))
+def test_each_loop_completes_on_a_task_it_was_not_written_for(case, pair_pool, tmp_path):
+    runs = tmp_path / "runs"
+    sizes = ["student.sampling.max_tokens=16", "teacher.sampling.max_tokens=48"]
+    out = classroom("run", *ON_A_NEW_TASK[case], *PAIR, *sizes, env={"CLASSROOM_RUNS": str(runs)})
+    assert "Traceback" not in out.stderr, out.stderr[-3000:]
+    [run_dir] = [p for p in runs.iterdir() if p.is_dir()]
+    if case.startswith("supercorrect"):
+        # The 135M teacher model writes no usable template for SVAMP's problems: each is
+        # logged with its reason, and the episode stops in one line saying so.
+        [line] = [line for line in out.stderr.splitlines() if line.strip()]
+        assert out.returncode == 1 and line.startswith(
+            "episode stopped: the llm teacher wrote no usable template for 4 training problems"
+        ), line
+        dropped = [m for m in read_events(run_dir / "events.jsonl")[1] if getattr(m, "expected", None) == "ThoughtTemplate"]
+        assert f"({len(dropped)} dropped, logged with their reasons" in line and dropped
+        return
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["task"] == case.rsplit("-", 1)[1]
