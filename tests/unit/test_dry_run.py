@@ -100,29 +100,6 @@ def test_dataenvgym_counts_the_teachers_requests_when_the_teacher_model_makes_th
     assert "[teacher]" not in out.stdout and "reasoning-gym engine makes 24 examples" in out.stdout
 
 
-# Each loop's default experiment (ToM's is the default config).
-DEFAULT_EXPERIMENTS = [
-    [],
-    ["experiment=dataenvgym"],
-    ["experiment=lbt_m1"],
-    ["experiment=lbt_m2"],
-    ["experiment=lbt_m3"],
-    ["experiment=supercorrect"],
-]
-
-
-@pytest.mark.parametrize("task", ["gsm8k", "svamp"])
-@pytest.mark.parametrize("experiment", DEFAULT_EXPERIMENTS, ids=lambda e: e[0] if e else "tom")
-def test_every_loop_plans_a_task_it_was_not_written_for_or_says_in_one_line_why_not(experiment, task, data_dir, monkeypatch):
-    monkeypatch.setenv("CLASSROOM_DATA_DIR", str(data_dir))
-    out = classroom("run", "--dry-run", *experiment, f"task={task}")
-    assert "Traceback" not in out.stdout + out.stderr
-    if out.returncode == 2:
-        assert out.stdout == "" and out.stderr.count("\n") == 1 and out.stderr.startswith("config error: ")
-    else:
-        assert out.returncode == 0 and "nothing missing on this machine" in out.stdout, out.stdout + out.stderr
-
-
 def test_an_experiments_keys_include_those_of_the_experiments_it_extends():
     from classroom.launch.experiments import experiment_keys
 
@@ -207,6 +184,8 @@ LLM_TEACHER = "env.teacher._target_=classroom.environments.supercorrect.teachers
         # 6): its plan, or one line before any engine that says which setting works ...
         ([], None),  # tom
         (["experiment=lbt"], None),
+        (["experiment=lbt_m2"], None),
+        (["experiment=lbt_m3"], None),
         (
             ["experiment=dataenvgym"],
             "config error: env.engine: ReasoningGymEngine makes reasoning-gym problems and task '{task}' has none; use env/engine=llm",
@@ -223,13 +202,14 @@ LLM_TEACHER = "env.teacher._target_=classroom.environments.supercorrect.teachers
         (["experiment=dataenvgym", "env/engine=llm"], None),
         (["experiment=supercorrect", "~task.skills", LLM_TEACHER], None),
     ],
-    ids=["tom", "lbt", "dataenvgym", "supercorrect", "supercorrect-skills", "dataenvgym-llm", "supercorrect-llm"],
+    ids=["tom", "lbt", "lbt_m2", "lbt_m3", "dataenvgym", "supercorrect", "supercorrect-skills", "dataenvgym-llm", "supercorrect-llm"],
 )
-def test_each_loop_on_gsm8k_and_svamp_plans_or_stops_in_one_line(args, stop, task, tmp_path):
+def test_each_loop_on_gsm8k_and_svamp_plans_or_stops_in_one_line(args, stop, task, tmp_path, data_dir, monkeypatch):
+    monkeypatch.setenv("CLASSROOM_DATA_DIR", str(data_dir))
     out = classroom("run", "--dry-run", *args, f"task={task}", env={"CLASSROOM_RUNS": str(tmp_path / "runs")})
     assert "Traceback" not in out.stdout + out.stderr
     if stop is None:
         assert out.returncode == 0 and "nothing missing on this machine" in out.stdout, out.stdout + out.stderr
     else:
-        [line] = [line for line in out.stderr.splitlines() if line.strip()]
-        assert out.returncode == 2 and stop.format(task=task) in line, out.stderr
+        assert out.returncode == 2 and out.stdout == "" and out.stderr.count("\n") == 1, out.stderr
+        assert out.stderr.startswith("config error: ") and stop.format(task=task) in out.stderr, out.stderr
