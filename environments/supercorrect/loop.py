@@ -58,7 +58,7 @@ from classroom.environments.supercorrect.config import SuperCorrectConfig
 from classroom.environments.supercorrect.corrupt import Corrupted
 from classroom.environments.supercorrect.dataset import write_dataset
 from classroom.environments.supercorrect.localisation import benchmark_cases, checker_localises, localise
-from classroom.environments.supercorrect.teachers import ProgrammaticTeacher, TemplateTeacher, Written
+from classroom.environments.supercorrect.teachers import Correction, ProgrammaticTeacher, TemplateTeacher, Uncorrected, Written
 from classroom.environments.supercorrect.traces import (
     CorrectionTrace,
     OwnCorrection,
@@ -457,10 +457,24 @@ class SuperCorrectLoop:
                         ]
                     )
         corrections = await asyncio.gather(*(agents.teacher.correct(p, t, references[p.id], teacher_llm) for p, _, t in wrong))
-        located = [(p, a, t, c) for (p, a, t), c in zip(wrong, corrections) if c is not None]
+        located = [(p, a, t, c) for (p, a, t), c in zip(wrong, corrections) if isinstance(c, Correction)]
         # The teacher could not place or word a correction (the checker undecided, a reply
-        # without its tags): counted, not guessed.
+        # without its tags): counted, not guessed; a model's reply is logged with why.
+        unusable = [
+            ParseFailure(
+                episode_id=episode.episode_id,
+                sender=agents.teacher.name,
+                parents=(a.id,),
+                expected="Correction",
+                raw_text=c.raw_text,
+                error=c.reason,
+            )
+            for (_, a, _), c in zip(wrong, corrections)
+            if isinstance(c, Uncorrected)
+        ]
+        episode.recorder.record(unusable)
         counts["uncorrected"] = len(wrong) - len(located)
+        counts["correction_unparsed"] = len(unusable)
         counts["critique_unparsed"] = 0
         # The student, without the reference, on the same step of its own solution.
         replies = await agents.student.answer_structured(
@@ -603,7 +617,9 @@ class SuperCorrectLoop:
         if counts:
             lines.append(
                 f"stage 2: {counts['solutions']} solutions, {counts['wrong']} wrong ({counts['unparsed']} not in the template"
-                f" format, {counts['uncorrected']} left uncorrected), {counts['pairs']} pairs"
+                f" format, {counts['uncorrected']} left uncorrected"
+                + (f", {n} of them a teacher reply without a usable correction" if (n := counts.get("correction_unparsed")) else "")
+                + f"), {counts['pairs']} pairs"
                 f" ({counts.get('critique_unparsed', 0)} dropped: the student's own critique did not parse)"
             )
         return [table, *(Text(line) for line in lines)]

@@ -53,6 +53,15 @@ class Correction:
     decided_by: str
 
 
+@dataclass(frozen=True)
+class Uncorrected:
+    """A teacher model's reply that placed or worded no correction: why, and the reply
+    (the stage logs it as a ParseFailure and counts the solution uncorrected)."""
+
+    reason: str
+    raw_text: str
+
+
 @runtime_checkable
 class TemplateTeacher(Protocol):
     """Writes thought templates for problems and corrects a student's template."""
@@ -63,7 +72,10 @@ class TemplateTeacher(Protocol):
 
     async def correct(
         self, problem: Problem, attempt: ThoughtTemplate, reference: ThoughtTemplate, llm: LLM | None
-    ) -> Correction | None: ...
+    ) -> Correction | Uncorrected | None:
+        """The correction at the first wrong step; None where nothing can place it;
+        an :class:`Uncorrected` where a model replied without a usable one."""
+        ...
 
 
 def check_template(problem: Problem, template: ThoughtTemplate) -> str | None:
@@ -294,7 +306,9 @@ class LLMTeacher:
             written.update(instead.templates)  # sent by "programmatic": counted as fallbacks
         return Written(written, dropped, sum(r[0].usage.total_tokens for r in replies))
 
-    async def correct(self, problem: Problem, attempt: ThoughtTemplate, reference: ThoughtTemplate, llm: LLM | None) -> Correction | None:
+    async def correct(
+        self, problem: Problem, attempt: ThoughtTemplate, reference: ThoughtTemplate, llm: LLM | None
+    ) -> Correction | Uncorrected | None:
         if llm is None:
             raise ValueError("the llm template teacher needs the teacher's model")
         located = first_wrong_step(attempt, reference, expression_of(problem))
@@ -314,10 +328,12 @@ class LLMTeacher:
             named = _STEP_TAG.search(reply.text)
             step = int(named.group(1)) if named else 0
             if not 1 <= step <= len(attempt.steps):
-                return None
+                return Uncorrected(f"names no step of 1-{len(attempt.steps)} in <Step>", reply.text[:2000])
         cause, correction = cause_and_correction(reply.text)
         if cause is None or correction is None:
-            return None
+            return Uncorrected(
+                "no " + " and no ".join(t for t, v in (("<Cause>", cause), ("<Correction>", correction)) if v is None), reply.text[:2000]
+            )
         return Correction(step, cause, correction, decided_by)
 
 

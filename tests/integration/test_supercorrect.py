@@ -212,7 +212,7 @@ async def test_the_teacher_model_corrects_a_broken_step_or_leaves_it_uncorrected
     """LLMTeacher.correct on the tier's engine: a template with its first step broken by
     hand; the step checker places the error, the teacher model words it (or its reply
     has no tags and the step stays uncorrected, as stage 2 counts it)."""
-    from classroom.environments.supercorrect.teachers import LLMTeacher, ProgrammaticTeacher
+    from classroom.environments.supercorrect.teachers import Correction, LLMTeacher, ProgrammaticTeacher, Uncorrected
     from classroom.environments.tasks import reasoning_gym_skills
     from classroom.serving.pool import RoutedLLM
 
@@ -230,5 +230,10 @@ async def test_the_teacher_model_corrects_a_broken_step_or_leaves_it_uncorrected
     before = (await engine.stats()).requests
     correction = await LLMTeacher(max_tokens=64).correct(problem, broken, reference, RoutedLLM("embedded", [engine]))
     assert (await engine.stats()).requests == before + 1  # one request to the teacher model
-    if correction is not None:
+    # The checker placed the step: the model's correction of it, or its reply and why it
+    # is unusable (stage 2 logs that as a ParseFailure).
+    if isinstance(correction, Uncorrected):
+        assert correction.raw_text and correction.reason in {"no <Cause>", "no <Correction>", "no <Cause> and no <Correction>"}
+    else:
+        assert isinstance(correction, Correction)
         assert correction.step == 1 and correction.decided_by != "teacher" and correction.cause and correction.correction
