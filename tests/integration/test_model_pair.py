@@ -76,6 +76,10 @@ def served_adapters(pool) -> dict[str, list[set[str]]]:
     return served
 
 
+# ToM's default episode, as small as it goes.
+TOM_TINY = ["env.num_problems=2", "env.seed_set_size=1", "env.post_test_size=1", "env.budgets=[0,1]", "env.demo_counts=[0,1]"]
+
+
 def assert_each_role_on_its_engine(messages: list, pool) -> None:
     """model=cpu_pair names its models after their roles: the teacher's replies came from
     the teacher's engine (embedded), every student's from the student's (random-qwen2).
@@ -100,9 +104,8 @@ def test_a_tom_episode_asks_each_role_of_its_own_engine_on_the_pair(pair_pool, t
     student, teacher = (json.loads((Path(resolve_model(m)) / "config.json").read_text()) for m in ("random-qwen2", "embedded"))
     assert student["architectures"] != teacher["architectures"] and student["hidden_size"] != teacher["hidden_size"]
     runs = tmp_path / "runs"
-    tiny = ["env.num_problems=2", "env.seed_set_size=1", "env.post_test_size=1", "env.budgets=[0,1]", "env.demo_counts=[0,1]"]
     sizes = ["student.sampling.max_tokens=16", "teacher.sampling.max_tokens=24"]
-    out = classroom("run", *tiny, *PAIR, *sizes, env={"CLASSROOM_RUNS": str(runs)})
+    out = classroom("run", *TOM_TINY, *PAIR, *sizes, env={"CLASSROOM_RUNS": str(runs)})
     assert out.returncode == 0, out.stderr[-3000:]
     [run_dir] = [p for p in runs.iterdir() if p.is_dir()]
     messages = read_events(run_dir / "events.jsonl")[1]
@@ -189,11 +192,12 @@ def test_every_experiment_runs_on_the_pair_and_trains_for_the_engine_that_serves
     out = classroom("run", *_tiny(group[0]), env={"CLASSROOM_RUNS": str(runs)})
     assert out.returncode == 0, out.stderr[-3000:]
     [run_dir] = [p for p in runs.iterdir() if p.is_dir()]
-    assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "completed"
     messages = read_events(run_dir / "events.jsonl")[1]
     assert_each_role_on_its_engine(messages, pair_pool)
     if "dataenvgym_llm_skill_list" in group:
-        assert_the_teacher_models_data_recounts(messages, json.loads((run_dir / "summary.json").read_text()))
+        assert_the_teacher_models_data_recounts(messages, summary)
     # Every adapter an engine serves now (trained by the episode, or a class recipe's)
     # was trained for the engine's own model: its adapter_config.json names it, and its
     # LoRA weights have that model's width.
@@ -242,14 +246,7 @@ def assert_the_teacher_models_data_recounts(messages: list, summary: dict) -> No
 # checks every loop on both tasks stops in one line or plans; these complete).
 LBT_SIZES = [s for s in TINY["lbt"] if "task.skills" not in s]
 ON_A_NEW_TASK = {
-    "tom-svamp": [
-        "task=svamp",
-        "env.num_problems=2",
-        "env.seed_set_size=1",
-        "env.post_test_size=1",
-        "env.budgets=[0,1]",
-        "env.demo_counts=[0,1]",
-    ],
+    "tom-svamp": ["task=svamp", *TOM_TINY],
     "lbt-gsm8k": ["experiment=lbt", "task=gsm8k", *LBT_SIZES],
     "dataenvgym_llm-gsm8k": ["experiment=dataenvgym", "env/engine=llm", "task=gsm8k", *TINY["dataenvgym"], "+env.engine.max_tokens=128"],
     "supercorrect_llm-svamp": [
