@@ -226,7 +226,8 @@ def role_learner(section: str, node: dict[str, Any], protocol: type[L], *, role:
     if role not in base_models:
         raise ConfigError(
             f"config error: {section}: it trains adapters of the {role} role's model, which no vLLM engine serves "
-            f"(model.roles.{role}); an adapter needs one (model=embedded, model=vllm_gpu)"
+            f"(model.roles.{role}); an adapter needs one (model=embedded, model=vllm_gpu), or an endpoint that loads "
+            "adapters at run time (its lora_base_model set)"
         )
     return instantiate_plugin(section, {**node, "base_model": base_models[role]}, protocol)
 

@@ -334,14 +334,16 @@ def prepare(cfg: dict[str, Any]) -> RunPlan:
 
 
 def student_learner(student: StudentSettings, pool: PoolConfig) -> Learner:
-    """The student's learner; a LoRA learner trains the student role's engine model."""
+    """The student's learner; a LoRA learner trains the model that serves the student role."""
     node = dict(student.learner)
-    engine_model = pool.engine_models().get("student")
+    engine_model = pool.adapter_bases().get("student")
     if "base_model" in node and node["base_model"] is None:  # conf/student/lora.yaml found no engine
         raise ConfigError(
-            f"config error: student.learner: LoRA training needs the student role served by a vLLM engine; "
-            f"model.roles.student is {pool.roles['student']!r} ({pool.models[pool.roles['student']].backend}); "
-            "use a model config with engines (model=embedded, model=vllm_gpu) or an in-context student (student=default)"
+            f"config error: student.learner: LoRA training needs the student role served by a vLLM engine or an "
+            f"endpoint that loads adapters; model.roles.student is {pool.roles['student']!r} "
+            f"({pool.models[pool.roles['student']].backend}); use a model config with engines (model=embedded, "
+            f"model=vllm_gpu), set model.models.{pool.roles['student']}.endpoint.lora_base_model for a server that "
+            "loads LoRA adapters at run time, or an in-context student (student=default)"
         )
     learner = instantiate_plugin("student.learner", node, Learner)
     if isinstance(learner, LoRAFitting) and learner.base_model != engine_model:
@@ -353,18 +355,20 @@ def student_learner(student: StudentSettings, pool: PoolConfig) -> Learner:
 
 
 def check_trained_roles(loop: TeachingLoop, config: Any, pool: PoolConfig) -> None:
-    """Every role whose adapters the loop trains is served by a vLLM engine (an adapter is
-    trained on the engine's model and loaded into it), before any engine starts."""
+    """Every role whose adapters the loop trains is served by a vLLM engine or an endpoint
+    that loads adapters (an adapter is trained on the model that serves the role and
+    loaded into its server), before any engine starts."""
     if not isinstance(loop, Trains):
         return
-    served = pool.engine_models()
+    served = pool.adapter_bases()
     for section, role in loop.trained_roles(config).items():
         if role not in served:
             backend = pool.models[pool.roles[role]].backend
             raise ConfigError(
                 f"config error: {section}: the {loop.name} loop trains adapters of the {role} role's model, and "
                 f"model.roles.{role} ({pool.roles[role]!r}) is served by {backend!r}, which cannot load them; "
-                "serve it with a vLLM engine (model=embedded, model=vllm_gpu)"
+                "serve it with a vLLM engine (model=embedded, model=vllm_gpu), or set "
+                f"model.models.{pool.roles[role]}.endpoint.lora_base_model for a server that loads LoRA adapters at run time"
             )
 
 
@@ -408,7 +412,7 @@ async def seat_students(plan: RunPlan, pool: Any) -> tuple[Seat, ...]:
     """Train the recipes' adapters (once, cached) and load every adapter into its engine."""
     if not any(spec.adapter or spec.recipe for spec in plan.students):
         return tuple(Seat(spec.name, spec.role) for spec in plan.students)
-    base_models = plan.pool.engine_models()
+    base_models = plan.pool.adapter_bases()
     from classroom.serving.prompts import PromptSet
 
     prompts = PromptSet.load("classroom.agents", "prompts/student.yaml", plan.roles.student.prompts)
@@ -472,7 +476,7 @@ def run_episode(
             pool=pool,
             recorder=recorder,
             run_dir=run_dir,
-            base_models=plan.pool.engine_models(),
+            base_models=plan.pool.adapter_bases(),
         )
 
         faults_before = pool.faults()

@@ -47,6 +47,13 @@ def _serve_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-model-len", type=int, default=2048)
     p.add_argument("--tensor-parallel-size", type=int, default=1)
     p.add_argument("--ray-address", default="local", help="'local' (start one), 'auto' or ray://HOST:PORT")
+    p.add_argument(
+        "--runtime-lora",
+        action="store_true",
+        help="clients may load LoRA adapters by path (POST /v1/load_lora_adapter, as vLLM's "
+        "VLLM_ALLOW_RUNTIME_LORA_UPDATING): a run trains adapters for it with the endpoint's lora_base_model "
+        "set to --model. The server reads any folder a client names: for clients you trust only",
+    )
     return p
 
 

@@ -167,7 +167,7 @@ def learners(plan: RunPlan) -> list[LearnerPlan]:
         learner = plan.roles.learner
         found.append(LearnerPlan("student.learner", type(learner).__name__, learner.base_model, learner.trainer_num_gpus))
     if isinstance(plan.loop, Trains):
-        bases = plan.pool.engine_models()
+        bases = plan.pool.adapter_bases()
         for section, role in plan.loop.trained_roles(plan.loop_config).items():
             node = _section(plan.loop_config, section)
             learner = role_learner(section, node, LoRAFitting, role=role, base_models=bases)
@@ -208,7 +208,8 @@ def describe(plan: RunPlan) -> list[str]:
             ep = spec.endpoint
             urls = ", ".join(mask_url(u) for u in ep.base_urls)
             key = "no key" if ep.keyless else f"key from ${ep.api_key_env}"
-            lines.append(f"  {name:<9} OpenAI-compatible endpoint: {ep.model} at {urls} ({key}; not contacted)")
+            adapters = f"; loads LoRA adapters of {ep.lora_base_model}" if ep.lora_base_model else ""
+            lines.append(f"  {name:<9} OpenAI-compatible endpoint: {ep.model} at {urls} ({key}{adapters}; not contacted)")
     lines.append("roles     " + ", ".join(f"{role} -> {model}" for role, model in plan.pool.roles.items()))
     lines.append("students  " + ", ".join(_student(s) for s in plan.students))
     found = learners(plan)

@@ -33,10 +33,13 @@ def serve_main(args: Any) -> int:
         log_to_driver=False,
     )
     backend = start_engine(config)
-    url = asyncio.run(backend.open_http(args.host, args.port))
-    print(f"serving {config.name} at {url}  (Ctrl-C to stop)", flush=True)
+    url = asyncio.run(backend.open_http(args.host, args.port, args.runtime_lora))
+    adapters = " (loads LoRA adapters at run time)" if args.runtime_lora else ""
+    print(f"serving {config.name} at {url}{adapters}  (Ctrl-C to stop)", flush=True)
+    lora = f" model.models.remote.endpoint.lora_base_model={args.model}" if args.runtime_lora else ""
     print(
-        f"use it: CLASSROOM_OPENAI_BASE_URL={url} CLASSROOM_OPENAI_MODEL={config.name} classroom run model=openai model.models.remote.endpoint.keyless=true",
+        f"use it: CLASSROOM_OPENAI_BASE_URL={url} CLASSROOM_OPENAI_MODEL={config.name} classroom run model=openai "
+        f"model.models.remote.endpoint.keyless=true{lora}",
         flush=True,
     )
     stop = False

@@ -21,6 +21,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+from classroom.serving.adapters import AdapterFiles, materialize
 from classroom.serving.llm import BackendError, Schema, schema_dict
 from classroom.serving.secrets import mask_url
 from classroom.serving.types import (
@@ -103,6 +104,7 @@ class OpenAIBackend:
         max_retries: int = 3,
         backoff_s: float = 0.5,
         name: str | None = None,
+        loads_adapters: bool = False,
     ):
         if max_concurrency < 1:
             raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency}")
@@ -121,6 +123,8 @@ class OpenAIBackend:
         self.timeout_s = timeout_s
         self.max_retries = max_retries
         self.backoff_s = backoff_s
+        # The server loads LoRA adapters at run time (the endpoint's lora_base_model is set).
+        self.loads_adapters = loads_adapters
         # Retries made so far (all requests), for monitoring and tests.
         self.retries = 0
         # Faults seen by this copy of the backend, by kind (retried or repaired).
@@ -304,3 +308,47 @@ class OpenAIBackend:
         """Every conversation in flight at once, up to ``max_concurrency``."""
         self._ensure_client()
         return list(await asyncio.gather(*(self._one(c, params, schema, adapter) for c in conversations)))
+
+    async def load_adapter(self, name: str, adapter: str | AdapterFiles) -> None:
+        """Have the server load (or replace) LoRA adapter ``name``; requests then name it
+        as their model. vLLM's runtime route (``POST /v1/load_lora_adapter``, in place
+        when the name is loaded already) is sent the adapter folder's path: the server
+        reads it, so it must see this machine's files. Files packed elsewhere are
+        written into this machine's adapter folder first."""
+        if not self.loads_adapters:
+            raise BackendError(
+                f"{self.shown_url} ({self.name}) takes no LoRA adapters: set its endpoint's lora_base_model "
+                "for a server that loads them at run time (vllm serve --enable-lora with "
+                "VLLM_ALLOW_RUNTIME_LORA_UPDATING=True, or classroom serve --runtime-lora)"
+            )
+        import httpx
+
+        path = materialize(adapter) if isinstance(adapter, AdapterFiles) else os.path.abspath(adapter)
+        if not os.path.isfile(os.path.join(path, "adapter_config.json")):
+            raise BackendError(f"LoRA adapter folder {path} has no adapter_config.json")
+        headers = {} if self.keyless else {"Authorization": f"Bearer {os.environ.get(self.api_key_env, '')}"}
+        url = self.base_url.rstrip("/") + "/load_lora_adapter"
+        body = {"lora_name": name, "lora_path": path, "load_inplace": True}
+        try:
+            async with httpx.AsyncClient(timeout=self.timeout_s) as client:
+                response = await client.post(url, json=body, headers=headers)
+        except httpx.HTTPError as exc:
+            self._fault("connection")
+            raise EndpointUnavailable(f"{self.shown_url} did not answer loading adapter {name!r} ({type(exc).__name__})") from exc
+        if response.status_code == 404:
+            raise BackendError(
+                f"{self.shown_url} has no /load_lora_adapter route: start the server with runtime LoRA loading "
+                "(vllm serve --enable-lora with VLLM_ALLOW_RUNTIME_LORA_UPDATING=True, or classroom serve --runtime-lora)"
+            )
+        if response.status_code != 200:
+            raise BackendError(f"{self.shown_url} refused adapter {name!r} ({response.status_code}): {_error_message(response)}")
+
+
+def _error_message(response: Any) -> str:
+    """The message of an error reply (vLLM's ``{"error": {"message": ...}}``), or its text, cut short."""
+    try:
+        error = response.json().get("error")
+        message = error.get("message") if isinstance(error, dict) else None
+    except (ValueError, AttributeError):
+        message = None
+    return (message or response.text or "no message")[:300]

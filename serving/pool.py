@@ -41,6 +41,14 @@ class OpenAIEndpointConfig(BaseModel):
     timeout_s: float = Field(120.0, gt=0)
     max_retries: int = Field(3, ge=0)
     backoff_s: float = Field(0.5, ge=0)
+    # The weights the server serves (`embedded`, a local folder, a hub id), for a server
+    # that loads LoRA adapters at run time: vLLM's `vllm serve MODEL --enable-lora` with
+    # VLLM_ALLOW_RUNTIME_LORA_UPDATING=True, or `classroom serve --runtime-lora`. Set, a
+    # loop may train adapters of the roles this endpoint serves: they are trained on these
+    # weights and sent to the server by their folder's path (POST /v1/load_lora_adapter),
+    # so the server must read this machine's files (the same machine, or a shared
+    # filesystem). None: the endpoint takes no adapters.
+    lora_base_model: str | None = Field(None, min_length=1)
 
 
 class ModelSpec(BaseModel):
@@ -75,10 +83,18 @@ class PoolConfig(BaseModel):
                 raise ValueError(f"role {role!r} uses model {model!r}, which is not defined (models: {', '.join(sorted(self.models))})")
         return self
 
-    def engine_models(self) -> dict[str, str]:
-        """Role -> the model its vLLM engine serves (``embedded``, a folder, a hub id),
-        for the roles an engine serves: the base of any adapter trained for the role."""
-        return {role: spec.engine.model for role, name in self.roles.items() if (spec := self.models[name]).engine is not None}
+    def adapter_bases(self) -> dict[str, str]:
+        """Role -> the model an adapter trained for the role is trained on (``embedded``,
+        a folder, a hub id), for the roles whose server loads adapters: the model of its
+        vLLM engine, or an endpoint's ``lora_base_model``."""
+        bases = {}
+        for role, name in self.roles.items():
+            spec = self.models[name]
+            if spec.engine is not None:
+                bases[role] = spec.engine.model
+            elif spec.endpoint is not None and spec.endpoint.lora_base_model is not None:
+                bases[role] = spec.endpoint.lora_base_model
+        return bases
 
 
 class RoutedLLM:
@@ -206,7 +222,9 @@ class RoutedLLM:
         """Load a LoRA adapter (a folder here, or its files) into every replica, so any
         of them can serve it."""
         if not all(isinstance(r, AdapterLLM) for r in self.replicas):
-            raise BackendError(f"model {self.name!r}: a replica cannot load LoRA adapters (only vLLM engines can)")
+            raise BackendError(
+                f"model {self.name!r}: a replica cannot load LoRA adapters (vLLM engines and endpoints with lora_base_model can)"
+            )
         await asyncio.gather(*(r.load_adapter(name, adapter) for r in self.replicas))  # type: ignore[attr-defined]
 
 
@@ -295,6 +313,7 @@ class ModelPool:
                         max_retries=ep.max_retries,
                         backoff_s=ep.backoff_s,
                         name=name,
+                        loads_adapters=ep.lora_base_model is not None,
                     )
                     for url in urls
                 ]

@@ -296,6 +296,7 @@ class VLLMEngineHost:
         self._next_adapter_id = 1
         self._http_state: Any = None
         self._http_url: str | None = None
+        self._http_runtime_lora = False
         self._http_task: asyncio.Task | None = None
         self._in_flight = 0
         self._peak_in_flight = 0
@@ -638,28 +639,39 @@ class VLLMEngineHost:
         self._cache.clear()
         self._pending.clear()
         self._cache_epoch += 1
-        request = LoRARequest(name, self._next_adapter_id, path)
-        self._next_adapter_id += 1
+        request = LoRARequest(name, self._adapter_id(), path)
         await self.engine.add_lora(request)
         self.adapters[name] = request
         if self._http_state is not None:
-            await self._register_http_adapter(name, path)
+            self._http_state.openai_serving_models.lora_requests[name] = request
 
-    async def _register_http_adapter(self, name: str, path: str) -> None:
-        from vllm.entrypoints.serve.lora.protocol import LoadLoRAAdapterRequest
+    def _adapter_id(self) -> int:
+        """An id no adapter of this engine has had. vLLM keys loaded adapters by id (one
+        added under a taken id is not loaded: the old one answers for it), and its HTTP
+        layer numbers the adapters clients load through the door (``--runtime-lora``)
+        from a counter of its own: with the door open, every id comes from that counter."""
+        if self._http_state is not None:
+            return self._http_state.openai_serving_models.lora_id_counter.inc(1)
+        self._next_adapter_id += 1
+        return self._next_adapter_id - 1
 
-        models = self._http_state.openai_serving_models
-        models.lora_requests.pop(name, None)  # replacing: forget the old one
-        result = await models.load_lora_adapter(LoadLoRAAdapterRequest(lora_name=name, lora_path=path))
-        if not isinstance(result, str):
-            raise BackendError(f"HTTP server refused adapter {name!r}: {result}")
+    async def open_http(self, host: str = "127.0.0.1", port: int = 0, runtime_lora: bool = False) -> str:
+        """Mount vLLM's OpenAI-compatible app on this engine; returns its base URL.
 
-    async def open_http(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        """Mount vLLM's OpenAI-compatible app on this engine; returns its base URL."""
+        ``runtime_lora``: clients may load LoRA adapters by path (``POST
+        /v1/load_lora_adapter``, vLLM's VLLM_ALLOW_RUNTIME_LORA_UPDATING): the door then
+        reads any adapter folder a client names: open it where every client is yours.
+        """
         if self._http_url is not None:
+            if runtime_lora and not self._http_runtime_lora:
+                raise BackendError(f"engine {self.config.name}: its HTTP door is open without runtime LoRA loading")
             return self._http_url
+        if runtime_lora and not self.config.enable_lora:
+            raise BackendError(f"engine {self.config.name} was started with enable_lora=false: it cannot load adapters at run time")
         if self.engine is None:
             await self.start()
+        # vLLM reads it when it builds the app (it attaches the load/unload routes then).
+        os.environ["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] = "True" if runtime_lora else "False"
         from vllm.entrypoints.launchers.api_server.app_state import init_app_state
         from vllm.entrypoints.launchers.app import build_app
         from vllm.entrypoints.launchers.cli_args import make_arg_parser
@@ -684,6 +696,12 @@ class VLLMEngineHost:
         supported = await self.engine.get_supported_tasks()
         app = build_app(args, supported, self.engine.model_config)
         await init_app_state(self.engine, app.state, args, supported)
+        # The adapters loaded so far, under the ids the engine has them by; the door's
+        # counter goes on past them (see _adapter_id). No await in between: an adapter
+        # loaded meanwhile would take an id from the counter before it moved on.
+        models = app.state.openai_serving_models
+        models.lora_requests.update(self.adapters)
+        models.lora_id_counter.inc(self._next_adapter_id - 1)
         self._http_state = app.state
         # vLLM's own serve_http installs signal handlers, which only the main thread
         # may do; an async Ray actor runs its loop in another thread. Plain uvicorn
@@ -699,8 +717,7 @@ class VLLMEngineHost:
                 raise BackendError(f"HTTP server on {host}:{bound_port} exited at start")
             await asyncio.sleep(0.05)
         self._http_url = f"http://{host}:{bound_port}/v1"
-        for name, request in self.adapters.items():
-            await self._register_http_adapter(name, request.lora_path)
+        self._http_runtime_lora = runtime_lora
         return self._http_url
 
     async def shutdown(self) -> None:
@@ -798,8 +815,8 @@ class VLLMBackend:
         """The engine's utilisation counters (see :class:`EngineStats`)."""
         return await self._call("a stats request", self.actor.stats.remote())
 
-    async def open_http(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        return await self.actor.open_http.remote(host, port)
+    async def open_http(self, host: str = "127.0.0.1", port: int = 0, runtime_lora: bool = False) -> str:
+        return await self.actor.open_http.remote(host, port, runtime_lora)
 
 
 class EngineStartupTimeout(TimeoutError):

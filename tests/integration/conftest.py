@@ -88,7 +88,8 @@ async def class_of_two(engine):
 
 @pytest.fixture(scope="package")
 def engine_url(engine) -> str:
-    """The same engine's OpenAI-compatible HTTP server on 127.0.0.1."""
+    """The same engine's OpenAI-compatible HTTP server on 127.0.0.1, which loads LoRA
+    adapters at run time (as `classroom serve --runtime-lora` opens it)."""
     import ray
 
-    return ray.get(engine.actor.open_http.remote("127.0.0.1", 0))
+    return ray.get(engine.actor.open_http.remote("127.0.0.1", 0, True))

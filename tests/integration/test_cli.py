@@ -130,12 +130,13 @@ def test_ctrl_c_leaves_a_readable_log(engine_url, tmp_path):
     assert summary["status"] == "interrupted"
 
 
-def test_classroom_serve_answers_over_http():
+def test_classroom_serve_answers_over_http(tmp_path):
     """`classroom serve` in its own process: a real engine behind a real HTTP server."""
     import asyncio
     import signal
     import socket
 
+    from classroom.serving.llm import BackendError
     from classroom.serving.openai_backend import OpenAIBackend
     from classroom.serving.types import SamplingParams, as_conversation
 
@@ -158,6 +159,13 @@ def test_classroom_serve_answers_over_http():
         backend = OpenAIBackend(f"http://127.0.0.1:{port}/v1", "smol", keyless=True, max_retries=0)
         [[reply]] = asyncio.run(backend.chat([as_conversation("What is 3 + 4?")], SamplingParams(max_tokens=16)))
         assert reply.text and reply.usage.completion_tokens > 0 and reply.usage.model == "smol"
+        # Started without --runtime-lora it takes no adapters: the line says how to start it.
+        adapter = tmp_path / "adapter"
+        adapter.mkdir()
+        (adapter / "adapter_config.json").write_text("{}")
+        loads = OpenAIBackend(f"http://127.0.0.1:{port}/v1", "smol", keyless=True, max_retries=0, loads_adapters=True)
+        with pytest.raises(BackendError, match="has no /load_lora_adapter route: start the server with runtime LoRA loading"):
+            asyncio.run(loads.load_adapter("x", str(adapter)))
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=120)

@@ -12,6 +12,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from support.cli import CLASSROOM, classroom
 
@@ -19,7 +20,7 @@ from classroom.agents.actors import spawn
 from classroom.agents.clients import GraderClient, StudentClient
 from classroom.agents.grading import Grader
 from classroom.agents.learners import InContextLearner
-from classroom.agents.messages import Problem, TrainingExample, TrainingRun
+from classroom.agents.messages import Attempt, Problem, TrainingExample, TrainingRun
 from classroom.agents.roles import Student
 from classroom.agents.settings import StudentSettings, TeacherSettings
 from classroom.agents.skills import TeacherSkills
@@ -283,19 +284,23 @@ async def test_teacher_model_parts_parse_or_record(engine, tmp_path):
 def test_resume_after_a_kill_the_moment_the_first_checkpoint_lands(engine_url, tmp_path):
     """`classroom run` is killed (SIGKILL, driver and its Ray) as soon as a checkpoint file
     exists: the window where the old two-write checkpoint held no student state. The
-    checkpoint read back is whole, and `classroom resume` finishes the episode from it."""
+    checkpoint read back is whole, and `classroom resume` finishes the episode from it.
+    The student is a LoRA student served by an endpoint that loads adapters at run time
+    (the tier's HTTP door, with lora_base_model): each adapter is trained on the
+    embedded weights and sent to the server by its path, the resumed run's too."""
     env = {**os.environ, "CLASSROOM_RUNS": str(tmp_path), "CLASSROOM_OPENAI_BASE_URL": engine_url, "CLASSROOM_OPENAI_MODEL": "embedded"}
     args = [
         "experiment=dataenvgym_skill_tree",
-        "student=default",
         "model=openai",
         "model.models.remote.endpoint.keyless=true",
+        "model.models.remote.endpoint.lora_base_model=embedded",
         "env.iterations=2",
-        "env.val_size=6",
+        "env.val_size=4",
         "env.test_size=4",
-        "env.examples_per_iteration=6",
+        "env.examples_per_iteration=4",
         "task.size=6",
-        "student.sampling.max_tokens=40",
+        "student.sampling.max_tokens=32",
+        "+student.learner.epochs=1",
         "progress=false",
         "cluster.num_cpus=1",
     ]
@@ -332,3 +337,14 @@ def test_resume_after_a_kill_the_moment_the_first_checkpoint_lands(engine_url, t
     assert header["kind"] == "header" and header["loop"] == "dataenvgym"
     assert {m.episode_id for m in messages if m.episode_id} == {summary["episode_id"]}
     assert len({m.id for m in messages}) == len(messages)  # nothing logged twice
+    # The last adapter is served by the endpoint (its own list says so) and answered the
+    # final test under its name: the server's reply names the model that answered.
+    [*_, last] = [m for m in messages if isinstance(m, TrainingRun)]
+    served = {m["id"] for m in httpx.get(f"{engine_url}/models").json()["data"]}
+    try:
+        assert last.adapter in served
+        final = [a for a in messages if isinstance(a, Attempt) and a.phase == "test"]
+        assert final and {a.usage.model for a in final} == {last.adapter}
+    finally:
+        for name in served - {"embedded"}:
+            httpx.post(f"{engine_url}/unload_lora_adapter", json={"lora_name": name})

@@ -39,7 +39,7 @@ def pair_pool(kept):
     # The student model's trainer actor, kept for the module as the tier's `trainer`
     # fixture keeps the embedded model's: Ray ends it with its last handle, and each
     # episode that trains would start (and load) it again.
-    student_trainer = LoRALearner(base_model=pair.engine_models()["student"])._trainer()
+    student_trainer = LoRALearner(base_model=pair.adapter_bases()["student"])._trainer()
     yield pool
     ray.kill(student_trainer)
     actors = [actor for _, actor in pool.engine_actors()]

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
+from classroom.serving.llm import BackendError
 from classroom.serving.openai_backend import OpenAIBackend
 from classroom.serving.structured import chat_structured
 from classroom.serving.types import SamplingParams, as_conversation
@@ -76,21 +77,25 @@ async def test_structured_output_failure_is_recorded_not_raised(engine):
     assert p.value is None and p.repaired and p.error.startswith("after repair")
 
 
-@pytest.fixture(scope="module")
-async def random_adapter_folder(engine, tmp_path_factory) -> Path:
-    """A LoRA adapter with random A and B, saved as PEFT saves one."""
+async def random_lora(engine, folder: Path, seed: int) -> Path:
+    """A LoRA adapter with random A and B (drawn from ``seed``), saved as PEFT saves one."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
     info = await engine.actor.start.remote()
     base = AutoModelForCausalLM.from_pretrained(info["model_path"])
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     # init_lora_weights=False: random A and B, so the adapter really moves the output.
     lora = get_peft_model(base, LoraConfig(r=8, lora_alpha=32, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
-    path = tmp_path_factory.mktemp("lora") / "random-adapter"
-    lora.save_pretrained(path)
-    return path
+    lora.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+async def random_adapter_folder(engine, tmp_path_factory) -> Path:
+    """A LoRA adapter with random A and B, saved as PEFT saves one."""
+    return await random_lora(engine, tmp_path_factory.mktemp("lora") / "random-adapter", seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -192,6 +197,45 @@ async def test_http_serves_loaded_adapter_by_name(engine, engine_url, random_ada
     [[via_ray]] = await engine.chat(conv, params, adapter="random-adapter")
     [[plain]] = await http.chat(conv, params)
     assert via_http.text == via_ray.text and via_http.text != plain.text
+
+
+async def test_an_endpoint_that_loads_adapters_serves_one_sent_by_path_and_the_engines_own_as_themselves(engine, engine_url, tmp_path):
+    """The tier's HTTP door loads adapters at run time (opened as `classroom serve
+    --runtime-lora` opens it). An endpoint with lora_base_model sends an adapter by its
+    folder's path: the server lists and serves it, and it answers as the same weights
+    loaded into the engine through Ray. vLLM keys adapters by id, and the door numbers
+    the ones clients load: an adapter sent over HTTP and one the engine loads never take
+    one id (the first loaded would answer for the other), whichever came first."""
+    import httpx
+
+    x = await random_lora(engine, tmp_path / "x", seed=1)
+    y = await random_lora(engine, tmp_path / "y", seed=2)
+    http = OpenAIBackend(engine_url, "embedded", keyless=True, loads_adapters=True)
+    conv = [as_conversation("What is the capital of France?")]
+    params = SamplingParams(max_tokens=16)
+    try:
+        await http.load_adapter("sent-by-path", str(x))
+        await engine.load_adapter("y-through-ray", str(y))
+        await engine.load_adapter("x-through-ray", str(x))
+        served = {m["id"] for m in httpx.get(f"{engine_url}/models").json()["data"]}
+        assert {"embedded", "sent-by-path", "y-through-ray", "x-through-ray"} <= served
+        [[sent]] = await http.chat(conv, params, adapter="sent-by-path")
+        [[x_ray]] = await engine.chat(conv, params, adapter="x-through-ray")
+        [[y_ray]] = await engine.chat(conv, params, adapter="y-through-ray")
+        [[y_http]] = await http.chat(conv, params, adapter="y-through-ray")
+        [[plain]] = await http.chat(conv, params)
+        assert sent.text == x_ray.text and sent.usage.model == "sent-by-path"
+        assert y_ray.text == y_http.text
+        assert len({plain.text, x_ray.text, y_ray.text}) == 3  # three weights, three answers
+        # Loading a name again replaces it: the other weights now answer for it.
+        await http.load_adapter("sent-by-path", str(y))
+        [[replaced]] = await http.chat(conv, params, adapter="sent-by-path")
+        assert replaced.text == y_ray.text
+    finally:
+        httpx.post(f"{engine_url}/unload_lora_adapter", json={"lora_name": "sent-by-path"})
+    # Not marked as loading adapters, an endpoint refuses in one line naming the setting.
+    with pytest.raises(BackendError, match="takes no LoRA adapters: set its endpoint's lora_base_model"):
+        await OpenAIBackend(engine_url, "embedded", keyless=True).load_adapter("x", str(x))
 
 
 async def test_greedy_reply_cache_serves_repeats_and_skips_sampling(engine):

@@ -81,7 +81,9 @@ def test_cfg_job_prints_the_composed_config_with_overrides():
         (
             ["env=supercorrect", "model=openai", "model.models.remote.endpoint.keyless=true"],
             "config error: env.sft: the supercorrect loop trains adapters of the student role's model, and "
-            "model.roles.student ('remote') is served by 'openai', which cannot load them",
+            "model.roles.student ('remote') is served by 'openai', which cannot load them; serve it with a vLLM engine "
+            "(model=embedded, model=vllm_gpu), or set model.models.remote.endpoint.lora_base_model for a server that "
+            "loads LoRA adapters at run time",
         ),
         (
             ["env=lbt_m2", "model=openai", "model.models.remote.endpoint.keyless=true"],
@@ -89,7 +91,9 @@ def test_cfg_job_prints_the_composed_config_with_overrides():
         ),
         (
             ["student=lora", "model=openai", "model.models.remote.endpoint.keyless=true"],
-            "config error: student.learner: LoRA training needs the student role served by a vLLM engine",
+            "config error: student.learner: LoRA training needs the student role served by a vLLM engine or an endpoint "
+            "that loads adapters; model.roles.student is 'remote' (openai); use a model config with engines "
+            "(model=embedded, model=vllm_gpu), set model.models.remote.endpoint.lora_base_model",
         ),
         (["env=supercorrect", "+env.sft.base_model=other"], "config error: env.sft.base_model: a learner trains the model that serves"),
         (

@@ -58,6 +58,28 @@ def test_a_config_error_is_one_line_before_any_plan(tmp_path):
     assert out.stderr.count("\n") == 1 and "cannot load them" in out.stderr
 
 
+@pytest.mark.parametrize(
+    ("loop", "learners"),
+    [
+        (["env=supercorrect"], "env.sft: LoRALearner on /models/acme-1b; env.dpo: DPOLearner on /models/acme-1b"),
+        (["env=lbt_m2"], "env.m2.dpo: DPOLearner on /models/acme-1b"),
+        (["experiment=dataenvgym"], "student.learner: LoRALearner on /models/acme-1b"),
+    ],
+)
+def test_an_endpoint_that_loads_adapters_trains_on_the_weights_it_names(loop, learners, tmp_path):
+    """Every loop that trains adapters plans on an endpoint whose server loads them at run
+    time (its lora_base_model set), and each learner trains that model, not the embedded
+    one; the same configs without the setting stop in one line naming it (test_cli)."""
+    remote = ["model=openai", "model.models.remote.endpoint.keyless=true", "model.models.remote.endpoint.lora_base_model=/models/acme-1b"]
+    out = classroom("run", "--dry-run", *loop, *remote, env={"CLASSROOM_RUNS": str(tmp_path / "runs")})
+    assert out.returncode in (0, 1) and out.stderr == "", out.stderr  # 1: the weights are not on this machine
+    assert (
+        "remote    OpenAI-compatible endpoint: embedded at http://127.0.0.1:8000/v1 (no key; loads LoRA adapters of /models/acme-1b"
+        in out.stdout
+    )
+    assert f"learners  {learners}" in out.stdout, out.stdout
+
+
 def test_a_model_is_looked_for_where_an_engine_would_load_it(tmp_path, empty_hub):
     # A hub model in the Hugging Face cache, as a download leaves it.
     snapshot = empty_hub / "models--acme--tiny" / "snapshots" / "abc123"
