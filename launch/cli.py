@@ -26,7 +26,7 @@ commands:
   merge   `classroom merge ADAPTER OUT` merges a trained LoRA adapter into its base
           model's weights: a model folder an engine serves at base speed
   package `classroom package OUT` writes classroom's code to OUT/classroom, for a Ray
-          job's runtime_env (`py_modules`): see the README's "On a cluster"
+          job's runtime_env (`py_modules`): see docs/cluster.md
   bench   benchmarks that print ratios measured side by side (`classroom bench serving`,
           `classroom bench learner`, `classroom bench sweep`, `classroom bench episode`,
           `classroom bench soak`)

@@ -1,4 +1,4 @@
-"""The README's toy loop, registered from a folder outside the package, run end to end
+"""docs/extending.md's toy loop, registered from a folder outside the package, run end to end
 through `classroom run` in a process of its own."""
 
 from __future__ import annotations
@@ -16,21 +16,21 @@ REPO = Path(__file__).resolve().parents[2]
 CLASSROOM = [sys.executable, "-m", "classroom.launch.cli"]
 
 
-def readme_block(heading: str, language: str) -> str:
-    """The first ```language block after a README heading."""
-    text = (REPO / "README.md").read_text()
+def docs_block(heading: str, language: str) -> str:
+    """The first ```language block after a heading of docs/extending.md."""
+    text = (REPO / "docs" / "extending.md").read_text()
     section = text[text.index(heading) :]
     match = re.search(rf"```{language}\n(.*?)```", section, re.S)
-    assert match, f"no {language} block after {heading!r} in README.md"
+    assert match, f"no {language} block after {heading!r} in docs/extending.md"
     return match.group(1)
 
 
 def test_a_loop_from_outside_the_repo_runs_through_classroom_run(engine_url, tmp_path):
-    """The README's toy loop, registered at run time from a folder outside the package,
+    """docs/extending.md's toy loop, registered at run time from a folder outside the package,
     runs end to end on the real engine: a loop needs nothing in launch/."""
-    (tmp_path / "my_loops.py").write_text(readme_block("## Add a teaching loop", "python"))
+    (tmp_path / "my_loops.py").write_text(docs_block("## Add a teaching loop", "python"))
     (tmp_path / "my_conf" / "env").mkdir(parents=True)
-    (tmp_path / "my_conf" / "env" / "before_after.yaml").write_text(readme_block("## Add a teaching loop", "yaml"))
+    (tmp_path / "my_conf" / "env" / "before_after.yaml").write_text(docs_block("## Add a teaching loop", "yaml"))
     env = {
         **os.environ,
         "PYTHONPATH": str(tmp_path),
