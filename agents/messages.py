@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal, TypeVar, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from classroom.serving.errors import DataError
 from classroom.serving.types import Usage
 
 # Bump when a field changes meaning, a field is removed or a required field is added.
@@ -81,7 +82,7 @@ def _adapter() -> TypeAdapter[Any]:
     return TypeAdapter(Annotated[union, Field(discriminator="kind")])
 
 
-class UnknownMessageKind(ValueError):
+class UnknownMessageKind(DataError):
     """A log line whose kind no imported module registered."""
 
 

@@ -12,11 +12,9 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from classroom.serving.errors import ConfigError
+
 T = TypeVar("T", bound=BaseModel)
-
-
-class ConfigError(ValueError):
-    """A config value that cannot be used; the message is one line naming the key."""
 
 
 def describe_validation_error(section: str, exc: ValidationError) -> str:

@@ -20,7 +20,8 @@ from classroom.agents.grading import extract_final_answer
 from classroom.agents.learners import InContextLearner, Learner
 from classroom.agents.messages import Attempt, Explanation, Problem, TrainingExample, TrainingRun
 from classroom.serving.adapters import AdapterFiles
-from classroom.serving.llm import LLM, AdapterLLM, BackendError
+from classroom.serving.errors import BackendError
+from classroom.serving.llm import LLM, AdapterLLM
 from classroom.serving.prompts import PromptSet
 from classroom.serving.structured import Parsed, chat_structured
 from classroom.serving.types import ChatMessage, Completion, Conversation, SamplingParams, conversation_dicts

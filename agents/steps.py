@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Literal
 
+from classroom.serving.errors import ParseError
+
 Verdict = Literal["right", "wrong", "undecided"]
 
 _OPERATORS = {"×": "*", "÷": "/", "−": "-", "–": "-", "x": "*", "X": "*"}
@@ -24,7 +26,7 @@ _EXPRESSION = rf"\(?\s*{_NUMBER}\s*\)?(?:\s*[-+*/×÷x−–]\s*\(?\s*{_NUMBER}\
 _EQUATION = re.compile(rf"(?<![\w.])({_EXPRESSION})\s*=\s*({_NUMBER}(?:\s*=\s*{_NUMBER})*)(?![\w])")
 
 
-class StepParseError(ValueError):
+class StepParseError(ParseError):
     """An expression the step parser cannot read (not arithmetic, or malformed)."""
 
 

@@ -38,6 +38,7 @@ from classroom.agents.settings import StudentSettings, TeacherSettings
 from classroom.agents.students import Seat
 from classroom.environments.recording import Recorder
 from classroom.environments.tasks import Task
+from classroom.serving.errors import DataError
 from classroom.serving.pool import ModelPool
 
 # name -> "module:attribute" of the loop class.
@@ -55,11 +56,7 @@ class LoopError(ConfigError):
     """A loop that cannot be found or does not implement the protocol; one line."""
 
 
-class EpisodeStopped(RuntimeError):
-    """An episode that cannot go on, for a reason its loop states in one line."""
-
-
-class ResumeError(ValueError):
+class ResumeError(DataError):
     """A run directory a loop cannot resume from; one line saying why."""
 
 

@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from classroom.agents.messages import SCHEMA_VERSION, AnyMessage, parse_message
+from classroom.serving.errors import DataError
 
 EVENTS = "events.jsonl"
 
 
-class EventLogError(ValueError):
+class EventLogError(DataError):
     """An event log that cannot be read (no header, a newer schema)."""
 
 

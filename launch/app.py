@@ -26,20 +26,11 @@ from classroom.agents.learners import Learner, LoRAFitting
 from classroom.agents.plugins import ConfigError, instantiate_plugin, validate_section
 from classroom.agents.settings import StudentSettings, TeacherSettings
 from classroom.agents.students import Seat, StudentSpec, check_class, seat_class
-from classroom.environments.base import (
-    Episode,
-    EpisodeStopped,
-    LoopError,
-    ResumeError,
-    Roles,
-    Stateful,
-    TeachingLoop,
-    Trains,
-    load_loop,
-)
+from classroom.environments.base import Episode, LoopError, ResumeError, Roles, Stateful, TeachingLoop, Trains, load_loop
 from classroom.environments.tasks import Task
 from classroom.launch.rundir import RunDirectory
 from classroom.launch.settings import ClusterSettings, CompareSettings
+from classroom.serving.errors import BackendError, EpisodeStopped
 from classroom.serving.ledger import fault_delta
 from classroom.serving.openai_backend import key_is_missing
 from classroom.serving.pool import PoolConfig
@@ -575,8 +566,6 @@ def stopped_by_fault(exc: BaseException) -> bool:
     """Whether an error is (or wraps) a fault outside the code: a model that could not
     answer (an endpoint down, an engine dead) or an actor that died and was not restarted."""
     from ray.exceptions import RayActorError, RayTaskError
-
-    from classroom.serving.llm import BackendError
 
     while isinstance(exc, RayTaskError) and exc.cause is not None:
         exc = exc.cause

@@ -107,6 +107,20 @@ def main(argv: list[str] | None = None) -> int:
     from classroom.serving.secrets import install_log_redaction
 
     install_log_redaction()  # Hydra logs each job's overrides; warnings may quote a URL
+    from classroom.serving.errors import ClassroomError
+
+    try:
+        return _command(command, rest)
+    except ClassroomError as exc:
+        # The one place an error classroom raised on purpose becomes an exit: its line
+        # as it is (a config error names its key itself), its kind's code, no traceback.
+        line = str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(line if line.startswith("config error") else f"classroom {command}: {line}", file=sys.stderr)
+        return exc.exit_code
+
+
+def _command(command: str, rest: list[str]) -> int:
+    """Run ``classroom COMMAND REST``; its exit code."""
     if command == "run":
         from classroom.launch.app import run_main
 

@@ -14,9 +14,10 @@ from typing import Any
 
 from classroom.environments.base import Curve, LoopError, load_loop
 from classroom.launch.results import aggregate, baseline_of, collect, config_columns, markdown_table, paired_differences, run_row
+from classroom.serving.errors import DataError
 
 
-class ReportError(ValueError):
+class ReportError(DataError):
     """A folder that is neither a run nor a sweep."""
 
 

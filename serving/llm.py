@@ -21,10 +21,6 @@ def schema_dict(schema: Schema | None) -> dict[str, Any] | None:
     return schema.model_json_schema()
 
 
-class BackendError(RuntimeError):
-    """A backend could not answer (endpoint down, engine dead, bad request)."""
-
-
 @runtime_checkable
 class LLM(Protocol):
     """Chat completions for a batch of conversations.

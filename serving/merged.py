@@ -19,12 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from classroom.serving.adapters import pack_adapter
+from classroom.serving.errors import DataError
 
 # Written last into a merged folder: which adapter, onto which base.
 MERGE_MARKER = "classroom-merge.json"
 
 
-class MergeError(ValueError):
+class MergeError(DataError):
     """An adapter that cannot be merged: no adapter there, its base model not found, a
     target folder already in use."""
 

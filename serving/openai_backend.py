@@ -22,7 +22,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from classroom.serving.adapters import AdapterFiles, materialize
-from classroom.serving.llm import BackendError, Schema, schema_dict
+from classroom.serving.errors import BackendError, ParseError
+from classroom.serving.llm import Schema, schema_dict
 from classroom.serving.secrets import mask_url
 from classroom.serving.types import (
     Completion,
@@ -44,7 +45,7 @@ class MissingKey(BackendError):
     """The endpoint needs an API key and its variable is not set."""
 
 
-class MalformedReply(ValueError):
+class MalformedReply(ParseError):
     """A reply that came back but cannot be read as a chat completion."""
 
     def __init__(self, kind: str, detail: str):

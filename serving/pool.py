@@ -18,8 +18,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from classroom.serving.adapters import AdapterFiles
+from classroom.serving.errors import BackendError
 from classroom.serving.ledger import RoutingBoard
-from classroom.serving.llm import LLM, AdapterLLM, BackendError, Schema
+from classroom.serving.llm import LLM, AdapterLLM, Schema
 from classroom.serving.types import Completion, Conversation, EngineStats, SamplingParams
 from classroom.serving.vllm_engine import VLLMEngineConfig
 

@@ -15,8 +15,10 @@ from typing import Any
 
 import yaml
 
+from classroom.serving.errors import ConfigError
 
-class PromptError(ValueError):
+
+class PromptError(ConfigError):
     """A prompt template is missing or asks for a field nobody fills."""
 
 

@@ -24,7 +24,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from classroom.serving.adapters import AdapterFiles, materialize, pack_adapter
-from classroom.serving.llm import BackendError, Schema, schema_dict
+from classroom.serving.errors import BackendError
+from classroom.serving.llm import Schema, schema_dict
 from classroom.serving.types import (
     Completion,
     Conversation,
@@ -819,11 +820,11 @@ class VLLMBackend:
         return await self.actor.open_http.remote(host, port, runtime_lora)
 
 
-class EngineStartupTimeout(TimeoutError):
+class EngineStartupTimeout(BackendError, TimeoutError):
     """An engine (or its placement group) was not ready in time."""
 
 
-class EngineUnplaceable(RuntimeError):
+class EngineUnplaceable(BackendError):
     """No node of the cluster could ever hold an engine as configured."""
 
 

@@ -22,7 +22,7 @@ from classroom.agents.clients import GraderClient, StudentClient
 from classroom.agents.grading import Grader, is_reasoning_gym_problem
 from classroom.agents.plugins import ConfigError, instantiate_plugin
 from classroom.agents.skills import SkillDiscovery, TaskSkills
-from classroom.environments.base import Curve, Episode, EpisodeStopped, Stage, read_checkpoint, spawn_student, write_checkpoint
+from classroom.environments.base import Curve, Episode, Stage, read_checkpoint, spawn_student, write_checkpoint
 from classroom.environments.dataenvgym.agent import DataGenerator, DataGeneratorClient
 from classroom.environments.dataenvgym.config import DataEnvConfig
 from classroom.environments.dataenvgym.engines import DataGenerationEngine, ReasoningGymEngine
@@ -30,6 +30,7 @@ from classroom.environments.dataenvgym.env import DataEnvGym, EnvState
 from classroom.environments.dataenvgym.policies import DataGenerationPolicy
 from classroom.environments.dataenvgym.summary import dataenvgym_summary_table
 from classroom.environments.tasks import Task
+from classroom.serving.errors import EpisodeStopped
 
 
 class SkillTreeError(EpisodeStopped):

@@ -42,16 +42,7 @@ from classroom.agents.messages import Attempt, ParseFailure, PreferencePair, Pro
 from classroom.agents.plugins import ConfigError, instantiate_plugin
 from classroom.agents.roles import Student, gold_explanation
 from classroom.agents.steps import worked_solution
-from classroom.environments.base import (
-    UNBOUND_MODEL,
-    Curve,
-    Episode,
-    EpisodeStopped,
-    Stage,
-    read_checkpoint,
-    role_learner,
-    write_checkpoint,
-)
+from classroom.environments.base import UNBOUND_MODEL, Curve, Episode, Stage, read_checkpoint, role_learner, write_checkpoint
 from classroom.environments.recording import Recorder
 from classroom.environments.supercorrect import plan
 from classroom.environments.supercorrect.config import SuperCorrectConfig
@@ -68,6 +59,7 @@ from classroom.environments.supercorrect.traces import (
     parse_template,
 )
 from classroom.environments.tasks import Task
+from classroom.serving.errors import EpisodeStopped
 from classroom.serving.prompts import PromptSet
 
 

@@ -27,13 +27,14 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from classroom.agents.messages import MessageBase, register_message
+from classroom.serving.errors import ParseError
 from classroom.serving.types import Usage
 
 KNOWN = ("Key", "Generalized", "Answer", "Evaluate", "Cause", "Correction")
 _TAG = re.compile(r"<(/?)([A-Z][A-Za-z]*)(\d*)>")
 
 
-class TraceParseError(ValueError):
+class TraceParseError(ParseError):
     """Text that is not a well-formed template or trace; the message says why."""
 
 

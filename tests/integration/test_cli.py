@@ -136,7 +136,7 @@ def test_classroom_serve_answers_over_http(tmp_path):
     import signal
     import socket
 
-    from classroom.serving.llm import BackendError
+    from classroom.serving.errors import BackendError
     from classroom.serving.openai_backend import OpenAIBackend
     from classroom.serving.types import SamplingParams, as_conversation
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from classroom.serving.llm import BackendError
+from classroom.serving.errors import BackendError
 from classroom.serving.openai_backend import OpenAIBackend
 from classroom.serving.structured import chat_structured
 from classroom.serving.types import SamplingParams, as_conversation

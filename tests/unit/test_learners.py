@@ -88,7 +88,7 @@ async def test_a_recipe_for_a_role_no_engine_serves_stops_before_training(tmp_pa
     before any training (it used to train a SmolLM2 adapter for whatever the endpoint
     served). The endpoint is never called."""
     from classroom.agents.students import AdapterRecipe, StudentSpec, seat_class
-    from classroom.serving.llm import BackendError
+    from classroom.serving.errors import BackendError
     from classroom.serving.openai_backend import OpenAIBackend
     from classroom.serving.pool import RoutedLLM
     from classroom.serving.prompts import PromptSet
