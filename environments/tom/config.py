@@ -13,47 +13,49 @@ class TomConfig(BaseModel):
     """One ToM episode: the problem sets, the budgets, and the teacher's ToM behaviour."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-    loop: Literal["tom"] = "tom"
-    # Test problems the teacher may intervene on.
-    num_problems: int = Field(30, ge=1)
-    # Held-out problems that show the teacher how this student behaves.
-    seed_set_size: int = Field(8, ge=0)
-    # Never-explained problems for the multi-turn test.
-    post_test_size: int = Field(10, ge=0)
-    split: str = "test"
-    # Where the seed set comes from; None: the same split (disjoint problems).
-    seed_split: str | None = None
-    # Fractions of the test set the teacher may explain; the policy ranks once and
-    # each budget takes its top, so one episode gives the whole curve.
-    budgets: tuple[float, ...] = (0.0, 0.3, 1.0)
-    # Numbers of explained demonstrations the student sees in the multi-turn test.
-    demo_counts: tuple[int, ...] = (0, 2, 4)
-    # Where to intervene: an InterventionPolicy named by `_target_` (env/intervention/).
-    intervention: dict[str, Any] = Field(default_factory=lambda: {"_target_": "classroom.environments.tom.policies.RandomIntervention"})
-    # How the teacher explains: its own chain of thought, few-shot with the
-    # explanations that flipped this student (personalized), the task's reference
-    # solution (gold), or arguing for a wrong answer (deceptive: a misaligned teacher).
-    explanation: ExplanationStyle = "unpersonalized"
-    # Seed-set demonstrations in the mental model's prompt (a mix of the student's right
-    # and wrong answers: the prompt needs both).
-    mental_model_demos: int = Field(4, ge=0)
-    # The answer the mental model scores: `gold` (the reference answer: the paper's, for
-    # tasks with answers) or `teacher` (the teacher's own answer: no answer key).
-    mental_model_target: Literal["gold", "teacher"] = "gold"
-    # The teacher sees the reference answer (an answer-key tutor, not a solver).
-    reveal_answer: bool = False
-    # Replace templates of environments/tom/prompts.yaml by name.
-    prompts: dict[str, str] = Field(default_factory=dict)
-    # Seeds the problem draw, random policies and the deceptive teacher's wrong answers.
-    seed: int = 0
-    # Problems per call to an agent: every stage streams its problems in chunks of this
-    # size, each logged when it is done, so neither an agent nor the driver ever holds a
-    # whole stage's batch (memory stays flat however long the episode). Results do not
-    # depend on it: each problem is asked on its own.
-    chunk_size: int = Field(64, ge=1)
-    # Chunks of one stage asked at once: the engines still get large batches (up to
-    # chunk_size x chunks_in_flight requests per stage and student).
-    chunks_in_flight: int = Field(4, ge=1)
+    loop: Literal["tom"] = Field("tom", description="The loop this section configures (set by env=tom).")
+    num_problems: int = Field(30, ge=1, description="Test problems the teacher may intervene on.")
+    seed_set_size: int = Field(8, ge=0, description="Held-out problems that show the teacher how this student behaves.")
+    post_test_size: int = Field(10, ge=0, description="Never-explained problems for the multi-turn test.")
+    split: str = Field("test", description="The split the test, seed-set and post-test problems come from.")
+    seed_split: str | None = Field(None, description="Where the seed set comes from; None: the same split (disjoint problems).")
+    budgets: tuple[float, ...] = Field(
+        (0.0, 0.3, 1.0),
+        description="Fractions of the test set the teacher may explain; the policy ranks once and each budget takes its top, so one episode gives the whole curve.",
+    )
+    demo_counts: tuple[int, ...] = Field(
+        (0, 2, 4), description="Numbers of explained demonstrations the student sees in the multi-turn test."
+    )
+    intervention: dict[str, Any] = Field(
+        default_factory=lambda: {"_target_": "classroom.environments.tom.policies.RandomIntervention"},
+        description="Where to intervene: an InterventionPolicy named by `_target_` (env/intervention/).",
+    )
+    explanation: ExplanationStyle = Field(
+        "unpersonalized",
+        description="How the teacher explains: its own chain of thought, few-shot with the explanations that flipped this student (personalized), the task's reference solution (gold), or arguing for a wrong answer (deceptive: a misaligned teacher).",
+    )
+    mental_model_demos: int = Field(
+        4,
+        ge=0,
+        description="Seed-set demonstrations in the mental model's prompt (a mix of the student's right and wrong answers: the prompt needs both).",
+    )
+    mental_model_target: Literal["gold", "teacher"] = Field(
+        "gold",
+        description="The answer the mental model scores: `gold` (the reference answer: the paper's, for tasks with answers) or `teacher` (the teacher's own answer: no answer key).",
+    )
+    reveal_answer: bool = Field(False, description="The teacher sees the reference answer (an answer-key tutor, not a solver).")
+    prompts: dict[str, str] = Field(default_factory=dict, description="Replace templates of environments/tom/prompts.yaml by name.")
+    seed: int = Field(0, description="Seeds the problem draw, random policies and the deceptive teacher's wrong answers.")
+    chunk_size: int = Field(
+        64,
+        ge=1,
+        description="Problems per call to an agent: every stage streams its problems in chunks of this size, each logged when it is done, so neither an agent nor the driver ever holds a whole stage's batch (memory stays flat however long the episode). Results do not depend on it: each problem is asked on its own.",
+    )
+    chunks_in_flight: int = Field(
+        4,
+        ge=1,
+        description="Chunks of one stage asked at once: the engines still get large batches (up to chunk_size x chunks_in_flight requests per stage and student).",
+    )
 
     @field_validator("budgets")
     @classmethod

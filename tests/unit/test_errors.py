@@ -57,7 +57,11 @@ def test_each_kind_keeps_the_builtin_it_was_and_its_exit_code():
     ("raised", "code", "line"),
     [
         (DataError("runs/x/events.jsonl: line 3 is not JSON"), 2, "classroom regrade: runs/x/events.jsonl: line 3 is not JSON"),
-        (BackendError("http://127.0.0.1:9/v1 did not answer after 4 attempts"), 1, "classroom regrade: http://127.0.0.1:9/v1 did not answer"),
+        (
+            BackendError("http://127.0.0.1:9/v1 did not answer after 4 attempts"),
+            1,
+            "classroom regrade: http://127.0.0.1:9/v1 did not answer",
+        ),
         (ConfigError("config error: env.num_problems: must be >= 1"), 2, "config error: env.num_problems: must be >= 1"),
     ],
 )
