@@ -44,7 +44,8 @@ class LLM(Protocol):
 
 @runtime_checkable
 class AdapterLLM(LLM, Protocol):
-    """An LLM that loads LoRA adapters at run time (vLLM engines, pools of them).
+    """An LLM that loads LoRA adapters at run time (vLLM engines, pools of them, and
+    endpoints whose server loads them: ``lora_base_model``).
 
     A request that names ``adapter`` is answered with it; loading a name again
     replaces the adapter.
