@@ -11,6 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from classroom.agents.messages import SCHEMA_VERSION, AnyMessage, parse_message
 from classroom.serving.errors import DataError
 
@@ -30,8 +32,11 @@ def read_events(path: Path | str) -> tuple[dict[str, Any], list[AnyMessage]]:
     lines = Path(path).read_text(encoding="utf-8").splitlines()
     if not lines:
         raise EventLogError(f"{path} is empty: no header line")
-    header = json.loads(lines[0])
-    if header.get("kind") != "header":
+    try:
+        header = json.loads(lines[0])
+    except ValueError:
+        header = None
+    if not isinstance(header, dict) or header.get("kind") != "header":
         raise EventLogError(f"{path}: first line is not a header")
     if header.get("schema_version", 0) > SCHEMA_VERSION:
         raise EventLogError(f"{path} was written with schema {header['schema_version']}; this classroom reads up to {SCHEMA_VERSION}")
@@ -46,8 +51,10 @@ def read_events(path: Path | str) -> tuple[dict[str, Any], list[AnyMessage]]:
     for number, line in enumerate(lines[1:], start=2):
         try:
             messages.append(parse_message(line))
-        except ValueError:
+        except ValueError as exc:
             if number == len(lines):  # torn final write
                 break
-            raise
+            errors = exc.errors() if isinstance(exc, ValidationError) else []
+            why = errors[0]["msg"] if errors else (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise EventLogError(f"{path}:{number}: not a message ({why})") from None
     return header, messages

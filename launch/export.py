@@ -10,6 +10,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from classroom.serving.errors import DataError, UsageError
+
 
 def export_main(argv: list[str]) -> int:
     if len(argv) != 2 or any(a.startswith("-") for a in argv):
@@ -18,11 +20,9 @@ def export_main(argv: list[str]) -> int:
     run_dir, out = Path(argv[0]), Path(argv[1])
     source = run_dir / "dataset"
     if not source.is_dir():
-        print(f"classroom export: {run_dir} has no dataset/ (its loop wrote no data to export)", file=sys.stderr)
-        return 2
+        raise DataError(f"{run_dir} has no dataset/ (its loop wrote no data to export)")
     if out.exists() and any(out.iterdir()):
-        print(f"classroom export: {out} exists and is not empty; name a new folder", file=sys.stderr)
-        return 2
+        raise UsageError(f"{out} exists and is not empty; name a new folder")
     shutil.copytree(source, out, dirs_exist_ok=True)
     files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
     print(f"exported {len(files)} files to {out}: {', '.join(files)}")

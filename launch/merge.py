@@ -20,13 +20,10 @@ def merge_main(argv: list[str]) -> int:
         "--base", default=None, help="the base model: 'embedded', a local folder or a hub id (default: the one the adapter names)"
     )
     args = parser.parse_args(argv)
-    from classroom.serving.merged import MergeError, merge_adapter
+    from classroom.serving.merged import merge_adapter
 
     try:
-        merged = merge_adapter(args.adapter, args.out, base_model=args.base)
-    except MergeError as exc:
-        print(f"classroom merge: {exc}", file=sys.stderr)
-        return 2
+        merged = merge_adapter(args.adapter, args.out, base_model=args.base)  # a MergeError: classroom's main says it
     except ImportError as exc:  # a core-only install: no torch, transformers or peft
         print(f"classroom merge: needs the cpu or gpu extra (pip install 'classroom[cpu]'): {exc}", file=sys.stderr)
         return 2

@@ -67,8 +67,7 @@ def resume_main(argv: list[str]) -> int:
         return 2
     import yaml
 
-    from classroom.agents.plugins import ConfigError
-    from classroom.environments.base import ResumeError, load_loop
+    from classroom.environments.base import load_loop
     from classroom.launch.app import print_summary, run_episode
 
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
@@ -76,14 +75,8 @@ def resume_main(argv: list[str]) -> int:
     if problem:
         print(f"classroom resume: {problem}", file=sys.stderr)
         return 2
-    try:
+    try:  # a ConfigError or ResumeError: classroom's main says it
         summary = run_episode(config, run_dir, show_progress=bool(config.get("progress", True)), resume=True)
-    except ConfigError as exc:
-        print(str(exc), file=sys.stderr)
-        return 2
-    except ResumeError as exc:
-        print(f"classroom resume: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print(f"interrupted; what ran so far is in {run_dir}", file=sys.stderr)
         return 130

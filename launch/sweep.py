@@ -395,9 +395,8 @@ def sweep_main(argv: list[str]) -> int:
     try:
         root, overrides, todo = plan_sweep(argv)
         configs = compose_jobs([overrides[n] for n in todo])
-    except UsageError as exc:
-        print(f"classroom sweep: {exc}", file=sys.stderr)
-        return 2
+    except UsageError:
+        raise  # classroom's main says it
     except Exception as exc:
         print(f"config error: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 2

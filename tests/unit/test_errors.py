@@ -86,3 +86,22 @@ def test_an_error_not_raised_on_purpose_keeps_its_traceback(monkeypatch):
     monkeypatch.setattr(regrade, "regrade_main", fault_double)
     with pytest.raises(KeyError):
         classroom("regrade", "anything")
+
+
+def test_commands_that_meet_a_bad_folder_say_so_through_the_one_mapping(tmp_path):
+    """Real calls, no double: each command's own error reaches classroom's main, which
+    prints its line and its kind's exit code."""
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "events.jsonl").write_text('{"kind": "header", "schema_version": 2}\n{not json\n{}\n')
+    out = classroom("export", str(tmp_path / "run"), str(tmp_path / "out"))
+    assert (
+        out.returncode == 2 and out.stderr == f"classroom export: {tmp_path / 'run'} has no dataset/ (its loop wrote no data to export)\n"
+    )
+    out = classroom("merge", str(tmp_path / "run"), str(tmp_path / "merged"))
+    assert out.returncode == 2 and out.stderr.startswith("classroom merge: ") and out.stderr.count("\n") == 1, out.stderr
+    out = classroom("regrade", str(tmp_path / "run"))
+    assert (
+        out.returncode == 2
+        and out.stderr
+        == f"classroom regrade: {tmp_path / 'run' / 'events.jsonl'}:2: not a message (Invalid JSON: key must be a string at line 1 column 2)\n"
+    ), out.stderr
