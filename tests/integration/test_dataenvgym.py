@@ -345,6 +345,6 @@ def test_resume_after_a_kill_the_moment_the_first_checkpoint_lands(engine_url, t
         assert last.adapter in served
         final = [a for a in messages if isinstance(a, Attempt) and a.phase == "test"]
         assert final and {a.usage.model for a in final} == {last.adapter}
-    finally:
-        for name in served - {"embedded"}:
+    finally:  # only what this run sent: the engine's own adapters (the tier's) stay
+        for name in {m.adapter for m in messages if isinstance(m, TrainingRun) and m.adapter} & served:
             httpx.post(f"{engine_url}/unload_lora_adapter", json={"lora_name": name})
