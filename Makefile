@@ -6,6 +6,9 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 DEV_EXTRAS := cpu,dev
+# Every _target_ a config builds during the tests is noted here (CLASSROOM_TARGETS_LOG);
+# after the tiers, tests/support/targets_built.py fails on a shipped one never built.
+TARGETS_LOG := $(CURDIR)/.pytest_cache/targets-built.txt
 
 .PHONY: run test test-fast install install-dev bench clean
 
@@ -43,12 +46,15 @@ run: install
 
 # ruff (lint, then format) before the tests: a style slip fails in seconds, not after them.
 # Every tier runs: tests/unit (on both cores: no Ray, no engine, nothing shared), then
-# tests/integration (one shared engine) and tests/cluster in one process, in order.
+# tests/integration (one shared engine) and tests/cluster in one process, in order; then
+# the check that every _target_ conf/ names was built by some test.
 test: install-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/pytest tests/unit -n 2
-	$(VENV)/bin/pytest tests/integration tests/cluster
+	mkdir -p .pytest_cache && rm -f $(TARGETS_LOG)
+	CLASSROOM_TARGETS_LOG=$(TARGETS_LOG) $(VENV)/bin/pytest tests/unit -n 2
+	CLASSROOM_TARGETS_LOG=$(TARGETS_LOG) $(VENV)/bin/pytest tests/integration tests/cluster
+	$(PY) tests/support/targets_built.py $(TARGETS_LOG)
 
 # The inner loop: the unit tier alone (no Ray, no engine), on both cores.
 test-fast: install-dev

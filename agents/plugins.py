@@ -7,6 +7,7 @@ whatever is wrong becomes one :class:`ConfigError` line that names the key.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -15,6 +16,19 @@ from pydantic import BaseModel, ValidationError
 from classroom.serving.errors import ConfigError
 
 T = TypeVar("T", bound=BaseModel)
+
+TARGETS_LOG = "CLASSROOM_TARGETS_LOG"
+"""Environment variable: a file to which every ``_target_`` built from a config is
+appended, one per line (in every process of a run: Ray's workers inherit it). The test
+suite sets it and then checks that every ``_target_`` a shipped config names was built."""
+
+
+def record_target(target: str) -> None:
+    """Note ``target`` in :data:`TARGETS_LOG`'s file when that variable is set."""
+    path = os.environ.get(TARGETS_LOG)
+    if path:
+        with open(path, "a", encoding="utf-8") as f:  # one short line: an atomic append
+            f.write(f"{target}\n")
 
 
 def describe_validation_error(section: str, exc: ValidationError) -> str:
@@ -52,4 +66,5 @@ def instantiate_plugin(section: str, node: Mapping[str, Any], protocol: type) ->
         raise ConfigError(f"config error: {section}._target_: cannot build {target!r}: {reason}") from None
     if not isinstance(obj, protocol):
         raise ConfigError(f"config error: {section}._target_: {target!r} does not implement {protocol.__name__}")
+    record_target(str(target))
     return obj

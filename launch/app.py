@@ -23,7 +23,7 @@ from typing import Any
 
 from classroom.agents.actors import placement, recording_spawned
 from classroom.agents.learners import Learner, LoRAFitting
-from classroom.agents.plugins import ConfigError, instantiate_plugin, validate_section
+from classroom.agents.plugins import ConfigError, instantiate_plugin, record_target, validate_section
 from classroom.agents.settings import StudentSettings, TeacherSettings
 from classroom.agents.students import Seat, StudentSpec, check_class, seat_class
 from classroom.environments.base import Episode, LoopError, ResumeError, Roles, Stateful, TeachingLoop, Trains, load_loop
@@ -229,6 +229,7 @@ def build_task(task_cfg: dict[str, Any]) -> Task:
         raise ConfigError(f"config error: task: {exc}") from None
     if task.skipped_rows and not len(task):
         raise ConfigError(f"data error: task: every row is malformed ({len(task.skipped_rows)} skipped; first: {task.skipped_rows[0]})")
+    record_target(str(task_cfg["_target_"]))
     return task
 
 
