@@ -90,7 +90,7 @@ def test_ctrl_c_leaves_a_readable_log(engine_url, tmp_path):
     import signal
     import time
 
-    from classroom.launch.rundir import read_events
+    from classroom.environments.eventlog import read_events
 
     proc = subprocess.Popen(
         [

@@ -30,8 +30,9 @@ from classroom.environments.dataenvgym.agent import DataGenerator, DataGenerator
 from classroom.environments.dataenvgym.engines import LLMDataEngine, ReasoningGymEngine
 from classroom.environments.dataenvgym.policies import BanditTreePolicy, ErrorDrivenPolicy, LLMPolicy, WeakSkillsPolicy, builtin_policy
 from classroom.environments.dataenvgym.types import AgentAction, DataPlan, DataRequest, Exploit, Explore
+from classroom.environments.eventlog import read_events
 from classroom.environments.tasks import reasoning_gym_skills
-from classroom.launch.rundir import RunDirectory, read_events
+from classroom.launch.rundir import RunDirectory
 from classroom.serving.pool import ModelPool, RoutedLLM
 
 CATALOGUE = {

@@ -11,12 +11,13 @@ from classroom.agents.grading import Grader
 from classroom.agents.learners import InContextLearner
 from classroom.agents.messages import Attempt, Explanation, Problem
 from classroom.agents.roles import Student
+from classroom.environments.eventlog import read_events
 from classroom.environments.tasks import reasoning_gym
 from classroom.environments.tom import TomAgents, TomConfig, TomEpisode
 from classroom.environments.tom.policies import AllIntervention
 from classroom.environments.tom.teacher import TomTeacher, TomTeacherClient
 from classroom.environments.tom.types import InterventionDecision
-from classroom.launch.rundir import RunDirectory, read_events, read_metrics
+from classroom.launch.rundir import RunDirectory, read_metrics
 from classroom.serving.pool import ModelPool, RoutedLLM
 
 

@@ -19,7 +19,7 @@ from support.cli import classroom
 from support.engines import composed
 
 from classroom.agents.messages import Attempt, Explanation, TrainingRun
-from classroom.launch.rundir import read_events
+from classroom.environments.eventlog import read_events
 
 PAIR = ["model=cpu_pair", "progress=false"]
 

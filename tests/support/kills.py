@@ -19,7 +19,7 @@ import psutil
 import pytest
 
 from classroom.agents.messages import Attempt
-from classroom.launch.rundir import read_events
+from classroom.environments.eventlog import read_events
 from support.cli import CLASSROOM, classroom
 from support.engines import SHARED_MODEL
 

@@ -25,10 +25,10 @@ from classroom.agents.messages import (
     register_message,
 )
 from classroom.environments.dataenvgym.types import DataPlan, Exploit, Explore
+from classroom.environments.eventlog import SUPERSEDED, EventLog, EventLogError, read_events
 from classroom.environments.lbt.types import ExemplarProposal, TeachingScore
 from classroom.environments.supercorrect.traces import CorrectionTrace, StudentCritique, TemplateStep, ThoughtTemplate
 from classroom.environments.tom.types import InterventionDecision
-from classroom.launch.rundir import SUPERSEDED, EventLog, EventLogError, read_events
 
 USAGE = Usage(model="m", prompt_tokens=10, completion_tokens=5, latency_s=0.5)
 EXAMPLES = [

@@ -9,7 +9,7 @@ import json
 from support.cli import classroom
 
 from classroom.agents.messages import Attempt, Problem
-from classroom.launch.rundir import EventLog
+from classroom.environments.eventlog import EventLog
 
 # (reference, reply, logged final answer, logged verdict, the verdict a reader gives)
 CASES = [
