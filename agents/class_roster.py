@@ -24,7 +24,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from classroom.agents.grading import reasoning_gym_dataset
-from classroom.agents.steps import worked_solution
+from classroom.agents.step_checker import worked_solution
 from classroom.serving.errors import BackendError
 from classroom.serving.llm import AdapterLLM
 from classroom.serving.prompts import PromptSet

@@ -4,6 +4,6 @@ Importing this package (Hydra does, before composing) registers every config mod
 defaults under ``schema/``: the YAML files here set only what differs from them.
 """
 
-from classroom.launch.schemas import register_schemas
+from classroom.launch.config_store import register_schemas
 
 register_schemas()

@@ -30,12 +30,12 @@ from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 from pydantic import BaseModel, ValidationError
 
 from classroom.agents.actors import spawn
+from classroom.agents.class_roster import Seat
 from classroom.agents.clients import StudentClient
+from classroom.agents.config_validation import ConfigError, instantiate_plugin
 from classroom.agents.learners import Learner
-from classroom.agents.plugins import ConfigError, instantiate_plugin
 from classroom.agents.roles import Student
 from classroom.agents.settings import StudentSettings, TeacherSettings
-from classroom.agents.students import Seat
 from classroom.environments.recording import Recorder
 from classroom.environments.tasks import Task
 from classroom.serving.errors import DataError

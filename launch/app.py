@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from classroom.agents.actors import placement, recording_spawned
+from classroom.agents.class_roster import Seat, StudentSpec, check_class, seat_class
+from classroom.agents.config_validation import ConfigError, instantiate_plugin, record_target, validate_section
 from classroom.agents.learners import Learner, LoRAFitting
-from classroom.agents.plugins import ConfigError, instantiate_plugin, record_target, validate_section
 from classroom.agents.settings import StudentSettings, TeacherSettings
-from classroom.agents.students import Seat, StudentSpec, check_class, seat_class
 from classroom.environments.base import Episode, LoopError, ResumeError, Roles, Stateful, TeachingLoop, Trains, load_loop
 from classroom.environments.tasks import Task
 from classroom.launch.rundir import RunDirectory

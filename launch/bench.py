@@ -513,7 +513,7 @@ def print_soak_report(result: dict[str, Any]) -> None:
 def _episodes_bench_main(name: str, args: Any, measure: Any, report: Any) -> dict[str, Any] | None:
     """Run a benchmark that plays episodes (``measure()``, it starts its own Ray), print
     and save its result; None (told in one line) if its config is refused."""
-    from classroom.agents.plugins import ConfigError
+    from classroom.agents.config_validation import ConfigError
     from classroom.launch.app import check_overrides
 
     # An override Hydra refuses is told in one line before anything starts.

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from classroom.agents.config_validation import ConfigError
 from classroom.agents.learners import LoRAFitting
-from classroom.agents.plugins import ConfigError
 from classroom.environments.base import Plans, Trains, role_learner
 from classroom.launch.app import RunPlan, prepare
 from classroom.launch.settings import ClusterSettings

@@ -53,7 +53,7 @@ WHERE = {"engine": "model.models.NAME.engine", "endpoint": "model.models.NAME.en
 
 def help_sections() -> dict[str, type[BaseModel]]:
     """The sections the help covers: each one Hydra stores defaults for, and `model`."""
-    from classroom.launch.schemas import config_sections
+    from classroom.launch.config_store import config_sections
     from classroom.serving.pool import PoolConfig
 
     return {**config_sections(), "model": PoolConfig}

@@ -169,7 +169,7 @@ def run_job(job: SweepJob, root: Path, shared: Any, max_retries: int, progress: 
     """Run one job into its folder; a job stopped by a fault outside the code (a node or
     actor that died, an endpoint down) runs again from its start, up to ``max_retries``
     times, its earlier folder set aside. Never raises: a failure is its summary."""
-    from classroom.agents.plugins import ConfigError
+    from classroom.agents.config_validation import ConfigError
     from classroom.launch.app import one_line_error, run_episode, stopped_by_fault
 
     run_dir = job.run_dir(root)
@@ -334,7 +334,7 @@ def run_sweep(root: Path, jobs: list[SweepJob], total: int) -> tuple[list[dict[s
     engine's utilisation over the sweep (from its start)."""
     import ray
 
-    from classroom.agents.plugins import validate_section
+    from classroom.agents.config_validation import validate_section
     from classroom.launch.app import SharedPools, init_ray, kept_engines
     from classroom.launch.settings import ClusterSettings, SweepSettings
 
@@ -379,7 +379,7 @@ def run_sweep(root: Path, jobs: list[SweepJob], total: int) -> tuple[list[dict[s
 
 def sweep_main(argv: list[str]) -> int:
     """Entry of `classroom sweep ARGS` and `classroom sweep --resume SWEEP_DIR`."""
-    from classroom.agents.plugins import ConfigError
+    from classroom.agents.config_validation import ConfigError
     from classroom.launch.results import write_results
 
     if {"-h", "--help"} & set(argv):

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from classroom.agents.grading import REASONING_GYM_KEY, reasoning_gym_dataset
 from classroom.agents.messages import ParseFailure, TrainingExample
 from classroom.agents.skills import top_skill
-from classroom.agents.steps import worked_solution
+from classroom.agents.step_checker import worked_solution
 from classroom.environments.dataenvgym.types import DataRequest, Generated
 from classroom.environments.dataenvgym.words import kind_lines, read_kind
 from classroom.environments.tasks import REASONING_GYM_DEFAULTS

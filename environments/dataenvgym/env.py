@@ -32,7 +32,7 @@ from classroom.agents.clients import GraderClient, StudentClient
 from classroom.agents.grading import extract_final_answer
 from classroom.agents.messages import Attempt, Feedback, Problem, TrainingExample, TrainingRun, new_id
 from classroom.agents.skills import flat_accuracy, skill_report
-from classroom.agents.steps import check_steps
+from classroom.agents.step_checker import check_steps
 from classroom.environments.dataenvgym.agent import DataGeneratorClient
 from classroom.environments.dataenvgym.config import DataEnvConfig
 from classroom.environments.dataenvgym.plans import apply_to_tree
@@ -208,7 +208,7 @@ class DataEnvGym:
 
         The answer line an engine appends ("The answer is X.") proves nothing, so the
         check reads the solution before it: every arithmetic step it writes must be
-        right (checked exactly, see :mod:`classroom.agents.steps`), and the answer the
+        right (checked exactly, see :mod:`classroom.agents.step_checker`), and the answer the
         steps reach must pass the grader against the annotated one.
         """
         appended = f"The answer is {example.answer}."

@@ -19,8 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from classroom.agents.actors import spawn
 from classroom.agents.clients import GraderClient, StudentClient
+from classroom.agents.config_validation import ConfigError, instantiate_plugin
 from classroom.agents.grading import Grader, is_reasoning_gym_problem
-from classroom.agents.plugins import ConfigError, instantiate_plugin
 from classroom.agents.skills import SkillDiscovery, TaskSkills
 from classroom.environments.base import Curve, Episode, Stage, read_checkpoint, spawn_student, write_checkpoint
 from classroom.environments.dataenvgym.agent import DataGenerator, DataGeneratorClient

@@ -18,7 +18,7 @@ from typing import Protocol, runtime_checkable
 
 from classroom.agents.messages import Attempt, Problem
 from classroom.agents.roles import gold_explanation
-from classroom.agents.steps import worked_solution
+from classroom.agents.step_checker import worked_solution
 from classroom.environments.lbt.types import Exemplar, ExemplarSet
 from classroom.serving.llm import LLM
 from classroom.serving.prompts import PromptSet

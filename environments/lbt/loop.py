@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from classroom.agents.actors import spawn
+from classroom.agents.class_roster import Seat
 from classroom.agents.clients import GraderClient, TeacherClient
+from classroom.agents.config_validation import ConfigError, instantiate_plugin
 from classroom.agents.grading import Grader
 from classroom.agents.learners import DPOLearner
-from classroom.agents.plugins import ConfigError, instantiate_plugin
 from classroom.agents.roles import Teacher
-from classroom.agents.students import Seat
 from classroom.environments.base import UNBOUND_MODEL, Curve, Episode, Stage, role_learner, spawn_student
 from classroom.environments.lbt import stages as lbt_stages
 from classroom.environments.lbt.config import LbtConfig
@@ -26,8 +26,8 @@ from classroom.environments.lbt.exemplars import ExemplarProposer
 from classroom.environments.lbt.m1 import run_m1
 from classroom.environments.lbt.m2 import run_m2
 from classroom.environments.lbt.m3 import m3_checkpoint, run_m3
+from classroom.environments.lbt.rationale_scores import LbtAgents
 from classroom.environments.lbt.summary import lbt_summary_table
-from classroom.environments.lbt.teaching import LbtAgents
 from classroom.environments.replay import Replay, replay_from
 from classroom.environments.tasks import Task
 

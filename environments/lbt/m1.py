@@ -15,9 +15,9 @@ from typing import Any
 
 from classroom.environments.base import Episode
 from classroom.environments.lbt.config import LbtConfig
+from classroom.environments.lbt.rationale_scores import LbtAgents, teach_and_score
 from classroom.environments.lbt.selection import METHODS, select_answers
 from classroom.environments.lbt.similar import SimilarProblems
-from classroom.environments.lbt.teaching import LbtAgents, teach_and_score
 from classroom.environments.replay import Replay
 from classroom.environments.stats import mean_ci
 

@@ -20,9 +20,9 @@ from classroom.agents.learners import DPOLearner
 from classroom.agents.messages import PreferencePair, TrainingRun
 from classroom.environments.base import Episode, role_learner
 from classroom.environments.lbt.config import LbtConfig
+from classroom.environments.lbt.rationale_scores import LbtAgents, teach_and_score
 from classroom.environments.lbt.selection import preference_pairs
 from classroom.environments.lbt.similar import SimilarProblems
-from classroom.environments.lbt.teaching import LbtAgents, teach_and_score
 from classroom.environments.replay import Replay
 from classroom.serving.llm import AdapterLLM
 

@@ -16,13 +16,13 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from classroom.agents.config_validation import instantiate_plugin
 from classroom.agents.grading import accuracy
 from classroom.agents.messages import Attempt, ParseFailure, Problem
-from classroom.agents.plugins import instantiate_plugin
 from classroom.environments.base import CHECKPOINT, Episode, read_checkpoint, write_checkpoint
 from classroom.environments.lbt.config import LbtConfig
 from classroom.environments.lbt.exemplars import ExemplarProposer
-from classroom.environments.lbt.teaching import LbtAgents
+from classroom.environments.lbt.rationale_scores import LbtAgents
 from classroom.environments.lbt.types import ExemplarProposal, ExemplarSet, M3Checkpoint
 from classroom.serving.structured import validate_reply
 

@@ -4,7 +4,7 @@ A student stage's requests are made once per student of the class."""
 
 from __future__ import annotations
 
-from classroom.agents.plugins import instantiate_plugin
+from classroom.agents.config_validation import instantiate_plugin
 from classroom.environments.base import Stage
 from classroom.environments.lbt.config import LbtConfig, M1Settings
 from classroom.environments.lbt.exemplars import ExemplarProposer, LLMProposer

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from fractions import Fraction
 
-from classroom.agents.steps import evaluate
+from classroom.agents.step_checker import evaluate
 from classroom.environments.supercorrect.thoughts import step_key
 from classroom.environments.supercorrect.traces import TemplateStep, ThoughtTemplate
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from classroom.agents.clients import StudentClient
 from classroom.agents.messages import Attempt, Problem
-from classroom.agents.steps import check_steps
+from classroom.agents.step_checker import check_steps
 from classroom.environments.stats import mean_ci
 from classroom.environments.supercorrect.config import SuperCorrectConfig
 from classroom.environments.supercorrect.corrupt import Corrupted, corrupt

@@ -36,12 +36,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from classroom.agents.actors import spawn
 from classroom.agents.clients import GraderClient, StudentClient
+from classroom.agents.config_validation import ConfigError, instantiate_plugin
 from classroom.agents.grading import Grader, accuracy
 from classroom.agents.learners import DPOLearner, LoRALearner
 from classroom.agents.messages import Attempt, ParseFailure, PreferencePair, Problem, TrainingExample, TrainingRun
-from classroom.agents.plugins import ConfigError, instantiate_plugin
 from classroom.agents.roles import Student, gold_explanation
-from classroom.agents.steps import worked_solution
+from classroom.agents.step_checker import worked_solution
 from classroom.environments.base import UNBOUND_MODEL, Curve, Episode, Stage, read_checkpoint, role_learner, write_checkpoint
 from classroom.environments.recording import Recorder
 from classroom.environments.supercorrect import plan

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from classroom.agents.plugins import instantiate_plugin
+from classroom.agents.config_validation import instantiate_plugin
 from classroom.environments.base import Stage
 from classroom.environments.supercorrect.config import SuperCorrectConfig
 from classroom.environments.supercorrect.teachers import ProgrammaticTeacher, TemplateTeacher

@@ -21,7 +21,7 @@ from typing import Literal, Protocol, runtime_checkable
 
 from classroom.agents.grading import REASONING_GYM_KEY, answers_match
 from classroom.agents.messages import ParseFailure, Problem
-from classroom.agents.steps import check_steps, worked_solution
+from classroom.agents.step_checker import check_steps, worked_solution
 from classroom.environments.supercorrect.thoughts import difficulty, generalized, read_step, step_key
 from classroom.environments.supercorrect.traces import TemplateStep, ThoughtTemplate, TraceParseError, parse_template
 from classroom.serving.llm import LLM

@@ -35,9 +35,9 @@ from typing import Any, ClassVar, TypeVar
 
 from classroom.agents.actors import spawn
 from classroom.agents.clients import GraderClient, StudentClient
+from classroom.agents.config_validation import ConfigError, instantiate_plugin
 from classroom.agents.grading import Grader, accuracy
 from classroom.agents.messages import Attempt, Explanation, ParseFailure, Problem, new_id
-from classroom.agents.plugins import ConfigError, instantiate_plugin
 from classroom.agents.roles import gold_explanation
 from classroom.environments.base import Curve, Episode, Stage, spawn_student
 from classroom.environments.recording import Recorder

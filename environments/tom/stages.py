@@ -4,7 +4,7 @@ A student stage's requests are made once per student of the class."""
 
 from __future__ import annotations
 
-from classroom.agents.plugins import instantiate_plugin
+from classroom.agents.config_validation import instantiate_plugin
 from classroom.environments.base import Stage
 from classroom.environments.tom.config import TomConfig
 from classroom.environments.tom.policies import InterventionPolicy, MentalModelUtility, Reversed

@@ -72,7 +72,7 @@ def engines_as_found(request):
 async def class_of_two(engine):
     """Two students on the session engine: the base model and one LoRA-trained on sums
     (a recipe trained once, then cached)."""
-    from classroom.agents.students import AdapterRecipe, StudentSpec, seat_class
+    from classroom.agents.class_roster import AdapterRecipe, StudentSpec, seat_class
     from classroom.serving.pool import RoutedLLM
     from classroom.serving.prompts import PromptSet
 

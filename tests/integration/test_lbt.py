@@ -11,20 +11,20 @@ import pytest
 from support.doubles import GarbledProposer
 
 from classroom.agents.actors import spawn
+from classroom.agents.class_roster import Seat
 from classroom.agents.clients import GraderClient, StudentClient, TeacherClient
 from classroom.agents.grading import Grader
 from classroom.agents.learners import DPOLearner, InContextLearner
 from classroom.agents.messages import Attempt, Explanation, ParseFailure, PreferencePair, Problem, TrainingRun
 from classroom.agents.roles import Student, Teacher
 from classroom.agents.settings import StudentSettings, TeacherSettings
-from classroom.agents.students import Seat
 from classroom.environments.base import Episode, Roles, spawn_student
 from classroom.environments.lbt.config import LbtConfig, M1Settings, M2Settings, M3Settings
 from classroom.environments.lbt.m1 import run_m1
 from classroom.environments.lbt.m2 import PREFERENCES, run_m2
 from classroom.environments.lbt.m3 import m3_checkpoint, run_m3
+from classroom.environments.lbt.rationale_scores import LbtAgents, teach_and_score
 from classroom.environments.lbt.similar import SimilarProblems
-from classroom.environments.lbt.teaching import LbtAgents, teach_and_score
 from classroom.environments.lbt.types import ExemplarProposal, TeachingScore
 from classroom.environments.recording import MemoryRecorder
 from classroom.environments.replay import Replay

@@ -7,8 +7,8 @@ import textwrap
 import pytest
 
 from classroom.agents.actors import spawn
+from classroom.agents.config_validation import instantiate_plugin
 from classroom.agents.messages import Attempt, Problem
-from classroom.agents.plugins import instantiate_plugin
 from classroom.environments.tom.policies import InterventionPolicy
 from classroom.environments.tom.teacher import TomTeacher, TomTeacherClient
 

@@ -2,7 +2,7 @@
 
 ``make test`` runs every tier with ``CLASSROOM_TARGETS_LOG`` set: each process that
 builds a ``_target_`` from a config (a task loader, a policy, a learner, a proposer;
-:func:`classroom.agents.plugins.record_target`) appends its name to that file, Ray's
+:func:`classroom.agents.config_validation.record_target`) appends its name to that file, Ray's
 workers and the runs a test starts included. Then this script reads ``conf/`` and fails,
 naming each one, if a shipped ``_target_`` was never built:
 

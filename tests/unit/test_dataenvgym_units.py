@@ -15,7 +15,7 @@ from support.engines import composed
 from classroom.agents.grading import Grader, extract_final_answer
 from classroom.agents.messages import Attempt, Feedback, Problem
 from classroom.agents.skills import flat_accuracy, skill_report
-from classroom.agents.steps import worked_solution
+from classroom.agents.step_checker import worked_solution
 from classroom.environments.dataenvgym.engines import ReasoningGymEngine
 from classroom.environments.dataenvgym.plans import apply_to_tree, requests_for, scale_allocation
 from classroom.environments.dataenvgym.policies import BanditTreePolicy, ErrorDrivenPolicy, UniformSkillsPolicy, WeakSkillsPolicy

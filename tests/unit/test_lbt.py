@@ -50,7 +50,7 @@ def test_preference_pairs_from_hand_made_scores():
 
 def test_an_exam_score_leaves_ungradeable_answers_out_and_counts_them():
     from classroom.agents.messages import Attempt
-    from classroom.environments.lbt.teaching import exam_score
+    from classroom.environments.lbt.rationale_scores import exam_score
 
     def attempt(correct: bool | None) -> Attempt:
         return Attempt(problem_id="q", reasoning="The answer is 1.", final_answer="1", correct=correct)

@@ -87,7 +87,7 @@ async def test_a_recipe_for_a_role_no_engine_serves_stops_before_training(tmp_pa
     an endpoint serves no model classroom can train on, so seating stops in one line
     before any training (it used to train a SmolLM2 adapter for whatever the endpoint
     served). The endpoint is never called."""
-    from classroom.agents.students import AdapterRecipe, StudentSpec, seat_class
+    from classroom.agents.class_roster import AdapterRecipe, StudentSpec, seat_class
     from classroom.serving.errors import BackendError
     from classroom.serving.openai_backend import OpenAIBackend
     from classroom.serving.pool import RoutedLLM

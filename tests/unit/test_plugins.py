@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from classroom.agents.plugins import ConfigError, instantiate_plugin
+from classroom.agents.config_validation import ConfigError, instantiate_plugin
 from classroom.environments.tom.policies import InterventionPolicy
 
 

@@ -123,7 +123,7 @@ def section_defaults() -> dict[str, dict]:
     from classroom.agents.settings import StudentSettings, TeacherSettings
     from classroom.environments.dataenvgym import DataEnvConfig
     from classroom.environments.tom import TomConfig
-    from classroom.launch.schemas import defaults_of
+    from classroom.launch.config_store import defaults_of
     from classroom.launch.settings import ClusterSettings
     from classroom.serving.vllm_engine import VLLMEngineConfig
 

@@ -9,7 +9,7 @@ import random
 import pytest
 from support.cli import classroom
 
-from classroom.agents.steps import check_equation, check_steps
+from classroom.agents.step_checker import check_equation, check_steps
 from classroom.environments.supercorrect.corrupt import corrupt
 from classroom.environments.supercorrect.teachers import ProgrammaticTeacher, check_template, first_wrong_step
 from classroom.environments.supercorrect.traces import (

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from support.targets_built import main, shipped_targets, unbuilt
 
-from classroom.agents.plugins import TARGETS_LOG, instantiate_plugin
+from classroom.agents.config_validation import TARGETS_LOG, instantiate_plugin
 from classroom.environments.tom.policies import InterventionPolicy
 
 
