@@ -199,3 +199,23 @@ def test_cpu_pair_is_vllm_gpu_with_only_what_a_cpu_needs_changed():
         assert stand_in["engine"]["device"] == "cpu" and stand_in["engine"]["tensor_parallel_size"] == 1
     # Two models, as on GPUs: the teacher's and the students' are not the same.
     assert cpu["models"]["teacher"]["engine"]["model"] != cpu["models"]["student"]["engine"]["model"]
+
+
+def test_the_toy_loop_is_written_against_at_most_three_classroom_modules():
+    """docs/extending.md's whole loop imports what it needs from classroom.environments.api
+    (issue #27: at most 3 classroom modules), and each name it imports is there."""
+    import importlib
+
+    text = (REPO / "docs" / "extending.md").read_text()
+    section = text[text.index("## Add a teaching loop") :]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    imported: dict[str, list[str]] = {}
+    for node in ast.walk(ast.parse(code)):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("classroom"):
+            imported.setdefault(node.module, []).extend(alias.name for alias in node.names)
+        elif isinstance(node, ast.Import):
+            assert not [a.name for a in node.names if a.name.startswith("classroom")], "import classroom.X: name what it takes"
+    assert 1 <= len(imported) <= 3, sorted(imported)
+    for module, names in imported.items():
+        missing = [name for name in names if not hasattr(importlib.import_module(module), name)]
+        assert not missing, f"{module} has no {missing}"

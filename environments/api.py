@@ -1,0 +1,69 @@
+"""What a teaching loop is written against, in one import (docs/extending.md).
+
+A loop of one's own, inside the repo or outside it, needs the protocol it implements
+and the episode it is handed (:mod:`classroom.environments.base`), the task, the agents
+it spawns and their clients (:mod:`classroom.agents`), the messages they exchange and the
+one-line config error. They live where they belong; this module names them once, for
+loop authors, as Gymnasium's top-level package does for environments::
+
+    from classroom.environments.api import Episode, TeacherClient, register, spawn_student
+
+Nothing in classroom imports this module: it is the public face, not a layer.
+"""
+
+from __future__ import annotations
+
+from classroom.agents.actors import spawn
+from classroom.agents.clients import GraderClient, StudentClient, TeacherClient
+from classroom.agents.config_validation import ConfigError, validate_section
+from classroom.agents.grading import Grader
+from classroom.agents.messages import Attempt, Explanation, ParseFailure, Problem
+from classroom.agents.roles import Student, Teacher
+from classroom.environments.base import (
+    Curve,
+    Episode,
+    Plans,
+    Roles,
+    Stage,
+    Stateful,
+    TeachingLoop,
+    Trains,
+    read_checkpoint,
+    register,
+    role_learner,
+    spawn_student,
+    write_checkpoint,
+)
+from classroom.environments.recording import Recorder
+from classroom.environments.tasks import Task
+
+__all__ = [
+    "Attempt",
+    "ConfigError",
+    "Curve",
+    "Episode",
+    "Explanation",
+    "Grader",
+    "GraderClient",
+    "ParseFailure",
+    "Plans",
+    "Problem",
+    "Recorder",
+    "Roles",
+    "Stage",
+    "Stateful",
+    "Student",
+    "StudentClient",
+    "Task",
+    "Teacher",
+    "TeacherClient",
+    "TeachingLoop",
+    "Trains",
+    "read_checkpoint",
+    "register",
+    "role_learner",
+    "spawn",
+    "spawn_student",
+    "validate_section",
+    "write_checkpoint",
+]
