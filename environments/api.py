@@ -35,13 +35,17 @@ from classroom.environments.base import (
     write_checkpoint,
 )
 from classroom.environments.recording import Recorder
+from classroom.environments.result import Counts, Details, EpisodeResult, tokens_by_sender
 from classroom.environments.tasks import Task
 
 __all__ = [
     "Attempt",
     "ConfigError",
+    "Counts",
     "Curve",
+    "Details",
     "Episode",
+    "EpisodeResult",
     "Explanation",
     "Grader",
     "GraderClient",
@@ -64,6 +68,7 @@ __all__ = [
     "role_learner",
     "spawn",
     "spawn_student",
+    "tokens_by_sender",
     "validate_section",
     "write_checkpoint",
 ]

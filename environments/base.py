@@ -37,6 +37,7 @@ from classroom.agents.learners import Learner
 from classroom.agents.roles import Student
 from classroom.agents.settings import StudentSettings, TeacherSettings
 from classroom.environments.recording import Recorder
+from classroom.environments.result import EpisodeResult
 from classroom.environments.tasks import Task
 from classroom.serving.errors import DataError
 from classroom.serving.pool import ModelPool
@@ -108,9 +109,13 @@ class Episode:
     base_models: dict[str, str] = field(default_factory=dict)
 
 
+C = TypeVar("C", bound=BaseModel, contravariant=True)
+A = TypeVar("A")
+
+
 @runtime_checkable
-class TeachingLoop(Protocol):
-    """A teaching loop: its config, its agents, its episode and what it prints.
+class TeachingLoop(Protocol[C, A]):
+    """A teaching loop over its config model ``C`` and the agents ``A`` it spawns.
 
     - ``name``: the registry name; ``config_model``: the pydantic model of ``env:``
       (the one source of its defaults); ``roles``: the model roles its agents use;
@@ -119,9 +124,11 @@ class TeachingLoop(Protocol):
     - ``prepare(config, task)``: checks that need the task (sizes, skills), before any
       engine starts; raises a one-line ``ConfigError``.
     - ``spawn_agents(episode)``: starts its agents (Ray actors) and returns them in
-      whatever typed holder the loop defines; ``run(episode, agents, resume_from)``
-      plays the episode and returns its summary (``scores`` holds what sweeps table).
-    - ``summary_table(summary)``: what the terminal shows (rich renderables).
+      the typed holder ``A`` the loop defines; ``run(episode, agents, resume_from)``
+      plays the episode and returns its :class:`EpisodeResult` (``scores`` is what
+      sweeps table; its ``details`` are the loop's own pydantic model). The runner
+      records the scores, tokens and time, and writes ``summary.json``.
+    - ``summary_table(result)``: what the terminal shows (rich renderables).
     """
 
     name: ClassVar[str]
@@ -130,13 +137,13 @@ class TeachingLoop(Protocol):
     curves: ClassVar[tuple[Curve, ...]]
     max_students: ClassVar[int | None]
 
-    def prepare(self, config: Any, task: Task) -> None: ...
+    def prepare(self, config: C, task: Task) -> None: ...
 
-    def spawn_agents(self, episode: Episode) -> Any: ...
+    def spawn_agents(self, episode: Episode) -> A: ...
 
-    async def run(self, episode: Episode, agents: Any, resume_from: Any | None = None) -> dict[str, Any]: ...
+    async def run(self, episode: Episode, agents: A, resume_from: Any | None = None) -> EpisodeResult[Any]: ...
 
-    def summary_table(self, summary: dict[str, Any]) -> list[Any]: ...
+    def summary_table(self, result: EpisodeResult[Any]) -> list[Any]: ...
 
 
 @runtime_checkable

@@ -86,3 +86,19 @@ def replay_from(run_dir: Path) -> Replay:
     if not replay.episode_id:
         raise ResumeError(f"{run_dir}: the event log holds no problems yet; run the episode again")
     return replay
+
+
+class ResumesByReplay:
+    """The :class:`~classroom.environments.base.Stateful` part of a loop whose state is
+    its event log (ToM, LbT M1/M2): flushed line by line, every stage logging its
+    messages together, so a resumed episode replays the stages the log holds whole and
+    asks its agents from the first one it does not. A loop inherits it."""
+
+    def save_state(self, run_dir: Path, state: Replay) -> None:
+        """Nothing to write: the event log, already on disk, is the state."""
+
+    def load_state(self, run_dir: Path) -> Replay:
+        return replay_from(run_dir)
+
+    def episode_id_of(self, state: Replay) -> str:
+        return state.episode_id

@@ -142,16 +142,11 @@ def _command(command: str, rest: list[str]) -> int:
         }
         for name in counts[args.which]:
             _positive("--" + name.replace("_", "-"), getattr(args, name))
-        from classroom.launch import bench
+        import importlib
 
-        mains = {
-            "learner": bench.bench_learner_main,
-            "serving": bench.bench_serving_main,
-            "soak": bench.bench_soak_main,
-            "sweep": bench.bench_sweep_main,
-            "episode": bench.bench_episode_main,
-        }
-        return mains[args.which](args)
+        # One module per benchmark (launch/bench/NAME.py), imported only when run.
+        module = importlib.import_module(f"classroom.launch.bench.{args.which}")
+        return getattr(module, f"bench_{args.which}_main")(args)
     if command == "sweep":
         from classroom.launch.sweep import sweep_main
 

@@ -24,7 +24,7 @@ from typing import Any
 from classroom.agents.config_validation import ConfigError
 from classroom.agents.learners import LoRAFitting
 from classroom.environments.base import Plans, Trains, role_learner
-from classroom.launch.app import RunPlan, prepare
+from classroom.launch.plan import RunPlan, prepare
 from classroom.launch.settings import ClusterSettings
 from classroom.serving.secrets import mask_url
 from classroom.serving.vllm_engine import VLLMEngineConfig
@@ -81,7 +81,7 @@ def joined_cluster(address: str) -> Resources:
     """The Ray cluster at ``address``, joined for its resource list and left again."""
     import ray
 
-    from classroom.launch.app import probe_cluster_address
+    from classroom.launch.plan import probe_cluster_address
 
     probe_cluster_address(address)  # one line in seconds where nothing listens
     started_here = not ray.is_initialized()

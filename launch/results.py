@@ -8,7 +8,6 @@ overrides without ``seed``; its runs are the seeds.
 from __future__ import annotations
 
 import csv
-import json
 import statistics
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import yaml
 
 from classroom.environments.stats import mean_ci, resolved, seeds_to_resolve
+from classroom.launch.rundir import RunSummary
 from classroom.launch.settings import PaperEffect
 
 # Every key a run's summary listed under "scores": what the tables aggregate.
@@ -40,22 +40,22 @@ def run_row(run_dir: Path) -> dict[str, Any] | None:
     summary_path = run_dir / "summary.json"
     if not summary_path.is_file():
         return None
-    summary = json.loads(summary_path.read_text())
+    summary = RunSummary.read(run_dir)
     config_path = run_dir / "config.yaml"
     config = yaml.safe_load(config_path.read_text()) if config_path.is_file() else {}
     overrides = _overrides(run_dir)
     row: dict[str, Any] = {"run": run_dir.name, **{k: v for k, v in overrides.items() if k != "seed"}}
     row["seed"] = config.get("seed", overrides.get("seed"))
-    row["status"] = summary.get("status")
-    for key, value in (summary.get("scores") or {}).items():
+    row["status"] = summary.status
+    for key, value in summary.scores.items():
         row[key] = value
         SCORE_NAMES.add(key)  # a score even without "@x" (a test accuracy)
-    tokens = summary.get("tokens") or {}
+    tokens = summary.tokens
     row["tokens"] = sum(tokens.values())
     for agent, count in sorted(tokens.items()):
         row[f"tokens_{agent}"] = count
-    row["wall_time_s"] = summary.get("wall_time_s")
-    row["error"] = summary.get("error", "")
+    row["wall_time_s"] = summary.wall_time_s
+    row["error"] = summary.error or ""
     return row
 
 

@@ -68,7 +68,7 @@ def resume_main(argv: list[str]) -> int:
     import yaml
 
     from classroom.environments.base import load_loop
-    from classroom.launch.app import print_summary, run_episode
+    from classroom.launch.runner import print_summary, run_episode
 
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
     problem = restore_secrets(config)

@@ -12,8 +12,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, PrivateAttr
+
 from classroom.agents.messages import AnyMessage, Attempt
 from classroom.environments.eventlog import EVENTS, EventLog
+from classroom.environments.result import Counts, EpisodeResult
 from classroom.serving.secrets import redact
 
 METRICS = "metrics.jsonl"
@@ -88,8 +91,8 @@ class RunDirectory:
         path = self.path / SUMMARY
         # An error's text may quote a URL or an override: its secrets are masked too.
         counts: dict[str, Any] = {"messages": self.message_counts}
-        if self.ungradeable:
-            counts["ungradeable"] = {"count": sum(self.ungradeable.values()), "reasons": self.ungradeable}
+        if self.ungradeable:  # beside the loop's own "ungradeable" figures, never over them
+            counts["ungradeable_reasons"] = dict(self.ungradeable)
         path.write_text(json.dumps(redact({**summary, **counts}), indent=2, default=str))
         return path
 
@@ -103,3 +106,43 @@ class RunDirectory:
 
 def read_metrics(path: Path | str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+class RunSummary(BaseModel):
+    """``summary.json``, typed for its readers (the sweep table, reports, the terminal):
+    how the run ended, the scores and tokens every loop reports, and what the runner
+    adds. The loop's own details sit beside them at the top level (extra keys, kept as
+    they are). Files written before this model load too: every field has a default but
+    the status."""
+
+    model_config = ConfigDict(extra="allow")
+    status: str = Field(description="completed, failed or interrupted.")
+    episode_id: str | None = Field(None, description="The episode's id.")
+    error: str | None = Field(None, description="Why a failed run stopped, one line.")
+    scores: dict[str, float | None] = Field(default_factory=dict, description="What sweeps table (EpisodeResult.scores).")
+    tokens: dict[str, int] = Field(default_factory=dict, description="Tokens by agent (EpisodeResult.tokens).")
+    wall_time_s: float | None = Field(None, description="Seconds the loop's run took.")
+    total_time_s: float | None = Field(None, description="Seconds from start to summary, start-up included.")
+    run_dir: str | None = Field(None, description="The run directory.")
+    counts: Counts | None = Field(None, description="Failures and fallbacks by kind (absent: none).")
+    messages: dict[str, int] = Field(default_factory=dict, description="Messages logged, by kind.")
+    engines: dict[str, dict[str, float | int | None]] = Field(default_factory=dict, description="Each engine's utilisation.")
+    serving_faults: dict[str, dict[str, int]] = Field(default_factory=dict, description="Retried or repaired replies, by model and kind.")
+    skipped_rows: dict[str, JsonValue] | None = Field(None, description="Malformed dataset rows skipped, counted.")
+    _result: EpisodeResult[Any] | None = PrivateAttr(None)
+
+    @property
+    def result(self) -> EpisodeResult[Any] | None:
+        """The loop's result, typed, when this summary came from the run in this process."""
+        return self._result
+
+    @classmethod
+    def of(cls, summary: dict[str, Any], result: EpisodeResult[Any] | None = None) -> RunSummary:
+        typed = cls.model_validate(summary)
+        typed._result = result
+        return typed
+
+    @classmethod
+    def read(cls, run_dir: Path | str) -> RunSummary:
+        """The run directory's summary.json (a ValueError if it is not one)."""
+        return cls.model_validate_json((Path(run_dir) / SUMMARY).read_text(encoding="utf-8"))

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from classroom.launch.app import CONFIG_MODULE, check_overrides
+from classroom.launch.rundir import RunSummary
 from classroom.serving.errors import UsageError
 
 SWEEP_USAGE = """usage: classroom sweep [KEY=VALUE | KEY=A,B,... | sweep=NAME] ...
@@ -151,38 +152,38 @@ class SweepProgress:
         self.started = time.time()
         self._lock = threading.Lock()
 
-    def job_done(self, num: int, summary: dict[str, Any]) -> None:
+    def job_done(self, num: int, summary: RunSummary) -> None:
         with self._lock:
             self.done += 1
             elapsed = time.time() - self.started
             eta = elapsed / self.done * (self.total - self.done)
-            scores = "  ".join(f"{k}={v:.2f}" for k, v in list((summary.get("scores") or {}).items())[:4] if isinstance(v, (int, float)))
-            error = f"  {summary['error']}" if summary.get("error") else ""
+            scores = "  ".join(f"{k}={v:.2f}" for k, v in list(summary.scores.items())[:4] if v is not None)
+            error = f"  {summary.error}" if summary.error else ""
             print(
-                f"[sweep] job {self.done}/{self.total} (#{num}) {summary.get('status', '?')}  {scores}{error}  "
+                f"[sweep] job {self.done}/{self.total} (#{num}) {summary.status}  {scores}{error}  "
                 f"elapsed {elapsed / 60:.1f} min, ETA {eta / 60:.1f} min",
                 flush=True,
             )
 
 
-def run_job(job: SweepJob, root: Path, shared: Any, max_retries: int, progress: SweepProgress) -> dict[str, Any]:
+def run_job(job: SweepJob, root: Path, shared: Any, max_retries: int, progress: SweepProgress) -> RunSummary:
     """Run one job into its folder; a job stopped by a fault outside the code (a node or
     actor that died, an endpoint down) runs again from its start, up to ``max_retries``
     times, its earlier folder set aside. Never raises: a failure is its summary."""
     from classroom.agents.config_validation import ConfigError
-    from classroom.launch.app import one_line_error, run_episode, stopped_by_fault
+    from classroom.launch.runner import one_line_error, run_episode, stopped_by_fault
 
     run_dir = job.run_dir(root)
     if run_dir.exists():  # an earlier, unfinished run of this job (`--resume`): it starts again
         _set_aside(run_dir, root, "unfinished")
-    summary: dict[str, Any] = {}
+    summary = RunSummary(status="failed", run_dir=str(run_dir))
     for attempt in range(max_retries + 1):
         _write_hydra_copies(run_dir, job)
         try:
             summary = run_episode(job.config, run_dir, show_progress=False, shared=shared)
             break
         except KeyboardInterrupt:  # relayed by the sweep's Ctrl-C: recorded, not retried
-            summary = {"status": "interrupted", "run_dir": str(run_dir)}  # as run_episode wrote it
+            summary = RunSummary(status="interrupted", run_dir=str(run_dir))  # as run_episode wrote it
             break
         except ConfigError as exc:  # this grid point's values are wrong: no retry helps
             summary = _failed(run_dir, str(exc))
@@ -195,7 +196,7 @@ def run_job(job: SweepJob, root: Path, shared: Any, max_retries: int, progress: 
             if not stopped_by_fault(exc) or attempt == max_retries:
                 break
             print(
-                f"[sweep] job #{job.num} stopped by a fault ({summary['error']}); running it again ({attempt + 1}/{max_retries})",
+                f"[sweep] job #{job.num} stopped by a fault ({summary.error}); running it again ({attempt + 1}/{max_retries})",
                 flush=True,
             )
             _set_aside(run_dir, root, f"try{attempt + 1}")
@@ -203,7 +204,7 @@ def run_job(job: SweepJob, root: Path, shared: Any, max_retries: int, progress: 
     return summary
 
 
-def _interrupted(run_dir: Path) -> dict[str, Any]:
+def _interrupted(run_dir: Path) -> RunSummary:
     """The summary of a job the sweep's Ctrl-C stopped before its episode played (its
     pools went away under it): interrupted, not failed; `--resume` runs it."""
     from classroom.serving.secrets import redact
@@ -213,21 +214,21 @@ def _interrupted(run_dir: Path) -> dict[str, Any]:
         summary = {**json.loads((run_dir / "summary.json").read_text()), "status": "interrupted"}
     summary.pop("error", None)
     (run_dir / "summary.json").write_text(json.dumps(redact(summary), indent=2))
-    return summary
+    return RunSummary.model_validate(summary)
 
 
-def _failed(run_dir: Path, error: str) -> dict[str, Any]:
+def _failed(run_dir: Path, error: str) -> RunSummary:
     """The run's summary after a failure (run_episode wrote it, unless the config was
     refused before the run directory was made: then it is written here)."""
     path = run_dir / "summary.json"
     if path.is_file():
         with contextlib.suppress(ValueError):
-            return {**json.loads(path.read_text()), "error": error}
+            return RunSummary.model_validate({**json.loads(path.read_text()), "error": error})
     from classroom.serving.secrets import redact
 
     summary = {"status": "failed", "error": error, "run_dir": str(run_dir)}
     path.write_text(json.dumps(redact(summary), indent=2))
-    return summary
+    return RunSummary.model_validate(summary)
 
 
 def _set_aside(run_dir: Path, root: Path, why: str) -> None:
@@ -328,14 +329,15 @@ def plan_sweep(argv: list[str]) -> tuple[Path, list[list[str]], list[int]]:
     return root, jobs, list(range(len(jobs)))
 
 
-def run_sweep(root: Path, jobs: list[SweepJob], total: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def run_sweep(root: Path, jobs: list[SweepJob], total: int) -> tuple[list[RunSummary], dict[str, Any]]:
     """Run ``jobs`` (of ``total``) into ``root``, up to ``sweep.max_concurrent`` at once,
     on one Ray and shared engine pools; returns their summaries, in job order, and each
     engine's utilisation over the sweep (from its start)."""
     import ray
 
     from classroom.agents.config_validation import validate_section
-    from classroom.launch.app import SharedPools, init_ray, kept_engines
+    from classroom.launch.plan import init_ray
+    from classroom.launch.pools import SharedPools, kept_engines
     from classroom.launch.settings import ClusterSettings, SweepSettings
 
     settings = validate_section(SweepSettings, "sweep", jobs[0].config.get("sweep") or {})

@@ -36,8 +36,10 @@ from classroom.agents.step_checker import check_steps
 from classroom.environments.dataenvgym.agent import DataGeneratorClient
 from classroom.environments.dataenvgym.config import DataEnvConfig
 from classroom.environments.dataenvgym.plans import apply_to_tree
+from classroom.environments.dataenvgym.summary import DataEnvGymDetails, IterationRow
 from classroom.environments.dataenvgym.types import AgentAction, Observation, SkillTree, StepResult
 from classroom.environments.recording import Recorder
+from classroom.environments.result import Counts, EpisodeResult, tokens_by_sender
 from classroom.environments.tasks import Task
 
 
@@ -51,7 +53,7 @@ class EnvState(BaseModel):
     test: list[Problem]
     data: list[TrainingExample]
     tree: SkillTree = Field(default_factory=dict)
-    history: list[dict[str, Any]] = Field(default_factory=list)
+    history: list[IterationRow] = Field(default_factory=list)
     tokens: dict[str, int] = Field(default_factory=dict)
     adapter_path: str | None = None
 
@@ -114,7 +116,7 @@ class DataEnvGym:
         self.data: list[TrainingExample] = []  # every kept example so far, oldest first
         self.tree: SkillTree = {}
         self.observation: Observation | None = None
-        self.history: list[dict[str, Any]] = []
+        self.history: list[IterationRow] = []
         self.tokens: dict[str, int] = defaultdict(int)
         self.adapter_path: str | None = None
 
@@ -139,8 +141,7 @@ class DataEnvGym:
         if record:
             self.recorder.record(graded)
             self.recorder.advance(len(graded))
-        for attempt in graded:
-            self.tokens[attempt.sender] += attempt.usage.total_tokens
+        tokens_by_sender(graded, into=self.tokens)
         return graded
 
     def _feedback(self, problems: Sequence[Problem], attempts: Sequence[Attempt], split: str, iteration: int) -> Feedback:
@@ -315,7 +316,7 @@ class DataEnvGym:
             training=training,
         )
 
-    async def finish(self, started: float, resumed_from: int | None = None) -> dict[str, Any]:
+    async def finish(self, started: float, resumed_from: int | None = None) -> EpisodeResult[DataEnvGymDetails]:
         """Write the SFT data, score the test set (trained and untrained), summarize."""
         _write_jsonl(self.run_dir / "sft.jsonl", await self.student.sft_rows(self.data))  # TRL prompt-completion
         self.recorder.stage("test set: trained and untrained student", 2 * len(self.test))
@@ -340,25 +341,23 @@ class DataEnvGym:
         *,
         parse_failures: int = 0,
         fallbacks: int = 0,
-    ) -> dict[str, Any]:
-        return {
-            "iteration": observation.iteration,
-            "val_accuracy": observation.report.accuracy,
-            "val_ungradeable": observation.report.ungradeable,
-            "per_skill": flat_accuracy(observation.report.report) if observation.report.report else {},
-            "generated": generated,
-            "kept": kept,
-            "examples_so_far": len(self.data),
-            "reward": reward,
-            "training_seconds": training.seconds if training else 0.0,
-            "train_loss": training.train_loss if training else None,
-            "adapter": training.adapter if training else None,
-            # Replies and requests that did not parse or could not be served (recorded).
-            "parse_failures": parse_failures,
-            # Of those, the model's plans that the built-in policy replaced.
-            "fallbacks": fallbacks,
-            "tokens": dict(self.tokens),
-        }
+    ) -> IterationRow:
+        return IterationRow(
+            iteration=observation.iteration,
+            val_accuracy=observation.report.accuracy,
+            val_ungradeable=observation.report.ungradeable,
+            per_skill=flat_accuracy(observation.report.report) if observation.report.report else {},
+            generated=generated,
+            kept=kept,
+            examples_so_far=len(self.data),
+            reward=reward,
+            training_seconds=training.seconds if training else 0.0,
+            train_loss=training.train_loss if training else None,
+            adapter=training.adapter if training else None,
+            parse_failures=parse_failures,
+            fallbacks=fallbacks,
+            tokens=dict(self.tokens),
+        )
 
     def _write_iteration(
         self, iteration: int, observation: Observation, checked: Sequence[TrainingExample], action: AgentAction | None
@@ -401,52 +400,54 @@ class DataEnvGym:
         self.recorder.stage(f"resuming after iteration {self.iteration}", None)
         return state.observation
 
-    def _summary(self, test: Feedback, base: Feedback, started: float, resumed_from: int | None) -> dict[str, Any]:
-        curve = {str(row["iteration"]): row["val_accuracy"] for row in self.history}
+    def _summary(self, test: Feedback, base: Feedback, started: float, resumed_from: int | None) -> EpisodeResult[DataEnvGymDetails]:
+        curve = {str(row.iteration): row.val_accuracy for row in self.history}
         first, last = self.history[0], self.history[-1]
-        skills = sorted(set(first["per_skill"]) | set(last["per_skill"]))
-        summary: dict[str, Any] = {
-            "env": "dataenvgym",
-            "variant": self.config.variant,
-            "task": self.task.name,
-            "episode_id": self.episode_id,
-            "iterations": self.iteration,
-            "resumed_from": resumed_from,
-            "validation_problems": len(self.val),
-            "test_problems": len(self.test),
-            "val_accuracy_by_iteration": curve,
-            "per_skill_by_iteration": {str(r["iteration"]): r["per_skill"] for r in self.history},
-            "test_accuracy": test.accuracy,
-            "test_accuracy_untrained": base.accuracy,
-            "test_per_skill": test.per_skill_accuracy,
-            "test_per_skill_untrained": base.per_skill_accuracy,
-            "examples_kept": len(self.data),
-            "examples_generated": sum(r["generated"] for r in self.history),
-            "parse_failures": sum(r.get("parse_failures", 0) for r in self.history),
-            "fallbacks": sum(r.get("fallbacks", 0) for r in self.history),
+        skills = sorted(set(first.per_skill) | set(last.per_skill))
+        details = DataEnvGymDetails(
+            variant=self.config.variant,
+            task=self.task.name,
+            episode_id=self.episode_id,
+            iterations=self.iteration,
+            resumed_from=resumed_from,
+            validation_problems=len(self.val),
+            test_problems=len(self.test),
+            val_accuracy_by_iteration=curve,
+            per_skill_by_iteration={str(r.iteration): r.per_skill for r in self.history},
+            test_accuracy=test.accuracy,
+            test_accuracy_untrained=base.accuracy,
+            test_per_skill=test.per_skill_accuracy,
+            test_per_skill_untrained=base.per_skill_accuracy,
+            examples_kept=len(self.data),
+            examples_generated=sum(r.generated for r in self.history),
+            parse_failures=sum(r.parse_failures for r in self.history),
+            fallbacks=sum(r.fallbacks for r in self.history),
             # Answers left out of the accuracies above because the grader could not score them.
-            "ungradeable": {
-                "validation": sum(r.get("val_ungradeable", 0) for r in self.history),
+            ungradeable={
+                "validation": sum(r.val_ungradeable for r in self.history),
                 "test": test.ungradeable,
                 "test_untrained": base.ungradeable,
             },
-            "training_seconds": round(sum(r["training_seconds"] for r in self.history), 2),
-            "history": self.history,
-            "tokens": dict(self.tokens),
-            "wall_time_s": round(time.time() - started, 2),
-        }
-        summary["scores"] = {
+            training_seconds=round(sum(r.training_seconds for r in self.history), 2),
+            history=list(self.history),
+        )
+        scores: dict[str, float | None] = {
             **{f"val@{k}": v for k, v in curve.items()},
             "test": test.accuracy,
             "test_untrained": base.accuracy,
             "test_gain": test.accuracy - base.accuracy,
             # Per-skill learning curves: which skills the environment made improve.
-            **{f"val[{s}]@{r['iteration']}": r["per_skill"].get(s) for s in skills if "/" not in s for r in self.history},
+            **{f"val[{s}]@{r.iteration}": r.per_skill.get(s) for s in skills if "/" not in s for r in self.history},
         }
-        for key, value in summary["scores"].items():
-            if value is not None:
-                self.recorder.metric(f"score/{key}", value)
-        for sender, count in self.tokens.items():
-            self.recorder.metric("tokens", count, agent=sender)
-        self.recorder.metric("wall_time_s", summary["wall_time_s"])
-        return summary
+        ungradeable = sum(details.ungradeable.values())
+        failures = {"unparsed_or_unserved": details.parse_failures, "ungradeable": ungradeable}
+        return EpisodeResult[DataEnvGymDetails](
+            scores=scores,
+            tokens=dict(self.tokens),
+            wall_time_s=time.time() - started,
+            counts=Counts(
+                failures={kind: n for kind, n in failures.items() if n},
+                fallbacks={"plan": details.fallbacks} if details.fallbacks else {},
+            ),
+            details=details,
+        )

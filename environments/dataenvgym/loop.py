@@ -28,7 +28,8 @@ from classroom.environments.dataenvgym.config import DataEnvConfig
 from classroom.environments.dataenvgym.engines import DataGenerationEngine, ReasoningGymEngine
 from classroom.environments.dataenvgym.env import DataEnvGym, EnvState
 from classroom.environments.dataenvgym.policies import DataGenerationPolicy
-from classroom.environments.dataenvgym.summary import dataenvgym_summary_table
+from classroom.environments.dataenvgym.summary import DataEnvGymDetails, dataenvgym_summary_table
+from classroom.environments.result import EpisodeResult
 from classroom.environments.tasks import Task
 from classroom.serving.errors import EpisodeStopped
 
@@ -119,7 +120,9 @@ class DataEnvGymLoop:
             grader=GraderClient(spawn(Grader, stateless=True)),
         )
 
-    async def run(self, episode: Episode, agents: DataEnvAgents, resume_from: DataEnvCheckpoint | None = None) -> dict[str, Any]:
+    async def run(
+        self, episode: Episode, agents: DataEnvAgents, resume_from: DataEnvCheckpoint | None = None
+    ) -> EpisodeResult[DataEnvGymDetails]:
         """Reset (or resume), let the agent act until done, score the test set."""
         started = time.time()
         env = DataEnvGym(
@@ -174,5 +177,5 @@ class DataEnvGymLoop:
     def episode_id_of(self, state: DataEnvCheckpoint) -> str:
         return state.env.episode_id
 
-    def summary_table(self, summary: dict[str, Any]) -> list[Any]:
-        return dataenvgym_summary_table(summary)
+    def summary_table(self, result: EpisodeResult[DataEnvGymDetails]) -> list[Any]:
+        return dataenvgym_summary_table(result)

@@ -9,7 +9,6 @@ LoRA adapters on one engine); the teacher is the `teacher` role's model.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, ClassVar
 
 from classroom.agents.actors import spawn
@@ -27,12 +26,13 @@ from classroom.environments.lbt.m1 import run_m1
 from classroom.environments.lbt.m2 import run_m2
 from classroom.environments.lbt.m3 import m3_checkpoint, run_m3
 from classroom.environments.lbt.rationale_scores import LbtAgents
-from classroom.environments.lbt.summary import lbt_summary_table
-from classroom.environments.replay import Replay, replay_from
+from classroom.environments.lbt.summary import LbtResultDetails, lbt_summary_table
+from classroom.environments.replay import Replay, ResumesByReplay
+from classroom.environments.result import EpisodeResult
 from classroom.environments.tasks import Task
 
 
-class LbtLoop:
+class LbtLoop(ResumesByReplay):
     """Learning by teaching: M1, M2 and M3 over a class of students."""
 
     name: ClassVar[str] = "lbt"
@@ -85,7 +85,7 @@ class LbtLoop:
             teacher_as_student=spawn_student(episode, Seat("teacher", "teacher")),
         )
 
-    async def run(self, episode: Episode, agents: LbtAgents, resume_from: Replay | None = None) -> dict[str, Any]:
+    async def run(self, episode: Episode, agents: LbtAgents, resume_from: Replay | None = None) -> EpisodeResult[LbtResultDetails]:
         config: LbtConfig = episode.config
         if config.method == "m3":
             # M3's iterations hang on answers it does not log (each set's wrong answers
@@ -94,28 +94,14 @@ class LbtLoop:
             checkpoint = m3_checkpoint(episode) if resume_from is not None else None
             if resume_from is not None:
                 episode.recorder.rewind(checkpoint.events_logged if checkpoint is not None else 0)
-            summary = await run_m3(episode, agents, checkpoint)
+            result: EpisodeResult[Any] = await run_m3(episode, agents, checkpoint)
         else:
-            summary = await (run_m1 if config.method == "m1" else run_m2)(episode, agents, resume_from)
-        for key, value in summary["scores"].items():
-            if value is not None:
-                episode.recorder.metric(f"score/{key}", value)
-        for sender, count in summary.get("tokens", {}).items():
-            episode.recorder.metric("tokens", count, agent=sender)
-        return summary
+            result = await (run_m1 if config.method == "m1" else run_m2)(episode, agents, resume_from)
+        return result
 
-    # Stateful: the event log is the state. A resumed M1 or M2 episode takes the
-    # rationales, exams and pairs it finds logged and asks for the rest (M2's DPO step is
-    # trained again); M3 goes on after its last finished iteration (its checkpoint).
+    # Stateful (ResumesByReplay): the event log is the state. A resumed M1 or M2 episode
+    # takes the rationales, exams and pairs it finds logged and asks for the rest (M2's
+    # DPO step is trained again); M3 goes on after its last finished iteration (its checkpoint).
 
-    def save_state(self, run_dir: Path, state: Replay) -> None:
-        """Nothing to write: the event log, already on disk, is the state."""
-
-    def load_state(self, run_dir: Path) -> Replay:
-        return replay_from(run_dir)
-
-    def episode_id_of(self, state: Replay) -> str:
-        return state.episode_id
-
-    def summary_table(self, summary: dict[str, Any]) -> list[Any]:
-        return lbt_summary_table(summary)
+    def summary_table(self, result: EpisodeResult[LbtResultDetails]) -> list[Any]:
+        return lbt_summary_table(result)

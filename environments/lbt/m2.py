@@ -23,13 +23,15 @@ from classroom.environments.lbt.config import LbtConfig
 from classroom.environments.lbt.rationale_scores import LbtAgents, teach_and_score
 from classroom.environments.lbt.selection import preference_pairs
 from classroom.environments.lbt.similar import SimilarProblems
+from classroom.environments.lbt.summary import M2Details
 from classroom.environments.replay import Replay
+from classroom.environments.result import Counts, EpisodeResult, mean, tokens_by_sender
 from classroom.serving.llm import AdapterLLM
 
 PREFERENCES = "preferences.jsonl"
 
 
-async def run_m2(episode: Episode, agents: LbtAgents, replay: Replay | None = None) -> dict[str, Any]:
+async def run_m2(episode: Episode, agents: LbtAgents, replay: Replay | None = None) -> EpisodeResult[M2Details]:
     started = time.time()
     config: LbtConfig = episode.config
     settings = config.m2
@@ -144,40 +146,37 @@ async def run_m2(episode: Episode, agents: LbtAgents, replay: Replay | None = No
     # nor wrong: left out of the accuracy and counted.
     verdicts_before = [await agents.grader.score(p, e.final_answer) for p, e in zip(test, before)]
     verdicts_after = [await agents.grader.score(p, e.final_answer) for p, e in zip(test, after)]
-    accuracy_before = _mean([v for v in verdicts_before if v is not None])
-    accuracy_after = _mean([v for v in verdicts_after if v is not None])
+    accuracy_before = mean([v for v in verdicts_before if v is not None])
+    accuracy_after = mean([v for v in verdicts_after if v is not None])
     ungradeable = {"before": verdicts_before.count(None), "after": verdicts_after.count(None)}
     tokens = dict(teaching.tokens) if teaching else {}
-    for explanation in [*before, *(after if adapter else [])]:
-        tokens[explanation.sender] = tokens.get(explanation.sender, 0) + explanation.usage.total_tokens
-
-    summary: dict[str, Any] = {
-        "env": "lbt",
-        "method": "m2",
-        "preference": settings.preference,
-        "task": episode.task.name,
-        "episode_id": episode.episode_id,
-        "students": list(agents.names),
-        "train_problems": len(train),
-        "test_problems": len(test),
-        "pairs": len(pairs),
-        "preferences_file": PREFERENCES if pairs else None,
-        "training": {k: training[k] for k in ("train_loss", "seconds", "steps") if k in training},
-        "teacher_accuracy_before": accuracy_before,
-        "teacher_accuracy_after": accuracy_after,
-        "ungradeable": ungradeable,
-        "exam_engines": teaching.exam_engines if teaching else {},
-        "tokens": tokens,
-        "wall_time_s": round(time.time() - started, 2),
-    }
-    summary["scores"] = {
+    tokens_by_sender([*before, *(after if adapter else [])], into=tokens)
+    details = M2Details(
+        task=episode.task.name,
+        episode_id=episode.episode_id,
+        students=list(agents.names),
+        preference=settings.preference,
+        train_problems=len(train),
+        test_problems=len(test),
+        pairs=len(pairs),
+        preferences_file=PREFERENCES if pairs else None,
+        training={k: training[k] for k in ("train_loss", "seconds", "steps") if k in training},
+        teacher_accuracy_before=accuracy_before,
+        teacher_accuracy_after=accuracy_after,
+        ungradeable=ungradeable,
+        exam_engines=teaching.exam_engines if teaching else {},
+    )
+    scores: dict[str, float | None] = {
         "teacher_test": accuracy_after,
         "teacher_test_before": accuracy_before,
-        "teacher_gain": accuracy_after - accuracy_before,
+        "teacher_gain": None if accuracy_after is None or accuracy_before is None else accuracy_after - accuracy_before,
         "pairs": float(len(pairs)),
     }
-    return summary
-
-
-def _mean(values: list[bool]) -> float:
-    return sum(values) / len(values) if values else 0.0
+    unscored = sum(ungradeable.values())
+    return EpisodeResult[M2Details](
+        scores=scores,
+        tokens=tokens,
+        wall_time_s=time.time() - started,
+        counts=Counts(failures={"ungradeable": unscored} if unscored else {}),
+        details=details,
+    )

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from typing import Any
 
 from classroom.agents.config_validation import instantiate_plugin
 from classroom.agents.grading import accuracy
@@ -23,7 +22,9 @@ from classroom.environments.base import CHECKPOINT, Episode, read_checkpoint, wr
 from classroom.environments.lbt.config import LbtConfig
 from classroom.environments.lbt.exemplars import ExemplarProposer
 from classroom.environments.lbt.rationale_scores import LbtAgents
+from classroom.environments.lbt.summary import M3Details
 from classroom.environments.lbt.types import ExemplarProposal, ExemplarSet, M3Checkpoint
+from classroom.environments.result import Counts, EpisodeResult, tokens_by_sender
 from classroom.serving.structured import validate_reply
 
 
@@ -35,7 +36,7 @@ def m3_checkpoint(episode: Episode) -> M3Checkpoint | None:
     return read_checkpoint(episode.run_dir, M3Checkpoint, missing="")
 
 
-async def run_m3(episode: Episode, agents: LbtAgents, resume_from: M3Checkpoint | None = None) -> dict[str, Any]:
+async def run_m3(episode: Episode, agents: LbtAgents, resume_from: M3Checkpoint | None = None) -> EpisodeResult[M3Details]:
     """One M3 episode; ``resume_from`` (its log cut back to it) goes on after the
     iteration it names."""
     started = time.time()
@@ -131,31 +132,33 @@ async def run_m3(episode: Episode, agents: LbtAgents, resume_from: M3Checkpoint 
         _accuracy(agents, first, test, settings.answer_tokens, tokens, episode, "m3_test_first"),
         _accuracy(agents, current, test, settings.answer_tokens, tokens, episode, "m3_test_final"),
     )
-    summary: dict[str, Any] = {
-        "env": "lbt",
-        "method": "m3",
-        "task": episode.task.name,
-        "episode_id": episode.episode_id,
-        "students": list(agents.names),
-        "proposer": proposer.name,
-        "train_items": len(items),
-        "test_problems": len(test),
-        "train_accuracy_by_iteration": curve,
-        "test_accuracy_first": test_first,
-        "test_accuracy_final": test_final,
-        "parse_failures": failures,
-        "final_exemplars": [e.model_dump() for e in current.exemplars],
-        "resumed_after_iteration": resume_from.iteration if resume_from is not None else None,
-        "tokens": tokens,
-        "wall_time_s": round(time.time() - started, 2),
-    }
-    summary["scores"] = {
+    details = M3Details(
+        task=episode.task.name,
+        episode_id=episode.episode_id,
+        students=list(agents.names),
+        proposer=proposer.name,
+        train_items=len(items),
+        test_problems=len(test),
+        train_accuracy_by_iteration=curve,
+        test_accuracy_first=test_first,
+        test_accuracy_final=test_final,
+        parse_failures=failures,
+        final_exemplars=list(current.exemplars),
+        resumed_after_iteration=resume_from.iteration if resume_from is not None else None,
+    )
+    scores: dict[str, float | None] = {
         **{f"m3_train@{k}": v for k, v in curve.items()},
         "m3_test": test_final,
         "m3_test_first": test_first,
         "m3_test_gain": test_final - test_first,
     }
-    return summary
+    return EpisodeResult[M3Details](
+        scores=scores,
+        tokens=tokens,
+        wall_time_s=time.time() - started,
+        counts=Counts(failures={"unparsed_proposals": failures} if failures else {}),
+        details=details,
+    )
 
 
 async def _score(
@@ -171,9 +174,9 @@ async def _score(
     by_id = {p.id: p for p in items}
     right, counted, errors = 0, 0, []
     every = [attempt for attempts in graded for attempt in attempts]
+    tokens_by_sender(every, into=tokens)
     for attempts in graded:
         for attempt in attempts:
-            tokens[attempt.sender] = tokens.get(attempt.sender, 0) + attempt.usage.total_tokens
             if attempt.correct is None:  # ungradeable: neither right nor an error to learn from
                 continue
             counted += 1
@@ -198,8 +201,7 @@ async def _accuracy(
     answers = await agents.teacher_as_student.answer_each([(p, demos) for p in problems], phase=phase, max_tokens=max_tokens)
     graded = await agents.grader.grade_attempts(problems, [a[0] for a in answers])
     episode.recorder.record(graded)
-    for attempt in graded:
-        tokens[attempt.sender] = tokens.get(attempt.sender, 0) + attempt.usage.total_tokens
+    tokens_by_sender(graded, into=tokens)
     return accuracy(graded) or 0.0  # over the graded ones
 
 

@@ -22,6 +22,7 @@ from classroom.environments.lbt.similar import SimilarProblems
 from classroom.environments.lbt.types import ScoredRationale, TeachingScore
 from classroom.environments.recording import Recorder
 from classroom.environments.replay import Replay
+from classroom.environments.result import mean, tokens_by_sender
 from classroom.serving.pool import ModelPool
 from classroom.serving.types import EngineStats
 
@@ -92,7 +93,7 @@ async def teach_and_score(
     if not exams:
         unscored = {p.id: [ScoredRationale(e, e.final_answer, right, 0.0) for e, right in zip(group, rights)]
                     for p, group, rights in zip(problems, sampled, correct)}  # fmt: skip
-        tokens = _tokens_by_sender([*greedy, *(e for group in sampled for e in group)])
+        tokens = tokens_by_sender([*greedy, *(e for group in sampled for e in group)])
         return Teaching(problems, {e.problem_id: e for e in greedy}, unscored, {}, tokens)
 
     exam_sets = {p.id: similar.exam(p, settings.exam_size) for p in problems}
@@ -163,19 +164,12 @@ async def teach_and_score(
             )
     recorder.record([m for m in messages if (m.problem_id, m.rationale_id) not in _scored_in(replay)])
     every = [*greedy, *(e for group in sampled for e in group), *(a for sg in graded for attempts in sg for a in attempts)]
-    return Teaching(problems, {e.problem_id: e for e in greedy}, scored, exam_engines, _tokens_by_sender(every))
+    return Teaching(problems, {e.problem_id: e for e in greedy}, scored, exam_engines, tokens_by_sender(every))
 
 
 def _scored_in(replay: Replay) -> set[tuple[str, str]]:
     """(problem, rationale) of every TeachingScore a resumed episode finds logged."""
     return {(m.problem_id, m.rationale_id) for m in replay.of_kind(TeachingScore)}
-
-
-def _tokens_by_sender(messages: Sequence[Explanation | Attempt]) -> dict[str, int]:
-    tokens: dict[str, int] = {}
-    for message in messages:
-        tokens[message.sender] = tokens.get(message.sender, 0) + message.usage.total_tokens
-    return tokens
 
 
 async def _grade_rationales(
@@ -213,8 +207,4 @@ def exam_score(attempts: Sequence[Attempt]) -> tuple[float, int, int]:
     none is), how many were graded, and how many were left out as ungradeable (``correct``
     None: a scorer that failed or ran out of time is neither right nor wrong)."""
     graded = [a.correct for a in attempts if a.correct is not None]
-    return _mean(graded), len(graded), len(attempts) - len(graded)
-
-
-def _mean(values: Sequence[bool | float]) -> float:
-    return sum(float(v) for v in values) / len(values) if values else 0.0
+    return mean(graded) or 0.0, len(graded), len(attempts) - len(graded)

@@ -44,11 +44,20 @@ from classroom.agents.roles import Student, gold_explanation
 from classroom.agents.step_checker import worked_solution
 from classroom.environments.base import UNBOUND_MODEL, Curve, Episode, Stage, read_checkpoint, role_learner, write_checkpoint
 from classroom.environments.recording import Recorder
+from classroom.environments.result import Counts, EpisodeResult, tokens_by_sender
 from classroom.environments.supercorrect import plan
 from classroom.environments.supercorrect.config import SuperCorrectConfig
 from classroom.environments.supercorrect.corrupt import Corrupted
 from classroom.environments.supercorrect.dataset import write_dataset
 from classroom.environments.supercorrect.localisation import benchmark_cases, checker_localises, localise
+from classroom.environments.supercorrect.summary import (
+    DatasetCard,
+    LocalisationFigures,
+    ModelLocalisation,
+    SuperCorrectDetails,
+    TemplateCounts,
+    supercorrect_summary_table,
+)
 from classroom.environments.supercorrect.teachers import Correction, ProgrammaticTeacher, TemplateTeacher, Uncorrected, Written
 from classroom.environments.supercorrect.traces import (
     CorrectionTrace,
@@ -176,7 +185,7 @@ class SuperCorrectLoop:
             teacher=instantiate_plugin("env.teacher", config.teacher, TemplateTeacher),
         )
 
-    async def run(self, episode: Episode, agents: SuperCorrectAgents, resume_from: Any | None = None) -> dict[str, Any]:
+    async def run(self, episode: Episode, agents: SuperCorrectAgents, resume_from: Any | None = None) -> EpisodeResult[SuperCorrectDetails]:
         started = time.time()
         config: SuperCorrectConfig = episode.config
         prompts = PromptSet.load("classroom.environments.supercorrect", "prompts.yaml", config.prompts)
@@ -275,8 +284,8 @@ class SuperCorrectLoop:
         teacher_llm: Any,
         stage1: Stage1Checkpoint,
         started: float,
-    ) -> dict[str, Any]:
-        """Correction traces and DPO (hsft_dpo), the localisation benchmark, the summary."""
+    ) -> EpisodeResult[SuperCorrectDetails]:
+        """Correction traces and DPO (hsft_dpo), the localisation benchmark, the result."""
         config: SuperCorrectConfig = episode.config
         recorder, run_dir = episode.recorder, Path(episode.run_dir)
         written = Written(
@@ -333,40 +342,33 @@ class SuperCorrectLoop:
             stage2=stage2,
         )
         final = test_stage2 if test_stage2 is not None else test_stage1
-        summary: dict[str, Any] = {
-            "env": "supercorrect",
-            "stage": config.stage,
-            "task": episode.task.name,
-            "episode_id": episode.episode_id,
-            "teacher": agents.teacher.name,
-            "templates": {
-                "written": len(written.templates),
-                "dropped": len(written.dropped),
-                "asked": len(train) + len(test),
-                # Templates not by the run's teacher: the LLM teacher's programmatic fallback.
-                "fallbacks": sum(t.sender != agents.teacher.name for t in written.templates.values()),
+        fallbacks = sum(t.sender != agents.teacher.name for t in written.templates.values())
+        details = SuperCorrectDetails(
+            stage=config.stage,
+            task=episode.task.name,
+            episode_id=episode.episode_id,
+            teacher=agents.teacher.name,
+            templates=TemplateCounts(
+                written=len(written.templates), dropped=len(written.dropped), asked=len(train) + len(test), fallbacks=fallbacks
+            ),
+            train_examples=len(examples),
+            pairs=len(pairs),
+            stage2=stage2,
+            dpo_reference=dpo_reference,
+            test_problems=len(test),
+            test_accuracy={"untrained": test_untrained, "stage1": test_stage1, "stage2": test_stage2},
+            ungradeable=ungradeable,
+            localisation={
+                "student_before_stage2": _localisation(localisation_before),
+                "student_after_stage2": _localisation(localisation_after) if localisation_after else None,
+                "teacher_model": _localisation(localisation_teacher),
+                "step_checker": LocalisationFigures(**localisation_checker),
+                "constant_guess": LocalisationFigures(accuracy=constant_guess, cases=len(benchmark)),
             },
-            "train_examples": len(examples),
-            "pairs": len(pairs),
-            "stage2": stage2,
-            "dpo_reference": dpo_reference,
-            "test_problems": len(test),
-            "test_accuracy": {"untrained": test_untrained, "stage1": test_stage1, "stage2": test_stage2},
-            # Test answers the grader could not score, left out of those accuracies.
-            "ungradeable": ungradeable,
-            "localisation": {
-                "student_before_stage2": localisation_before,
-                "student_after_stage2": localisation_after or None,
-                "teacher_model": localisation_teacher,
-                "step_checker": localisation_checker,
-                "constant_guess": {"accuracy": constant_guess, "cases": len(benchmark)},
-            },
-            "dataset": card,
-            "training": {"loss": training.train_loss, "seconds": training.seconds},
-            "tokens": tokens,
-            "wall_time_s": round(time.time() - started, 2),
-        }
-        summary["scores"] = {
+            dataset=DatasetCard(**card),
+            training={"loss": training.train_loss, "seconds": training.seconds},
+        )
+        scores: dict[str, float | None] = {
             "test": final,
             # HSFT alone, measured in the same run before stage 2 (an `hsft_dpo` run
             # gives both stages on the same test problems).
@@ -378,10 +380,21 @@ class SuperCorrectLoop:
             "locate_teacher": localisation_teacher["accuracy"],
             "locate_constant_guess": constant_guess,
         }
-        for key, value in summary["scores"].items():
-            if value is not None:
-                recorder.metric(f"score/{key}", value)
-        return summary
+        failures = {
+            "ungradeable": sum(ungradeable.values()),
+            "templates_dropped": len(written.dropped),
+            **{f"stage2_{kind}": (stage2 or {}).get(kind, 0) for kind in ("unparsed", "correction_unparsed", "critique_unparsed")},
+        }
+        return EpisodeResult[SuperCorrectDetails](
+            scores=scores,
+            tokens=tokens,
+            wall_time_s=time.time() - started,
+            counts=Counts(
+                failures={kind: n for kind, n in failures.items() if n},
+                fallbacks={"programmatic_templates": fallbacks} if fallbacks else {},
+            ),
+            details=details,
+        )
 
     async def _accuracy(
         self,
@@ -397,7 +410,7 @@ class SuperCorrectLoop:
         attempts = await agents.student.answer(problems, phase=phase, base=base)
         graded = await agents.grader.grade_attempts(problems, attempts)
         recorder.record(graded)
-        _count(tokens, graded)
+        tokens_by_sender(graded, into=tokens)
         ungradeable[phase] = sum(a.correct is None for a in graded)
         # Over the graded ones: an ungradeable attempt is neither right nor wrong.
         return accuracy(graded) or 0.0
@@ -423,7 +436,7 @@ class SuperCorrectLoop:
         counts = {"solutions": sum(map(len, solved)), "wrong": 0, "ungradeable": 0, "unparsed": 0}
         # One grading call for every solution (the grader matches them by problem id).
         graded = await agents.grader.grade_attempts(list(problems), [a for attempts in solved for a in attempts])
-        _count(tokens, graded)
+        tokens_by_sender(graded, into=tokens)
         episode.recorder.record(graded)
         by_id = {p.id: p for p in problems}
         for attempt in graded:
@@ -493,7 +506,7 @@ class SuperCorrectLoop:
             for (p, a, t, c), r in zip(located, replies)
         ]
         episode.recorder.record(critiques)
-        _count(tokens, critiques)
+        tokens_by_sender(critiques, into=tokens)
         pairs, traces = [], []
         for (problem, attempt, template, correction), critique in zip(located, critiques):
             steps = tuple(s.text for s in template.steps[: correction.step])
@@ -565,7 +578,7 @@ class SuperCorrectLoop:
     ) -> dict[str, Any]:
         figures, replies = await localise(asker, benchmark, phase=phase, max_tokens=max_tokens)
         recorder.record(replies)
-        _count(tokens, replies)
+        tokens_by_sender(replies, into=tokens)
         return figures
 
     # ------------------------------------------------------------------- Stateful
@@ -579,42 +592,8 @@ class SuperCorrectLoop:
     def episode_id_of(self, state: Stage1Checkpoint) -> str:
         return state.episode_id
 
-    def summary_table(self, summary: dict[str, Any]) -> list[Any]:
-        from rich.table import Table
-        from rich.text import Text
-
-        def pct(v: float | None) -> str:
-            return "-" if v is None else f"{100 * v:.1f}%"
-
-        acc = summary["test_accuracy"]
-        table = Table(title=f"SuperCorrect ({summary['stage']}) on {summary['task']}: {summary['test_problems']} test problems")
-        table.add_column("student")
-        table.add_column("test accuracy", justify="right")
-        table.add_row("untrained", pct(acc["untrained"]))
-        table.add_row("after stage 1 (" + ("SFT" if summary["stage"] == "sft" else "HSFT") + ")", pct(acc["stage1"]))
-        if acc["stage2"] is not None:
-            table.add_row(f"after stage 2 (DPO, {summary['pairs']} pairs)", pct(acc["stage2"]))
-        located = summary["localisation"]
-        lines = [
-            f"templates: {summary['templates']['written']} written, {summary['templates']['dropped']} dropped"
-            + (
-                f" ({summary['templates']['fallbacks']} written by the programmatic fallback)"
-                if summary["templates"].get("fallbacks")
-                else ""
-            ),
-            "first wrong step found: "
-            + ", ".join(f"{name.replace('_', ' ')} {pct((figures or {}).get('accuracy'))}" for name, figures in located.items() if figures),
-        ]
-        counts = summary.get("stage2")
-        if counts:
-            lines.append(
-                f"stage 2: {counts['solutions']} solutions, {counts['wrong']} wrong ({counts['unparsed']} not in the template"
-                f" format, {counts['uncorrected']} left uncorrected"
-                + (f", {n} of them a teacher reply without a usable correction" if (n := counts.get("correction_unparsed")) else "")
-                + f"), {counts['pairs']} pairs"
-                f" ({counts.get('critique_unparsed', 0)} dropped: the student's own critique did not parse)"
-            )
-        return [table, *(Text(line) for line in lines)]
+    def summary_table(self, result: EpisodeResult[SuperCorrectDetails]) -> list[Any]:
+        return supercorrect_summary_table(result)
 
 
 def _plain(problem: Problem) -> str:
@@ -626,10 +605,10 @@ def _plain(problem: Problem) -> str:
     return gold_explanation(problem) or f"The answer is {problem.answer}."
 
 
+def _localisation(figures: dict[str, Any]) -> ModelLocalisation | LocalisationFigures:
+    """A model's figures (no benchmark cases: only accuracy None and 0 cases)."""
+    return ModelLocalisation(**figures) if "unparsed" in figures else LocalisationFigures(**figures)
+
+
 def _numbered(template: ThoughtTemplate, upto: int) -> str:
     return "\n".join(f"<Step{i}>{s.text}</Step{i}>" for i, s in enumerate(template.steps[:upto], 1))
-
-
-def _count(tokens: dict[str, int], messages: Sequence[Any]) -> None:
-    for message in messages:
-        tokens[message.sender] = tokens.get(message.sender, 0) + message.usage.total_tokens

@@ -30,7 +30,6 @@ import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 from classroom.agents.actors import spawn
@@ -41,12 +40,13 @@ from classroom.agents.messages import Attempt, Explanation, ParseFailure, Proble
 from classroom.agents.roles import gold_explanation
 from classroom.environments.base import Curve, Episode, Stage, spawn_student
 from classroom.environments.recording import Recorder
-from classroom.environments.replay import Replay, replay_from
+from classroom.environments.replay import Replay, ResumesByReplay
+from classroom.environments.result import Counts, EpisodeResult, tokens_by_sender
 from classroom.environments.tasks import Task
 from classroom.environments.tom import stages as tom_stages
 from classroom.environments.tom.config import TomConfig
 from classroom.environments.tom.policies import InterventionPolicy, choose_interventions
-from classroom.environments.tom.summary import budget_key, per_skill_accuracy, tom_summary_table
+from classroom.environments.tom.summary import MentalModelFigures, TomDetails, budget_key, per_skill_accuracy, tom_summary_table
 from classroom.environments.tom.teacher import (
     StudentView,
     TomTeacher,
@@ -130,8 +130,7 @@ class TomEpisode:
         self.tokens: dict[str, int] = defaultdict(int)
 
     def _count(self, messages: Sequence[Attempt | Explanation]) -> None:
-        for message in messages:
-            self.tokens[message.sender] += message.usage.total_tokens
+        tokens_by_sender(messages, into=self.tokens)
 
     async def _in_chunks(self, problems: Sequence[Problem], step: Callable[[int, Sequence[Problem]], Awaitable[R]]) -> list[R]:
         """``step(offset, chunk)`` over ``problems`` in chunks of ``chunk_size``, at most
@@ -325,7 +324,7 @@ class TomEpisode:
             return None
         return [d.utility for d in logged], logged[0].policy
 
-    async def run(self) -> dict[str, Any]:
+    async def run(self) -> EpisodeResult[TomDetails]:
         """Play the episode; returns the summary (also reported as metrics)."""
         started = time.time()
         cfg = self.config
@@ -428,54 +427,7 @@ class TomEpisode:
         ]
         every_pre = [g for s in range(k) for g in (*seed.pre[s], *pre_test[s], *post_pre[s])]
         answered = [*every_pre, *(g for row in helped for g in row), *post_attempts]  # every graded answer of the episode
-        summary: dict[str, Any] = {
-            "env": TomLoop.name,
-            "task": self.task.name,
-            "episode_id": self.episode_id,
-            "intervention_policy": policy,
-            "explanation_style": chunks[0].style if test else None,
-            "students": list(self.names),
-            "problems": len(test),
-            "seed_set": len(seed_set),
-            "post_test_set": len(post_set),
-            "budgets": list(cfg.budgets),
-            "interventions": interventions,
-            # Which test problems each budget explained (student:problem in a class).
-            "intervened": intervened,
-            "accuracy_by_budget": by_budget,
-            "multiturn_by_demos": multiturn,
-            "accuracy": {
-                "no_intervention": accuracy(flat_pre),
-                "with_every_explanation": accuracy(flat_usable),
-                f"at_budget_{max_key}": by_budget[max_key],
-            },
-            "per_skill": {
-                "no_intervention": per_skill_accuracy(test, flat_pre),
-                f"at_budget_{max_key}": per_skill_accuracy(
-                    test, [flat_usable[j] if j in max_chosen else flat_pre[j] for j in range(pairs)]
-                ),
-            },
-            "explanations_flip": {"wrong_to_right": flips_right, "right_to_wrong": flips_wrong},
-            "seed_set_flips_used_for_personalization": sum(len(mine) for mine in seed.personal),
-            # Test explanations written unpersonalized because no seed explanation flipped the student.
-            "personalization_fallbacks": fallbacks,
-            # Deceptive explanations that did not argue for the planted wrong answer: recorded, never given.
-            "deceptive_noncompliant": {"seed_set": seed.unusable, "test": unusable},
-            "mental_model": {
-                "target": cfg.mental_model_target,
-                "demonstrations_right": sum(o.attempt.correct is True for o in alone_demos),
-                "demonstrations_wrong": sum(o.attempt.correct is False for o in alone_demos),
-            },
-            "parse_failures": sum(not g.parsed for g in answered),
-            # Answers the grader could not score: left out of every accuracy and flip above.
-            "ungradeable": sum(g.correct is None for g in answered),
-            "tokens": tokens,
-            "wall_time_s": round(time.time() - started, 2),
-        }
-        if k > 1:
-            summary["accuracy_by_budget_per_student"] = by_student
-        # The numbers a sweep tabulates and plots.
-        summary["scores"] = {
+        scores: dict[str, float | None] = {
             **{f"acc@{key}": v for key, v in by_budget.items()},
             **{f"multiturn@{key}": v for key, v in multiturn.items()},
             # Paired within the run: the same problems with and without intervention.
@@ -486,19 +438,63 @@ class TomEpisode:
             },
         }
         if k > 1:
-            summary["scores"].update({f"acc[{name}]@{key}": v for name, row in by_student.items() for key, v in row.items()})
-        for key, value in summary["scores"].items():
-            if value is not None:
-                self.recorder.metric(f"score/{key}", value)
-        for skill, value in summary["per_skill"]["no_intervention"].items():
+            scores.update({f"acc[{name}]@{key}": v for name, row in by_student.items() for key, v in row.items()})
+        details = TomDetails(
+            env=TomLoop.name,
+            task=self.task.name,
+            episode_id=self.episode_id,
+            intervention_policy=policy,
+            explanation_style=chunks[0].style if test else None,
+            students=list(self.names),
+            problems=len(test),
+            seed_set=len(seed_set),
+            post_test_set=len(post_set),
+            budgets=list(cfg.budgets),
+            interventions=interventions,
+            intervened=intervened,
+            accuracy_by_budget=by_budget,
+            multiturn_by_demos=multiturn,
+            accuracy={
+                "no_intervention": accuracy(flat_pre),
+                "with_every_explanation": accuracy(flat_usable),
+                f"at_budget_{max_key}": by_budget[max_key],
+            },
+            per_skill={
+                "no_intervention": per_skill_accuracy(test, flat_pre),
+                f"at_budget_{max_key}": per_skill_accuracy(
+                    test, [flat_usable[j] if j in max_chosen else flat_pre[j] for j in range(pairs)]
+                ),
+            },
+            explanations_flip={"wrong_to_right": flips_right, "right_to_wrong": flips_wrong},
+            seed_set_flips_used_for_personalization=sum(len(mine) for mine in seed.personal),
+            personalization_fallbacks=fallbacks,
+            deceptive_noncompliant={"seed_set": seed.unusable, "test": unusable},
+            mental_model=MentalModelFigures(
+                target=cfg.mental_model_target,
+                demonstrations_right=sum(o.attempt.correct is True for o in alone_demos),
+                demonstrations_wrong=sum(o.attempt.correct is False for o in alone_demos),
+            ),
+            parse_failures=sum(not g.parsed for g in answered),
+            ungradeable=sum(g.correct is None for g in answered),
+            accuracy_by_budget_per_student=by_student if k > 1 else None,
+        )
+        for skill, value in details.per_skill["no_intervention"].items():
             self.recorder.metric("per_skill/no_intervention", value, skill=skill)
-        for sender, count in tokens.items():
-            self.recorder.metric("tokens", count, agent=sender)
-        self.recorder.metric("wall_time_s", summary["wall_time_s"])
-        return summary
+        failures = {"unparsed_answers": details.parse_failures, "ungradeable": details.ungradeable}
+        failures["deceptive_noncompliant"] = seed.unusable + unusable
+        return EpisodeResult[TomDetails](
+            scores=scores,
+            tokens=tokens,
+            wall_time_s=time.time() - started,
+            counts=Counts(
+                failures={kind: n for kind, n in failures.items() if n},
+                fallbacks={"personalization": fallbacks} if fallbacks else {},
+            ),
+            details=details,
+        )
 
 
-class TomLoop:
+class TomLoop(ResumesByReplay):
     """The ToM loop behind the :class:`~classroom.environments.base.TeachingLoop` protocol."""
 
     name: ClassVar[str] = "tom"
@@ -570,21 +566,8 @@ class TomLoop:
             grader=GraderClient(spawn(Grader, stateless=True)),
         )
 
-    async def run(self, episode: Episode, agents: TomAgents, resume_from: Replay | None = None) -> dict[str, Any]:
+    async def run(self, episode: Episode, agents: TomAgents, resume_from: Replay | None = None) -> EpisodeResult[TomDetails]:
         return await TomEpisode(episode.config, episode.task, agents, episode.recorder, episode.episode_id, replay=resume_from).run()
 
-    # Stateful: the event log is a ToM episode's state. It is flushed line by line and
-    # every stage logs its messages together, so a resumed episode replays the stages
-    # the log holds whole and asks its agents from the first one it does not.
-
-    def save_state(self, run_dir: Path, state: Replay) -> None:
-        """Nothing to write: the event log, already on disk, is the state."""
-
-    def load_state(self, run_dir: Path) -> Replay:
-        return replay_from(run_dir)
-
-    def episode_id_of(self, state: Replay) -> str:
-        return state.episode_id
-
-    def summary_table(self, summary: dict[str, Any]) -> list[Any]:
-        return tom_summary_table(summary)
+    def summary_table(self, result: EpisodeResult[TomDetails]) -> list[Any]:
+        return tom_summary_table(result)

@@ -3,7 +3,7 @@ whole tier, shared by every test that needs a model.
 
 Starting an engine costs ~40 s on 2 cores, so it is started once: the session engine is
 the pool `classroom run` starts for ``model=embedded`` (with
-:data:`support.engines.SHARED_MODEL`), kept by :func:`classroom.launch.app.keep_engines`,
+:data:`support.engines.SHARED_MODEL`), kept by :func:`classroom.launch.pools.keep_engines`,
 so an episode a test runs in this process (`classroom run|resume|sweep` through
 ``support.cli.classroom``, with those overrides) plays on it too. After each test the
 adapters it loaded are unloaded again (the engine stays). Nothing here is a stand-in:
@@ -40,7 +40,7 @@ def trainer(ray_local):
 def kept(ray_local, trainer):
     """The engine pools every episode of this process plays on (keep_engines), and the
     trainer beside them, as one `classroom run` keeps both for its episode."""
-    from classroom.launch.app import keep_engines
+    from classroom.launch.pools import keep_engines
 
     with keep_engines() as pools:
         yield pools

@@ -203,7 +203,7 @@ async def test_one_lora_iteration_end_to_end_hot_loads_the_adapter(engine, tmp_p
         recorder=recorder,
         run_dir=tmp_path,
     )
-    summary = await DataEnvGymLoop().run(episode, agents)
+    summary = (await DataEnvGymLoop().run(episode, agents)).summary()
     recorder.close()
 
     assert summary["iterations"] == 1 and summary["examples_kept"] == 8

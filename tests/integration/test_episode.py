@@ -18,6 +18,7 @@ from classroom.environments.tom.policies import AllIntervention
 from classroom.environments.tom.teacher import TomTeacher, TomTeacherClient
 from classroom.environments.tom.types import InterventionDecision
 from classroom.launch.rundir import RunDirectory, read_metrics
+from classroom.launch.runner import record_result
 from classroom.serving.pool import ModelPool, RoutedLLM
 
 
@@ -35,7 +36,9 @@ async def test_episode_end_to_end(engine, tmp_path):
     )
     run = RunDirectory(tmp_path, {"test": True}, loop="tom", show_progress=False)
     config = TomConfig(num_problems=4, seed_set_size=2, post_test_size=2, budgets=(0.0, 0.5, 1.0), demo_counts=(0, 2, 8), seed=1)
-    summary = await TomEpisode(config, task, agents, run, episode_id="ep").run()
+    result = await TomEpisode(config, task, agents, run, episode_id="ep").run()
+    record_result(run, result)  # what classroom run records from every loop's result
+    summary = result.summary()
     run.write_summary(summary)
     run.close()
 

@@ -90,7 +90,7 @@ async def test_a_class_of_two_adapters_on_one_engine_answers_differently(engine,
 async def test_m1_episode_with_two_students(engine, seated, tmp_path):
     m1 = M1Settings(samples=3, exam_size=2, repeats=2, rationale_tokens=48, answer_tokens=32)
     episode, agents, recorder = lbt_episode(engine, tmp_path, seated, num_problems=3, m1=m1)
-    summary = await run_m1(episode, agents)
+    summary = (await run_m1(episode, agents)).summary()
     scores = [m for m in recorder.messages if isinstance(m, TeachingScore)]
     assert len(scores) == 3 * 3 and summary["students"] == ["base", "sums"]
     exam = [m for m in recorder.messages if isinstance(m, Attempt) and m.phase == "exam"]
@@ -141,7 +141,7 @@ async def test_m2_episode_saves_pairs_and_serves_the_dpo_teacher(engine, seated,
     m1 = M1Settings(samples=4, exam_size=2, repeats=1, rationale_tokens=64, answer_tokens=48)
     m2 = M2Settings(train_problems=3, max_pairs_per_problem=2, dpo={"_target_": "classroom.agents.learners.DPOLearner", "epochs": 1})
     episode, agents, recorder = lbt_episode(engine, tmp_path, seated[:1], method="m2", num_problems=4, m1=m1, m2=m2)
-    summary = await run_m2(episode, agents)
+    summary = (await run_m2(episode, agents)).summary()
     messages = recorder.messages
     pairs = [m for m in messages if isinstance(m, PreferencePair)]
     assert summary["pairs"] == len(pairs) > 0
@@ -187,7 +187,7 @@ async def test_m2_episode_saves_pairs_and_serves_the_dpo_teacher(engine, seated,
     weights = Path(run.adapter_path) / "adapter_model.safetensors"
     written = weights.stat().st_mtime_ns
     ray.get(engine.actor.unload_adapter.remote("ep-teacher-dpo"))
-    again = await run_m2(episode, agents, Replay(logged))
+    again = (await run_m2(episode, agents, Replay(logged))).summary()
     assert recorder.messages == logged and again["training"]["train_loss"] == run.train_loss
     assert weights.stat().st_mtime_ns == written  # not trained again
     assert again["scores"] == summary["scores"]
@@ -224,7 +224,7 @@ async def test_one_m3_iteration_goes_on_past_a_proposal_that_does_not_parse(engi
     )
     episode, agents, recorder = lbt_episode(engine, tmp_path, seated, method="m3", num_problems=4, m3=m3)
     GarbledProposer.shown.clear()
-    summary = await run_m3(episode, agents)
+    summary = (await run_m3(episode, agents)).summary()
     # No held-out problem (nor its question) reaches the proposer: it saw training
     # problems only (the pool and the students' errors on the training items).
     held_out = [m for m in recorder.messages if isinstance(m, Problem) and m.split == "test"]
@@ -252,7 +252,7 @@ async def test_an_m3_iteration_with_the_teacher_model_proposing(engine, seated, 
         proposer={"_target_": "classroom.environments.lbt.exemplars.LLMProposer", "max_tokens": 192},
     )
     episode, agents, recorder = lbt_episode(engine, tmp_path, seated, method="m3", num_problems=4, m3=m3)
-    summary = await run_m3(episode, agents)
+    summary = (await run_m3(episode, agents)).summary()
     failures = [m for m in recorder.messages if isinstance(m, ParseFailure) and m.expected == "ExemplarSet"]
     proposals = [m for m in recorder.messages if isinstance(m, ExemplarProposal)]
     # The first set is the pool's; iteration 1's two sets either parsed or failed.
@@ -293,7 +293,7 @@ async def test_an_m3_episode_stopped_in_an_iteration_goes_on_after_the_last_fini
     (tmp_path / "whole").mkdir()
     (tmp_path / "cut").mkdir()
     whole_episode, agents, whole_log = lbt_episode(engine, tmp_path / "whole", seated, method="m3", num_problems=4, m3=M3Settings(**m3))
-    whole = await run_m3(whole_episode, agents)
+    whole = (await run_m3(whole_episode, agents)).summary()
     assert_m3_recounts(whole_log.messages, whole, iterations=2, answers_per_set=4 * 2, held_out=4)
 
     dying = M3Settings(**m3, proposer={"_target_": "support.doubles.DyingProposer"})
@@ -304,7 +304,9 @@ async def test_an_m3_episode_stopped_in_an_iteration_goes_on_after_the_last_fini
     checkpoint = m3_checkpoint(episode)
     assert checkpoint is not None and checkpoint.iteration == 1 and checkpoint.events_logged == len(before)
     recorder.rewind(checkpoint.events_logged)
-    resumed = await run_m3(replace(episode, config=LbtConfig(method="m3", num_problems=4, m3=M3Settings(**m3))), agents, checkpoint)
+    resumed = (
+        await run_m3(replace(episode, config=LbtConfig(method="m3", num_problems=4, m3=M3Settings(**m3))), agents, checkpoint)
+    ).summary()
 
     assert resumed["resumed_after_iteration"] == 1 and whole["resumed_after_iteration"] is None
     for key in ("train_accuracy_by_iteration", "final_exemplars", "test_accuracy_first", "test_accuracy_final", "tokens"):

@@ -65,7 +65,7 @@ async def play(engine, policy, explanation="unpersonalized"):
     config = TomConfig(
         num_problems=4, seed_set_size=3, post_test_size=2, budgets=(0.0, 0.5, 1.0), demo_counts=(0, 1), seed=2, explanation=explanation
     )
-    summary = await TomEpisode(config, task, agents, recorder).run()
+    summary = (await TomEpisode(config, task, agents, recorder).run()).summary()
     return summary, recorder.messages
 
 
@@ -197,7 +197,7 @@ async def test_a_class_shares_one_budget_where_the_mental_models_predict_most(ca
     )
     recorder = MemoryRecorder()
     config = TomConfig(num_problems=4, seed_set_size=3, post_test_size=2, budgets=(0.0, 0.5, 1.0), demo_counts=(0, 1), seed=2)
-    summary = await TomEpisode(config, reasoning_gym(size=12, seed=2), agents, recorder).run()
+    summary = (await TomEpisode(config, reasoning_gym(size=12, seed=2), agents, recorder).run()).summary()
     decisions = [m for m in recorder.messages if isinstance(m, InterventionDecision)]
     assert [d.student for d in decisions] == ["base"] * 4 + ["sums"] * 4 and summary["students"] == list(names)
     assert summary["interventions"] == {"0": 0, "0.5": 4, "1": 8}  # b x problems x students
@@ -231,7 +231,7 @@ async def test_stages_ask_in_bounded_chunks_and_score_as_one_batch(cached_engine
         config = TomConfig(
             num_problems=5, seed_set_size=3, post_test_size=3, demo_counts=(0, 2), seed=2, chunk_size=chunk_size, chunks_in_flight=2
         )
-        summary = await TomEpisode(config, task, agents, recorder).run()
+        summary = (await TomEpisode(config, task, agents, recorder).run()).summary()
         return summary, recorder
 
     chunked, small = await episode(2)

@@ -3,7 +3,7 @@ is not what a test is about, in a child process where it is (exit codes of the r
 interpreter, signals, Ctrl-C, a process's own Ray).
 
 In this process, `classroom run|resume|sweep` joins the test session's Ray when one is
-up and, while :func:`classroom.launch.app.keep_engines` is in force (the integration
+up and, while :func:`classroom.launch.pools.keep_engines` is in force (the integration
 tier's), plays on the session's engines: a test pays no Ray or engine start.
 """
 

@@ -177,7 +177,7 @@ def test_bench_rejects_bad_flags():
 
 
 def test_bench_episode_replays_overlapping_calls_as_one_wave():
-    from classroom.launch.bench import call_waves
+    from classroom.launch.bench.episode import call_waves
     from classroom.serving.types import RecordedCall, SamplingParams, as_conversation
 
     def call(started: float, ended: float) -> RecordedCall:

@@ -65,19 +65,24 @@ def test_an_exam_score_leaves_ungradeable_answers_out_and_counts_them():
 def test_m3_shows_training_and_held_out_accuracy_side_by_side():
     from rich.console import Console
 
-    from classroom.environments.lbt.summary import lbt_summary_table
+    from classroom.environments.lbt.summary import M3Details, lbt_summary_table
+    from classroom.environments.result import EpisodeResult
 
-    summary = {
-        "method": "m3",
-        "task": "t",
-        "students": ["a"],
-        "train_items": 8,
-        "test_problems": 10,
-        "train_accuracy_by_iteration": {"0": 0.25, "1": 0.5, "2": 0.75},
-        "test_accuracy_first": 0.3,
-        "test_accuracy_final": 0.2,
-        "parse_failures": 0,
-    }
+    details = M3Details(
+        task="t",
+        episode_id="e",
+        students=["a"],
+        proposer="programmatic",
+        train_items=8,
+        test_problems=10,
+        train_accuracy_by_iteration={"0": 0.25, "1": 0.5, "2": 0.75},
+        test_accuracy_first=0.3,
+        test_accuracy_final=0.2,
+        parse_failures=0,
+        final_exemplars=[],
+        resumed_after_iteration=None,
+    )
+    summary = EpisodeResult[M3Details](scores={}, wall_time_s=1.0, details=details)
     console = Console(record=True, width=200)
     for part in lbt_summary_table(summary):
         console.print(part)

@@ -97,16 +97,16 @@ def every_config() -> list[list[str]]:
 def test_every_config_composes_and_validates(overrides, data_dir, monkeypatch):
     """Each option composes, and `prepare` validates every section against its model,
     builds the task and the plug-ins: a YAML that drifts from its model fails here."""
-    from classroom.launch import app
+    from classroom.launch import plan as run_plan
 
     monkeypatch.setenv("CLASSROOM_DATA_DIR", str(data_dir))
     monkeypatch.setenv("OPENAI_API_KEY", "sk-placeholder")  # model=openai needs its key set (never sent here)
     cfg = compose(overrides)
     cfg.pop("_sweep_params")
     if cfg["task"]["_target_"].endswith(".huggingface"):
-        app.task_loader(cfg["task"])  # the hub is not reachable here: its keys checked, not loaded
+        run_plan.task_loader(cfg["task"])  # the hub is not reachable here: its keys checked, not loaded
         cfg["task"] = {"_target_": "classroom.environments.tasks.reasoning_gym"}
-    plan = app.prepare(cfg)
+    plan = run_plan.prepare(cfg)
     assert plan.loop.name == cfg["env"]["loop"].split(":")[-1]
 
 

@@ -301,7 +301,7 @@ def _normalised(question: str) -> str:
 def test_no_question_is_in_two_splits_of_a_shipped_task_over_five_seeds(name: str, data_dir: Path) -> None:
     from support.engines import composed
 
-    from classroom.launch.app import build_task
+    from classroom.launch.plan import build_task
 
     extra = [f"task.dataset_id={data_dir / 'gsm8k'}", "task.subset=null"] if name == "hf_gsm8k" else []
     for seed in range(5):
