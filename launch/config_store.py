@@ -32,8 +32,8 @@ def config_sections() -> dict[str, type[BaseModel]]:
     from classroom.agents.settings import StudentSettings, TeacherSettings
     from classroom.environments.base import LOOPS, load_loop
     from classroom.launch.settings import ClusterSettings, SweepSettings
+    from classroom.serving.engine_config import VLLMEngineConfig
     from classroom.serving.pool import OpenAIEndpointConfig
-    from classroom.serving.vllm_engine import VLLMEngineConfig
 
     sections: dict[str, type[BaseModel]] = {
         "teacher": TeacherSettings,

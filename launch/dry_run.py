@@ -26,8 +26,8 @@ from classroom.agents.learners import LoRAFitting
 from classroom.environments.base import Plans, Trains, role_learner
 from classroom.launch.plan import RunPlan, prepare
 from classroom.launch.settings import ClusterSettings
+from classroom.serving.engine_config import VLLMEngineConfig
 from classroom.serving.secrets import mask_url
-from classroom.serving.vllm_engine import VLLMEngineConfig
 
 GIB = 1024**3
 

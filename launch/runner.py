@@ -23,10 +23,9 @@ from classroom.environments.tasks import Task
 from classroom.launch.plan import PREPARING, RunPlan, first_line, init_ray, prepare
 from classroom.launch.pools import SharedPools, kept_engines, read_engines
 from classroom.launch.rundir import RunDirectory, RunSummary
-from classroom.serving.errors import BackendError
+from classroom.serving.errors import BackendError, EngineStartupTimeout, EngineUnplaceable
 from classroom.serving.ledger import fault_delta
 from classroom.serving.types import EngineStats
-from classroom.serving.vllm_engine import EngineStartupTimeout, EngineUnplaceable
 
 
 async def seat_students(plan: RunPlan, pool: Any) -> tuple[Seat, ...]:

@@ -14,7 +14,8 @@ from typing import Any
 def serve_main(args: Any) -> int:
     import ray
 
-    from classroom.serving.vllm_engine import VLLMEngineConfig, start_engine
+    from classroom.serving.engine_config import VLLMEngineConfig
+    from classroom.serving.vllm_engine import start_engine
 
     config = VLLMEngineConfig(
         model=args.model,

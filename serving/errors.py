@@ -53,3 +53,19 @@ def exit_code(exc: BaseException) -> int | None:
     """The CLI's exit code for ``exc``: its kind's for a ClassroomError, None for anything
     else (a bug: the traceback is shown)."""
     return exc.exit_code if isinstance(exc, ClassroomError) else None
+
+
+class EngineStartupTimeout(BackendError, TimeoutError):
+    """An engine (or its placement group) was not ready in time."""
+
+
+class EngineUnplaceable(BackendError):
+    """No node of the cluster could ever hold an engine as configured."""
+
+
+class EngineNotAnswering(BackendError):
+    """An engine accepted a call and did not answer within ``call_timeout_s``."""
+
+
+class EngineDead(BackendError):
+    """An engine's actor died (its process was killed, or it crashed)."""

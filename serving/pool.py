@@ -18,11 +18,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from classroom.serving.adapters import AdapterFiles
+from classroom.serving.engine_config import VLLMEngineConfig
 from classroom.serving.errors import BackendError
 from classroom.serving.ledger import RoutingBoard
 from classroom.serving.llm import LLM, AdapterLLM, Schema
 from classroom.serving.types import Completion, Conversation, EngineStats, SamplingParams
-from classroom.serving.vllm_engine import VLLMEngineConfig
 
 logger = logging.getLogger(__name__)
 
@@ -372,7 +372,8 @@ class ModelPool:
 
         import ray
 
-        from classroom.serving.vllm_engine import EngineDead, VLLMBackend
+        from classroom.serving.errors import EngineDead
+        from classroom.serving.vllm_engine import VLLMBackend
 
         deadline = time.monotonic() + settle_s
         dead: list[str] = []

@@ -50,8 +50,9 @@ async def run_learner_benchmark(
     import ray
 
     from classroom.agents.learners import LoRALearner, trainer_actor_name
+    from classroom.serving.engine_config import VLLMEngineConfig
     from classroom.serving.merged import merge_adapter
-    from classroom.serving.vllm_engine import VLLMEngineConfig, start_engine
+    from classroom.serving.vllm_engine import start_engine
 
     config = VLLMEngineConfig(**{"served_model_name": "embedded", **(engine or {}), "enable_lora": True})
     data = bench_arithmetic_examples(examples, seed)

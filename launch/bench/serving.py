@@ -19,8 +19,9 @@ async def run_serving_benchmark(
     """Tokens/s of each door, median over ``rounds`` interleaved rounds."""
     import ray
 
+    from classroom.serving.engine_config import VLLMEngineConfig
     from classroom.serving.openai_backend import OpenAIBackend
-    from classroom.serving.vllm_engine import VLLMEngineConfig, start_engine
+    from classroom.serving.vllm_engine import start_engine
 
     config = VLLMEngineConfig(**{"served_model_name": "embedded", **(engine or {})})
     backend = start_engine(config)

@@ -9,20 +9,20 @@ import time
 import pytest
 from support.ports import closed_port
 
-from classroom.serving.openai_backend import EndpointUnavailable, OpenAIBackend
-from classroom.serving.pool import ModelPool, RoutedLLM
-from classroom.serving.types import SamplingParams, as_conversation
-from classroom.serving.vllm_engine import (
+from classroom.serving.engine_config import (
     TP_PLACEMENT_STRATEGY,
-    EngineUnplaceable,
     VLLMEngineConfig,
     actor_options,
     engine_demand,
     engine_kwargs,
     placement_bundles,
-    start_engine,
     unplaceable,
 )
+from classroom.serving.errors import EngineUnplaceable
+from classroom.serving.openai_backend import EndpointUnavailable, OpenAIBackend
+from classroom.serving.pool import ModelPool, RoutedLLM
+from classroom.serving.types import SamplingParams, as_conversation
+from classroom.serving.vllm_engine import start_engine
 
 
 async def test_the_pool_routes_around_a_replica_that_is_down(engine):
@@ -117,7 +117,8 @@ def test_an_engine_no_node_can_hold_fails_at_once_naming_what_it_asked(ray_local
 async def test_a_hung_engine_is_an_error_naming_it(ray_local):
     import ray
 
-    from classroom.serving.vllm_engine import EngineNotAnswering, VLLMBackend
+    from classroom.serving.errors import EngineNotAnswering
+    from classroom.serving.vllm_engine import VLLMBackend
 
     class HungEngine:  # defined here so Ray ships it by value to the worker
         """Fault injection (a test double): an engine actor that takes every call and
@@ -142,7 +143,8 @@ async def test_a_hung_engine_is_an_error_naming_it(ray_local):
 
 
 def test_gpu_engine_on_a_cluster_without_gpus_times_out_naming_what_it_waited_for(ray_local):
-    from classroom.serving.vllm_engine import EngineStartupTimeout, start_engine
+    from classroom.serving.errors import EngineStartupTimeout
+    from classroom.serving.vllm_engine import start_engine
 
     # Told to wait (for an autoscaler that might add GPU nodes): it waits its time, then
     # names what it waited for. By default it would not wait at all (the test above).
@@ -154,7 +156,8 @@ def test_gpu_engine_on_a_cluster_without_gpus_times_out_naming_what_it_waited_fo
 
 
 def test_engine_that_does_not_start_in_time_is_named(ray_local):
-    from classroom.serving.vllm_engine import EngineStartupTimeout, start_engine
+    from classroom.serving.errors import EngineStartupTimeout
+    from classroom.serving.vllm_engine import start_engine
 
     config = VLLMEngineConfig(served_model_name="slowpoke", startup_timeout_s=0.5, num_cpus=0)
     with pytest.raises(

@@ -78,7 +78,8 @@ async def lesson(run_dir: Path, engine: Any) -> dict[str, Any]:
 
 
 def main(run_dir: Path) -> None:
-    from classroom.serving.vllm_engine import VLLMEngineConfig, start_engine
+    from classroom.serving.engine_config import VLLMEngineConfig
+    from classroom.serving.vllm_engine import start_engine
 
     ray.init(address="auto")
     config = VLLMEngineConfig(

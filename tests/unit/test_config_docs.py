@@ -46,7 +46,7 @@ def test_help_config_prints_each_field_with_its_default_and_description():
     out = classroom("run", "--help-config", "engine")
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
-    # Written out by hand from serving/vllm_engine.py: the field, where it sits, its default.
+    # Written out by hand from serving/engine_config.py: the field, where it sits, its default.
     at = lines.index("  model.models.NAME.engine.kv_cache_gib: float = 2.0")
     assert lines[at + 1].strip().startswith("CPU: KV cache size in GiB")
     # A nested model's fields under its own name; `env` is every loop's section.

@@ -37,13 +37,13 @@ def exception_classes() -> dict[str, type[BaseException]]:
 def test_every_exception_classroom_defines_is_a_classroom_error():
     classes = exception_classes()
     # The modules were walked (a broken walk would pass vacuously).
-    assert {"classroom.launch.report.ReportError", "classroom.serving.vllm_engine.EngineDead"} <= set(classes)
+    assert {"classroom.launch.report.ReportError", "classroom.serving.errors.EngineDead"} <= set(classes)
     outside = sorted(name for name, cls in classes.items() if not issubclass(cls, ClassroomError) and name not in NOT_ERRORS)
     assert not outside, f"not a ClassroomError: {outside}"
 
 
 def test_each_kind_keeps_the_builtin_it_was_and_its_exit_code():
-    from classroom.serving.vllm_engine import EngineStartupTimeout
+    from classroom.serving.errors import EngineStartupTimeout
 
     assert issubclass(ConfigError, ValueError) and ConfigError.exit_code == 2
     assert issubclass(DataError, ValueError) and DataError.exit_code == 2

@@ -6,16 +6,10 @@ from __future__ import annotations
 import pytest
 from support.ports import closed_port
 
+from classroom.serving.engine_config import ENGINE_LOG_ENV, VLLMEngineConfig, actor_options, engine_kwargs, placement_bundles
 from classroom.serving.openai_backend import EndpointUnavailable, OpenAIBackend
 from classroom.serving.pool import ModelPool, PoolConfig
 from classroom.serving.types import SamplingParams, as_conversation
-from classroom.serving.vllm_engine import (
-    ENGINE_LOG_ENV,
-    VLLMEngineConfig,
-    actor_options,
-    engine_kwargs,
-    placement_bundles,
-)
 
 
 async def test_dead_endpoint_fails_clearly_after_counted_retries(monkeypatch):

@@ -125,7 +125,7 @@ def section_defaults() -> dict[str, dict]:
     from classroom.environments.tom import TomConfig
     from classroom.launch.config_store import defaults_of
     from classroom.launch.settings import ClusterSettings
-    from classroom.serving.vllm_engine import VLLMEngineConfig
+    from classroom.serving.engine_config import VLLMEngineConfig
 
     engine = defaults_of(VLLMEngineConfig)
     files = {"env/tom.yaml": defaults_of(TomConfig), "teacher/default.yaml": defaults_of(TeacherSettings)}
