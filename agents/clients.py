@@ -82,8 +82,10 @@ class StudentClient(AgentClient):
             max_tokens=max_tokens,
         )
 
-    async def answer_structured(self, problems: Sequence[Problem], schema: type[T], *, base: bool = False) -> list[Parsed[T]]:
-        return await self.invoke(self.agent.answer_structured, list(problems), schema, base=base)
+    async def answer_structured(
+        self, problems: Sequence[Problem], schema: type[T], *, base: bool = False, max_tokens: int | None = None
+    ) -> list[Parsed[T]]:
+        return await self.invoke(self.agent.answer_structured, list(problems), schema, base=base, max_tokens=max_tokens)
 
     async def train(self, examples: Sequence[TrainingExample], *, iteration: int, out_dir: str, adapter_name: str) -> TrainingRun:
         """Train the student; an adapter it made is written into ``out_dir`` here, where

@@ -318,14 +318,18 @@ class Student:
             result.append(attempts)
         return result
 
-    async def answer_structured(self, problems: Sequence[Problem], schema: type[T], *, base: bool = False) -> list[Parsed[T]]:
+    async def answer_structured(
+        self, problems: Sequence[Problem], schema: type[T], *, base: bool = False, max_tokens: int | None = None
+    ) -> list[Parsed[T]]:
         """One reply per problem in the form ``schema`` gives (the backend's structured
         output, one repair turn; see :func:`chat_structured`): a reply that still does not
-        validate comes back with ``value=None`` and the reason, for the caller to count."""
+        validate comes back with ``value=None`` and the reason, for the caller to count.
+        ``max_tokens`` overrides the student's own for these replies."""
         if not problems:
             return []
         conversations = [self._conversation(p, None, False, None)[0] for p in problems]
-        return await chat_structured(self.llm, conversations, schema, self.sampling, adapter=None if base else self.adapter)
+        params = self.sampling if max_tokens is None else self.sampling.model_copy(update={"max_tokens": max_tokens})
+        return await chat_structured(self.llm, conversations, schema, params, adapter=None if base else self.adapter)
 
     def sft_rows(self, examples: Sequence[TrainingExample]) -> list[dict[str, Any]]:
         """Examples in TRL's conversational prompt-completion format, as this student asks.

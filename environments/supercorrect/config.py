@@ -46,6 +46,11 @@ class SuperCorrectConfig(BaseModel):
         ge=8,
         description="Tokens of a reply to the localisation benchmark (which step is the first wrong one); None: answer_tokens. A model that reasons before naming the step needs room.",
     )
+    critique_tokens: int | None = Field(
+        None,
+        ge=16,
+        description="Tokens of the student's own critique of its first wrong step (stage 2's rejected side; a reply that does not fit gets one repair turn); None: answer_tokens.",
+    )
     prompts: dict[str, str] = Field(
         default_factory=dict, description="Replace templates of environments/supercorrect/prompts.yaml by name."
     )

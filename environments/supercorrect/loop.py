@@ -488,6 +488,7 @@ class SuperCorrectLoop:
                 for p, a, t, c in located
             ],
             OwnCorrection,
+            max_tokens=config.critique_tokens,
         )
         critiques = [
             StudentCritique(

@@ -37,6 +37,7 @@ RUN = [
     "env.solutions=2",
     "env.answer_tokens=128",
     "env.localisation_tokens=32",
+    "env.critique_tokens=64",
     "+env.sft.learning_rate=3e-3",
     "env.sft.epochs=2",
     "+env.sft.batch_size=4",
