@@ -32,20 +32,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from classroom.agents.actors import spawn
 from classroom.agents.clients import GraderClient, StudentClient
 from classroom.agents.config_validation import ConfigError, instantiate_plugin
 from classroom.agents.grading import Grader, accuracy
 from classroom.agents.learners import DPOLearner, LoRALearner
-from classroom.agents.messages import Attempt, ParseFailure, PreferencePair, Problem, TrainingExample, TrainingRun
-from classroom.agents.roles import Student, gold_explanation
-from classroom.agents.step_checker import worked_solution
+from classroom.agents.messages import Attempt, ParseFailure, PreferencePair, Problem, TrainingExample
+from classroom.agents.roles import Student
 from classroom.environments.base import UNBOUND_MODEL, Curve, Episode, Stage, read_checkpoint, role_learner, write_checkpoint
 from classroom.environments.recording import Recorder
 from classroom.environments.result import Counts, EpisodeResult, tokens_by_sender
 from classroom.environments.supercorrect import plan
+from classroom.environments.supercorrect.checkpoint import Stage1Checkpoint
 from classroom.environments.supercorrect.config import SuperCorrectConfig
 from classroom.environments.supercorrect.corrupt import Corrupted
 from classroom.environments.supercorrect.dataset import write_dataset
@@ -53,12 +51,19 @@ from classroom.environments.supercorrect.localisation import benchmark_cases, ch
 from classroom.environments.supercorrect.summary import (
     DatasetCard,
     LocalisationFigures,
-    ModelLocalisation,
     SuperCorrectDetails,
     TemplateCounts,
+    localisation_figures,
     supercorrect_summary_table,
 )
-from classroom.environments.supercorrect.teachers import Correction, ProgrammaticTeacher, TemplateTeacher, Uncorrected, Written
+from classroom.environments.supercorrect.teachers import (
+    Correction,
+    ProgrammaticTeacher,
+    TemplateTeacher,
+    Uncorrected,
+    Written,
+    plain_solution,
+)
 from classroom.environments.supercorrect.traces import (
     CorrectionTrace,
     OwnCorrection,
@@ -70,29 +75,6 @@ from classroom.environments.supercorrect.traces import (
 from classroom.environments.tasks import Task
 from classroom.serving.errors import EpisodeStopped
 from classroom.serving.prompts import PromptSet
-
-
-class Stage1Checkpoint(BaseModel):
-    """A SuperCorrect episode past stage 1 (templates, the trained student, its
-    evaluations), written in one piece: a resumed episode goes on with stage 2."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    episode_id: str
-    templates: list[ThoughtTemplate]
-    dropped: list[ParseFailure]
-    template_tokens: int
-    examples: list[TrainingExample]
-    training: TrainingRun
-    test_untrained: float
-    test_stage1: float
-    localisation_before: dict[str, Any]
-    tokens: dict[str, int]
-    # Test answers the grader could not score, per evaluation (left out of its accuracy).
-    ungradeable: dict[str, int] = Field(default_factory=dict)
-    # The student's state (its learner and adapter): reloaded into the engine on resume.
-    student: dict[str, Any]
-    # Messages logged when it was written: a resume cuts the log back here.
-    events_logged: int
 
 
 @dataclass(frozen=True)
@@ -236,7 +218,7 @@ class SuperCorrectLoop:
                 parents=(p.id,),
                 prompt=p.question,
                 answer=p.answer,
-                completion=written.templates[p.id].render() if config.stage != "sft" else _plain(p),
+                completion=written.templates[p.id].render() if config.stage != "sft" else plain_solution(p),
                 source=config.stage,
                 iteration=1,
             )
@@ -359,9 +341,9 @@ class SuperCorrectLoop:
             test_accuracy={"untrained": test_untrained, "stage1": test_stage1, "stage2": test_stage2},
             ungradeable=ungradeable,
             localisation={
-                "student_before_stage2": _localisation(localisation_before),
-                "student_after_stage2": _localisation(localisation_after) if localisation_after else None,
-                "teacher_model": _localisation(localisation_teacher),
+                "student_before_stage2": localisation_figures(localisation_before),
+                "student_after_stage2": localisation_figures(localisation_after) if localisation_after else None,
+                "teacher_model": localisation_figures(localisation_teacher),
                 "step_checker": LocalisationFigures(**localisation_checker),
                 "constant_guess": LocalisationFigures(accuracy=constant_guess, cases=len(benchmark)),
             },
@@ -595,20 +577,6 @@ class SuperCorrectLoop:
 
     def summary_table(self, result: EpisodeResult[SuperCorrectDetails]) -> list[Any]:
         return supercorrect_summary_table(result)
-
-
-def _plain(problem: Problem) -> str:
-    """The baseline's target: the plain worked solution (no template tags)."""
-    entry = (problem.metadata.get("reasoning_gym") or {}).get("entry") or {}
-    expression = (entry.get("metadata") or {}).get("expression")
-    if expression:
-        return worked_solution(expression, problem.answer)
-    return gold_explanation(problem) or f"The answer is {problem.answer}."
-
-
-def _localisation(figures: dict[str, Any]) -> ModelLocalisation | LocalisationFigures:
-    """A model's figures (no benchmark cases: only accuracy None and 0 cases)."""
-    return ModelLocalisation(**figures) if "unparsed" in figures else LocalisationFigures(**figures)
 
 
 def _numbered(template: ThoughtTemplate, upto: int) -> str:

@@ -33,6 +33,12 @@ class ModelLocalisation(LocalisationFigures):
     unparsed: int = Field(description="Replies that named no step, read strictly.")
 
 
+def localisation_figures(figures: dict[str, Any]) -> ModelLocalisation | LocalisationFigures:
+    """The typed form of :func:`~.localisation.localise`'s figures: a model's replies
+    (with their CI and how they read), or accuracy and cases alone (no benchmark cases)."""
+    return ModelLocalisation(**figures) if "unparsed" in figures else LocalisationFigures(**figures)
+
+
 class DatasetCard(BaseModel):
     model_config = ConfigDict(extra="forbid")
     folder: str = Field(description="The exported dataset's folder (datasets-loadable).")

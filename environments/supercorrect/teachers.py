@@ -21,6 +21,7 @@ from typing import Literal, Protocol, runtime_checkable
 
 from classroom.agents.grading import REASONING_GYM_KEY, answers_match
 from classroom.agents.messages import ParseFailure, Problem
+from classroom.agents.roles import gold_explanation
 from classroom.agents.step_checker import check_steps, worked_solution
 from classroom.environments.supercorrect.thoughts import difficulty, generalized, read_step, step_key
 from classroom.environments.supercorrect.traces import TemplateStep, ThoughtTemplate, TraceParseError, parse_template
@@ -353,3 +354,12 @@ def cause_and_correction(text: str) -> tuple[str | None, str | None]:
         cause.group(1).strip() or None if cause else None,
         correction.group(1).strip() or None if correction else None,
     )
+
+
+def plain_solution(problem: Problem) -> str:
+    """SFT's target (the baseline to HSFT): the plain worked solution, no template tags."""
+    entry = (problem.metadata.get("reasoning_gym") or {}).get("entry") or {}
+    expression = (entry.get("metadata") or {}).get("expression")
+    if expression:
+        return worked_solution(expression, problem.answer)
+    return gold_explanation(problem) or f"The answer is {problem.answer}."
