@@ -20,12 +20,13 @@ from classroom.agents.roles import Student, Teacher
 from classroom.agents.settings import StudentSettings, TeacherSettings
 from classroom.environments.base import Episode, Roles, spawn_student
 from classroom.environments.lbt.config import LbtConfig, M1Settings, M2Settings, M3Settings
+from classroom.environments.lbt.exemplars import ProgrammaticProposer
 from classroom.environments.lbt.m1 import run_m1
 from classroom.environments.lbt.m2 import PREFERENCES, run_m2
 from classroom.environments.lbt.m3 import m3_checkpoint, run_m3
 from classroom.environments.lbt.rationale_scores import LbtAgents, teach_and_score
 from classroom.environments.lbt.similar import SimilarProblems
-from classroom.environments.lbt.types import ExemplarProposal, TeachingScore
+from classroom.environments.lbt.types import ExemplarProposal, ExemplarSet, TeachingScore
 from classroom.environments.recording import MemoryRecorder
 from classroom.environments.replay import Replay
 from classroom.environments.tasks import reasoning_gym_skills
@@ -287,17 +288,16 @@ def assert_m3_recounts(messages: list, summary: dict, *, iterations: int, answer
 
 async def test_an_m3_episode_stopped_in_an_iteration_goes_on_after_the_last_finished_one(engine, seated, tmp_path):
     """Stopped in iteration 2 and resumed from its checkpoint (the log cut back to it,
-    as `classroom resume` does): iterations 0 and 1 are not asked again, and the summary
-    equals an uninterrupted episode's (greedy students, a seeded proposer)."""
-    m3 = {"exemplars": 2, "proposals": 2, "iterations": 2, "train_items": 4, "answer_tokens": 32}
-    (tmp_path / "whole").mkdir()
-    (tmp_path / "cut").mkdir()
-    whole_episode, agents, whole_log = lbt_episode(engine, tmp_path / "whole", seated, method="m3", num_problems=4, m3=M3Settings(**m3))
-    whole = (await run_m3(whole_episode, agents)).summary()
-    assert_m3_recounts(whole_log.messages, whole, iterations=2, answers_per_set=4 * 2, held_out=4)
+    as `classroom resume` does): iterations 0 and 1 are not asked again, iteration 2's
+    proposals are the seeded proposer's on the checkpoint's set and wrong answers, and the
+    summary recounts from the whole log, the part before the cut included.
 
+    Not compared with a separate uninterrupted run: the engine's greedy answers are not
+    batch-invariant (prefix cache, batch shapes), so two runs of one config can differ by
+    a token or a grade; CI saw both."""
+    m3 = {"exemplars": 2, "proposals": 2, "iterations": 2, "train_items": 4, "answer_tokens": 32}
     dying = M3Settings(**m3, proposer={"_target_": "support.doubles.DyingProposer"})
-    episode, agents, recorder = lbt_episode(engine, tmp_path / "cut", seated, method="m3", num_problems=4, m3=dying)
+    episode, agents, recorder = lbt_episode(engine, tmp_path, seated, method="m3", num_problems=4, m3=dying)
     with pytest.raises(RuntimeError, match="killed in iteration 2"):
         await run_m3(episode, agents)
     before = list(recorder.messages)
@@ -308,13 +308,28 @@ async def test_an_m3_episode_stopped_in_an_iteration_goes_on_after_the_last_fini
         await run_m3(replace(episode, config=LbtConfig(method="m3", num_problems=4, m3=M3Settings(**m3))), agents, checkpoint)
     ).summary()
 
-    assert resumed["resumed_after_iteration"] == 1 and whole["resumed_after_iteration"] is None
-    for key in ("train_accuracy_by_iteration", "final_exemplars", "test_accuracy_first", "test_accuracy_final", "tokens"):
-        assert resumed[key] == whole[key], key
+    assert resumed["resumed_after_iteration"] == 1
     proposals = [m for m in recorder.messages if isinstance(m, ExemplarProposal)]
     assert [p.iteration for p in proposals] == [0, 1, 1, 2, 2]  # 0 and 1 from before, once
     assert [m.id for m in recorder.messages[: len(before)]] == [m.id for m in before]
     assert m3_checkpoint(episode).iteration == 2
+    # The curve and held-out scores recount from the log; iterations 0 and 1 as checkpointed.
+    assert_m3_recounts(recorder.messages, resumed, iterations=2, answers_per_set=4 * 2, held_out=4)
+    assert {k: resumed["train_accuracy_by_iteration"][k] for k in ("0", "1")} == checkpoint.curve
+    # Tokens: every logged answer's, by sender, the ones before the cut included (the
+    # programmatic proposer asks no model).
+    recounted: dict[str, int] = {"programmatic": 0}
+    for attempt in (m for m in recorder.messages if isinstance(m, Attempt)):
+        recounted[attempt.sender] = recounted.get(attempt.sender, 0) + attempt.usage.total_tokens
+    assert resumed["tokens"] == recounted
+    # Iteration 2 goes on from the checkpoint: the proposer's own sets for its state and seed.
+    drawn = episode.task.sample(4 * 4, split="train", seed=0, episode_id=episode.episode_id)
+    items, pool = {p.id: p for p in drawn[:4]}, drawn[4:]
+    errors = [(items[problem_id], attempt) for problem_id, attempt in checkpoint.errors]
+    expected = await ProgrammaticProposer().propose(checkpoint.current, errors, pool, 2, None, seed=0 * 100 + 2)
+    assert [[e.model_dump() for e in ExemplarSet.model_validate_json(t).exemplars] for t in expected.texts] == [
+        list(p.exemplars) for p in proposals[3:]
+    ]
 
 
 async def test_a_resumed_teaching_step_takes_its_rationales_and_exams_from_the_log(engine, seated, tmp_path):
