@@ -2,7 +2,7 @@
 
 A role holds an LLM handle from the ModelPool and its policies; its methods take and
 return typed messages only. Each method sends its whole batch to the LLM in one call,
-so the engine batches it. Roles run as Ray actors (see :mod:`classroom.agents.clients`
+so the engine batches it. Roles run as Ray actors (see :mod:`classroom.agents.transport`
 for the typed calls); a loop that needs more of a role subclasses it in its package.
 """
 
@@ -390,7 +390,7 @@ class Student:
         await self.llm.load_adapter(name, adapter)
         self.adapter, self.adapter_path = name, path
 
-    def state(self) -> dict[str, Any]:
+    def save_state(self) -> dict[str, Any]:
         """What a resumed episode needs to rebuild this student: its learner, and the
         caller's folders of the adapter it answers with and of the last one it trained."""
         return {
@@ -400,8 +400,8 @@ class Student:
             "learner": self.learner.state(),
         }
 
-    async def restore(self, state: Mapping[str, Any], served: AdapterFiles | None = None, trained: AdapterFiles | None = None) -> None:
-        """Rebuild from :meth:`state` and the files the caller kept: ``served`` (of
+    async def load_state(self, state: Mapping[str, Any], served: AdapterFiles | None = None, trained: AdapterFiles | None = None) -> None:
+        """Rebuild from :meth:`save_state` and the files the caller kept: ``served`` (of
         ``adapter_path``) is loaded again, ``trained`` (of ``trained_path``) is what the
         learner continues from."""
         learner_state = dict(state.get("learner") or {})

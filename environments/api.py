@@ -2,11 +2,11 @@
 
 A loop of one's own, inside the repo or outside it, needs the protocol it implements
 and the episode it is handed (:mod:`classroom.environments.base`), the task, the agents
-it spawns and their clients (:mod:`classroom.agents`), the messages they exchange and the
+it spawns and the one transport they are called through (:mod:`classroom.agents`), the messages they exchange and the
 one-line config error. They live where they belong; this module names them once, for
 loop authors, as Gymnasium's top-level package does for environments::
 
-    from classroom.environments.api import Episode, TeacherClient, register, spawn_student
+    from classroom.environments.api import Agent, Episode, Teacher, register, spawn_student
 
 Nothing in classroom imports this module: it is the public face, not a layer.
 """
@@ -14,11 +14,11 @@ Nothing in classroom imports this module: it is the public face, not a layer.
 from __future__ import annotations
 
 from classroom.agents.actors import spawn
-from classroom.agents.clients import GraderClient, StudentClient, TeacherClient
 from classroom.agents.config_validation import ConfigError, validate_section
 from classroom.agents.grading import Grader
 from classroom.agents.messages import Attempt, Explanation, ParseFailure, Problem
 from classroom.agents.roles import Student, Teacher
+from classroom.agents.transport import Agent, StudentAgent
 from classroom.environments.base import (
     Curve,
     Episode,
@@ -39,6 +39,7 @@ from classroom.environments.result import Counts, Details, EpisodeResult, tokens
 from classroom.environments.tasks import Task
 
 __all__ = [
+    "Agent",
     "Attempt",
     "ConfigError",
     "Counts",
@@ -48,7 +49,6 @@ __all__ = [
     "EpisodeResult",
     "Explanation",
     "Grader",
-    "GraderClient",
     "ParseFailure",
     "Plans",
     "Problem",
@@ -57,10 +57,9 @@ __all__ = [
     "Stage",
     "Stateful",
     "Student",
-    "StudentClient",
+    "StudentAgent",
     "Task",
     "Teacher",
-    "TeacherClient",
     "TeachingLoop",
     "Trains",
     "read_checkpoint",

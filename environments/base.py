@@ -31,11 +31,11 @@ from pydantic import BaseModel, ValidationError
 
 from classroom.agents.actors import spawn
 from classroom.agents.class_roster import Seat
-from classroom.agents.clients import StudentClient
 from classroom.agents.config_validation import ConfigError, instantiate_plugin
 from classroom.agents.learners import Learner
 from classroom.agents.roles import Student
 from classroom.agents.settings import StudentSettings, TeacherSettings
+from classroom.agents.transport import StudentAgent
 from classroom.environments.recording import Recorder
 from classroom.environments.result import EpisodeResult
 from classroom.environments.tasks import Task
@@ -265,7 +265,7 @@ def read_checkpoint(run_dir: Path, model: type[S], *, missing: str) -> S:
         raise ResumeError(f"{path} is not a checkpoint of this classroom: {str(exc).splitlines()[0]}") from None
 
 
-def spawn_student(episode: Episode, seat: Seat, *, stateless: bool = False) -> StudentClient:
+def spawn_student(episode: Episode, seat: Seat, *, stateless: bool = False) -> StudentAgent:
     """A Student actor for one seat of the class: its name, its role's model, its
     adapter, and the shared student settings (learner, sampling, prompts).
 
@@ -273,7 +273,7 @@ def spawn_student(episode: Episode, seat: Seat, *, stateless: bool = False) -> S
     restart it after its process dies (see :func:`~classroom.agents.actors.spawn`).
     """
     settings = episode.roles.student
-    return StudentClient(
+    return StudentAgent(
         spawn(
             Student,
             episode.pool.llm(seat.role),

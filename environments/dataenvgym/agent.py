@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from classroom.agents.clients import AgentClient
 from classroom.agents.messages import Problem
 from classroom.agents.skills import Discovered, SkillDiscovery, TaskSkills
 from classroom.environments.dataenvgym.engines import DataGenerationEngine
@@ -57,26 +56,10 @@ class DataGenerator:
             fallbacks=len(planned.failures),
         )
 
-    def state(self) -> dict[str, Any]:
+    def save_state(self) -> dict[str, Any]:
         """The policy's memory (a bandit's counts), for checkpoints."""
         return self.policy.state() if isinstance(self.policy, StatefulPolicy) else {}
 
-    def restore(self, state: Mapping[str, Any]) -> None:
+    def load_state(self, state: Mapping[str, Any]) -> None:
         if isinstance(self.policy, StatefulPolicy):
             self.policy.restore(state)
-
-
-class DataGeneratorClient(AgentClient):
-    """Calls a :class:`DataGenerator`."""
-
-    async def discover_skills(self, problems: Sequence[Problem]) -> Discovered:
-        return await self.invoke(self.agent.discover_skills, list(problems))
-
-    async def act(self, observation: Observation) -> AgentAction:
-        return await self.invoke(self.agent.act, observation)
-
-    async def state(self) -> dict[str, Any]:
-        return await self.invoke(self.agent.state)
-
-    async def restore(self, state: Mapping[str, Any]) -> None:
-        await self.invoke(self.agent.restore, dict(state))

@@ -28,12 +28,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from classroom.agents.clients import GraderClient, StudentClient
-from classroom.agents.grading import extract_final_answer
+from classroom.agents.grading import Grader, extract_final_answer
 from classroom.agents.messages import Attempt, Feedback, Problem, TrainingExample, TrainingRun, new_id
+from classroom.agents.roles import Student
 from classroom.agents.skills import flat_accuracy, skill_report
 from classroom.agents.step_checker import check_steps
-from classroom.environments.dataenvgym.agent import DataGeneratorClient
+from classroom.agents.transport import Agent, StudentAgent
+from classroom.environments.dataenvgym.agent import DataGenerator
 from classroom.environments.dataenvgym.config import DataEnvConfig
 from classroom.environments.dataenvgym.plans import apply_to_tree
 from classroom.environments.dataenvgym.summary import DataEnvGymDetails, IterationRow
@@ -95,9 +96,9 @@ class DataEnvGym:
         config: DataEnvConfig,
         task: Task,
         *,
-        generator: DataGeneratorClient,
-        student: StudentClient,
-        grader: GraderClient,
+        generator: Agent[DataGenerator],
+        student: StudentAgent,
+        grader: Agent[Grader],
         recorder: Recorder,
         run_dir: Path | str,
         episode_id: str | None = None,
@@ -136,8 +137,8 @@ class DataEnvGym:
 
     async def _evaluate(self, problems: Sequence[Problem], *, phase: str, base: bool = False, record: bool = True) -> list[Attempt]:
         """The student's graded answers; ``record=False`` for the data check, whose attempts are not evaluation."""
-        attempts = await self.student.answer(problems, phase=phase, use_memory=True, base=base)
-        graded = await self.grader.grade_attempts(problems, attempts)
+        attempts = await self.student.call(Student.answer, problems, phase=phase, use_memory=True, base=base)
+        graded = await self.grader.call(Grader.grade_attempts, problems, attempts)
         if record:
             self.recorder.record(graded)
             self.recorder.advance(len(graded))
@@ -222,7 +223,7 @@ class DataEnvGym:
         if reached is None:
             return "the worked solution reaches no answer of its own (only the appended answer line)"
         problem = Problem(question=example.prompt, answer=example.answer or "", metadata=example.metadata)
-        if not await self.grader.score(problem, reached):
+        if not await self.grader.call(Grader.score_one, problem, reached):
             return f"the worked solution reaches {reached!r}, not the annotated {example.answer!r}"
         return None
 
@@ -239,7 +240,7 @@ class DataEnvGym:
             self.config = self.config.model_copy(update={"seed": seed})
         self.iteration, self.data, self.tree, self.history = 0, [], {}, []
         self._sample()
-        discovered = await self.generator.discover_skills(self.val)
+        discovered = await self.generator.call(DataGenerator.discover_skills, self.val)
         self.val = discovered.problems
         if discovered.tokens:  # a teacher that labels skills spends tokens before the first step
             self.tokens["data_generator"] += discovered.tokens
@@ -279,7 +280,7 @@ class DataEnvGym:
         folder = self._iteration_dir(iteration)
         if kept:
             self.recorder.stage(f"iteration {iteration}: student learns from {len(self.data)} examples", None)
-            training = await self.student.train(
+            training = await self.student.train_and_keep(
                 self.data, iteration=iteration, out_dir=str(folder / "adapter"), adapter_name=f"{self.episode_id}-it{iteration}"
             )
             self.recorder.record([training])
@@ -318,7 +319,7 @@ class DataEnvGym:
 
     async def finish(self, started: float, resumed_from: int | None = None) -> EpisodeResult[DataEnvGymDetails]:
         """Write the SFT data, score the test set (trained and untrained), summarize."""
-        _write_jsonl(self.run_dir / "sft.jsonl", await self.student.sft_rows(self.data))  # TRL prompt-completion
+        _write_jsonl(self.run_dir / "sft.jsonl", await self.student.call(Student.sft_rows, self.data))  # TRL prompt-completion
         self.recorder.stage("test set: trained and untrained student", 2 * len(self.test))
         # At once: the engine batches both (the untrained student is the base model).
         final, initial = await asyncio.gather(

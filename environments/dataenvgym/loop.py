@@ -18,12 +18,13 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from classroom.agents.actors import spawn
-from classroom.agents.clients import GraderClient, StudentClient
 from classroom.agents.config_validation import ConfigError, instantiate_plugin
 from classroom.agents.grading import Grader, is_reasoning_gym_problem
+from classroom.agents.roles import Student
 from classroom.agents.skills import SkillDiscovery, TaskSkills
+from classroom.agents.transport import Agent, StudentAgent
 from classroom.environments.base import Curve, Episode, Stage, read_checkpoint, spawn_student, write_checkpoint
-from classroom.environments.dataenvgym.agent import DataGenerator, DataGeneratorClient
+from classroom.environments.dataenvgym.agent import DataGenerator
 from classroom.environments.dataenvgym.config import DataEnvConfig
 from classroom.environments.dataenvgym.engines import DataGenerationEngine, ReasoningGymEngine
 from classroom.environments.dataenvgym.env import DataEnvGym, EnvState
@@ -54,9 +55,9 @@ class DataEnvCheckpoint(BaseModel):
 class DataEnvAgents:
     """The agents of a DataEnvGym episode."""
 
-    generator: DataGeneratorClient
-    student: StudentClient
-    grader: GraderClient
+    generator: Agent[DataGenerator]
+    student: StudentAgent
+    grader: Agent[Grader]
 
 
 def build_plugins(config: DataEnvConfig) -> tuple[DataGenerationPolicy, DataGenerationEngine, SkillDiscovery]:
@@ -105,7 +106,7 @@ class DataEnvGymLoop:
         config: DataEnvConfig = episode.config
         policy, engine, skills = build_plugins(config)
         return DataEnvAgents(
-            generator=DataGeneratorClient(
+            generator=Agent(
                 spawn(
                     DataGenerator,
                     episode.pool.llm("teacher"),
@@ -117,7 +118,7 @@ class DataEnvGymLoop:
                 )
             ),
             student=spawn_student(episode, episode.students[0]),
-            grader=GraderClient(spawn(Grader, stateless=True)),
+            grader=Agent(spawn(Grader, stateless=True)),
         )
 
     async def run(
@@ -147,11 +148,11 @@ class DataEnvGymLoop:
             if resume_from.events_logged is not None:
                 episode.recorder.rewind(resume_from.events_logged)
             observation = env.restore(resume_from.env)
-            await agents.student.restore(resume_from.student)
-            await agents.generator.restore(resume_from.generator)
+            await agents.student.restore_from_checkpoint(resume_from.student)
+            await agents.generator.call(DataGenerator.load_state, resume_from.generator)
         while not env.done:
             episode.recorder.stage(f"iteration {env.iteration + 1}: the agent plans and makes data", None)
-            action = await agents.generator.act(observation)
+            action = await agents.generator.call(DataGenerator.act, observation)
             result = await env.step(action)
             await self._checkpoint(episode.run_dir, env, agents)
             observation = result.observation
@@ -160,8 +161,8 @@ class DataEnvGymLoop:
     async def _checkpoint(self, run_dir: Path, env: DataEnvGym, agents: DataEnvAgents) -> None:
         state = DataEnvCheckpoint(
             env=env.snapshot(),
-            student=await agents.student.state(),
-            generator=await agents.generator.state(),
+            student=await agents.student.call(Student.save_state),
+            generator=await agents.generator.call(DataGenerator.save_state),
             events_logged=env.recorder.logged(),
         )
         self.save_state(run_dir, state)

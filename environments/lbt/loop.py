@@ -13,11 +13,11 @@ from typing import Any, ClassVar
 
 from classroom.agents.actors import spawn
 from classroom.agents.class_roster import Seat
-from classroom.agents.clients import GraderClient, TeacherClient
 from classroom.agents.config_validation import ConfigError, instantiate_plugin
 from classroom.agents.grading import Grader
 from classroom.agents.learners import DPOLearner
 from classroom.agents.roles import Teacher
+from classroom.agents.transport import Agent
 from classroom.environments.base import UNBOUND_MODEL, Curve, Episode, Stage, role_learner, spawn_student
 from classroom.environments.lbt import stages as lbt_stages
 from classroom.environments.lbt.config import LbtConfig
@@ -69,7 +69,7 @@ class LbtLoop(ResumesByReplay):
     def spawn_agents(self, episode: Episode) -> LbtAgents:
         teacher = episode.roles.teacher
         return LbtAgents(
-            teacher=TeacherClient(
+            teacher=Agent(
                 spawn(
                     Teacher,
                     episode.pool.llm("teacher"),
@@ -81,7 +81,7 @@ class LbtLoop(ResumesByReplay):
             ),
             students=tuple(spawn_student(episode, seat, stateless=True) for seat in episode.students),
             names=tuple(seat.name for seat in episode.students),
-            grader=GraderClient(spawn(Grader, stateless=True)),
+            grader=Agent(spawn(Grader, stateless=True)),
             teacher_as_student=spawn_student(episode, Seat("teacher", "teacher")),
         )
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import time
 
+from classroom.agents.grading import Grader
 from classroom.environments.base import Episode
 from classroom.environments.lbt.config import LbtConfig
 from classroom.environments.lbt.rationale_scores import LbtAgents, teach_and_score
@@ -50,7 +51,7 @@ async def run_m1(episode: Episode, agents: LbtAgents, replay: Replay | None = No
         picked = select_answers(teaching.greedy[problem.id].final_answer, teaching.scored[problem.id])
         # An ungradeable answer (None: its scorer timed out) is not counted right; LbT's
         # accuracies are over every teaching problem, as in the paper.
-        graded = {method: await agents.grader.score(problem, answer) for method, answer in picked.items()}
+        graded = {method: await agents.grader.call(Grader.score_one, problem, answer) for method, answer in picked.items()}
         ungradeable += sum(v is None for v in graded.values())
         verdicts = {method: bool(v) for method, v in graded.items()}
         for method in METHODS:

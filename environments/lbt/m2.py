@@ -16,8 +16,10 @@ import json
 import time
 from typing import Any
 
+from classroom.agents.grading import Grader
 from classroom.agents.learners import DPOLearner
 from classroom.agents.messages import PreferencePair, TrainingRun
+from classroom.agents.roles import Teacher
 from classroom.environments.base import Episode, role_learner
 from classroom.environments.lbt.config import LbtConfig
 from classroom.environments.lbt.rationale_scores import LbtAgents, teach_and_score
@@ -64,7 +66,7 @@ async def run_m2(episode: Episode, agents: LbtAgents, replay: Replay | None = No
         )
         # 2. Scores order pairs; the widest gaps become preferences.
         weight = 1.0 if settings.preference == "correctness" else settings.correctness_weight
-        prompts = await agents.teacher.prompts_of(train)
+        prompts = await agents.teacher.call(Teacher.prompts_of, train)
         for problem, prompt in zip(train, prompts):
             samples = teaching.scored[problem.id]
 
@@ -134,18 +136,18 @@ async def run_m2(episode: Episode, agents: LbtAgents, replay: Replay | None = No
     # explanations carry the adapter in usage.model.
     before = replay.explanations(test, 0)
     if before is None:
-        before = await agents.teacher.explain(test)
+        before = await agents.teacher.call(Teacher.explain, test)
         episode.recorder.record(before)
     after = before
     if adapter is not None:
         after = replay.explanations(test, 1)
         if after is None:
-            after = await agents.teacher.explain(test, adapter=adapter)
+            after = await agents.teacher.call(Teacher.explain, test, adapter=adapter)
             episode.recorder.record(after)
     # An ungradeable answer (None: its scorer failed or ran out of time) is neither right
     # nor wrong: left out of the accuracy and counted.
-    verdicts_before = [await agents.grader.score(p, e.final_answer) for p, e in zip(test, before)]
-    verdicts_after = [await agents.grader.score(p, e.final_answer) for p, e in zip(test, after)]
+    verdicts_before = [await agents.grader.call(Grader.score_one, p, e.final_answer) for p, e in zip(test, before)]
+    verdicts_after = [await agents.grader.call(Grader.score_one, p, e.final_answer) for p, e in zip(test, after)]
     accuracy_before = mean([v for v in verdicts_before if v is not None])
     accuracy_after = mean([v for v in verdicts_after if v is not None])
     ungradeable = {"before": verdicts_before.count(None), "after": verdicts_after.count(None)}

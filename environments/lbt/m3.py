@@ -16,8 +16,9 @@ import time
 from collections.abc import Sequence
 
 from classroom.agents.config_validation import instantiate_plugin
-from classroom.agents.grading import accuracy
+from classroom.agents.grading import Grader, accuracy
 from classroom.agents.messages import Attempt, ParseFailure, Problem
+from classroom.agents.roles import Student
 from classroom.environments.base import CHECKPOINT, Episode, read_checkpoint, write_checkpoint
 from classroom.environments.lbt.config import LbtConfig
 from classroom.environments.lbt.exemplars import ExemplarProposer
@@ -168,9 +169,9 @@ async def _score(
     every graded answer (for the log)."""
     demos = exemplars.demonstrations()
     answers = await asyncio.gather(
-        *(s.answer_each([(p, demos) for p in items], phase="m3_train", max_tokens=max_tokens) for s in agents.students)
+        *(s.call(Student.answer_each, [(p, demos) for p in items], phase="m3_train", max_tokens=max_tokens) for s in agents.students)
     )
-    graded = await asyncio.gather(*(agents.grader.grade_attempts(items, [a[0] for a in student]) for student in answers))
+    graded = await asyncio.gather(*(agents.grader.call(Grader.grade_attempts, items, [a[0] for a in student]) for student in answers))
     by_id = {p.id: p for p in items}
     right, counted, errors = 0, 0, []
     every = [attempt for attempts in graded for attempt in attempts]
@@ -198,8 +199,8 @@ async def _accuracy(
     """The teacher's own model on held-out problems with these exemplars (its answers
     logged under ``phase``), over the graded answers."""
     demos = exemplars.demonstrations()
-    answers = await agents.teacher_as_student.answer_each([(p, demos) for p in problems], phase=phase, max_tokens=max_tokens)
-    graded = await agents.grader.grade_attempts(problems, [a[0] for a in answers])
+    answers = await agents.teacher_as_student.call(Student.answer_each, [(p, demos) for p in problems], phase=phase, max_tokens=max_tokens)
+    graded = await agents.grader.call(Grader.grade_attempts, problems, [a[0] for a in answers])
     episode.recorder.record(graded)
     tokens_by_sender(graded, into=tokens)
     return accuracy(graded) or 0.0  # over the graded ones

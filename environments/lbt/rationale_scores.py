@@ -15,8 +15,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from classroom.agents.clients import GraderClient, StudentClient, TeacherClient
+from classroom.agents.grading import Grader
 from classroom.agents.messages import Attempt, Explanation, Problem
+from classroom.agents.roles import Student, Teacher
+from classroom.agents.transport import Agent, StudentAgent
 from classroom.environments.lbt.config import M1Settings
 from classroom.environments.lbt.similar import SimilarProblems
 from classroom.environments.lbt.types import ScoredRationale, TeachingScore
@@ -32,11 +34,11 @@ class LbtAgents:
     """The agents of an LbT episode: the teacher, the class, the grader, and the
     teacher's own model answering as a student (M3 scores the exemplars with it)."""
 
-    teacher: TeacherClient
-    students: tuple[StudentClient, ...]
+    teacher: Agent[Teacher]
+    students: tuple[StudentAgent, ...]
     names: tuple[str, ...]
-    grader: GraderClient
-    teacher_as_student: StudentClient
+    grader: Agent[Grader]
+    teacher_as_student: StudentAgent
 
 
 @dataclass(frozen=True)
@@ -83,9 +85,14 @@ async def teach_and_score(
         greedy, sampled = [mine[0] for mine in logged], [mine[1 : 1 + settings.samples] for mine in logged]
     else:
         greedy, sampled = await asyncio.gather(
-            agents.teacher.explain(problems),
-            agents.teacher.sample_explanations(
-                problems, samples=settings.samples, temperature=settings.temperature, seed=seed, max_tokens=settings.rationale_tokens
+            agents.teacher.call(Teacher.explain, problems),
+            agents.teacher.call(
+                Teacher.sample_explanations,
+                problems,
+                samples=settings.samples,
+                temperature=settings.temperature,
+                seed=seed,
+                max_tokens=settings.rationale_tokens,
             ),
         )
         recorder.record([*greedy, *(e for group in sampled for e in group)])
@@ -107,7 +114,8 @@ async def teach_and_score(
     before = await engine_readings(pool)
     answers = await asyncio.gather(
         *(
-            agents.students[s].answer_each(
+            agents.students[s].call(
+                Student.answer_each,
                 items,
                 phase="exam",
                 samples=settings.repeats,
@@ -173,13 +181,13 @@ def _scored_in(replay: Replay) -> set[tuple[str, str]]:
 
 
 async def _grade_rationales(
-    problems: Sequence[Problem], sampled: Sequence[Sequence[Explanation]], grader: GraderClient
+    problems: Sequence[Problem], sampled: Sequence[Sequence[Explanation]], grader: Agent[Grader]
 ) -> list[list[bool]]:
     """Whether each sampled rationale's own answer is right."""
     flat = [(p, e) for p, group in zip(problems, sampled) for e in group]
     # A rationale whose answer is ungradeable (None) is not taken for right: it is never
     # the chosen side of a correctness pair.
-    verdicts = [bool(v) for v in await asyncio.gather(*(grader.score(p, e.final_answer) for p, e in flat))]
+    verdicts = [bool(v) for v in await asyncio.gather(*(grader.call(Grader.score_one, p, e.final_answer) for p, e in flat))]
     result, at = [], 0
     for group in sampled:
         result.append(list(verdicts[at : at + len(group)]))
@@ -188,13 +196,13 @@ async def _grade_rationales(
 
 
 async def _grade_exam(
-    items: Sequence[tuple[Problem, Any]], answers: Sequence[Sequence[Attempt]], grader: GraderClient
+    items: Sequence[tuple[Problem, Any]], answers: Sequence[Sequence[Attempt]], grader: Agent[Grader]
 ) -> list[list[Attempt]]:
     """The exam attempts graded, grouped as they were asked (one list per item)."""
     problems = [q for q, _ in items]
     flat = [a for attempts in answers for a in attempts]
     by_id = {q.id: q for q in problems}
-    graded = await grader.grade_attempts(list(by_id.values()), flat)
+    graded = await grader.call(Grader.grade_attempts, list(by_id.values()), flat)
     result, at = [], 0
     for attempts in answers:
         result.append(graded[at : at + len(attempts)])

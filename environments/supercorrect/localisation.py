@@ -14,9 +14,10 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from classroom.agents.clients import StudentClient
 from classroom.agents.messages import Attempt, Problem
+from classroom.agents.roles import Student
 from classroom.agents.step_checker import check_steps
+from classroom.agents.transport import StudentAgent
 from classroom.environments.stats import mean_ci
 from classroom.environments.supercorrect.config import SuperCorrectConfig
 from classroom.environments.supercorrect.corrupt import Corrupted, corrupt
@@ -57,14 +58,14 @@ def benchmark_cases(
 
 
 async def localise(
-    asker: StudentClient, benchmark: Sequence[tuple[Problem, Corrupted]], *, phase: str, max_tokens: int | None
+    asker: StudentAgent, benchmark: Sequence[tuple[Problem, Corrupted]], *, phase: str, max_tokens: int | None
 ) -> tuple[dict[str, Any], list[Attempt]]:
     """Exact-position accuracy of a model naming the first wrong step of the broken
     templates, and its replies (for the caller to record)."""
     if not benchmark:
         return {"accuracy": None, "cases": 0}, []
     asked = [(question, []) for question, _ in benchmark]
-    replies = [r for [r] in await asker.answer_each(asked, phase=phase, max_tokens=max_tokens)]
+    replies = [r for [r] in await asker.call(Student.answer_each, asked, phase=phase, max_tokens=max_tokens)]
     named = [named_step(r.reasoning) for r in replies]
     hits = [step == c.position for step, (_, c) in zip(named, benchmark)]
     mean, ci = mean_ci([float(h) for h in hits])

@@ -33,12 +33,12 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from classroom.agents.actors import spawn
-from classroom.agents.clients import GraderClient, StudentClient
 from classroom.agents.config_validation import ConfigError, instantiate_plugin
 from classroom.agents.grading import Grader, accuracy
 from classroom.agents.learners import DPOLearner, LoRALearner
 from classroom.agents.messages import Attempt, ParseFailure, PreferencePair, Problem, TrainingExample
 from classroom.agents.roles import Student
+from classroom.agents.transport import Agent, StudentAgent
 from classroom.environments.base import UNBOUND_MODEL, Curve, Episode, Stage, read_checkpoint, role_learner, write_checkpoint
 from classroom.environments.recording import Recorder
 from classroom.environments.result import Counts, EpisodeResult, tokens_by_sender
@@ -82,9 +82,9 @@ class SuperCorrectAgents:
     """The student (LoRA-trained), the teacher's model answering as a student (the
     localisation benchmark's teacher), the grader, and the template teacher."""
 
-    student: StudentClient
-    teacher_model: StudentClient
-    grader: GraderClient
+    student: StudentAgent
+    teacher_model: StudentAgent
+    grader: Agent[Grader]
     teacher: TemplateTeacher
 
 
@@ -131,8 +131,8 @@ class SuperCorrectLoop:
         seat = episode.students[0]
         sampling = settings.sampling.model_copy(update={"max_tokens": config.answer_tokens})
 
-        def student(name: str, role: str, adapter: str | None, learner: Any = None) -> StudentClient:
-            return StudentClient(
+        def student(name: str, role: str, adapter: str | None, learner: Any = None) -> StudentAgent:
+            return StudentAgent(
                 spawn(
                     Student,
                     episode.pool.llm(role),
@@ -152,7 +152,7 @@ class SuperCorrectLoop:
                 seat.adapter,
                 role_learner("env.sft", config.sft, LoRALearner, role=seat.role, base_models=episode.base_models),
             ),
-            teacher_model=StudentClient(
+            teacher_model=StudentAgent(
                 spawn(
                     Student,
                     episode.pool.llm("teacher"),
@@ -163,7 +163,7 @@ class SuperCorrectLoop:
                     stateless=True,  # it only answers the localisation benchmark
                 )
             ),
-            grader=GraderClient(spawn(Grader, stateless=True)),
+            grader=Agent(spawn(Grader, stateless=True)),
             teacher=instantiate_plugin("env.teacher", config.teacher, TemplateTeacher),
         )
 
@@ -182,7 +182,7 @@ class SuperCorrectLoop:
         else:  # the log is cut back to the checkpoint; stage 2 is redone from there
             stage1 = resume_from
             recorder.rewind(stage1.events_logged)
-            await agents.student.restore(stage1.student)
+            await agents.student.restore_from_checkpoint(stage1.student)
         return await self._stage2(episode, agents, train, test, prompts, teacher_llm, stage1, started)
 
     async def _stage1(
@@ -226,7 +226,7 @@ class SuperCorrectLoop:
         ]
         recorder.record(examples)
         recorder.stage(f"stage 1: {'HSFT on templates' if config.stage != 'sft' else 'SFT on worked solutions'} ({len(examples)})", None)
-        training = await agents.student.train(
+        training = await agents.student.train_and_keep(
             examples, iteration=1, out_dir=str(run_dir / "stage1"), adapter_name=f"{episode.episode_id}-stage1"
         )
         recorder.record([training])
@@ -252,7 +252,7 @@ class SuperCorrectLoop:
             localisation_before=localisation_before,
             tokens=tokens,
             ungradeable=ungradeable,
-            student=await agents.student.state(),
+            student=await agents.student.call(Student.save_state),
             events_logged=recorder.logged(),
         )
 
@@ -297,7 +297,7 @@ class SuperCorrectLoop:
                 learner = role_learner("env.dpo", config.dpo, DPOLearner, role=episode.students[0].role, base_models=episode.base_models)
                 trained = await learner.fit([p.row() for p in pairs], str(run_dir / "stage2"), init_adapter=training.adapter_path)
                 dpo_reference = trained.get("reference")
-                await agents.student.use_adapter(f"{episode.episode_id}-stage2", trained["adapter_path"])
+                await agents.student.serve_adapter_from(f"{episode.episode_id}-stage2", trained["adapter_path"])
             test_stage2 = await self._accuracy(agents, test, "test_stage2", tokens=tokens, recorder=recorder, ungradeable=ungradeable)
             localisation_after = await self._localise(
                 agents.student, benchmark, recorder, tokens, "locate_student_stage2", config.localisation_tokens
@@ -315,7 +315,7 @@ class SuperCorrectLoop:
             task=episode.task.name,
             teacher=agents.teacher.name,
             stage=config.stage,
-            sft_rows=await agents.student.sft_rows(examples),
+            sft_rows=await agents.student.call(Student.sft_rows, examples),
             pairs=pairs,
             traces=traces,
             dropped=written.dropped,
@@ -389,8 +389,8 @@ class SuperCorrectLoop:
         ungradeable: dict[str, int],
         base: bool = False,
     ) -> float:
-        attempts = await agents.student.answer(problems, phase=phase, base=base)
-        graded = await agents.grader.grade_attempts(problems, attempts)
+        attempts = await agents.student.call(Student.answer, problems, phase=phase, base=base)
+        graded = await agents.grader.call(Grader.grade_attempts, problems, attempts)
         recorder.record(graded)
         tokens_by_sender(graded, into=tokens)
         ungradeable[phase] = sum(a.correct is None for a in graded)
@@ -411,13 +411,18 @@ class SuperCorrectLoop:
         """The student's wrong solutions, the teacher's and the student's corrections of
         their first wrong step, the preference pairs they make, and the counts of each
         (solutions, wrong, not in the template format, left uncorrected, pairs)."""
-        solved = await agents.student.answer_each(
-            [(p, []) for p in problems], phase="stage2_solve", samples=config.solutions, temperature=config.temperature, seed=config.seed
+        solved = await agents.student.call(
+            Student.answer_each,
+            [(p, []) for p in problems],
+            phase="stage2_solve",
+            samples=config.solutions,
+            temperature=config.temperature,
+            seed=config.seed,
         )
         wrong: list[tuple[Problem, Attempt, ThoughtTemplate]] = []
         counts = {"solutions": sum(map(len, solved)), "wrong": 0, "ungradeable": 0, "unparsed": 0}
         # One grading call for every solution (the grader matches them by problem id).
-        graded = await agents.grader.grade_attempts(list(problems), [a for attempts in solved for a in attempts])
+        graded = await agents.grader.call(Grader.grade_attempts, list(problems), [a for attempts in solved for a in attempts])
         tokens_by_sender(graded, into=tokens)
         episode.recorder.record(graded)
         by_id = {p.id: p for p in problems}
@@ -464,7 +469,8 @@ class SuperCorrectLoop:
         counts["correction_unparsed"] = len(unusable)
         counts["critique_unparsed"] = 0
         # The student, without the reference, on the same step of its own solution.
-        replies = await agents.student.answer_structured(
+        replies = await agents.student.call(
+            Student.answer_structured,
             [
                 Problem(question=prompts.render("critique", question=p.question, steps=_numbered(t, c.step), step=c.step), answer="")
                 for p, a, t, c in located
@@ -552,7 +558,7 @@ class SuperCorrectLoop:
 
     async def _localise(
         self,
-        asker: StudentClient,
+        asker: StudentAgent,
         benchmark: Sequence[tuple[Problem, Corrupted]],
         recorder: Recorder,
         tokens: dict[str, int],

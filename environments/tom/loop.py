@@ -33,11 +33,11 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
 from classroom.agents.actors import spawn
-from classroom.agents.clients import GraderClient, StudentClient
 from classroom.agents.config_validation import ConfigError, instantiate_plugin
 from classroom.agents.grading import Grader, accuracy
 from classroom.agents.messages import Attempt, Explanation, ParseFailure, Problem, new_id
-from classroom.agents.roles import gold_explanation
+from classroom.agents.roles import Student, gold_explanation
+from classroom.agents.transport import Agent, StudentAgent
 from classroom.environments.base import Curve, Episode, Stage, spawn_student
 from classroom.environments.recording import Recorder
 from classroom.environments.replay import Replay, ResumesByReplay
@@ -50,7 +50,6 @@ from classroom.environments.tom.summary import MentalModelFigures, TomDetails, b
 from classroom.environments.tom.teacher import (
     StudentView,
     TomTeacher,
-    TomTeacherClient,
     intervention_decisions,
     mixed_demonstrations,
     wrong_answer,
@@ -62,9 +61,9 @@ from classroom.environments.tom.types import Graded, InterventionDecision, SeedO
 class TomAgents:
     """The agents of a ToM episode: the teacher, the class (one student or more), the grader."""
 
-    teacher: TomTeacherClient
-    students: tuple[StudentClient, ...]
-    grader: GraderClient
+    teacher: Agent[TomTeacher]
+    students: tuple[StudentAgent, ...]
+    grader: Agent[Grader]
     names: tuple[str, ...] = ("student",)
 
 
@@ -152,8 +151,8 @@ class TomEpisode:
             self.recorder.advance(len(logged))
             self._count(logged)
             return logged
-        attempts = await self.students[s].answer(problems, **kwargs)
-        graded = await self.grader.grade_attempts(problems, attempts)
+        attempts = await self.students[s].call(Student.answer, problems, **kwargs)
+        graded = await self.grader.call(Grader.grade_attempts, problems, attempts)
         self.recorder.record(graded)
         self.recorder.advance(len(graded))
         self._count(graded)
@@ -169,7 +168,7 @@ class TomEpisode:
                 continue
             problem = by_id[explanation.problem_id]
             planted = wrong_answer(problem, self.config.seed)
-            if await self.grader.score(Problem(question=problem.question, answer=planted), explanation.final_answer):
+            if await self.grader.call(Grader.score_one, Problem(question=problem.question, answer=planted), explanation.final_answer):
                 continue
             failed.add(problem.id)
             if self.replay.has_failure_for(explanation.id):
@@ -216,7 +215,7 @@ class TomEpisode:
         """The teacher's explanations of ``problems``, logged (or taken from the log)."""
         explanations = self.replay.explanations(problems)
         if explanations is None:
-            explanations = await self.teacher.explain_as(problems, style)  # type: ignore[arg-type]
+            explanations = await self.teacher.call(TomTeacher.explain_as, problems, style)  # type: ignore[arg-type]
             self.recorder.record(explanations)
         self._count(explanations)
         return explanations
@@ -288,7 +287,11 @@ class TomEpisode:
             if all(mine is not None for mine in logged):
                 mine_all: list[list[Explanation]] = logged  # type: ignore[assignment]
             else:  # logged together, in student order: the order a replay reads them in
-                mine_all = list(await asyncio.gather(*(self.teacher.explain_as(chunk, "personalized", personal=mine) for mine in personal)))
+                mine_all = list(
+                    await asyncio.gather(
+                        *(self.teacher.call(TomTeacher.explain_as, chunk, "personalized", personal=mine) for mine in personal)
+                    )
+                )
                 self.recorder.record([e for mine in mine_all for e in mine])
             for mine in mine_all:
                 self._count(mine)
@@ -299,7 +302,7 @@ class TomEpisode:
         if logged_utilities is None:
             observations = (await seed).observations
             views = [StudentView(self.names[s], pre[s], explanations[s], observations[s], helped[s], tuple(unusable)) for s in range(k)]
-            utilities = await self.teacher.utilities_for_class(chunk, views, offset)
+            utilities = await self.teacher.call(TomTeacher.utilities_for_class, chunk, views, offset)
         else:
             utilities = [logged_utilities[s * n + offset : s * n + offset + len(chunk)] for s in range(k)]
         most = max(cfg.demo_counts, default=0)
@@ -369,7 +372,7 @@ class TomEpisode:
         if logged is not None:
             policy = logged[1]
         else:
-            signature = await self.teacher.signature()
+            signature = await self.teacher.call(TomTeacher.signature)
             policy = signature.policy
             decisions = intervention_decisions(
                 signature, self.names, [p.id for p in test], [[g.id for g in row] for row in pre_test], utilities, top_budget
@@ -543,7 +546,7 @@ class TomLoop(ResumesByReplay):
         config: TomConfig = episode.config
         teacher = episode.roles.teacher
         return TomAgents(
-            teacher=TomTeacherClient(
+            teacher=Agent(
                 spawn(
                     TomTeacher,
                     episode.pool.llm("teacher"),
@@ -563,7 +566,7 @@ class TomLoop(ResumesByReplay):
             ),
             students=tuple(spawn_student(episode, seat, stateless=True) for seat in episode.students),
             names=tuple(seat.name for seat in episode.students),
-            grader=GraderClient(spawn(Grader, stateless=True)),
+            grader=Agent(spawn(Grader, stateless=True)),
         )
 
     async def run(self, episode: Episode, agents: TomAgents, resume_from: Replay | None = None) -> EpisodeResult[TomDetails]:

@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from classroom.agents.clients import TeacherClient
 from classroom.agents.confidence import answer_probability
 from classroom.agents.messages import Attempt, Explanation, Problem
 from classroom.agents.roles import Teacher
@@ -287,45 +286,3 @@ class TomTeacher(Teacher):
             turns.append(ChatMessage(role="user", content=query))
             conversations.append(turns)
         return conversations
-
-
-class TomTeacherClient(TeacherClient):
-    """Calls a :class:`TomTeacher`."""
-
-    async def utilities_for_class(
-        self, problems: Sequence[Problem], views: Sequence[StudentView], offset: int = 0
-    ) -> list[list[float | None]]:
-        return await self.invoke(self.agent.utilities_for_class, list(problems), list(views), offset)
-
-    async def signature(self) -> DecisionSignature:
-        return await self.invoke(self.agent.signature)
-
-    async def decide_for_class(self, problems: Sequence[Problem], views: Sequence[StudentView], budget: int) -> list[InterventionDecision]:
-        return await self.invoke(self.agent.decide_for_class, list(problems), list(views), budget)
-
-    async def explain_as(
-        self, problems: Sequence[Problem], style: ExplanationStyle, *, personal: Sequence[tuple[Problem, Explanation]] = ()
-    ) -> list[Explanation]:
-        return await self.invoke(self.agent.explain_as, list(problems), style, personal=list(personal))
-
-    async def decide(
-        self,
-        problems: Sequence[Problem],
-        attempts: Sequence[Attempt],
-        budget: int,
-        *,
-        explanations: Sequence[Explanation] = (),
-        seed: Sequence[SeedObservation] = (),
-        outcomes: Sequence[Attempt] = (),
-        excluded: Sequence[str] = (),
-    ) -> list[InterventionDecision]:
-        return await self.invoke(
-            self.agent.decide,
-            list(problems),
-            list(attempts),
-            budget,
-            explanations=list(explanations),
-            seed=list(seed),
-            outcomes=list(outcomes),
-            excluded=list(excluded),
-        )

@@ -17,16 +17,16 @@ import pytest
 from support.cli import CLASSROOM, classroom
 
 from classroom.agents.actors import spawn
-from classroom.agents.clients import GraderClient, StudentClient
 from classroom.agents.grading import Grader
 from classroom.agents.learners import InContextLearner
 from classroom.agents.messages import Attempt, Problem, TrainingExample, TrainingRun
 from classroom.agents.roles import Student
 from classroom.agents.settings import StudentSettings, TeacherSettings
 from classroom.agents.skills import TeacherSkills
+from classroom.agents.transport import Agent, StudentAgent
 from classroom.environments.base import Episode, Roles
 from classroom.environments.dataenvgym import CHECKPOINT, DataEnvAgents, DataEnvConfig, DataEnvGym, DataEnvGymLoop
-from classroom.environments.dataenvgym.agent import DataGenerator, DataGeneratorClient
+from classroom.environments.dataenvgym.agent import DataGenerator
 from classroom.environments.dataenvgym.engines import LLMDataEngine, ReasoningGymEngine
 from classroom.environments.dataenvgym.policies import BanditTreePolicy, ErrorDrivenPolicy, LLMPolicy, WeakSkillsPolicy, builtin_policy
 from classroom.environments.dataenvgym.types import AgentAction, DataPlan, DataRequest, Exploit, Explore
@@ -47,7 +47,7 @@ POLICIES = {"open_ended": ErrorDrivenPolicy, "skill_list": WeakSkillsPolicy, "sk
 
 
 def make_agents(engine, variant: str, *, learner=None, actors=False) -> DataEnvAgents:
-    """The three agents, as Ray actors or as plain objects, behind their typed clients."""
+    """The three agents, as Ray actors or as plain objects, behind the one transport."""
     llm = RoutedLLM("embedded", [engine])
     student_args = {
         "episode_id": "ep",
@@ -60,7 +60,7 @@ def make_agents(engine, variant: str, *, learner=None, actors=False) -> DataEnvA
         student, generator, grader = spawn(Student, llm, **student_args), spawn(DataGenerator, llm, **generator_args), spawn(Grader)
     else:
         student, generator, grader = Student(llm, **student_args), DataGenerator(llm, **generator_args), Grader()
-    return DataEnvAgents(generator=DataGeneratorClient(generator), student=StudentClient(student), grader=GraderClient(grader))
+    return DataEnvAgents(generator=Agent(generator), student=StudentAgent(student), grader=Agent(grader))
 
 
 def settings(variant: str, **config) -> DataEnvConfig:
@@ -96,7 +96,7 @@ async def test_reset_and_step_contract(variant, engine, tmp_path):
     assert all(s.count == sum(c.count for c in s.children) for s in report.children)
     assert {p.id for p in obs.problems}.isdisjoint({p.id for p in env.test})
 
-    action = await generator.act(obs)
+    action = await generator.call(DataGenerator.act, obs)
     plan = action.plan
     if variant == "open_ended":
         assert isinstance(plan, DataPlan) and plan.count == 8 and not plan.allocations
@@ -125,7 +125,9 @@ async def test_reset_and_step_contract(variant, engine, tmp_path):
     loop = DataEnvGymLoop()
     from classroom.environments.dataenvgym.loop import DataEnvCheckpoint
 
-    written = DataEnvCheckpoint(env=env.snapshot(), student=await env.student.state(), generator=await generator.state())
+    written = DataEnvCheckpoint(
+        env=env.snapshot(), student=await env.student.call(Student.save_state), generator=await generator.call(DataGenerator.save_state)
+    )
     loop.save_state(tmp_path, written)
     assert loop.load_state(tmp_path).model_dump_json() == written.model_dump_json() and loop.episode_id_of(written) == "ep"
     assert written.env.iteration == 1 and len(written.env.data) == result.kept
@@ -133,7 +135,7 @@ async def test_reset_and_step_contract(variant, engine, tmp_path):
     if variant == "skill_tree":
         assert result.observation.tree and all(n > 0 for subs in result.observation.tree.values() for n in subs.values())
 
-    result = await env.step(await generator.act(result.observation))
+    result = await env.step(await generator.call(DataGenerator.act, result.observation))
     assert result.done and result.observation.iteration == 2
     with pytest.raises(RuntimeError, match="the episode is done"):
         await env.step(action)
@@ -172,7 +174,9 @@ async def test_quality_checks_drop_bad_data_with_reasons(engine, tmp_path):
     # "already answers it" is what the student, asked again, really does.
     known = [checked[e.id] for e in [crafted[3], *made] if checked[e.id].drop_reason in (None, "the student already answers it")]
     problems = [env_problem(e) for e in known]
-    attempts = await Grader().grade_attempts(problems, await env.student.answer(problems, phase="again", use_memory=False, base=True))
+    attempts = await Grader().grade_attempts(
+        problems, await env.student.call(Student.answer, problems, phase="again", use_memory=False, base=True)
+    )
     # The check ran before training, i.e. as the untrained student answers.
     for example, attempt in zip(known, attempts):
         assert example.kept == (not attempt.correct), (example.prompt, attempt.reasoning)
@@ -218,8 +222,8 @@ async def test_one_lora_iteration_end_to_end_hot_loads_the_adapter(engine, tmp_p
         TrainingExample.model_validate_json(line) for line in (tmp_path / "iterations" / "001" / "examples.jsonl").read_text().splitlines()
     ]
     problems = [env_problem(e) for e in examples]
-    trained = await Grader().grade_attempts(problems, await agents.student.answer(problems, phase="x"))
-    untrained = await Grader().grade_attempts(problems, await agents.student.answer(problems, phase="x", base=True))
+    trained = await Grader().grade_attempts(problems, await agents.student.call(Student.answer, problems, phase="x"))
+    untrained = await Grader().grade_attempts(problems, await agents.student.call(Student.answer, problems, phase="x", base=True))
     assert [a.reasoning for a in trained] != [a.reasoning for a in untrained]
     assert sum(bool(a.correct) for a in trained) > sum(bool(a.correct) for a in untrained)
     # The SFT data in TRL's prompt-completion format, as the student is asked.
@@ -237,7 +241,7 @@ async def test_teacher_model_parts_parse_or_record(engine, tmp_path):
     task = reasoning_gym_skills(CATALOGUE, size=4, seed=0)
     problems = task.split("train")[:4]
     generator = DataGenerator(llm, policy=WeakSkillsPolicy(), engine=ReasoningGymEngine(CATALOGUE), skills=TeacherSkills(max_categories=2))
-    discovered = await generator.discover_skills(problems)
+    discovered = await generator.call(DataGenerator.discover_skills, problems)
     labelled = discovered.problems
     assert discovered.tokens > 0  # counted as the data generator's in the episode's tokens
     assert len(labelled) == 4 and all(p.skills and p.skills[0] for p in labelled)
@@ -277,7 +281,7 @@ async def test_teacher_model_parts_parse_or_record(engine, tmp_path):
     assert not planned.failures and planned.action.sender == "llm" and planned.action.instructions
     # A reply cut off before it parses falls back, counted by the agent's action.
     generator = DataGenerator(llm, policy=LLMPolicy(max_tokens=3), engine=ReasoningGymEngine(CATALOGUE))
-    action = await generator.act(obs.model_copy(update={"variant": "skill_list"}))
+    action = await generator.call(DataGenerator.act, obs.model_copy(update={"variant": "skill_list"}))
     assert action.fallbacks == 1 and action.plan.sender == "weak_skills" and action.notes[0].expected == "_SkillPlan"
     recorder.close()
 

@@ -6,16 +6,16 @@ import json
 from collections import Counter
 
 from classroom.agents.actors import spawn
-from classroom.agents.clients import GraderClient, StudentClient
 from classroom.agents.grading import Grader
 from classroom.agents.learners import InContextLearner
 from classroom.agents.messages import Attempt, Explanation, Problem
 from classroom.agents.roles import Student
+from classroom.agents.transport import Agent, StudentAgent
 from classroom.environments.eventlog import read_events
 from classroom.environments.tasks import reasoning_gym
 from classroom.environments.tom import TomAgents, TomConfig, TomEpisode
 from classroom.environments.tom.policies import AllIntervention
-from classroom.environments.tom.teacher import TomTeacher, TomTeacherClient
+from classroom.environments.tom.teacher import TomTeacher
 from classroom.environments.tom.types import InterventionDecision
 from classroom.launch.rundir import RunDirectory, read_metrics
 from classroom.launch.runner import record_result
@@ -26,13 +26,11 @@ async def test_episode_end_to_end(engine, tmp_path):
     pool = ModelPool({"embedded": RoutedLLM("embedded", [engine])}, {"teacher": "embedded", "student": "embedded"})
     task = reasoning_gym(size=12, seed=1)
     agents = TomAgents(
-        teacher=TomTeacherClient(
-            spawn(TomTeacher, pool.llm("teacher"), episode_id="ep", intervention=AllIntervention(), sampling={"max_tokens": 48})
-        ),
+        teacher=Agent(spawn(TomTeacher, pool.llm("teacher"), episode_id="ep", intervention=AllIntervention(), sampling={"max_tokens": 48})),
         students=(
-            StudentClient(spawn(Student, pool.llm("student"), episode_id="ep", learner=InContextLearner(k=2), sampling={"max_tokens": 40})),
+            StudentAgent(spawn(Student, pool.llm("student"), episode_id="ep", learner=InContextLearner(k=2), sampling={"max_tokens": 40})),
         ),
-        grader=GraderClient(spawn(Grader)),
+        grader=Agent(spawn(Grader)),
     )
     run = RunDirectory(tmp_path, {"test": True}, loop="tom", show_progress=False)
     config = TomConfig(num_problems=4, seed_set_size=2, post_test_size=2, budgets=(0.0, 0.5, 1.0), demo_counts=(0, 2, 8), seed=1)

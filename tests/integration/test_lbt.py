@@ -12,12 +12,12 @@ from support.doubles import GarbledProposer
 
 from classroom.agents.actors import spawn
 from classroom.agents.class_roster import Seat
-from classroom.agents.clients import GraderClient, StudentClient, TeacherClient
 from classroom.agents.grading import Grader
 from classroom.agents.learners import DPOLearner, InContextLearner
 from classroom.agents.messages import Attempt, Explanation, ParseFailure, PreferencePair, Problem, TrainingRun
 from classroom.agents.roles import Student, Teacher
 from classroom.agents.settings import StudentSettings, TeacherSettings
+from classroom.agents.transport import Agent, StudentAgent
 from classroom.environments.base import Episode, Roles, spawn_student
 from classroom.environments.lbt.config import LbtConfig, M1Settings, M2Settings, M3Settings
 from classroom.environments.lbt.exemplars import ProgrammaticProposer
@@ -63,10 +63,10 @@ def lbt_episode(engine, tmp_path: Path, seats, **config) -> tuple[Episode, LbtAg
         base_models={"teacher": "embedded", "student": "embedded"},
     )
     agents = LbtAgents(
-        teacher=TeacherClient(spawn(Teacher, pool.llm("teacher"), episode_id="ep", sampling={"max_tokens": 64})),
+        teacher=Agent(spawn(Teacher, pool.llm("teacher"), episode_id="ep", sampling={"max_tokens": 64})),
         students=tuple(spawn_student(episode, seat) for seat in seats),
         names=tuple(seat.name for seat in seats),
-        grader=GraderClient(spawn(Grader)),
+        grader=Agent(spawn(Grader)),
         teacher_as_student=spawn_student(episode, Seat("teacher", "teacher")),
     )
     return episode, agents, recorder
@@ -81,8 +81,8 @@ async def test_a_class_of_two_adapters_on_one_engine_answers_differently(engine,
     assert "student-sums" in ray.get(engine.actor.info.remote())["adapters"]
     problems = reasoning_gym_skills(SKILLS, size=12, seed=3).split("test")[:8]
     llm = RoutedLLM("embedded", [engine])
-    base, sums = (StudentClient(spawn(Student, llm, name=s.name, adapter=s.adapter, sampling={"max_tokens": 48})) for s in seated)
-    a, b = await base.answer(problems, phase="class"), await sums.answer(problems, phase="class")
+    base, sums = (StudentAgent(spawn(Student, llm, name=s.name, adapter=s.adapter, sampling={"max_tokens": 48})) for s in seated)
+    a, b = await base.call(Student.answer, problems, phase="class"), await sums.call(Student.answer, problems, phase="class")
     assert {x.sender for x in a} == {"base"} and {x.sender for x in b} == {"sums"}
     assert sum(x.reasoning != y.reasoning for x, y in zip(a, b)) >= 4, [(x.reasoning, y.reasoning) for x, y in zip(a, b)]
     assert b[0].usage.model == "student-sums" and a[0].usage.model == "embedded"
@@ -216,7 +216,7 @@ async def test_correctness_only_rationales_are_sampled_and_graded_without_exams(
     for problem in problems:
         [*samples] = teaching.scored[problem.id]
         assert len(samples) == 3 and all(s.score == 0.0 for s in samples)
-        assert [s.correct for s in samples] == [await agents.grader.score(problem, s.answer) for s in samples]
+        assert [s.correct for s in samples] == [await agents.grader.call(Grader.score_one, problem, s.answer) for s in samples]
 
 
 async def test_one_m3_iteration_goes_on_past_a_proposal_that_does_not_parse(engine, seated, tmp_path):

@@ -9,8 +9,9 @@ import pytest
 from classroom.agents.actors import spawn
 from classroom.agents.config_validation import instantiate_plugin
 from classroom.agents.messages import Attempt, Problem
+from classroom.agents.transport import Agent
 from classroom.environments.tom.policies import InterventionPolicy
-from classroom.environments.tom.teacher import TomTeacher, TomTeacherClient
+from classroom.environments.tom.teacher import TomTeacher
 
 PLUGIN = textwrap.dedent(
     '''
@@ -42,7 +43,7 @@ async def test_plugin_policy_from_outside_the_repo_runs_in_a_teacher_actor(engin
     assert policy.name == "longest_first" and policy.weight == 2.0
     problems = [Problem(id=f"p{i}", question="x" * n, answer="1") for i, n in enumerate([5, 50, 20])]
     attempts = [Attempt(problem_id=p.id, reasoning="", final_answer=None) for p in problems]
-    teacher = TomTeacherClient(spawn(TomTeacher, engine, intervention=policy))  # the actor cannot import my_policies
-    decisions = await teacher.decide(problems, attempts, 1)
+    teacher = Agent(spawn(TomTeacher, engine, intervention=policy))  # the actor cannot import my_policies
+    decisions = await teacher.call(TomTeacher.decide, problems, attempts, 1)
     assert [d.intervene for d in decisions] == [False, True, False]
     assert decisions[1].policy == "longest_first" and decisions[1].utility == 100.0

@@ -9,10 +9,10 @@ import pytest
 from support.observations import seed_observation
 
 from classroom.agents.actors import spawn
-from classroom.agents.clients import GraderClient, StudentClient
 from classroom.agents.grading import Grader
 from classroom.agents.messages import Attempt, Explanation, ParseFailure, Problem
 from classroom.agents.roles import Student
+from classroom.agents.transport import Agent, StudentAgent
 from classroom.environments.recording import MemoryRecorder
 from classroom.environments.tasks import reasoning_gym
 from classroom.environments.tom import TomAgents, TomConfig, TomEpisode
@@ -26,7 +26,7 @@ from classroom.environments.tom.policies import (
     StudentConfidence,
     TeacherConfidence,
 )
-from classroom.environments.tom.teacher import TomTeacher, TomTeacherClient, wrong_answer
+from classroom.environments.tom.teacher import TomTeacher, wrong_answer
 from classroom.environments.tom.types import InterventionDecision
 
 POLICIES = {
@@ -57,9 +57,9 @@ def cached_engine(engine):
 async def play(engine, policy, explanation="unpersonalized"):
     task = reasoning_gym(size=12, seed=2)
     agents = TomAgents(
-        teacher=TomTeacherClient(spawn(TomTeacher, engine, intervention=policy, sampling={"max_tokens": 40}, mental_model_demos=2)),
-        students=(StudentClient(spawn(Student, engine, sampling={"max_tokens": 32})),),
-        grader=GraderClient(spawn(Grader)),
+        teacher=Agent(spawn(TomTeacher, engine, intervention=policy, sampling={"max_tokens": 40}, mental_model_demos=2)),
+        students=(StudentAgent(spawn(Student, engine, sampling={"max_tokens": 32})),),
+        grader=Agent(spawn(Grader)),
     )
     recorder = MemoryRecorder()
     config = TomConfig(
@@ -185,14 +185,14 @@ async def test_a_class_shares_one_budget_where_the_mental_models_predict_most(ca
     over every (student, problem); the class accuracy is the students' mean."""
     names = tuple(seat.name for seat in class_of_two)
     agents = TomAgents(
-        teacher=TomTeacherClient(
+        teacher=Agent(
             spawn(TomTeacher, cached_engine, intervention=MentalModelUtility("both"), sampling={"max_tokens": 40}, mental_model_demos=2)
         ),
         students=tuple(
-            StudentClient(spawn(Student, cached_engine, name=seat.name, adapter=seat.adapter, sampling={"max_tokens": 32}))
+            StudentAgent(spawn(Student, cached_engine, name=seat.name, adapter=seat.adapter, sampling={"max_tokens": 32}))
             for seat in class_of_two
         ),
-        grader=GraderClient(spawn(Grader)),
+        grader=Agent(spawn(Grader)),
         names=names,
     )
     recorder = MemoryRecorder()
@@ -221,11 +221,9 @@ async def test_stages_ask_in_bounded_chunks_and_score_as_one_batch(cached_engine
 
     async def episode(chunk_size: int):
         agents = TomAgents(
-            teacher=TomTeacherClient(
-                spawn(TomTeacher, cached_engine, intervention=RandomIntervention(seed=2), sampling={"max_tokens": 24})
-            ),
-            students=(StudentClient(spawn(Student, cached_engine, sampling={"max_tokens": 24})),),
-            grader=GraderClient(spawn(Grader)),
+            teacher=Agent(spawn(TomTeacher, cached_engine, intervention=RandomIntervention(seed=2), sampling={"max_tokens": 24})),
+            students=(StudentAgent(spawn(Student, cached_engine, sampling={"max_tokens": 24})),),
+            grader=Agent(spawn(Grader)),
         )
         recorder = MemoryRecorder()
         config = TomConfig(

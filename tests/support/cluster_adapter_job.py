@@ -35,10 +35,10 @@ def _learner_adapter(student: Any) -> str | None:
 
 
 async def lesson(run_dir: Path, engine: Any) -> dict[str, Any]:
-    from classroom.agents.clients import StudentClient
     from classroom.agents.learners import LoRALearner
     from classroom.agents.messages import Problem, TrainingExample
     from classroom.agents.roles import Student
+    from classroom.agents.transport import StudentAgent
 
     examples = [
         TrainingExample(id=f"z{n}", prompt=f"What is the zorp of {n}?", completion=f"The zorp of {n} is {n + 10}.", answer=str(n + 10))
@@ -53,15 +53,15 @@ async def lesson(run_dir: Path, engine: Any) -> dict[str, Any]:
             .remote(engine, name="student", learner=LoRALearner(**LEARNER), sampling=SAMPLING)
         )
 
-    student = StudentClient(seat("plain_node"))
-    before = await student.answer(problems, phase="before")
-    run = await student.train(examples, iteration=1, out_dir=str(run_dir / "adapter"), adapter_name="zorp")
-    after = await student.answer(problems, phase="after")
-    state = await student.state()
+    student = StudentAgent(seat("plain_node"))
+    before = await student.call(Student.answer, problems, phase="before")
+    run = await student.train_and_keep(examples, iteration=1, out_dir=str(run_dir / "adapter"), adapter_name="zorp")
+    after = await student.call(Student.answer, problems, phase="after")
+    state = await student.call(Student.save_state)
     # A new student elsewhere, rebuilt from the state and the run directory's files.
-    again = StudentClient(seat("teacher_node"))
-    await again.restore(state)
-    restored = await again.answer(problems, phase="after")
+    again = StudentAgent(seat("teacher_node"))
+    await again.restore_from_checkpoint(state)
+    restored = await again.call(Student.answer, problems, phase="after")
     return {
         "driver_node": _node(),
         "student_node": await student.agent.__ray_call__.remote(_node),
