@@ -13,7 +13,16 @@ from pathlib import Path
 from typing import Any
 
 from classroom.environments.base import Curve, LoopError, load_loop
-from classroom.launch.results import aggregate, baseline_of, collect, config_columns, markdown_table, paired_differences, run_row
+from classroom.launch.results import (
+    PAIRED_RUNS,
+    aggregate,
+    baseline_of,
+    collect,
+    config_columns,
+    markdown_table,
+    paired_differences,
+    run_row,
+)
 from classroom.serving.errors import DataError
 
 
@@ -205,7 +214,7 @@ def _paired_entries(root: Path) -> tuple[list[dict[str, Any]], str]:
         return [], ""
     rows = collect(root)
     keys = config_columns(rows)
-    entries = [_entry(group, keys, group["pairs"]) for group in paired_differences(rows, baseline)]
+    entries = [_entry(group, keys, group[PAIRED_RUNS]) for group in paired_differences(rows, baseline)]
     return entries, ", ".join(f"{k}={v}" for k, v in baseline.items())
 
 

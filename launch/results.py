@@ -153,13 +153,19 @@ def _paired(rows: list[dict[str, Any]], baseline: dict[str, str]) -> dict[tuple,
     }
 
 
+# The column that counts a configuration's runs paired with the baseline's. A name with a
+# space, which no score has: a loop's score named "pairs" (M2's preference pairs) took the
+# place of the count before.
+PAIRED_RUNS = "paired runs"
+
+
 def paired_differences(rows: list[dict[str, Any]], baseline: dict[str, str]) -> list[dict[str, Any]]:
     """Per configuration: mean ± CI across seeds of (its score - the baseline's score),
     each run paired with the baseline run of the same seed and the same other settings."""
     keys = config_columns(rows)
     table = []
     for key, (pairs, diffs) in _paired(rows, baseline).items():
-        entry: dict[str, Any] = {**dict(zip(keys, key)), "pairs": pairs}
+        entry: dict[str, Any] = {**dict(zip(keys, key)), PAIRED_RUNS: pairs}
         entry.update({score: mean_ci(values) for score, values in diffs.items() if values})
         table.append(entry)
     return table
@@ -184,7 +190,7 @@ def against_effects(rows: list[dict[str, Any]], baseline: dict[str, str], effect
                 {
                     **config,
                     "score": paper.score,
-                    "pairs": len(values),
+                    PAIRED_RUNS: len(values),
                     "difference": (mean, ci),
                     "verdict": "resolved" if resolved(mean, ci) else f"not resolved at n = {len(values)}",
                     "paper": paper.effect,
@@ -250,13 +256,13 @@ def write_results(root: Path) -> tuple[Path, Path, list[dict[str, Any]]]:
         md[8:8] = [  # after the per-configuration table
             f"## Paired differences vs {against} (per seed, mean ± 95% CI)",
             "",
-            markdown_table(paired, [*config_cols, "pairs", *scores]),
+            markdown_table(paired, [*config_cols, PAIRED_RUNS, *scores]),
             "",
         ]
         effects = effects_of(root)
         judged = against_effects(rows, baseline, effects) if effects else []
         if judged:
-            columns = [*config_cols, "score", "pairs", "difference", "verdict", "paper", "seeds for the paper's effect", "source"]
+            columns = [*config_cols, "score", PAIRED_RUNS, "difference", "verdict", "paper", "seeds for the paper's effect", "source"]
             md[12:12] = [
                 "## Against the paper's effects (paired; seeds for 80% power at the measured spread)",
                 "",

@@ -82,3 +82,28 @@ def test_results_say_not_resolved_and_how_many_seeds_the_paper_effect_needs(tmp_
     assert "| oracle | acc@0.5 | 3 | 0.200 ± 0.248 | not resolved at n = 3 | 0.100 | 10 | a paper |" in text
     assert "| mental_model | acc@0.5 | 3 | 0.300 ± 0.025 | resolved | 0.100 | 2 | a paper |" in text
     assert text.count("| a paper |") == 2  # each effect judged on the configuration it names only
+
+
+def test_a_score_named_pairs_keeps_its_own_column_beside_the_count_of_paired_runs(tmp_path) -> None:
+    """M2's score `pairs` (its preference pairs) once took the place of the count of
+    paired runs in the paired-differences table and the report (sweep=lbt_m2 showed
+    "7.000 ± 11.385" as the count). Worked by hand: pairs 6, 12, 3 against the
+    baseline's 0, 0, 0 -> mean 7, CI 4.303 * 4.583 / sqrt 3 = 11.385; 3 runs paired."""
+    from classroom.launch.report import _paired_entries
+    from classroom.launch.results import write_results
+
+    number = 0
+    for policy, by_seed in {"random": [0, 0, 0], "oracle": [6, 12, 3]}.items():
+        for seed, pairs in enumerate(by_seed):
+            _run(tmp_path, number, policy, seed, 0.1, [])
+            summary = json.loads((tmp_path / str(number) / "summary.json").read_text())
+            summary["scores"]["pairs"] = pairs
+            (tmp_path / str(number) / "summary.json").write_text(json.dumps(summary))
+            number += 1
+    _, md, _ = write_results(tmp_path)
+    paired = md.read_text().split("## Paired differences")[1]
+    header, _, row = paired.strip().splitlines()[2:5]
+    cells = dict(zip([c.strip() for c in header.strip("|").split("|")], [c.strip() for c in row.strip("|").split("|")]))
+    assert cells["paired runs"] == "3" and cells["pairs"] == "7.000 ± 11.385", cells
+    [entry], _ = _paired_entries(tmp_path)
+    assert entry["n"] == 3 and entry["values"]["pairs"] == pytest.approx((7.0, 11.385), abs=1e-3)
