@@ -241,7 +241,7 @@ async def test_teacher_model_parts_parse_or_record(engine, tmp_path):
     task = reasoning_gym_skills(CATALOGUE, size=4, seed=0)
     problems = task.split("train")[:4]
     generator = DataGenerator(llm, policy=WeakSkillsPolicy(), engine=ReasoningGymEngine(CATALOGUE), skills=TeacherSkills(max_categories=2))
-    discovered = await generator.call(DataGenerator.discover_skills, problems)
+    discovered = await generator.discover_skills(problems)
     labelled = discovered.problems
     assert discovered.tokens > 0  # counted as the data generator's in the episode's tokens
     assert len(labelled) == 4 and all(p.skills and p.skills[0] for p in labelled)
@@ -281,7 +281,7 @@ async def test_teacher_model_parts_parse_or_record(engine, tmp_path):
     assert not planned.failures and planned.action.sender == "llm" and planned.action.instructions
     # A reply cut off before it parses falls back, counted by the agent's action.
     generator = DataGenerator(llm, policy=LLMPolicy(max_tokens=3), engine=ReasoningGymEngine(CATALOGUE))
-    action = await generator.call(DataGenerator.act, obs.model_copy(update={"variant": "skill_list"}))
+    action = await generator.act(obs.model_copy(update={"variant": "skill_list"}))
     assert action.fallbacks == 1 and action.plan.sender == "weak_skills" and action.notes[0].expected == "_SkillPlan"
     recorder.close()
 
