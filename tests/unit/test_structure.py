@@ -89,6 +89,8 @@ def every_config() -> list[list[str]]:
         grid = {key: str(values).split(",") for key, values in compose([f"sweep={sweep}"])["_sweep_params"].items()}
         first = {key: values[0] for key, values in grid.items()}
         for key, values in grid.items():
+            if key == "seed":  # a number the config passes on: its first and last value stand for the rest
+                values = sorted({values[0], values[-1]}, key=values.index)
             cases += [[f"sweep={sweep}", *(f"{k}={value if k == key else v}" for k, v in first.items())] for value in values]
     return cases
 
