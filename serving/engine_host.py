@@ -21,7 +21,7 @@ from typing import Any
 from classroom.serving.adapters import AdapterFiles, materialize, pack_adapter
 from classroom.serving.engine_config import VLLMEngineConfig, cpu_engine_env, engine_kwargs
 from classroom.serving.errors import BackendError
-from classroom.serving.llm import Schema, schema_dict
+from classroom.serving.llm import Schema, Scored, schema_dict
 from classroom.serving.types import (
     Completion,
     Conversation,
@@ -29,6 +29,7 @@ from classroom.serving.types import (
     RecordedCall,
     SamplingParams,
     TokenLogprob,
+    TopLogprobs,
     Usage,
     conversation_dicts,
 )
@@ -279,13 +280,7 @@ class VLLMEngineHost:
     ) -> list[list[Completion]]:
         if self.engine is None:
             await self.start()
-        lora = None
-        if adapter is not None:
-            if adapter not in self.adapters:
-                raise BackendError(
-                    f"adapter {adapter!r} is not loaded on engine {self.config.name} (loaded: {sorted(self.adapters) or 'none'})"
-                )
-            lora = self.adapters[adapter]
+        lora = self._lora(adapter)
         sampling = to_vllm_sampling(params, schema)
         # Greedy replies, and sampled ones with their own seed (vLLM samples them the
         # same every time), are deterministic: those can be cached.
@@ -336,6 +331,60 @@ class VLLMEngineHost:
         for i, future in joined.items():
             results[i] = await asyncio.shield(future)  # a waiter cancelled leaves the reply to the others
         return results  # type: ignore[return-value]
+
+    def _lora(self, adapter: str | None) -> Any:
+        """The LoRA request of a loaded adapter (None for the base model)."""
+        if adapter is None:
+            return None
+        if adapter not in self.adapters:
+            raise BackendError(
+                f"adapter {adapter!r} is not loaded on engine {self.config.name} (loaded: {sorted(self.adapters) or 'none'})"
+            )
+        return self.adapters[adapter]
+
+    async def top_logprobs(self, sequences: Sequence[Scored], k: int, adapter: str | None = None) -> list[TopLogprobs]:
+        """Per (prompt ids, completion ids): the k most likely next tokens and their
+        log-probabilities at each completion position (vLLM's prompt log-probabilities: one
+        prefill each, nothing generated). All sequences go to the engine at once."""
+        from vllm import SamplingParams as VLLMSampling
+        from vllm.inputs import TokensPrompt
+
+        if self.engine is None:
+            await self.start()
+        lora = self._lora(adapter)
+        if k < 1:
+            raise BackendError(f"top_logprobs needs k >= 1; got {k}")
+        sampling = VLLMSampling(max_tokens=1, temperature=0.0, prompt_logprobs=k)
+
+        async def one(prompt_ids: Sequence[int], completion_ids: Sequence[int]) -> TopLogprobs:
+            if not prompt_ids or not completion_ids:
+                raise BackendError("top_logprobs scores a completion after its prompt: each needs at least one token")
+            ids = [*prompt_ids, *completion_ids]
+            final = None
+            self._tick(+1)
+            try:
+                async for output in self.engine.generate(
+                    TokensPrompt(prompt_token_ids=ids), sampling, request_id=uuid.uuid4().hex, lora_request=lora
+                ):
+                    final = output
+            finally:
+                self._tick(-1)
+                self._served += 1
+            if final is None or final.prompt_logprobs is None:
+                raise BackendError(f"engine {self.config.name} returned no prompt log-probabilities")
+            self._prompt_tokens += len(ids)
+            # Each position holds the top k (ranks 1..k) and the token that is there, whatever its rank.
+            ranked = [
+                sorted((lp.rank, token, lp.logprob) for token, lp in final.prompt_logprobs[i].items() if lp.rank <= k)
+                for i in range(len(prompt_ids), len(ids))
+            ]
+            return TopLogprobs(
+                token_ids=tuple(tuple(token for _, token, _ in row) for row in ranked),
+                logprobs=tuple(tuple(logprob for _, _, logprob in row) for row in ranked),
+                model=lora.lora_name if lora else self.config.name,
+            )
+
+        return list(await asyncio.gather(*(one(p, c) for p, c in sequences)))
 
     @staticmethod
     def _cache_key(conversation: Conversation, params: SamplingParams, schema: Schema | None, adapter: str | None) -> str:

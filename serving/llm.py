@@ -8,7 +8,7 @@ from typing import Any, Protocol, runtime_checkable
 from pydantic import BaseModel
 
 from classroom.serving.adapters import AdapterFiles
-from classroom.serving.types import Completion, Conversation, SamplingParams
+from classroom.serving.types import Completion, Conversation, SamplingParams, TopLogprobs
 
 # A JSON schema (dict) or a pydantic model class whose schema constrains the output.
 Schema = dict[str, Any] | type[BaseModel]
@@ -52,3 +52,17 @@ class AdapterLLM(LLM, Protocol):
     """
 
     async def load_adapter(self, name: str, adapter: str | AdapterFiles) -> None: ...
+
+
+# A sequence to score: the prompt's token ids, then the completion's, whose positions are scored.
+Scored = tuple[Sequence[int], Sequence[int]]
+
+
+@runtime_checkable
+class ScoringLLM(LLM, Protocol):
+    """An LLM that returns its own next-token distribution (top-k) over token sequences
+    it is given, generating nothing: a teacher's in on-policy distillation, over the
+    student's samples. The ids are the model's own vocabulary's; a caller whose tokenizer
+    differs must not send them (distillation checks the two tokenizers agree)."""
+
+    async def top_logprobs(self, sequences: Sequence[Scored], k: int, *, adapter: str | None = None) -> list[TopLogprobs]: ...

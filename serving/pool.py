@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
-from typing import Any, Literal
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -21,10 +21,11 @@ from classroom.serving.adapters import AdapterFiles
 from classroom.serving.engine_config import VLLMEngineConfig
 from classroom.serving.errors import BackendError
 from classroom.serving.ledger import RoutingBoard
-from classroom.serving.llm import LLM, AdapterLLM, Schema
-from classroom.serving.types import Completion, Conversation, EngineStats, SamplingParams
+from classroom.serving.llm import LLM, AdapterLLM, Schema, Scored, ScoringLLM
+from classroom.serving.types import Completion, Conversation, EngineStats, SamplingParams, TopLogprobs
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class OpenAIEndpointConfig(BaseModel):
@@ -183,11 +184,27 @@ class RoutedLLM:
         schema: Schema | None = None,
         adapter: str | None = None,
     ) -> list[list[Completion]]:
-        results: list[list[Completion] | None] = [None] * len(conversations)
-        groups = await self._spread(range(len(conversations)), frozenset())
-        await asyncio.gather(
-            *(self._send(r, idx, conversations, params, schema, adapter, results, frozenset()) for r, idx in groups.items())
-        )
+        def ask(llm: LLM, indices: list[int]) -> Awaitable[list[list[Completion]]]:
+            return llm.chat([conversations[i] for i in indices], params, schema=schema, adapter=adapter)
+
+        return await self._spread_out(len(conversations), ask, "conversation(s)")
+
+    async def top_logprobs(self, sequences: Sequence[Scored], k: int, *, adapter: str | None = None) -> list[TopLogprobs]:
+        """The model's top-k next tokens over each sequence (see ScoringLLM), spread over
+        the replicas as chat requests are."""
+        if not all(isinstance(r, ScoringLLM) for r in self.replicas):
+            raise BackendError(f"model {self.name!r}: a replica cannot return its token distributions (vLLM engines can)")
+
+        def ask(llm: LLM, indices: list[int]) -> Awaitable[list[TopLogprobs]]:
+            return llm.top_logprobs([sequences[i] for i in indices], k, adapter=adapter)  # type: ignore[attr-defined]
+
+        return await self._spread_out(len(sequences), ask, "sequence(s)")
+
+    async def _spread_out(self, count: int, ask: Callable[[LLM, list[int]], Awaitable[list[T]]], what: str) -> list[T]:
+        """``count`` requests over the replicas; ``ask(replica, indices)`` sends a share."""
+        results: list[T | None] = [None] * count
+        groups = await self._spread(range(count), frozenset())
+        await asyncio.gather(*(self._send(r, idx, ask, what, results, frozenset()) for r, idx in groups.items()))
         return results  # type: ignore[return-value]
 
     async def _spread(self, indices: Sequence[int], exclude: frozenset[int]) -> dict[int, list[int]]:
@@ -200,16 +217,14 @@ class RoutedLLM:
         self,
         replica: int,
         indices: list[int],
-        conversations: Sequence[Conversation],
-        params: SamplingParams,
-        schema: Schema | None,
-        adapter: str | None,
-        results: list[list[Completion] | None],
+        ask: Callable[[LLM, list[int]], Awaitable[list[T]]],
+        what: str,
+        results: list[T | None],
         tried: frozenset[int],
     ) -> None:
         """One replica's share; on its failure, the share goes to replicas not yet tried."""
         try:
-            batch = await self.replicas[replica].chat([conversations[i] for i in indices], params, schema=schema, adapter=adapter)
+            batch = await ask(self.replicas[replica], indices)
         except BaseException as exc:  # the count is released whatever ended the call
             failed = isinstance(exc, BackendError)
             await asyncio.shield(self._release(replica, len(indices), failed=failed))
@@ -218,13 +233,13 @@ class RoutedLLM:
             tried = tried | {replica}
             if len(tried) == len(self.replicas):
                 raise
-            logger.warning("model %s: replica %d failed (%s); its %d conversation(s) go to another", self.name, replica, exc, len(indices))
+            logger.warning("model %s: replica %d failed (%s); its %d %s go to another", self.name, replica, exc, len(indices), what)
             groups = await self._spread(indices, tried)
-            await asyncio.gather(*(self._send(r, idx, conversations, params, schema, adapter, results, tried) for r, idx in groups.items()))
+            await asyncio.gather(*(self._send(r, idx, ask, what, results, tried) for r, idx in groups.items()))
             return
         await self._release(replica, len(indices))
-        for i, completions in zip(indices, batch):
-            results[i] = completions
+        for i, result in zip(indices, batch):
+            results[i] = result
 
     async def load_adapter(self, name: str, adapter: str | AdapterFiles) -> None:
         """Load a LoRA adapter (a folder here, or its files) into every replica, so any

@@ -71,6 +71,18 @@ class TokenLogprob(BaseModel):
     top: dict[str, float] = Field(default_factory=dict)
 
 
+class TopLogprobs(BaseModel):
+    """A model's k most likely next tokens at each position of a token sequence it was
+    given (a teacher's distribution over a student's sample, in distillation), most likely
+    first. ``token_ids[j]`` and ``logprobs[j]`` are for the sequence's ``j``-th scored
+    token, given every token before it."""
+
+    model_config = ConfigDict(frozen=True)
+    token_ids: tuple[tuple[int, ...], ...]
+    logprobs: tuple[tuple[float, ...], ...]
+    model: str = Field(description="The model (or adapter) that scored the sequence.")
+
+
 class Completion(BaseModel):
     """One sampled completion of one conversation.
 

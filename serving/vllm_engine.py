@@ -22,12 +22,13 @@ from classroom.serving.engine_config import (
 )
 from classroom.serving.engine_host import _engine_actor_class
 from classroom.serving.errors import BackendError, EngineDead, EngineNotAnswering, EngineStartupTimeout, EngineUnplaceable
-from classroom.serving.llm import Schema, schema_dict
+from classroom.serving.llm import Schema, Scored, schema_dict
 from classroom.serving.types import (
     Completion,
     Conversation,
     EngineStats,
     SamplingParams,
+    TopLogprobs,
 )
 
 
@@ -96,6 +97,11 @@ class VLLMBackend:
         # actor cannot import.
         what = f"{len(conversations)} conversation(s)"
         return await self._call(what, self.actor.chat.remote(list(conversations), params, schema_dict(schema), adapter))
+
+    async def top_logprobs(self, sequences: Sequence[Scored], k: int, *, adapter: str | None = None) -> list[TopLogprobs]:
+        """The engine's top-k next tokens at each completion position (see ScoringLLM)."""
+        sent = [(list(p), list(c)) for p, c in sequences]
+        return await self._call(f"scoring {len(sent)} sequence(s)", self.actor.top_logprobs.remote(sent, k, adapter))
 
     async def load_adapter(self, name: str, adapter: str | AdapterFiles) -> None:
         """Send the adapter's files (a folder read here, in the process that has it, or

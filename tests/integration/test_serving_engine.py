@@ -62,6 +62,45 @@ async def test_logprobs_are_returned_when_asked(engine):
     assert first.logprob <= 0.0 and first.token in first.top and len(first.top) <= 4
 
 
+async def test_top_logprobs_are_the_models_next_token_distribution_as_transformers_computes_it(engine):
+    """A teacher's distribution over a student's sample, as distillation asks for it:
+    the engine's top-k at each completion position (through the pool's routing) equals
+    transformers' softmax of the same model over the same tokens, computed here."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from classroom.serving.embedded import embedded_model_path
+    from classroom.serving.pool import RoutedLLM
+
+    path = embedded_model_path()
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    text = tokenizer.apply_chat_template([{"role": "user", "content": "What is 2 + 3?"}], tokenize=False, add_generation_prompt=True)
+    prompt = tokenizer(text, add_special_tokens=False)["input_ids"]
+    completion = tokenizer("2 + 3 = 5. The answer is 5.", add_special_tokens=False)["input_ids"]
+    [scored] = await RoutedLLM("embedded", [engine]).top_logprobs([(prompt, completion)], k=5)
+    [[plain]] = await engine.chat([as_conversation("Hi")], SamplingParams(max_tokens=1))
+    assert scored.model == plain.usage.model and len(scored.token_ids) == len(scored.logprobs) == len(completion)
+
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    with torch.no_grad():
+        logits = model(torch.tensor([prompt + completion])).logits[0]
+    # Position i's logits are the distribution over token i + 1: the completion's tokens
+    # are predicted from the prompt's last position on.
+    top = torch.log_softmax(logits.double(), -1)[len(prompt) - 1 : -1].topk(5, -1)
+    for j in range(len(completion)):
+        values, ids = top.values[j].tolist(), top.indices[j].tolist()
+        assert list(scored.logprobs[j]) == pytest.approx(values, abs=2e-3), j
+        # The same tokens, rank by rank, wherever two neighbours are not near a tie.
+        for r, token in enumerate(ids):
+            apart = all(abs(values[r] - values[q]) > 5e-3 for q in (r - 1, r + 1) if 0 <= q < 5)
+            assert not apart or scored.token_ids[j][r] == token, (j, r)
+
+    with pytest.raises(BackendError, match="at least one token"):
+        await engine.top_logprobs([(prompt, [])], k=5)
+    with pytest.raises(BackendError, match="k >= 1"):
+        await engine.top_logprobs([(prompt, completion)], k=0)
+
+
 async def test_structured_output_validates_into_pydantic(engine):
     convs = [as_conversation(f"What is {i} + {i}? Reply in JSON.") for i in range(3)]
     parsed = await chat_structured(engine, convs, Sum, SamplingParams(max_tokens=96))
