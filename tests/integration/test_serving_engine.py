@@ -62,7 +62,7 @@ async def test_logprobs_are_returned_when_asked(engine):
     assert first.logprob <= 0.0 and first.token in first.top and len(first.top) <= 4
 
 
-async def test_top_logprobs_are_the_models_next_token_distribution_as_transformers_computes_it(engine):
+async def test_top_logprobs_are_the_models_next_token_distribution_as_transformers_computes_it(scoring_engine, engine, random_adapter):
     """A teacher's distribution over a student's sample, as distillation asks for it:
     the engine's top-k at each completion position (through the pool's routing) equals
     transformers' softmax of the same model over the same tokens, computed here."""
@@ -77,9 +77,8 @@ async def test_top_logprobs_are_the_models_next_token_distribution_as_transforme
     text = tokenizer.apply_chat_template([{"role": "user", "content": "What is 2 + 3?"}], tokenize=False, add_generation_prompt=True)
     prompt = tokenizer(text, add_special_tokens=False)["input_ids"]
     completion = tokenizer("2 + 3 = 5. The answer is 5.", add_special_tokens=False)["input_ids"]
-    [scored] = await RoutedLLM("embedded", [engine]).top_logprobs([(prompt, completion)], k=5)
-    [[plain]] = await engine.chat([as_conversation("Hi")], SamplingParams(max_tokens=1))
-    assert scored.model == plain.usage.model and len(scored.token_ids) == len(scored.logprobs) == len(completion)
+    [scored] = await RoutedLLM("scorer", [scoring_engine]).top_logprobs([(prompt, completion)], k=5)
+    assert scored.model == "scorer" and len(scored.token_ids) == len(scored.logprobs) == len(completion)
 
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     with torch.no_grad():
@@ -96,9 +95,17 @@ async def test_top_logprobs_are_the_models_next_token_distribution_as_transforme
             assert not apart or scored.token_ids[j][r] == token, (j, r)
 
     with pytest.raises(BackendError, match="at least one token"):
-        await engine.top_logprobs([(prompt, [])], k=5)
+        await scoring_engine.top_logprobs([(prompt, [])], k=5)
     with pytest.raises(BackendError, match="k >= 1"):
-        await engine.top_logprobs([(prompt, completion)], k=0)
+        await scoring_engine.top_logprobs([(prompt, completion)], k=0)
+    # On the CPU build an engine that holds adapters is refused, not asked: vLLM's CPU
+    # LoRA kernels fail on prompt log-probabilities and the engine dies
+    # (vllm-project/vllm#29955). The shared engine still answers after.
+    [[plain]] = await engine.chat([as_conversation("Hi")], SamplingParams(max_tokens=1))
+    for adapter in (random_adapter, None):
+        with pytest.raises(BackendError, match="classroom merge"):
+            await engine.top_logprobs([(prompt, completion)], k=5, adapter=adapter)
+    assert [[c.text for c in r] for r in await engine.chat([as_conversation("Hi")], SamplingParams(max_tokens=1))] == [[plain.text]]
 
 
 async def test_structured_output_validates_into_pydantic(engine):
