@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from classroom.agents.distillation import DistillRow
 from classroom.agents.messages import Explanation, Problem, TrainingExample
 from classroom.serving.adapters import AdapterFiles, materialize, pack_adapter, write_adapter
 
@@ -229,6 +230,43 @@ class LoRATrainer:
             **({"reference": reference} if what == "train_preferences" else {}),
             "adapter_files": adapter,
         }
+
+    def train_to_teacher(
+        self, rows: list[DistillRow], *, settings: dict[str, Any], init_adapter: AdapterFiles | None = None
+    ) -> dict[str, Any]:
+        """On-policy distillation: a LoRA adapter whose next-token distributions match a
+        served teacher's top-k on ``rows`` (see :func:`classroom.agents.distillation.fit_to_teacher`)."""
+        from classroom.agents.distillation import fit_to_teacher
+
+        return fit_to_teacher(self._base, rows, settings, init_adapter)
+
+    def scoring_ids(self, rows: list[dict]) -> list[tuple[list[int], list[int]]]:
+        """Each prompt-completion row (chat messages) as token ids, the prompt's as an
+        engine renders it (the chat template, generation prompt on) and the completion's
+        after it: what a teacher scores and the student trains on."""
+        pairs = []
+        for row in rows:
+            prompt = self.tokenizer.apply_chat_template(row["prompt"], add_generation_prompt=True, tokenize=False)
+            whole = self.tokenizer.apply_chat_template([*row["prompt"], *row["completion"]], tokenize=False)
+            if not whole.startswith(prompt):
+                raise ValueError(f"{self.base_model}'s chat template does not write a reply after the prompt it renders")
+            ids = self.tokenizer(whole, add_special_tokens=False)["input_ids"]
+            prompt_ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+            if ids[: len(prompt_ids)] != prompt_ids:
+                raise ValueError(f"{self.base_model}'s tokenizer merges the prompt's last token with the reply's first")
+            # The completion with the template's end of turn: the student learns to stop too.
+            pairs.append((prompt_ids, ids[len(prompt_ids) :]))
+        return pairs
+
+    def divergence(self, rows: list[DistillRow], adapter: AdapterFiles | None = None, *, beta: float = 0.5) -> float:
+        """How far the base model (or the base with ``adapter``) is from the teacher on ``rows``."""
+        from peft import PeftModel
+
+        from classroom.agents.distillation import divergence
+
+        model = self._base if adapter is None else PeftModel.from_pretrained(copy.deepcopy(self._base), materialize(adapter))
+        model.eval()
+        return divergence(model, rows, beta=beta)
 
     def preference_margins(self, rows: list[dict], adapter: AdapterFiles | None = None) -> list[float]:
         """log p(chosen | prompt) - log p(rejected | prompt) of each row, under the base

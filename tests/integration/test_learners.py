@@ -205,3 +205,43 @@ async def test_accumulated_retrains_a_fresh_adapter_on_all_examples(trainer, tmp
     lora_b = [k for k in first if "lora_B" in k]
     assert lora_b and max(first[k].abs().max().item() for k in lora_b) > 1e-3
     assert max(second[k].abs().max().item() for k in lora_b) < 1e-5
+
+
+async def test_distilling_from_a_served_teacher_moves_the_student_toward_it(engine, scoring_engine, trainer, zorp_adapter):
+    """On-policy distillation from a served teacher (issue #28). The student is the base
+    model with the zorp adapter (zorp(n) = n + 10: it answers what the base model does
+    not), the teacher the base model on an engine of its own (one that holds no adapters:
+    vLLM's CPU build cannot read token distributions beside them). The student answers in its own words, the
+    engine scores those tokens as the teacher would have written them (top-20), and a LoRA
+    step from the student's adapter matches them. On held-out numbers the student's
+    divergence from the teacher falls (each measured on the student's own samples), and on
+    the training prompts it stops answering what the teacher does not know."""
+    from classroom.agents.distillation import DistillRow
+
+    examples, result = zorp_adapter
+    student_files = pack_adapter(result["adapter_path"])
+    await engine.load_adapter("zorp-student", student_files)
+    settings = {**LoRALearner(**FAST_FIT).settings(), "beta": 0.5, "temperature": 1.0}
+
+    async def samples(prompts: list[dict], adapter: str) -> list[DistillRow]:
+        """The student's own answers (greedy), scored by the teacher."""
+        replies = await answers(engine, prompts, adapter)
+        rows = [{"prompt": e["prompt"], "completion": [{"role": "assistant", "content": r}]} for e, r in zip(prompts, replies)]
+        sequences = await trainer.scoring_ids.remote(rows)
+        scored = await scoring_engine.top_logprobs(sequences, 20)
+        return [DistillRow(prompt_ids=p, completion_ids=c, teacher=t) for (p, c), t in zip(sequences, scored)]
+
+    fitted = await trainer.train_to_teacher.remote(await samples(examples, "zorp-student"), settings=settings, init_adapter=student_files)
+    assert fitted["steps"] == 3 * 16 // 4 and math.isfinite(fitted["train_loss"])
+    held_out = zorp_examples(10, numbers=range(30, 38))
+    before = await trainer.divergence.remote(await samples(held_out, "zorp-student"), student_files)
+    await engine.load_adapter("distilled", fitted["adapter_files"])
+    after = await trainer.divergence.remote(await samples(held_out, "distilled"), fitted["adapter_files"])
+    assert after < 0.75 * before, (before, after)  # measured: 0.355 -> 0.182
+    # One round of its own samples moves what it says: it drops the rule the teacher does
+    # not know (n + 10) and starts as the teacher does ("The zorp of n is ...").
+    was, now = await answers(engine, examples, "zorp-student"), await answers(engine, examples, "distilled")
+    teacher = await answers(scoring_engine, examples, None)
+    assert matches(was, targets(examples)) >= 12 and matches(now, targets(examples)) <= 2, now
+    assert all(t.startswith("The z") for t in teacher)
+    assert sum(a.startswith("The z") for a in now) >= sum(a.startswith("The z") for a in was) + 12, (now, teacher)

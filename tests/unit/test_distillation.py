@@ -51,22 +51,39 @@ def test_with_the_whole_vocabulary_it_is_trls_loss():
         assert ours.item() == pytest.approx(trl.item(), rel=1e-5)
 
 
-def test_on_a_smaller_top_k_it_is_the_divergence_of_the_renormalised_heads():
+def test_on_a_smaller_top_k_it_is_the_divergence_over_the_top_k_and_the_rest():
     gen = torch.Generator().manual_seed(1)
     student = torch.randn(1, 3, 9, generator=gen)
     ids = torch.tensor([[[4, 0, 7], [1, 2, 3], [8, 5, 6]]])
+    # The teacher's top-3 as log-probabilities of its whole distribution: 0.2, 0.1, 0.3 left over.
     logprobs = torch.log(torch.tensor([[[0.5, 0.2, 0.1], [0.3, 0.3, 0.3], [0.6, 0.05, 0.05]]]))
     beta = 0.25
     expected = []
-    for t in range(3):  # numpy, position by position
-        s = np.exp(student[0, t, ids[0, t]].numpy().astype(np.float64))
-        s /= s.sum()
+    for t in range(3):  # numpy, position by position, four outcomes: the three and the rest
+        full = np.exp(student[0, t].numpy().astype(np.float64))
+        full /= full.sum()
+        s = np.append(full[ids[0, t].numpy()], 1 - full[ids[0, t].numpy()].sum())
         q = np.exp(logprobs[0, t].numpy().astype(np.float64))
-        q /= q.sum()
+        q = np.append(q, 1 - q.sum())
         m = beta * q + (1 - beta) * s
         expected.append(beta * np.sum(q * np.log(q / m)) + (1 - beta) * np.sum(s * np.log(s / m)))
     ours = top_k_jsd(student, ids, logprobs, torch.ones(1, 3, dtype=torch.bool), beta=beta)
     assert ours.item() == pytest.approx(float(np.mean(expected)), rel=1e-5)
+
+
+def test_mass_off_the_teachers_top_k_counts_against_the_student():
+    """A student that matches the teacher's top-2 in proportion but puts most of its mass
+    on a token the teacher never named is far from it (renormalising on the top-k alone
+    called the two equal, and a student trained so learnt to repeat such a token)."""
+    ids, teacher = torch.tensor([[[0, 1]]]), torch.log(torch.tensor([[[0.6, 0.3]]]))
+    mask = torch.ones(1, 1, dtype=torch.bool)
+    close = torch.log(torch.tensor([[[0.6, 0.3, 0.1]]]))
+    escaped = torch.log(torch.tensor([[[0.06, 0.03, 0.91]]]))  # the same 2 : 1 on the top-2
+    assert top_k_jsd(close, ids, teacher, mask, beta=0.0).item() == pytest.approx(0.0, abs=1e-6)
+    # KL over (top-1, top-2, rest): 0.6 ln 10 + 0.3 ln 10 + 0.1 ln(0.1 / 0.91) = 1.851500
+    assert top_k_jsd(escaped, ids, teacher, mask, beta=0.0).item() == pytest.approx(1.851500, abs=1e-5)
+    with pytest.raises(ValueError, match="temperature other than 1"):
+        top_k_jsd(close, ids, teacher, mask, temperature=0.7)
 
 
 def test_masked_positions_do_not_count_and_the_gradient_reaches_the_student():
