@@ -133,7 +133,9 @@ def fit_to_teacher(
     (GKD, DistillationTrainer) need the teacher's weights in the process.
     """
     import torch
-    from peft import LoraConfig, PeftModel, get_peft_model
+    from peft import PeftModel, get_peft_model
+
+    from classroom.agents.learners import lora_config  # here: learners imports this module
 
     if not rows:
         raise ValueError("fit_to_teacher: no samples to learn from")
@@ -148,14 +150,7 @@ def fit_to_teacher(
     if init_adapter is not None:
         model = PeftModel.from_pretrained(model, materialize(init_adapter), is_trainable=True)
     else:
-        lora = LoraConfig(
-            r=settings["r"],
-            lora_alpha=settings["alpha"],
-            lora_dropout=settings["dropout"],
-            target_modules=list(settings["target_modules"]),
-            task_type="CAUSAL_LM",
-        )
-        model = get_peft_model(model, lora)
+        model = get_peft_model(model, lora_config(settings))
     model.train()
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=settings["learning_rate"])
     order = torch.Generator().manual_seed(settings["seed"])

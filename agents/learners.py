@@ -166,7 +166,7 @@ class LoRATrainer:
         extra: dict[str, Any],
     ) -> dict[str, Any]:
         from datasets import Dataset
-        from peft import LoraConfig, PeftModel
+        from peft import PeftModel
 
         if not rows:
             raise ValueError(f"LoRATrainer.{what}: no examples to train on")
@@ -176,13 +176,7 @@ class LoRATrainer:
         if init_adapter is not None:  # sent as files: it was trained on any node
             model = PeftModel.from_pretrained(model, materialize(init_adapter), is_trainable=True)
         else:
-            peft_config = LoraConfig(
-                r=settings["r"],
-                lora_alpha=settings["alpha"],
-                lora_dropout=settings["dropout"],
-                target_modules=list(settings["target_modules"]),
-                task_type="CAUSAL_LM",
-            )
+            peft_config = lora_config(settings)
         scratch = tempfile.mkdtemp(prefix="classroom-lora-")
         try:
             # Gradient checkpointing only trades time for memory a small model does not need.
@@ -294,6 +288,19 @@ class LoRATrainer:
         targets = ids[0, 1:]
         start = len(prompt_ids) - 1  # predictions of the completion's tokens start here
         return float(logprobs[start:].gather(1, targets[start:, None]).sum())
+
+
+def lora_config(settings: Mapping[str, Any]) -> Any:
+    """A fresh LoRA's peft config from a learner's settings (r, alpha, dropout, target_modules)."""
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=settings["r"],
+        lora_alpha=settings["alpha"],
+        lora_dropout=settings["dropout"],
+        target_modules=list(settings["target_modules"]),
+        task_type="CAUSAL_LM",
+    )
 
 
 def device_args(device: str, bf16_supported: bool | None = None) -> dict[str, bool]:
