@@ -24,7 +24,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from classroom.serving.adapters import AdapterFiles, materialize, pack_adapter
 from classroom.serving.types import TopLogprobs
@@ -42,6 +42,14 @@ class DistillRow(BaseModel):
     prompt_ids: tuple[int, ...] = Field(min_length=1)
     completion_ids: tuple[int, ...] = Field(min_length=1)
     teacher: TopLogprobs
+
+    @model_validator(mode="after")
+    def _teacher_scores_every_position(self) -> DistillRow:
+        if len(self.teacher.token_ids) != len(self.completion_ids):
+            raise ValueError(
+                f"a teacher's scores cover {len(self.teacher.token_ids)} positions of a {len(self.completion_ids)}-token completion"
+            )
+        return self
 
 
 def top_k_jsd(
@@ -139,11 +147,6 @@ def fit_to_teacher(
 
     if not rows:
         raise ValueError("fit_to_teacher: no samples to learn from")
-    for row in rows:
-        if len(row.teacher.token_ids) != len(row.completion_ids):
-            raise ValueError(
-                f"a teacher's scores cover {len(row.teacher.token_ids)} positions of a {len(row.completion_ids)}-token completion"
-            )
     started = time.perf_counter()
     torch.manual_seed(settings["seed"])
     model = copy.deepcopy(base)

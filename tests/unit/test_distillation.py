@@ -104,3 +104,15 @@ def test_bad_settings_and_shapes_say_what_is_wrong():
         top_k_jsd(student, ids, lp, mask, beta=1.5)
     with pytest.raises(ValueError, match="does not match the student's positions"):
         top_k_jsd(student, ids[:, :1], lp[:, :1], mask)
+
+
+def test_a_row_whose_teacher_scored_other_positions_is_refused():
+    from pydantic import ValidationError
+
+    from classroom.agents.distillation import DistillRow
+    from classroom.serving.types import TopLogprobs
+
+    teacher = TopLogprobs(token_ids=((1, 2),), logprobs=((-0.1, -2.0),), model="t")
+    assert DistillRow(prompt_ids=(5,), completion_ids=(1,), teacher=teacher).teacher == teacher
+    with pytest.raises(ValidationError, match="cover 1 positions of a 2-token completion"):
+        DistillRow(prompt_ids=(5,), completion_ids=(1, 2), teacher=teacher)
