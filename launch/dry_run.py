@@ -24,6 +24,7 @@ from typing import Any
 from classroom.agents.config_validation import ConfigError
 from classroom.agents.learners import LoRAFitting
 from classroom.environments.base import Plans, Trains, role_learner
+from classroom.launch.compose import Composed
 from classroom.launch.plan import RunPlan, prepare
 from classroom.launch.settings import ClusterSettings
 from classroom.serving.engine_config import VLLMEngineConfig
@@ -331,40 +332,15 @@ def report(lines: list[str], lacking: list[str], where: str) -> int:
     return 0
 
 
-def compose_resolved(overrides: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The config `classroom run OVERRIDES` would run, resolved (no run directory), and
-    the option chosen in each config group (Hydra's runtime choices)."""
-    from hydra import compose, initialize_config_module
-    from hydra.core.global_hydra import GlobalHydra
-    from omegaconf import OmegaConf
-
-    from classroom.launch.app import CONFIG_MODULE
-
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_module(config_module=CONFIG_MODULE, version_base=None):
-            cfg = compose(config_name="config", overrides=overrides, return_hydra_config=True)
-            choices = dict(cfg.hydra.runtime.choices)
-            resolved = {
-                key: OmegaConf.to_container(cfg[key], resolve=True) if OmegaConf.is_config(cfg[key]) else cfg[key]
-                for key in cfg
-                if key != "hydra"
-            }
-            return resolved, choices
-    finally:
-        GlobalHydra.instance().clear()
-
-
-def run_dry_main(overrides: list[str]) -> int:
-    """`classroom run --dry-run OVERRIDES`."""
+def run_dry(composed: Composed) -> int:
+    """`classroom run --dry-run OVERRIDES`: the composed config's plan, checked."""
     from classroom.launch.experiments import with_experiment_hint
 
-    cfg, choices = compose_resolved(overrides)
+    cfg = composed.config
     try:
         lines, lacking = dry_run(cfg, "classroom run --dry-run: the plan (nothing started, no run directory written)")
     except ConfigError as exc:
-        print(with_experiment_hint(str(exc), choices), file=sys.stderr)
-        return 2
+        raise ConfigError(with_experiment_hint(str(exc), composed.choices)) from None
     where = "this machine" if cfg["cluster"].get("address", "local") == "local" else f"the cluster at {cfg['cluster']['address']}"
     return report(lines, lacking, where)
 
@@ -372,19 +348,19 @@ def run_dry_main(overrides: list[str]) -> int:
 def sweep_dry_main(overrides: list[str]) -> int:
     """`classroom sweep --dry-run OVERRIDES`: every job checked as `classroom run --dry-run`
     checks one, the first job's plan printed, and what the jobs lack, once each."""
-    from classroom.launch.app import check_overrides
+    from classroom.launch.compose import check_overrides
     from classroom.launch.sweep import _split, compose_jobs, expand_jobs
 
     try:
         jobs = expand_jobs(overrides)
-        problem = check_overrides(_split(overrides)[0]) or check_overrides(jobs[0])
-        if problem:
-            print(problem, file=sys.stderr)
-            return 2
-        configs = compose_jobs(jobs)
+    except ConfigError:
+        raise  # classroom's main says it
     except Exception as exc:  # the grid's own syntax
-        print(f"config error: {str(exc).splitlines()[0]}", file=sys.stderr)
-        return 2
+        raise ConfigError(f"config error: {str(exc).splitlines()[0]}") from None
+    problem = check_overrides(_split(overrides)[0]) or check_overrides(jobs[0])
+    if problem:
+        raise ConfigError(problem)
+    configs = compose_jobs(jobs)
     lines = [f"classroom sweep --dry-run: {len(jobs)} jobs (nothing started, no sweep folder written)"]
     lacking: list[str] = []
     pools: set[str] = set()

@@ -7,17 +7,20 @@ folder with its card); export copies that folder, so the data outlives the run.
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 from classroom.serving.errors import DataError, UsageError
 
 
 def export_main(argv: list[str]) -> int:
-    if len(argv) != 2 or any(a.startswith("-") for a in argv):
-        print("usage: classroom export RUN_DIR OUT", file=sys.stderr)
-        return 2
-    run_dir, out = Path(argv[0]), Path(argv[1])
+    """Entry of `classroom export RUN_DIR OUT`."""
+    from classroom.launch.arguments import command_parser
+
+    parser = command_parser("export", "Copy the data a run produced (its dataset/) to a new folder.")
+    parser.add_argument("run_dir", metavar="RUN_DIR", type=Path)
+    parser.add_argument("out", metavar="OUT", type=Path)
+    args = parser.parse(argv)
+    run_dir, out = args.run_dir, args.out
     source = run_dir / "dataset"
     if not source.is_dir():
         raise DataError(f"{run_dir} has no dataset/ (its loop wrote no data to export)")

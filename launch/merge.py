@@ -8,18 +8,20 @@ about twice as much on vLLM's CPU build: ``classroom bench learner``).
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 
 def merge_main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="classroom merge", description="Merge a LoRA adapter into its base model's weights.")
+    """Entry of `classroom merge ADAPTER OUT [--base MODEL]`."""
+    from classroom.launch.arguments import command_parser
+
+    parser = command_parser("merge", "Merge a LoRA adapter into its base model's weights: a model folder an engine serves at base speed.")
     parser.add_argument("adapter", help="a LoRA adapter folder (a run's adapter/)")
     parser.add_argument("out", help="a new (or empty) folder for the merged model")
     parser.add_argument(
         "--base", default=None, help="the base model: 'embedded', a local folder or a hub id (default: the one the adapter names)"
     )
-    args = parser.parse_args(argv)
+    args = parser.parse(argv)
     from classroom.serving.merged import merge_adapter
 
     try:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import importlib
 import json
 import shutil
-import sys
 from pathlib import Path
 
 # The namespace's packages (pyproject's package-dir): each a folder with its subpackages.
@@ -38,10 +37,11 @@ def write_package(out_dir: Path) -> Path:
 
 def package_main(argv: list[str]) -> int:
     """Entry of `classroom package OUT_DIR`."""
-    if len(argv) != 1 or argv[0].startswith("-"):
-        print("usage: classroom package OUT_DIR", file=sys.stderr)
-        return 2
-    target = write_package(Path(argv[0]))
+    from classroom.launch.arguments import command_parser
+
+    parser = command_parser("package", "Write classroom's code to OUT_DIR/classroom, for a Ray job's runtime_env (py_modules).")
+    parser.add_argument("out", metavar="OUT_DIR", type=Path)
+    target = write_package(parser.parse(argv).out)
     print(f"classroom's code in {target}; give it to the job:")
     print(
         f"  ray job submit --runtime-env-json '{json.dumps({'py_modules': [str(target.resolve())]})}' -- python -m classroom.launch.cli run ..."

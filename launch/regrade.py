@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -22,7 +21,6 @@ from classroom.agents.grading import Grader, extract_final_answer
 from classroom.agents.messages import Attempt, Problem
 from classroom.environments.eventlog import read_events
 
-USAGE = "usage: classroom regrade RUN_DIR [--write]"
 OUTPUT = "regrade.jsonl"
 
 
@@ -102,16 +100,18 @@ def _line(r: Regraded) -> str:
 
 
 def regrade_main(argv: list[str]) -> int:
-    write = "--write" in argv
-    rest = [a for a in argv if a != "--write"]
-    if len(rest) != 1 or rest[0].startswith("-"):
-        print(USAGE, file=sys.stderr)
-        return 2
-    run_dir = Path(rest[0])
+    """Entry of `classroom regrade RUN_DIR [--write]`."""
+    from classroom.launch.arguments import command_parser
+    from classroom.serving.errors import DataError
+
+    parser = command_parser("regrade", "Grade a run's answers again with today's grader and math-verify; list the verdicts that change.")
+    parser.add_argument("run_dir", metavar="RUN_DIR", type=Path)
+    parser.add_argument("--write", action="store_true", help=f"write the new verdicts to RUN_DIR/{OUTPUT}, the old ones beside them")
+    args = parser.parse(argv)
+    run_dir, write = args.run_dir, args.write
     log = run_dir / "events.jsonl"
     if not log.is_file():
-        print(f"classroom regrade: {run_dir} has no events.jsonl (not a run directory)", file=sys.stderr)
-        return 2
+        raise DataError(f"{run_dir} has no events.jsonl (not a run directory)")
     _, messages = read_events(log)  # an EventLogError: classroom's main says it
     results = asyncio.run(regrade(graded_answers(messages)))
     changed = [r for r in results if r.changed]

@@ -329,11 +329,11 @@ def write_report(folder: Path | str) -> Path:
 
 
 def report_main(argv: list[str]) -> int:
-    import sys
+    """Entry of `classroom report RUN_OR_SWEEP_DIR`."""
+    from classroom.launch.arguments import command_parser
 
-    if len(argv) != 1 or argv[0].startswith("-"):
-        print("usage: classroom report RUN_OR_SWEEP_DIR", file=sys.stderr)
-        return 2
-    path = write_report(argv[0])  # a ReportError: classroom's main says it
+    parser = command_parser("report", "Write a self-contained report.html for a run or a sweep folder.")
+    parser.add_argument("folder", metavar="RUN_OR_SWEEP_DIR")
+    path = write_report(parser.parse(argv).folder)  # a ReportError: classroom's main says it
     print(f"report: {path}")
     return 0

@@ -57,10 +57,12 @@ def restore_secrets(config: dict) -> str | None:
 
 
 def resume_main(argv: list[str]) -> int:
-    if len(argv) != 1 or argv[0].startswith("-"):
-        print("usage: classroom resume RUN_DIR", file=sys.stderr)
-        return 2
-    run_dir = Path(argv[0])
+    """Entry of `classroom resume RUN_DIR`."""
+    from classroom.launch.arguments import command_parser
+
+    parser = command_parser("resume", "Continue a killed episode from its last saved state (loops that save one).")
+    parser.add_argument("run_dir", metavar="RUN_DIR", type=Path)
+    run_dir = parser.parse(argv).run_dir
     problem = resume_error(run_dir)
     if problem:
         print(f"classroom resume: {problem}", file=sys.stderr)

@@ -22,6 +22,18 @@ from classroom.serving.secrets import redact
 METRICS = "metrics.jsonl"
 SUMMARY = "summary.json"
 CONFIG = "config.yaml"
+# The overrides a run was composed from, as Hydra's launchers write them (the results
+# tables read a run's configuration there).
+OVERRIDES = ".hydra/overrides.yaml"
+
+
+def write_overrides(run_dir: Path, overrides: Sequence[str]) -> None:
+    """``.hydra/overrides.yaml`` in ``run_dir`` (made if missing), secrets masked."""
+    import yaml
+
+    path = run_dir / OVERRIDES
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(redact(list(overrides)), sort_keys=False))
 
 
 class RunDirectory:

@@ -10,9 +10,39 @@ import asyncio
 import signal
 from typing import Any
 
+from classroom.launch.arguments import CommandParser, command_parser
+from classroom.serving.errors import UsageError
 
-def serve_main(args: Any) -> int:
+
+def serve_parser() -> CommandParser:
+    p = command_parser("serve", "Serve a model over HTTP (OpenAI protocol).")
+    p.add_argument("--model", default="embedded", help="'embedded', a local folder or a hub id (default: embedded)")
+    p.add_argument("--served-model-name", default=None, help="name clients use (default: the model value)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--dtype", default=None, help="default: float32 on cpu, auto on cuda")
+    p.add_argument("--kv-cache-gib", type=float, default=2.0, help="CPU KV cache size")
+    p.add_argument("--max-model-len", type=int, default=2048)
+    p.add_argument("--tensor-parallel-size", type=int, default=1)
+    p.add_argument("--ray-address", default="local", help="'local' (start one), 'auto' or ray://HOST:PORT")
+    p.add_argument(
+        "--runtime-lora",
+        action="store_true",
+        help="clients may load LoRA adapters by path (POST /v1/load_lora_adapter, as vLLM's "
+        "VLLM_ALLOW_RUNTIME_LORA_UPDATING): a run trains adapters for it with the endpoint's lora_base_model "
+        "set to --model. The server reads any folder a client names: for clients you trust only",
+    )
+    return p
+
+
+def serve_main(argv: list[str]) -> int:
+    """Entry of `classroom serve [--model M] [--port P] ...`."""
     import ray
+
+    args = serve_parser().parse(argv)
+    if args.port < 0:
+        raise UsageError(f"--port must be >= 0, got {args.port}")
 
     from classroom.serving.engine_config import VLLMEngineConfig
     from classroom.serving.vllm_engine import start_engine

@@ -30,15 +30,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from classroom.launch.app import CONFIG_MODULE, check_overrides
-from classroom.launch.rundir import RunSummary
-from classroom.serving.errors import UsageError
+from classroom.launch.arguments import CommandParser, command_parser
+from classroom.launch.compose import check_overrides, compose_all
+from classroom.launch.rundir import RunSummary, write_overrides
+from classroom.serving.errors import ClassroomError, ConfigError, UsageError
 
-SWEEP_USAGE = """usage: classroom sweep [KEY=VALUE | KEY=A,B,... | sweep=NAME] ...
-       classroom sweep --resume SWEEP_DIR
-       classroom sweep --dry-run [KEY=VALUE ...]   (the plan, checked; nothing run)
-
-Every combination of the comma lists (and of a sweep config's grid) is one episode.
+SWEEP_DESCRIPTION = """Every combination of the comma lists (and of a sweep config's grid) is one episode.
 sweep.max_concurrent=N runs N at once (default 1); sweep.max_retries=N runs a job stopped
 by a fault again up to N times (default 1); hydra.sweep.dir=DIR names the folder."""
 SWEEP_FILE = "sweep.json"
@@ -74,20 +71,11 @@ def sweep_grid(overrides: list[str]) -> tuple[list[str], dict[str, list[str]]]:
     """The sweep's plain overrides and its grid (key -> values): the sweep config's
     `hydra.sweeper.params`, where the command line wins for a key it names (a plain
     override is that key's one value; a comma list, its values)."""
-    from hydra import compose, initialize_config_module
-    from hydra.core.global_hydra import GlobalHydra
-
     plain, sweeps = _split(overrides)
     # Only `sweep=` and `hydra.*` decide the params: other keys may exist only once a
     # swept experiment is applied.
     selecting = [o for o in plain if _key(o) == "sweep" or _key(o).startswith("hydra.")]
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_module(config_module=CONFIG_MODULE, version_base=None):
-            cfg = compose(config_name="config", overrides=selecting, return_hydra_config=True)
-        params = dict(cfg.hydra.sweeper.params or {})
-    finally:
-        GlobalHydra.instance().clear()
+    params = compose_all([selecting], resolve=False)[0].sweep_params
     given = {_key(o) for o in plain} | set(sweeps)
     grid = dict(sweeps)
     for key, values in params.items():
@@ -119,16 +107,7 @@ def first_job(overrides: list[str]) -> list[str]:
 
 def compose_jobs(jobs: list[list[str]]) -> list[dict[str, Any]]:
     """Each job's resolved config (Hydra's global state: composed here, in one thread)."""
-    from hydra import compose, initialize_config_module
-    from hydra.core.global_hydra import GlobalHydra
-    from omegaconf import OmegaConf
-
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_module(config_module=CONFIG_MODULE, version_base=None):
-            return [OmegaConf.to_container(compose(config_name="config", overrides=job), resolve=True) for job in jobs]  # type: ignore[misc]
-    finally:
-        GlobalHydra.instance().clear()
+    return [composed.config for composed in compose_all(jobs)]
 
 
 @dataclass(frozen=True)
@@ -178,7 +157,7 @@ def run_job(job: SweepJob, root: Path, shared: Any, max_retries: int, progress: 
         _set_aside(run_dir, root, "unfinished")
     summary = RunSummary(status="failed", run_dir=str(run_dir))
     for attempt in range(max_retries + 1):
-        _write_hydra_copies(run_dir, job)
+        write_overrides(run_dir, job.overrides)
         try:
             summary = run_episode(job.config, run_dir, show_progress=False, shared=shared)
             break
@@ -239,18 +218,6 @@ def _set_aside(run_dir: Path, root: Path, why: str) -> None:
     run_dir.rename(aside)
 
 
-def _write_hydra_copies(run_dir: Path, job: SweepJob) -> None:
-    """``.hydra/overrides.yaml`` as Hydra's launchers write it (the results tables read
-    a run's overrides there), secrets masked."""
-    import yaml
-
-    from classroom.serving.secrets import redact
-
-    folder = run_dir / ".hydra"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "overrides.yaml").write_text(yaml.safe_dump(redact(list(job.overrides)), sort_keys=False))
-
-
 def finished(root: Path, num: int) -> bool:
     """Whether job ``num`` of the sweep in ``root`` completed."""
     path = root / str(num) / "summary.json"
@@ -278,33 +245,19 @@ def restore_override_secrets(overrides: list[str]) -> list[str]:
     return restored
 
 
-def _parse(argv: list[str]) -> tuple[Path | None, list[str]]:
-    """``--resume SWEEP_DIR`` (or ``--resume=SWEEP_DIR``) and the overrides."""
-    resume: Path | None = None
-    overrides: list[str] = []
-    args = iter(argv)
-    for arg in args:
-        if arg == "--resume":
-            value = next(args, None)
-            if value is None:
-                raise UsageError("--resume needs the sweep folder (classroom sweep --resume SWEEP_DIR)")
-            resume = Path(value)
-        elif arg.startswith("--resume="):
-            resume = Path(arg.split("=", 1)[1])
-        elif arg.startswith("-"):
-            raise UsageError(f"unknown option {arg} (options: --resume SWEEP_DIR, --dry-run; settings are key=value)")
-        else:
-            overrides.append(arg)
-    return resume, overrides
+def sweep_parser() -> CommandParser:
+    parser = command_parser("sweep", SWEEP_DESCRIPTION, settings=True)
+    parser.add_argument("--resume", metavar="SWEEP_DIR", type=Path, help="run the jobs of this sweep folder that did not complete")
+    parser.add_argument("--dry-run", action="store_true", help="every job checked as `classroom run --dry-run` checks one; nothing started")
+    return parser
 
 
-def plan_sweep(argv: list[str]) -> tuple[Path, list[list[str]], list[int]]:
+def plan_sweep(resume: Path | None, overrides: list[str]) -> tuple[Path, list[list[str]], list[int]]:
     """The sweep folder, every job's overrides and the numbers of the jobs to run now
     (all of a new sweep; those that did not complete of a resumed one). Raises
     ValueError with a one-line reason."""
     from classroom.serving.secrets import redact
 
-    resume, overrides = _parse(argv)
     if resume is not None:
         if overrides:
             raise UsageError("--resume takes the sweep folder only: its jobs are in its sweep.json")
@@ -317,7 +270,7 @@ def plan_sweep(argv: list[str]) -> tuple[Path, list[list[str]], list[int]]:
     jobs = expand_jobs(overrides)
     problem = check_overrides(_split(overrides)[0]) or check_overrides(jobs[0])
     if problem:
-        raise ValueError(problem.removeprefix("config error: "))
+        raise ConfigError(problem)
     given = [o for o in overrides if o.startswith("hydra.sweep.dir=")]
     if given:
         root = Path(given[-1].split("=", 1)[1])
@@ -381,27 +334,22 @@ def run_sweep(root: Path, jobs: list[SweepJob], total: int) -> tuple[list[RunSum
 
 def sweep_main(argv: list[str]) -> int:
     """Entry of `classroom sweep ARGS` and `classroom sweep --resume SWEEP_DIR`."""
-    from classroom.agents.config_validation import ConfigError
     from classroom.launch.results import write_results
 
-    if {"-h", "--help"} & set(argv):
-        print(SWEEP_USAGE)
-        return 0
-    if "--dry-run" in argv:
+    args = sweep_parser().parse(argv)
+    if args.dry_run:
         from classroom.launch.dry_run import sweep_dry_main
 
-        if any(arg.startswith("--resume") for arg in argv):
-            print("classroom sweep: --dry-run plans a new sweep; it takes the grid, not --resume", file=sys.stderr)
-            return 2
-        return sweep_dry_main([arg for arg in argv if arg != "--dry-run"])
+        if args.resume is not None:
+            raise UsageError("--dry-run plans a new sweep; it takes the grid, not --resume")
+        return sweep_dry_main(args.overrides)
     try:
-        root, overrides, todo = plan_sweep(argv)
-        configs = compose_jobs([overrides[n] for n in todo])
-    except UsageError:
+        root, overrides, todo = plan_sweep(args.resume, args.overrides)
+    except ClassroomError:
         raise  # classroom's main says it
-    except Exception as exc:
-        print(f"config error: {str(exc).splitlines()[0]}", file=sys.stderr)
-        return 2
+    except Exception as exc:  # the grid's own syntax (Hydra's override grammar)
+        raise ConfigError(f"config error: {str(exc).splitlines()[0]}") from None
+    configs = compose_jobs([overrides[n] for n in todo])
     if not todo:
         print(f"[sweep] every job of {root} completed: nothing to run", flush=True)
     else:

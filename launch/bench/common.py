@@ -67,7 +67,7 @@ def episodes_bench_main(name: str, args: Any, measure: Any, report: Any) -> dict
     """Run a benchmark that plays episodes (``measure()``, it starts its own Ray), print
     and save its result; None (told in one line) if its config is refused."""
     from classroom.agents.config_validation import ConfigError
-    from classroom.launch.app import check_overrides
+    from classroom.launch.compose import check_overrides
 
     # An override Hydra refuses is told in one line before anything starts.
     error = check_overrides(list(getattr(args, "overrides", None) or []))

@@ -96,21 +96,12 @@ def run_soak_benchmark(*, problems: int = 2000, sample_s: float = 0.5, run_dir: 
     import threading
     from pathlib import Path
 
-    from hydra import compose, initialize_config_module
-    from hydra.core.global_hydra import GlobalHydra
-    from omegaconf import OmegaConf
-
-    from classroom.launch.app import CONFIG_MODULE
+    from classroom.launch.compose import compose_one
     from classroom.launch.runner import run_episode
     from classroom.launch.stub_endpoint import start_stub_endpoint
 
     url, stub = start_stub_endpoint()
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_module(config_module=CONFIG_MODULE, version_base=None):
-            cfg = OmegaConf.to_container(compose(config_name="config", overrides=soak_overrides(problems, url)), resolve=True)
-    finally:
-        GlobalHydra.instance().clear()
+    cfg = compose_one(soak_overrides(problems, url)).config
     folder = Path(run_dir or tempfile.mkdtemp(prefix="classroom-soak-"))
     samples: list[tuple[float, dict[int, tuple[str, int]]]] = []
     # (time, size of events.jsonl): when the episode logs its first message.

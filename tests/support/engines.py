@@ -13,16 +13,9 @@ SHARED_MODEL = ["model.models.embedded.engine.response_cache_size=0", "model.mod
 
 def composed(overrides: list[str]) -> dict:
     """The config `classroom run OVERRIDES` composes, resolved (Hydra's compose API)."""
-    from hydra import compose, initialize_config_module
-    from hydra.core.global_hydra import GlobalHydra
-    from omegaconf import OmegaConf
+    from classroom.launch.compose import compose_one
 
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_module(config_module="classroom.conf", version_base=None):
-            return OmegaConf.to_container(compose("config", overrides=overrides), resolve=True)  # type: ignore[return-value]
-    finally:
-        GlobalHydra.instance().clear()
+    return compose_one(overrides).config
 
 
 def shared_pool_config():

@@ -4,6 +4,8 @@ console entry point itself in a process of its own."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from support.cli import classroom, classroom_process
 from support.ports import closed_port
@@ -187,3 +189,32 @@ def test_bench_episode_replays_overlapping_calls_as_one_wave():
     waves = call_waves([call(6, 8), call(0, 5), call(1, 3), call(10, 11), call(9, 10)])
     assert [[c.started for c in wave] for wave in waves] == [[0, 1], [6], [9], [10]]
     assert call_waves([]) == []
+
+
+@pytest.mark.parametrize("command", ["run", "resume", "sweep", "report", "regrade", "export", "merge", "package", "serve", "bench"])
+def test_every_command_parses_one_way_and_refuses_a_wrong_flag_in_one_line(command):
+    """One parser style for every command (launch/arguments.py): a flag it does not take
+    is one line naming it, exit 2, never argparse's usage block."""
+    import sys
+
+    argv = sys.argv[:]
+    out = classroom(command, "--frobnicate")
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.startswith(f"classroom {command}: ") and "--frobnicate" in out.stderr, out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert sys.argv == argv  # nothing rewrites the process's arguments
+
+
+def test_run_composes_once_and_makes_the_run_directory_hydra_run_dir_names(tmp_path, monkeypatch):
+    """`classroom run` composes with Hydra's compose API (no @hydra.main): the run
+    directory is hydra.run.dir's, named here by hand, and `--cfg hydra` shows the same."""
+    from classroom.launch.compose import compose_one
+
+    monkeypatch.setenv("CLASSROOM_RUNS", str(tmp_path))
+    composed = compose_one(["env=lbt_m1", "task=svamp", "hydra.run.dir=${oc.env:CLASSROOM_RUNS}/mine_${hydra.runtime.choices.env}_${task.name}"])
+    assert composed.run_dir == tmp_path / "mine_lbt_m1_svamp"
+    assert composed.choices["env"] == "lbt_m1" and composed.config["task"]["name"] == "svamp" and "hydra" not in composed.config
+    default = compose_one(["task=gsm8k"]).run_dir
+    assert default.parent == tmp_path and re.fullmatch(r"\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d_tom_gsm8k", default.name), default
+    out = classroom("run", "--cfg", "hydra", "env=lbt_m1")
+    assert out.returncode == 0 and "run:" in out.stdout and "dir: ${oc.env:CLASSROOM_RUNS,runs}/" in out.stdout, out.stdout[:500]

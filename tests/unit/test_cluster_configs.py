@@ -12,7 +12,7 @@ def test_the_cluster_configs_are_what_ray_and_classroom_accept():
     import yaml
     from ray.autoscaler._private.util import prepare_config, validate_config
 
-    from classroom.launch.app import check_overrides
+    from classroom.launch.compose import check_overrides
 
     folder = Path(__file__).parents[2] / "launch" / "cluster"
     validate_config(prepare_config(yaml.safe_load((folder / "ray-up.yaml").read_text())))

@@ -7,6 +7,7 @@ import json
 import re
 
 import pytest
+from support.cli import classroom
 
 from classroom.agents.learners import InContextLearner, Learner, LoRALearner, device_args, trainer_actor_name
 from classroom.agents.messages import TrainingExample
@@ -74,12 +75,9 @@ def test_restore_rejects_a_missing_adapter(tmp_path):
 
 
 def test_bench_learner_rejects_bad_flags():
-    from classroom.launch.cli import main
-
-    with pytest.raises(SystemExit, match="--examples must be >= 1, got 0"):
-        main(["bench", "learner", "--examples", "0"])
-    with pytest.raises(SystemExit, match="--rounds must be >= 1, got 0"):
-        main(["bench", "learner", "--rounds", "0"])
+    for flag in ("--examples", "--rounds"):
+        out = classroom("bench", "learner", flag, "0")
+        assert out.returncode == 2 and out.stderr.strip() == f"classroom bench: {flag} must be >= 1, got 0", out.stderr
 
 
 async def test_a_recipe_for_a_role_no_engine_serves_stops_before_training(tmp_path, monkeypatch):

@@ -64,4 +64,6 @@ def test_regrade_of_a_folder_that_is_no_run_is_one_line(tmp_path):
     out = classroom("regrade", str(tmp_path))
     assert out.returncode == 2 and out.stderr.strip() == f"classroom regrade: {tmp_path} has no events.jsonl (not a run directory)"
     out = classroom("regrade")
-    assert out.returncode == 2 and out.stderr.strip() == "usage: classroom regrade RUN_DIR [--write]"
+    assert out.returncode == 2 and out.stderr.strip() == (
+        "classroom regrade: the following arguments are required: RUN_DIR (usage: classroom regrade [-h] [--write] RUN_DIR)"
+    )

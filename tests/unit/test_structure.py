@@ -41,8 +41,8 @@ def test_imports_point_one_way():
 def test_the_import_walk_sees_a_wrong_import(tmp_path):
     """The walk above finds lazy imports too (so the test can fail)."""
     bad = tmp_path / "bad.py"
-    bad.write_text("def f():\n    from classroom.launch.app import prepare\n")
-    assert classroom_imports(bad) == [(2, "classroom.launch.app")]
+    bad.write_text("def f():\n    from classroom.launch.run import prepare\n")
+    assert classroom_imports(bad) == [(2, "classroom.launch.run")]
 
 
 def test_launch_names_no_loop_and_nothing_probes_with_hasattr():
@@ -62,17 +62,10 @@ def options(group: str) -> list[str]:
 
 
 def compose(overrides: list[str]) -> dict:
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_module
-    from omegaconf import OmegaConf
+    from classroom.launch.compose import compose_one
 
-    with initialize_config_module(config_module="classroom.conf", version_base=None):
-        cfg = hydra_compose("config", overrides=overrides, return_hydra_config=True)
-        params = cfg.hydra.sweeper.params
-        sweep = OmegaConf.to_container(params, resolve=False) if params else {}
-        resolved = {k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k] for k in cfg if k != "hydra"}
-    resolved["_sweep_params"] = sweep
-    return resolved
+    composed = compose_one(overrides)
+    return {**composed.config, "_sweep_params": composed.sweep_params}
 
 
 def every_config() -> list[list[str]]:
@@ -221,3 +214,35 @@ def test_the_toy_loop_is_written_against_at_most_three_classroom_modules():
     for module, names in imported.items():
         missing = [name for name in names if not hasattr(importlib.import_module(module), name)]
         assert not missing, f"{module} has no {missing}"
+
+
+def test_composing_a_config_imports_only_the_loop_it_selects():
+    """A loop's schema is stored when a config first asks for it: composing an LbT config
+    imports no other loop (a fresh interpreter, so nothing was imported before)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from classroom.launch.compose import compose_one\n"
+        "compose_one(['env=lbt_m1'])\n"
+        "print(sorted({m.split('.')[2] for m in sys.modules if m.startswith('classroom.environments.') and m.count('.') > 2}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "['lbt']"
+
+
+def test_every_code_package_is_installed():
+    """pyproject lists its packages by name: a folder of code left out of the list is
+    missing from a wheel (a non-editable install lacked `classroom bench` this way)."""
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    folders = {f"classroom.{name}" for name in ("agents", "environments", "serving", "launch", "conf")}
+    assert set(project["package-dir"]) == folders
+    found = set()
+    for root in folders:
+        top = REPO / root.split(".")[1]
+        found |= {".".join([root, *init.parent.relative_to(top).parts]) for init in top.rglob("__init__.py")}
+    assert found == set(project["packages"])
