@@ -211,7 +211,9 @@ def test_run_composes_once_and_makes_the_run_directory_hydra_run_dir_names(tmp_p
     from classroom.launch.compose import compose_one
 
     monkeypatch.setenv("CLASSROOM_RUNS", str(tmp_path))
-    composed = compose_one(["env=lbt_m1", "task=svamp", "hydra.run.dir=${oc.env:CLASSROOM_RUNS}/mine_${hydra.runtime.choices.env}_${task.name}"])
+    composed = compose_one(
+        ["env=lbt_m1", "task=svamp", "hydra.run.dir=${oc.env:CLASSROOM_RUNS}/mine_${hydra.runtime.choices.env}_${task.name}"]
+    )
     assert composed.run_dir == tmp_path / "mine_lbt_m1_svamp"
     assert composed.choices["env"] == "lbt_m1" and composed.config["task"]["name"] == "svamp" and "hydra" not in composed.config
     default = compose_one(["task=gsm8k"]).run_dir
