@@ -16,7 +16,6 @@ one machine workers started while that install was under way failed to import
 from __future__ import annotations
 
 import importlib
-import json
 import shutil
 from pathlib import Path
 
@@ -33,17 +32,3 @@ def write_package(out_dir: Path) -> Path:
         source = Path(importlib.import_module(f"classroom.{name}").__path__[0])
         shutil.copytree(source, target / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "runs", "outputs"))
     return target
-
-
-def package_main(argv: list[str]) -> int:
-    """Entry of `classroom package OUT_DIR`."""
-    from classroom.launch.arguments import command_parser
-
-    parser = command_parser("package", "Write classroom's code to OUT_DIR/classroom, for a Ray job's runtime_env (py_modules).")
-    parser.add_argument("out", metavar="OUT_DIR", type=Path)
-    target = write_package(parser.parse(argv).out)
-    print(f"classroom's code in {target}; give it to the job:")
-    print(
-        f"  ray job submit --runtime-env-json '{json.dumps({'py_modules': [str(target.resolve())]})}' -- python -m classroom.launch.cli run ..."
-    )
-    return 0

@@ -326,14 +326,3 @@ def write_report(folder: Path | str) -> Path:
     path = folder / "report.html"
     path.write_text(page, encoding="utf-8")
     return path
-
-
-def report_main(argv: list[str]) -> int:
-    """Entry of `classroom report RUN_OR_SWEEP_DIR`."""
-    from classroom.launch.arguments import command_parser
-
-    parser = command_parser("report", "Write a self-contained report.html for a run or a sweep folder.")
-    parser.add_argument("folder", metavar="RUN_OR_SWEEP_DIR")
-    path = write_report(parser.parse(argv).folder)  # a ReportError: classroom's main says it
-    print(f"report: {path}")
-    return 0

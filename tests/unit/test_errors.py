@@ -4,12 +4,11 @@ traceback), while an error classroom did not raise on purpose still shows its tr
 
 from __future__ import annotations
 
-import importlib
 import inspect
-import pkgutil
 
 import pytest
 from support.cli import classroom
+from support.modules import classroom_modules
 
 from classroom.serving.errors import BackendError, ClassroomError, ConfigError, DataError, EpisodeStopped, ParseError
 
@@ -22,14 +21,9 @@ def exception_classes() -> dict[str, type[BaseException]]:
     """Every exception class defined in a classroom module, by dotted name (each module
     imported, as the installed package has it)."""
     found = {}
-    names = []
-    for sub in ("agents", "environments", "serving", "launch"):
-        top = importlib.import_module(f"classroom.{sub}")
-        names += [top.__name__, *(info.name for info in pkgutil.walk_packages(top.__path__, prefix=f"{top.__name__}."))]
-    for name in names:
-        module = importlib.import_module(name)
+    for module in classroom_modules():
         for _, cls in inspect.getmembers(module, inspect.isclass):
-            if issubclass(cls, BaseException) and cls.__module__ == name:
+            if issubclass(cls, BaseException) and cls.__module__ == module.__name__:
                 found[f"{cls.__module__}.{cls.__qualname__}"] = cls
     return found
 
@@ -66,7 +60,7 @@ def test_each_kind_keeps_the_builtin_it_was_and_its_exit_code():
     ],
 )
 def test_the_cli_turns_a_kind_into_its_exit_code_in_one_line(raised, code, line, monkeypatch):
-    import classroom.launch.regrade as regrade
+    import classroom.launch.cli.regrade as regrade
 
     def fault_double(argv):  # injects the fault: the command raises this error
         raise raised
@@ -78,7 +72,7 @@ def test_the_cli_turns_a_kind_into_its_exit_code_in_one_line(raised, code, line,
 
 
 def test_an_error_not_raised_on_purpose_keeps_its_traceback(monkeypatch):
-    import classroom.launch.regrade as regrade
+    import classroom.launch.cli.regrade as regrade
 
     def fault_double(argv):
         raise KeyError("a bug")

@@ -3,11 +3,11 @@ contract: the page names each protocol the code defines, in its module."""
 
 from __future__ import annotations
 
-import importlib
 import inspect
-import pkgutil
 import re
 from pathlib import Path
+
+from support.modules import classroom_modules
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "protocols.md"
 
@@ -15,13 +15,10 @@ DOCS = Path(__file__).resolve().parents[2] / "docs" / "protocols.md"
 def protocols() -> dict[str, str]:
     """Each typing.Protocol defined in a classroom module: class name -> module."""
     found = {}
-    for sub in ("agents", "environments", "serving", "launch"):
-        top = importlib.import_module(f"classroom.{sub}")
-        for name in [top.__name__, *(info.name for info in pkgutil.walk_packages(top.__path__, prefix=f"{top.__name__}."))]:
-            module = importlib.import_module(name)
-            for _, cls in inspect.getmembers(module, inspect.isclass):
-                if cls.__module__ == name and getattr(cls, "_is_protocol", False):
-                    found[cls.__name__] = name
+    for module in classroom_modules():
+        for _, cls in inspect.getmembers(module, inspect.isclass):
+            if cls.__module__ == module.__name__ and getattr(cls, "_is_protocol", False):
+                found[cls.__name__] = module.__name__
     return found
 
 

@@ -41,8 +41,8 @@ def test_imports_point_one_way():
 def test_the_import_walk_sees_a_wrong_import(tmp_path):
     """The walk above finds lazy imports too (so the test can fail)."""
     bad = tmp_path / "bad.py"
-    bad.write_text("def f():\n    from classroom.launch.run import prepare\n")
-    assert classroom_imports(bad) == [(2, "classroom.launch.run")]
+    bad.write_text("def f():\n    from classroom.launch.plan import prepare\n")
+    assert classroom_imports(bad) == [(2, "classroom.launch.plan")]
 
 
 def test_launch_names_no_loop_and_nothing_probes_with_hasattr():

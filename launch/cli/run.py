@@ -1,10 +1,11 @@
 """`classroom run`: compose the config once, make the run directory, play one episode.
 
-The config is composed with Hydra's compose API (:mod:`.compose`), not ``@hydra.main``:
+The config is composed with Hydra's compose API (:mod:`classroom.launch.compose`), not ``@hydra.main``:
 nothing rewrites ``sys.argv``, and the run directory is the one ``hydra.run.dir`` names.
-The runtime is :mod:`.plan` (validate and build what needs no Ray; Ray's start-up),
-:mod:`.runner` (start the models, play, record, summarise) and :mod:`.pools` (engine
-pools shared by a sweep or a notebook). The loop is whatever ``env.loop`` names in the
+The runtime is :mod:`classroom.launch.plan` (validate and build what needs no Ray;
+Ray's start-up), :mod:`classroom.launch.runner` (start the models, play, record,
+summarise) and :mod:`classroom.launch.pools` (engine pools shared by a sweep or a
+notebook). The loop is whatever ``env.loop`` names in the
 registry (:mod:`classroom.environments.base`): nothing in ``launch/`` knows a loop by
 name, and it is the same on a laptop and on a cluster.
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import sys
 
-from classroom.launch.arguments import CommandParser, command_parser
+from classroom.launch.cli.arguments import CommandParser, command_parser
 from classroom.launch.compose import Composed, compose_one, search_path
 from classroom.serving.errors import ConfigError, EpisodeStopped
 

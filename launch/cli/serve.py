@@ -10,7 +10,7 @@ import asyncio
 import signal
 from typing import Any
 
-from classroom.launch.arguments import CommandParser, command_parser
+from classroom.launch.cli.arguments import CommandParser, command_parser
 from classroom.serving.errors import UsageError
 
 

@@ -66,19 +66,19 @@ def main(argv: list[str] | None = None) -> int:
 
 
 # Each command: the module that owns it and its entry, ``main(argv) -> exit code``; each
-# parses its own arguments with one parser style (launch/arguments.py) and is imported
+# parses its own arguments with one parser style (launch/cli/arguments.py) and is imported
 # only when called.
 COMMANDS: dict[str, str] = {
-    "run": "classroom.launch.run:run_main",
-    "resume": "classroom.launch.resume:resume_main",
-    "sweep": "classroom.launch.sweep:sweep_main",
-    "report": "classroom.launch.report:report_main",
-    "regrade": "classroom.launch.regrade:regrade_main",
-    "export": "classroom.launch.export:export_main",
-    "merge": "classroom.launch.merge:merge_main",
-    "package": "classroom.launch.package:package_main",
-    "serve": "classroom.launch.serve:serve_main",
-    "bench": "classroom.launch.bench:bench_main",
+    "run": "classroom.launch.cli.run:run_main",
+    "resume": "classroom.launch.cli.resume:resume_main",
+    "sweep": "classroom.launch.cli.sweep:sweep_main",
+    "report": "classroom.launch.cli.report:report_main",
+    "regrade": "classroom.launch.cli.regrade:regrade_main",
+    "export": "classroom.launch.cli.export:export_main",
+    "merge": "classroom.launch.cli.merge:merge_main",
+    "package": "classroom.launch.cli.package:package_main",
+    "serve": "classroom.launch.cli.serve:serve_main",
+    "bench": "classroom.launch.cli.bench:bench_main",
 }
 
 

@@ -13,7 +13,7 @@ import sys
 
 def merge_main(argv: list[str]) -> int:
     """Entry of `classroom merge ADAPTER OUT [--base MODEL]`."""
-    from classroom.launch.arguments import command_parser
+    from classroom.launch.cli.arguments import command_parser
 
     parser = command_parser("merge", "Merge a LoRA adapter into its base model's weights: a model folder an engine serves at base speed.")
     parser.add_argument("adapter", help="a LoRA adapter folder (a run's adapter/)")

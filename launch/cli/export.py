@@ -14,7 +14,7 @@ from classroom.serving.errors import DataError, UsageError
 
 def export_main(argv: list[str]) -> int:
     """Entry of `classroom export RUN_DIR OUT`."""
-    from classroom.launch.arguments import command_parser
+    from classroom.launch.cli.arguments import command_parser
 
     parser = command_parser("export", "Copy the data a run produced (its dataset/) to a new folder.")
     parser.add_argument("run_dir", metavar="RUN_DIR", type=Path)
