@@ -40,18 +40,25 @@ class Composed:
         """A sweep config's grid (``hydra.sweeper.params``: key -> comma list)."""
         return {str(k): str(v) for k, v in dict(self.raw.hydra.sweeper.params or {}).items()}
 
+    def keys(self, part: Literal["job", "hydra", "all"]) -> list[str]:
+        """The top-level keys of ``--cfg PART``: the job's, Hydra's, or both."""
+        return {"job": [k for k in self.raw if k != "hydra"], "hydra": ["hydra"], "all": list(self.raw)}[part]
+
     def yaml(self, part: Literal["job", "hydra", "all"], *, resolve: bool) -> str:
-        """The config as ``--cfg PART`` prints it: the job's keys, Hydra's, or both."""
+        """The config as ``--cfg PART`` prints it; resolved, with its secrets masked."""
         from omegaconf import OmegaConf
 
-        raw = self.raw
-        if part == "job":
-            node = OmegaConf.masked_copy(raw, [k for k in raw if k != "hydra"])
-        elif part == "hydra":
-            node = OmegaConf.masked_copy(raw, ["hydra"])
-        else:
-            node = raw
-        return OmegaConf.to_yaml(node, resolve=resolve)
+        if not resolve:
+            return OmegaConf.to_yaml(OmegaConf.masked_copy(self.raw, self.keys(part)))
+        import yaml
+
+        from classroom.serving.secrets import redact
+
+        try:
+            values = resolved(self.raw, self.keys(part))
+        except Exception as exc:  # OmegaConf's kinds: an interpolation that does not resolve
+            raise ConfigError(f"config error: {str(exc).splitlines()[0]}") from None
+        return yaml.safe_dump(redact(values), sort_keys=False)
 
 
 def search_path(config_dir: str | None) -> list[str]:
@@ -105,12 +112,11 @@ def _compose(overrides: list[str]) -> Any:
                 raise
 
 
-def _resolved(raw: Any) -> dict[str, Any]:
+def resolved(raw: Any, keys: Sequence[str]) -> dict[str, Any]:
+    """``keys`` of a composed config, interpolations resolved, as plain values."""
     from omegaconf import OmegaConf
 
-    return {
-        key: OmegaConf.to_container(raw[key], resolve=True) if OmegaConf.is_config(raw[key]) else raw[key] for key in raw if key != "hydra"
-    }
+    return {key: OmegaConf.to_container(raw[key], resolve=True) if OmegaConf.is_config(raw[key]) else raw[key] for key in keys}
 
 
 def compose_all(jobs: Sequence[Sequence[str]], *, resolve: bool = True) -> list[Composed]:
@@ -122,7 +128,7 @@ def compose_all(jobs: Sequence[Sequence[str]], *, resolve: bool = True) -> list[
         for overrides in jobs:
             try:
                 raw = _compose(list(overrides))
-                config = _resolved(raw) if resolve else {}
+                config = resolved(raw, [k for k in raw if k != "hydra"]) if resolve else {}
                 choices = dict(raw.hydra.runtime.choices)
                 run_dir = Path(str(raw.hydra.run.dir))
             except Exception as exc:  # Hydra's and OmegaConf's many kinds: one line each

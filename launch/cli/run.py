@@ -41,27 +41,6 @@ def run_parser() -> CommandParser:
     return parser
 
 
-def print_config(composed: Composed, part: str, *, resolve: bool) -> None:
-    """``--cfg PART``: the composed config as YAML, secrets masked once resolved."""
-    if not resolve:
-        print(composed.yaml(part, resolve=False), end="")  # type: ignore[arg-type]
-        return
-    import yaml
-    from omegaconf import OmegaConf
-
-    from classroom.serving.secrets import redact
-
-    keys = {"job": [k for k in composed.raw if k != "hydra"], "hydra": ["hydra"], "all": list(composed.raw)}[part]
-    try:
-        values = {
-            key: OmegaConf.to_container(composed.raw[key], resolve=True) if OmegaConf.is_config(composed.raw[key]) else composed.raw[key]
-            for key in keys
-        }
-    except Exception as exc:  # OmegaConf's kinds: an interpolation that does not resolve
-        raise ConfigError(f"config error: {str(exc).splitlines()[0]}") from None
-    print(yaml.safe_dump(redact(values), sort_keys=False), end="")
-
-
 def play(composed: Composed) -> int:
     """Run the composed config's episode into its run directory; the exit code."""
     from classroom.environments.base import load_loop
@@ -102,7 +81,7 @@ def run_main(argv: list[str]) -> int:
         return help_config_main(args.help_config or None)
     overrides = [*search_path(args.config_dir), *args.overrides]
     if args.cfg:
-        print_config(compose_one(overrides, resolve=False), args.cfg, resolve=args.resolve)
+        print(compose_one(overrides, resolve=False).yaml(args.cfg, resolve=args.resolve), end="")
         return 0
     composed = compose_one(overrides)  # a ConfigError: classroom's main says it
     if args.dry_run:
