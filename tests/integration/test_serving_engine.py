@@ -123,18 +123,30 @@ async def test_structured_output_failure_is_recorded_not_raised(engine):
     assert p.value is None and p.repaired and p.error.startswith("after repair")
 
 
-async def random_lora(engine, folder: Path, seed: int) -> Path:
-    """A LoRA adapter with random A and B (drawn from ``seed``), saved as PEFT saves one."""
+async def random_loras(engine, folder: Path, seeds: list[int]) -> list[Path]:
+    """LoRA adapters with random A and B (one per seed), saved as PEFT saves one."""
+    import copy
+
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
     info = await engine.actor.start.remote()
     base = AutoModelForCausalLM.from_pretrained(info["model_path"])
-    torch.manual_seed(seed)
-    # init_lora_weights=False: random A and B, so the adapter really moves the output.
-    lora = get_peft_model(base, LoraConfig(r=8, lora_alpha=32, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
-    lora.save_pretrained(folder)
+    folders = []
+    for seed in seeds:
+        torch.manual_seed(seed)
+        # init_lora_weights=False: random A and B, so the adapter really moves the output.
+        config = LoraConfig(r=8, lora_alpha=32, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+        get_peft_model(copy.deepcopy(base), config).save_pretrained(folder / str(seed))
+        folders.append(folder / str(seed))
+    return folders
+
+
+async def random_lora(engine, folder: Path, seed: int) -> Path:
+    """One random LoRA adapter (see random_loras), in ``folder``."""
+    [made] = await random_loras(engine, folder.parent / f"{folder.name}-made", [seed])
+    shutil.move(made, folder)
     return folder
 
 
@@ -160,6 +172,36 @@ async def test_lora_adapter_changes_output(engine, random_adapter):
     assert adapted.usage.model == "random-adapter"
     with pytest.raises(Exception, match="not loaded"):
         await engine.chat(conv, params, adapter="never-loaded")
+
+
+async def test_a_base_request_batched_with_every_slot_full_is_answered_by_the_base_model(engine, tmp_path):
+    """vLLM's CPU LoRA ops read a base request's slot index -1 as the last slot: with
+    every slot holding an adapter, a base request batched with adapter requests was
+    answered by an adapter (none of the 6 right without serving/cpu_lora.py). A class of
+    students on one engine with a base-model baseline is exactly that batch."""
+    from support.engines import shared_pool_config
+
+    slots = shared_pool_config().models["embedded"].engine.max_loras
+    started = await engine.actor.info.remote()
+    names = [f"slot-{k}" for k in range(slots)]
+    for name, folder in zip(names, await random_loras(engine, tmp_path, [100 + k for k in range(slots)])):
+        await engine.load_adapter(name, str(folder))
+    convs = [as_conversation(f"What is {a} * {b}? End with 'The answer is N.'") for a in range(2, 4) for b in range(3, 6)]
+    params = SamplingParams(max_tokens=16)
+
+    def texts(replies):
+        return [r[0].text for r in replies]
+
+    try:
+        base_alone = texts(await engine.chat(convs, params))
+        # Every slot active in one batch, base requests among them.
+        base_mixed, *adapted_mixed = await asyncio.gather(
+            engine.chat(convs, params), *(engine.chat(convs, params, adapter=name) for name in names)
+        )
+        assert texts(base_mixed) == base_alone
+        assert all(texts(adapted) != base_alone for adapted in adapted_mixed)  # each adapter moves the output
+    finally:
+        await engine.actor.reset.remote(keep=started["adapters"])
 
 
 async def test_a_reset_engine_unloads_the_adapters_it_is_not_told_to_keep(engine, random_adapter, random_adapter_folder):
