@@ -177,15 +177,14 @@ async def test_lora_adapter_changes_output(engine, random_adapter):
 async def test_a_base_request_batched_with_every_slot_full_is_answered_by_the_base_model(engine, tmp_path):
     """vLLM's CPU LoRA ops read a base request's slot index -1 as the last slot: with
     every slot holding an adapter, a base request batched with adapter requests was
-    answered by an adapter (none of the 6 right without serving/cpu_lora.py). A class of
+    answered by an adapter (this test fails with VLLM_PLUGINS=none, which turns serving/cpu_lora.py off). A class of
     students on one engine with a base-model baseline is exactly that batch."""
     from support.engines import shared_pool_config
 
     slots = shared_pool_config().models["embedded"].engine.max_loras
     started = await engine.actor.info.remote()
     names = [f"slot-{k}" for k in range(slots)]
-    for name, folder in zip(names, await random_loras(engine, tmp_path, [100 + k for k in range(slots)])):
-        await engine.load_adapter(name, str(folder))
+    folders = await random_loras(engine, tmp_path, [100 + k for k in range(slots)])
     convs = [as_conversation(f"What is {a} * {b}? End with 'The answer is N.'") for a in range(2, 4) for b in range(3, 6)]
     params = SamplingParams(max_tokens=16)
 
@@ -193,6 +192,8 @@ async def test_a_base_request_batched_with_every_slot_full_is_answered_by_the_ba
         return [r[0].text for r in replies]
 
     try:
+        for name, folder in zip(names, folders):
+            await engine.load_adapter(name, str(folder))
         base_alone = texts(await engine.chat(convs, params))
         # Every slot active in one batch, base requests among them.
         base_mixed, *adapted_mixed = await asyncio.gather(
