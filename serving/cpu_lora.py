@@ -9,14 +9,14 @@ requests is answered with the adapter in the last slot. Measured on the embedded
 with four random adapters: 0 of 30 base answers matched the base model, 29 were the
 adapter's. The GPU kernels skip index -1, as the punica contract says.
 
-This module wraps the four ``bgmv_*`` ops so that rows whose index is -1 are left as
+This module wraps the three ``bgmv_*`` ops so that rows whose index is -1 are left as
 they are (what the GPU kernels do): the op runs on the other rows only. The ``sgmv_*``
 ops (prefill) call ``bgmv_*`` through their module, so they are covered too.
 
 It is registered as a vLLM general plugin (``vllm.general_plugins`` in pyproject.toml),
 which vLLM loads in every process it starts, the EngineCore included. ``register`` first
-probes the installed ops: if index -1 already leaves a row alone (a fixed vLLM), it
-changes nothing.
+probes the installed ops: if index -1 already leaves a row alone (a fixed vLLM, or ops
+this plugin wrapped already in this process), it changes nothing.
 """
 
 from __future__ import annotations
@@ -58,7 +58,6 @@ def skip_unadapted(op: Callable[..., None]) -> Callable[..., None]:
         return None
 
     masked.__wrapped__ = op  # type: ignore[attr-defined]
-    masked.classroom_skips_unadapted = True  # type: ignore[attr-defined]
     return masked
 
 
@@ -81,9 +80,7 @@ def register() -> None:
         lora_ops = importlib.import_module(HOLDERS[0])
     except ImportError:  # a vLLM without the torch ops: nothing to fix
         return
-    if getattr(lora_ops.bgmv_shrink, "classroom_skips_unadapted", False):
-        return  # loaded twice in one process
-    if not minus_one_picks_a_slot(lora_ops.bgmv_shrink):
+    if not minus_one_picks_a_slot(lora_ops.bgmv_shrink):  # fixed, or wrapped already
         return
     wrapped = {name: skip_unadapted(getattr(lora_ops, name)) for name in OPS}
     for holder in HOLDERS:
