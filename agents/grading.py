@@ -204,12 +204,28 @@ _LEADING_PHRASE = re.compile(r"^(?:so\s+|thus\s+|therefore\s+)?(?:the\s+)?(?:fin
 # Something a grader can read as a value: a number, a fraction, LaTeX or math in $.
 _VALUE_START = re.compile(r"^\s*(?:[-+$\\(]|\d|\.\d)")
 _SPACED_THOUSANDS = re.compile(r"^[-+]?\d{1,3}(?: \d{3})+(?:\.\d+)?$")
+# A word of emphasis before the value ("The answer is indeed 12."): no part of it.
+_EMPHASIS = re.compile(r"^(?:indeed|clearly|simply|exactly|just|obviously|actually|certainly|definitely|precisely)\s+", re.I)
+# A clause that comments on the value said before it ("8, which is the answer to the
+# given problem", "2, which equals 2", "9 because ..."): the value is what precedes it.
+_COMMENT_CLAUSE = re.compile(r"(?:,\s*|\s+)(?:which|because|since|where)\b|,\s*as\b", re.I)
+
+
+def _without_comment(value: str) -> str:
+    """``value`` up to a clause that comments on the value it starts with."""
+    comment = _COMMENT_CLAUSE.search(value)
+    if comment and _VALUE_START.match(value[: comment.start()]):
+        return _clean(value[: comment.start()])
+    return value
 
 
 def final_value(answer: str) -> str:
     """The value an extracted answer phrase states, the way a careful reader takes it.
 
-    - a leading "the final answer is" goes ("Final Answer: The final answer is $7$");
+    - a leading "the final answer is" goes ("Final Answer: The final answer is $7$"), and
+      a word of emphasis ("indeed 12" -> "12");
+    - a clause that comments on the value goes ("8, which is the answer to the given
+      problem" -> "8"; "9 because ..." -> "9");
     - a clause after "so" is the conclusion ("2 + 2 = 4, so 4" -> "4");
     - an equation states its right side ("10 - 3 = 7" -> "7"), unless its left side
       lists several (``x = 2, y = 3`` stays whole for the symbolic checker);
@@ -221,6 +237,10 @@ def final_value(answer: str) -> str:
     value = answer.strip()
     while (stripped := _LEADING_PHRASE.sub("", value, count=1)) != value and stripped:
         value = stripped
+    emphasised = _EMPHASIS.sub("", value, count=1)
+    if emphasised != value and _VALUE_START.match(emphasised):  # "indeed 12"; not "just one more"
+        value = emphasised
+    value = _without_comment(value)
     conclusion = _clean(re.split(r",?\s+so\s+", value)[-1])
     if conclusion != value and _VALUE_START.match(conclusion):  # "4, so 4"; not "12 so far"
         value = conclusion
@@ -228,7 +248,7 @@ def final_value(answer: str) -> str:
         left, _, right = value.rpartition("=")
         right = _clean(right.strip().strip("$").strip())
         if right and "," not in left and _VALUE_START.match(right):
-            value = right
+            value = _without_comment(right)  # "x = 2, where x is ..." -> "2"
     said = re.split(r"\s+is\s+", value)
     if len(said) > 1 and _VALUE_START.match(said[-1]) and not _VALUE_START.match(value):
         value = _clean(said[-1])

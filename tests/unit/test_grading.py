@@ -63,6 +63,15 @@ EXTRACTION_CASES = [
     ("Final Answer: The final answer is $14{,}916$. I hope it is correct.", "14916"),
     ("Final Answer: The largest $n$ is 34.", "34"),
     ("The answer is 1 000.", "1000"),
+    # A word of emphasis, or a clause that comments on the value, is no part of it
+    # (replies of the 135M teacher in LbT M1's rerun, graded wrong before).
+    ("A: The answer is indeed 12.", "12"),
+    ("The final answer is 55, which is the answer to the given arithmetic question.", "55"),
+    ("The answer is 2, which equals 2", "2"),
+    ("The answer is 9 because 4 + 5 = 9.", "9"),
+    ("The answer is x = 2, where x is the number of apples.", "2"),
+    ("The answer is the number of apples, which is 5.", "5"),  # no value before the clause: read on
+    ("The answer is just one more number", "just one more number"),  # emphasis before no value stays
     ("so x = 5. The answer is $x = 5$", "5"),
     ("The answer is x = 2, y = 3", "x = 2, y = 3"),
     ("The answer is x >= 5.", "x >= 5"),  # an inequality states no single value  # several values: the checker reads them
@@ -188,6 +197,9 @@ def test_an_equation_answer_is_graded_alike_by_reasoning_gym_and_the_symbolic_pa
             (f"The answer is {value} - 1 = {value - 1}.", False),
             (f"The answer is {value} {value} {value}", True),
             (f"Final Answer: The final answer is ${value}$. I hope it is correct.", True),
+            (f"The answer is indeed {value}.", True),
+            (f"The final answer is {value}, which is the answer to the given arithmetic question.", True),
+            (f"The answer is {value + 1}, which is the answer to the given arithmetic question.", False),
         ]:
             assert grader.grade(problem, reply).correct is right, (problem.question, reply)
             assert grader.grade(plain, reply).correct is right, (problem.question, reply)
