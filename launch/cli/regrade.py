@@ -1,5 +1,5 @@
-"""`classroom regrade RUN_DIR [--write]`: a run's answers graded again (the regrading is
-:mod:`classroom.launch.regrade`'s)."""
+"""`classroom regrade DIR [--write]`: a run's answers graded again, or every run's of a
+sweep folder (the regrading is :mod:`classroom.launch.regrade`'s)."""
 
 from __future__ import annotations
 
@@ -13,19 +13,36 @@ from classroom.launch.regrade import OUTPUT, graded_answers, line, regrade
 
 
 def regrade_main(argv: list[str]) -> int:
-    """Entry of `classroom regrade RUN_DIR [--write]`."""
+    """Entry of `classroom regrade DIR [--write]` (DIR: a run directory or a sweep folder)."""
     from classroom.launch.cli.arguments import command_parser
     from classroom.serving.errors import DataError
 
-    parser = command_parser("regrade", "Grade a run's answers again with today's grader and math-verify; list the verdicts that change.")
-    parser.add_argument("run_dir", metavar="RUN_DIR", type=Path)
-    parser.add_argument("--write", action="store_true", help=f"write the new verdicts to RUN_DIR/{OUTPUT}, the old ones beside them")
+    parser = command_parser(
+        "regrade",
+        "Grade a run's answers (or every run's of a sweep folder) again with today's grader and math-verify; list the verdicts that change.",
+    )
+    parser.add_argument("run_dir", metavar="RUN_DIR", type=Path, help="a run directory, or a sweep folder: each run in it")
+    parser.add_argument("--write", action="store_true", help=f"write the new verdicts to each run's {OUTPUT}, the old ones beside them")
     args = parser.parse(argv)
-    run_dir, write = args.run_dir, args.write
-    log = run_dir / "events.jsonl"
-    if not log.is_file():
-        raise DataError(f"{run_dir} has no events.jsonl (not a run directory)")
-    _, messages = read_events(log)  # an EventLogError: classroom's main says it
+    root: Path = args.run_dir
+    if (root / "events.jsonl").is_file():
+        runs = [root]
+    else:
+        runs = sorted((p.parent for p in root.glob("*/events.jsonl")), key=lambda p: (len(p.name), p.name))
+        if not runs:
+            raise DataError(f"{root} has no events.jsonl (not a run directory) and no run directories in it (not a sweep folder)")
+    answers = changed = 0
+    for run_dir in runs:
+        graded, moved = regrade_run(run_dir, write=args.write)
+        answers, changed = answers + graded, changed + moved
+    if len(runs) > 1:
+        print(f"in all: {answers} graded answers in {len(runs)} runs of {root}, {changed} verdicts change")
+    return 0
+
+
+def regrade_run(run_dir: Path, *, write: bool) -> tuple[int, int]:
+    """Regrade one run, print what changes; (answers regraded, verdicts that change)."""
+    _, messages = read_events(run_dir / "events.jsonl")  # an EventLogError: classroom's main says it
     results = asyncio.run(regrade(graded_answers(messages)))
     changed = [r for r in results if r.changed]
     disputed = [r for r in results if r.math_verify is not None and r.current is not None and r.math_verify != r.current]
@@ -47,4 +64,4 @@ def regrade_main(argv: list[str]) -> int:
             for r in results:
                 out.write(json.dumps(asdict(r)) + "\n")
         print(f"wrote {run_dir / OUTPUT} (the logged verdicts beside the new ones; events.jsonl is unchanged)")
-    return 0
+    return len(results), len(changed)

@@ -62,8 +62,29 @@ def test_regrade_lists_the_verdicts_that_change_and_writes_nothing_unless_asked(
 
 def test_regrade_of_a_folder_that_is_no_run_is_one_line(tmp_path):
     out = classroom("regrade", str(tmp_path))
-    assert out.returncode == 2 and out.stderr.strip() == f"classroom regrade: {tmp_path} has no events.jsonl (not a run directory)"
+    assert out.returncode == 2 and out.stderr.strip() == (
+        f"classroom regrade: {tmp_path} has no events.jsonl (not a run directory) and no run directories in it (not a sweep folder)"
+    )
     out = classroom("regrade")
     assert out.returncode == 2 and out.stderr.strip() == (
         "classroom regrade: the following arguments are required: RUN_DIR (usage: classroom regrade [-h] [--write] RUN_DIR)"
     )
+
+
+def test_regrade_of_a_sweep_folder_regrades_each_run_and_adds_them_up(tmp_path):
+    sweep = tmp_path / "sweep"
+    for n in (0, 1, 10):  # listed in the sweep's order: 0, 1, 10
+        (sweep / str(n)).mkdir(parents=True)
+        _run_dir(sweep / str(n))
+    (sweep / "results.md").write_text("# not a run\n")
+    out = classroom("regrade", str(sweep))
+    assert out.returncode == 0, out.stderr
+    per_run = [line for line in out.stdout.splitlines() if line.startswith("regraded ")]
+    # By hand, as above: 5 graded answers and 3 changed verdicts in each run.
+    assert per_run == [
+        f"regraded 5 graded answers of {sweep / n}: 3 verdicts change" + per_run[0].split("3 verdicts change")[1] for n in ("0", "1", "10")
+    ]
+    assert out.stdout.strip().splitlines()[-1] == f"in all: 15 graded answers in 3 runs of {sweep}, 9 verdicts change"
+    assert not list(sweep.glob("*/regrade.jsonl"))
+    assert classroom("regrade", str(sweep), "--write").returncode == 0
+    assert len(list(sweep.glob("*/regrade.jsonl"))) == 3
