@@ -9,6 +9,9 @@ DEV_EXTRAS := cpu,dev
 # Every _target_ a config builds during the tests is noted here (CLASSROOM_TARGETS_LOG);
 # after the tiers, tests/support/targets_built.py fails on a shipped one never built.
 TARGETS_LOG := $(CURDIR)/.pytest_cache/targets-built.txt
+# Every test's time (setup, call and teardown), not only the 20 slowest the log shows:
+# JUnit XML, one file per pytest run, for planning the suite's budget (issue #24).
+DURATIONS := $(CURDIR)/.pytest_cache/durations
 
 .PHONY: run test test-fast install install-dev bench clean
 
@@ -52,8 +55,8 @@ test: install-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	mkdir -p .pytest_cache && rm -f $(TARGETS_LOG)
-	CLASSROOM_TARGETS_LOG=$(TARGETS_LOG) $(VENV)/bin/pytest tests/unit -n 2
-	CLASSROOM_TARGETS_LOG=$(TARGETS_LOG) $(VENV)/bin/pytest tests/integration tests/cluster
+	CLASSROOM_TARGETS_LOG=$(TARGETS_LOG) $(VENV)/bin/pytest tests/unit -n 2 --junitxml=$(DURATIONS)-unit.xml
+	CLASSROOM_TARGETS_LOG=$(TARGETS_LOG) $(VENV)/bin/pytest tests/integration tests/cluster --junitxml=$(DURATIONS)-integration.xml
 	$(PY) tests/support/targets_built.py $(TARGETS_LOG)
 
 # The inner loop: the unit tier alone (no Ray, no engine), on both cores.

@@ -61,13 +61,10 @@ def graded_answers(messages: list) -> list[tuple[Problem, Attempt]]:
     ]
 
 
-async def regrade(pairs: list[tuple[Problem, Attempt]]) -> list[Regraded]:
-    grader = Grader()
-    try:
-        answers = [extract_final_answer(a.reasoning) for _, a in pairs]
-        verdicts = await grader.verdicts([(p, answer) for (p, _), answer in zip(pairs, answers)])
-    finally:
-        grader.close()
+async def regrade(pairs: list[tuple[Problem, Attempt]], grader: Grader) -> list[Regraded]:
+    """Each graded answer extracted again from its reply and graded by ``grader``."""
+    answers = [extract_final_answer(a.reasoning) for _, a in pairs]
+    verdicts = await grader.verdicts([(p, answer) for (p, _), answer in zip(pairs, answers)])
     return [
         Regraded(
             attempt_id=a.id,

@@ -8,6 +8,7 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
+from classroom.agents.grading import Grader
 from classroom.environments.eventlog import read_events
 from classroom.launch.regrade import OUTPUT, graded_answers, line, regrade
 
@@ -32,18 +33,22 @@ def regrade_main(argv: list[str]) -> int:
         if not runs:
             raise DataError(f"{root} has no events.jsonl (not a run directory) and no run directories in it (not a sweep folder)")
     answers = changed = 0
-    for run_dir in runs:
-        graded, moved = regrade_run(run_dir, write=args.write)
-        answers, changed = answers + graded, changed + moved
+    grader = Grader()  # one grader (and its worker process) for every run
+    try:
+        for run_dir in runs:
+            graded, moved = regrade_run(run_dir, grader, write=args.write)
+            answers, changed = answers + graded, changed + moved
+    finally:
+        grader.close()
     if len(runs) > 1:
         print(f"in all: {answers} graded answers in {len(runs)} runs of {root}, {changed} verdicts change")
     return 0
 
 
-def regrade_run(run_dir: Path, *, write: bool) -> tuple[int, int]:
+def regrade_run(run_dir: Path, grader: Grader, *, write: bool) -> tuple[int, int]:
     """Regrade one run, print what changes; (answers regraded, verdicts that change)."""
     _, messages = read_events(run_dir / "events.jsonl")  # an EventLogError: classroom's main says it
-    results = asyncio.run(regrade(graded_answers(messages)))
+    results = asyncio.run(regrade(graded_answers(messages), grader))
     changed = [r for r in results if r.changed]
     disputed = [r for r in results if r.math_verify is not None and r.current is not None and r.math_verify != r.current]
     up = sum(r.logged is False and r.current is True for r in changed)
