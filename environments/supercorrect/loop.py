@@ -325,6 +325,7 @@ class SuperCorrectLoop:
         )
         final = test_stage2 if test_stage2 is not None else test_stage1
         fallbacks = sum(t.sender != agents.teacher.name for t in written.templates.values())
+        correction_fallbacks = (stage2 or {}).get("correction_fallbacks", 0)
         details = SuperCorrectDetails(
             stage=config.stage,
             task=episode.task.name,
@@ -373,7 +374,9 @@ class SuperCorrectLoop:
             wall_time_s=time.time() - started,
             counts=Counts(
                 failures={kind: n for kind, n in failures.items() if n},
-                fallbacks={"programmatic_templates": fallbacks} if fallbacks else {},
+                fallbacks={
+                    kind: n for kind, n in (("programmatic_templates", fallbacks), ("programmatic_corrections", correction_fallbacks)) if n
+                },
             ),
             details=details,
         )
@@ -450,23 +453,34 @@ class SuperCorrectLoop:
                     )
         corrections = await asyncio.gather(*(agents.teacher.correct(p, t, references[p.id], teacher_llm) for p, _, t in wrong))
         located = [(p, a, t, c) for (p, a, t), c in zip(wrong, corrections) if isinstance(c, Correction)]
+        asked = sum(c.tokens for c in corrections if c is not None)  # the teacher model's, if it has one
+        if asked:
+            tokens[agents.teacher.name] = tokens.get(agents.teacher.name, 0) + asked
         # The teacher could not place or word a correction (the checker undecided, a reply
-        # without its tags): counted, not guessed; a model's reply is logged with why.
-        unusable = [
-            ParseFailure(
-                episode_id=episode.episode_id,
-                sender=agents.teacher.name,
-                parents=(a.id,),
-                expected="Correction",
-                raw_text=c.raw_text,
-                error=c.reason,
-            )
-            for (_, a, _), c in zip(wrong, corrections)
-            if isinstance(c, Uncorrected)
-        ]
-        episode.recorder.record(unusable)
+        # without its tags): counted, not guessed; a model's reply is logged with why,
+        # also where a fallback's correction stands in for it (counted apart).
+        unusable: list[tuple[Attempt, Uncorrected, bool]] = []  # (solution, reply, replaced by a fallback)
+        for (_, a, _), c in zip(wrong, corrections):
+            if isinstance(c, Uncorrected):
+                unusable.append((a, c, False))
+            elif isinstance(c, Correction) and c.replaced is not None:
+                unusable.append((a, c.replaced, True))
+        episode.recorder.record(
+            [
+                ParseFailure(
+                    episode_id=episode.episode_id,
+                    sender=agents.teacher.name,
+                    parents=(a.id,),
+                    expected="Correction",
+                    raw_text=reply.raw_text,
+                    error=reply.reason + ("; the programmatic correction stands in for it" if replaced else ""),
+                )
+                for a, reply, replaced in unusable
+            ]
+        )
         counts["uncorrected"] = len(wrong) - len(located)
-        counts["correction_unparsed"] = len(unusable)
+        counts["correction_unparsed"] = sum(not replaced for _, _, replaced in unusable)
+        counts["correction_fallbacks"] = sum(replaced for _, _, replaced in unusable)
         counts["critique_unparsed"] = 0
         # The student, without the reference, on the same step of its own solution.
         replies = await agents.student.call(
@@ -502,7 +516,7 @@ class SuperCorrectLoop:
             traces.append(
                 CorrectionTrace(
                     episode_id=episode.episode_id,
-                    sender=agents.teacher.name,
+                    sender=correction.by,
                     parents=(attempt.id,),
                     problem_id=problem.id,
                     attempt_id=attempt.id,

@@ -58,7 +58,9 @@ class SuperCorrectDetails(Details):
     templates: TemplateCounts = Field(description="The thought templates asked, written, dropped.")
     train_examples: int = Field(description="Stage 1's training examples.")
     pairs: int = Field(description="Stage 2's preference pairs.")
-    stage2: dict[str, int] | None = Field(description="Stage 2: solutions, wrong ones, unparsed, uncorrected, pairs, dropped critiques.")
+    stage2: dict[str, int] | None = Field(
+        description="Stage 2: solutions, wrong ones, unparsed, uncorrected, teacher replies unusable (left uncorrected; replaced by the fallback's), pairs, dropped critiques."
+    )
     dpo_reference: str | None = Field(description="What stage 2's DPO compared against (the stage-1 policy).")
     test_problems: int = Field(description="Test problems.")
     test_accuracy: dict[str, float | None] = Field(description="Test accuracy untrained, after stage 1 and after stage 2.")
@@ -95,6 +97,7 @@ def supercorrect_summary_table(result: EpisodeResult[SuperCorrectDetails]) -> li
             f"stage 2: {counts['solutions']} solutions, {counts['wrong']} wrong ({counts['unparsed']} not in the template"
             f" format, {counts['uncorrected']} left uncorrected"
             + (f", {n} of them a teacher reply without a usable correction" if (n := counts.get("correction_unparsed")) else "")
+            + (f", {n} corrected by the programmatic fallback" if (n := counts.get("correction_fallbacks")) else "")
             + f"), {counts['pairs']} pairs"
             f" ({counts.get('critique_unparsed', 0)} dropped: the student's own critique did not parse)"
         )

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from itertools import combinations
 from math import prod
@@ -43,24 +43,30 @@ class Written:
 
 
 @dataclass(frozen=True)
-class Correction:
-    """The first wrong step of a solution (1-based), why it is wrong and the fix, and
-    what decided the position (the step checker, the expression's or the reference's
-    values, the teacher)."""
-
-    step: int
-    cause: str
-    correction: str
-    decided_by: str
-
-
-@dataclass(frozen=True)
 class Uncorrected:
     """A teacher model's reply that placed or worded no correction: why, and the reply
     (the stage logs it as a ParseFailure and counts the solution uncorrected)."""
 
     reason: str
     raw_text: str
+    tokens: int = 0  # the reply's prompt and completion tokens
+
+
+@dataclass(frozen=True)
+class Correction:
+    """The first wrong step of a solution (1-based), why it is wrong and the fix, what
+    decided the position (the step checker, the expression's or the reference's values,
+    the teacher), and which teacher wrote the cause and fix (``by``). ``replaced``: the
+    teacher model's unusable reply that a fallback's correction stands in for; ``tokens``:
+    the teacher model's (0 for a teacher that asks none)."""
+
+    step: int
+    cause: str
+    correction: str
+    decided_by: str
+    by: str
+    replaced: Uncorrected | None = None
+    tokens: int = 0
 
 
 @runtime_checkable
@@ -251,7 +257,7 @@ class ProgrammaticTeacher:
             expected = reference.steps[step - 1].text if step <= len(reference.steps) else f"The answer is {reference.answer}."
             cause = f"Step {step} reaches a value the solution never needs: it does not follow from the problem's numbers."
             correction = expected
-        return Correction(step, cause, correction, decided_by)
+        return Correction(step, cause, correction, decided_by, by=self.name)
 
 
 def _show(value: object) -> str:
@@ -268,10 +274,12 @@ class LLMTeacher:
     a 135M model writes few templates that pass).
 
     ``fallback="programmatic"`` gives a problem whose template from the teacher model
-    did not check out the programmatic teacher's (reasoning-gym problems only): a run
-    whose small teacher model writes few usable templates still reaches stage 2, where
-    the teacher model corrects. Not the paper's method: the summary counts the fallback
-    templates (``templates.fallbacks``) and the dropped ones stay logged."""
+    did not check out the programmatic teacher's, and a wrong step whose correction the
+    teacher model did not word usably the programmatic correction (reasoning-gym
+    problems only): a run whose small teacher model writes few usable templates and
+    corrections still reaches and finishes stage 2, the teacher model asked every time.
+    Not the paper's method: the summary counts both (``templates.fallbacks``,
+    ``stage2.correction_fallbacks``), and the model's unusable replies stay logged."""
 
     name = "llm"
 
@@ -312,6 +320,14 @@ class LLMTeacher:
     ) -> Correction | Uncorrected | None:
         if llm is None:
             raise ValueError("the llm template teacher needs the teacher's model")
+        corrected = await self._correct(problem, attempt, reference, llm)
+        if isinstance(corrected, Uncorrected) and self.fallback is not None:
+            instead = await self.fallback.correct(problem, attempt, reference, None)
+            if isinstance(instead, Correction):  # by "programmatic": counted as a fallback
+                return replace(instead, replaced=corrected, tokens=corrected.tokens)
+        return corrected
+
+    async def _correct(self, problem: Problem, attempt: ThoughtTemplate, reference: ThoughtTemplate, llm: LLM) -> Correction | Uncorrected:
         located = first_wrong_step(attempt, reference, expression_of(problem))
         if located is not None:
             step, decided_by = located
@@ -325,17 +341,17 @@ class LLMTeacher:
                 "locate_and_correct", question=problem.question, reference=reference.render(), steps=_listed(attempt, len(attempt.steps))
             )
         [[reply]] = await llm.chat([[ChatMessage(role="user", content=prompt)]], self.params)
+        tokens = reply.usage.total_tokens
         if not step:
             named = _STEP_TAG.search(reply.text)
             step = int(named.group(1)) if named else 0
             if not 1 <= step <= len(attempt.steps):
-                return Uncorrected(f"names no step of 1-{len(attempt.steps)} in <Step>", reply.text[:2000])
+                return Uncorrected(f"names no step of 1-{len(attempt.steps)} in <Step>", reply.text[:2000], tokens)
         cause, correction = cause_and_correction(reply.text)
         if cause is None or correction is None:
-            return Uncorrected(
-                "no " + " and no ".join(t for t, v in (("<Cause>", cause), ("<Correction>", correction)) if v is None), reply.text[:2000]
-            )
-        return Correction(step, cause, correction, decided_by)
+            missing = " and no ".join(t for t, v in (("<Cause>", cause), ("<Correction>", correction)) if v is None)
+            return Uncorrected(f"no {missing}", reply.text[:2000], tokens)
+        return Correction(step, cause, correction, decided_by, by=self.name, tokens=tokens)
 
 
 def _listed(attempt: ThoughtTemplate, upto: int) -> str:

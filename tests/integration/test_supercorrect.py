@@ -1,9 +1,12 @@
 """SuperCorrect on the real engine, both stages, in one run that is also killed: its
 engine once stage 1 has trained (the evaluations need the adapter back), then the whole
 run the moment stage 1's checkpoint lands; `classroom resume` runs stage 2 from the
-checkpoint on the tier's engine. The tests read that one run: it survives and resumes,
-HSFT and the cross-model DPO step do what they are for, and `classroom export` writes
-data that `datasets` loads back."""
+checkpoint on the tier's engine. The teacher is the teacher model (the tier's 135M one)
+with the programmatic fallback: it is asked for every template and every correction,
+and where its reply is unusable the programmatic one stands in, counted. The tests read
+that one run: it survives and resumes, HSFT and the cross-model DPO step do what they are
+for, the teacher model's templates and corrections and their fallbacks are counted as
+logged, and `classroom export` writes data that `datasets` loads back."""
 
 from __future__ import annotations
 
@@ -14,12 +17,13 @@ from pathlib import Path
 
 import pytest
 from support.cli import classroom
-from support.kills import each_answered_once, kill_actor, kill_run, logged, resume, run_until, wait_for
+from support.kills import each_answered_once, kill_actor, kill_run, logged, run_until, wait_for
 
 from classroom.agents.messages import Attempt, ParseFailure, PreferencePair, TrainingRun
 from classroom.environments.supercorrect import SuperCorrectLoop
 from classroom.environments.supercorrect.traces import StudentCritique, TraceParseError, parse_template
 
+LLM_TEACHER = "classroom.environments.supercorrect.teachers.LLMTeacher"
 SKILLS = (
     "{chain_sum:{three:{min_terms:3,max_terms:4,min_digits:1,max_digits:2}},"
     "products:{two:{min_terms:2,max_terms:2,min_digits:1,max_digits:2}}}"
@@ -42,6 +46,9 @@ RUN = [
     "env.sft.epochs=2",
     "+env.sft.batch_size=4",
     "env.dpo.epochs=1",
+    f"env.teacher._target_={LLM_TEACHER}",
+    "+env.teacher.fallback=programmatic",
+    "+env.teacher.max_tokens=96",
     "progress=false",
 ]
 
@@ -54,6 +61,7 @@ class Resumed:
     checkpointed: int  # how many of those its stage-1 checkpoint holds
     messages: list  # the log after the resume
     adapters: set[str]  # what the tier's engine served once the resume was done
+    stdout: str  # what `classroom resume` printed (the summary)
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +74,10 @@ def resumed(kept, tmp_path_factory) -> Iterator[Resumed]:
     kill_run(run)
     before = logged(run_dir)
     checkpointed = SuperCorrectLoop().load_state(run_dir).events_logged
-    summary = resume(run_dir)
-    yield Resumed(run_dir, summary, before, checkpointed, logged(run_dir), kept.adapters())
+    out = classroom("resume", str(run_dir))
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    yield Resumed(run_dir, summary, before, checkpointed, logged(run_dir), kept.adapters(), out.stdout)
     kept.reset(keep=served_before)
 
 
@@ -161,52 +171,56 @@ def test_the_exported_sft_and_dpo_data_load_back_with_datasets(resumed, tmp_path
     dpo = datasets.load_dataset(str(exported), "dpo", split="train", cache_dir=str(tmp_path / "hf-cache"))
     assert dpo.column_names == ["prompt", "chosen", "rejected"] and len(dpo) == len(pairs)
     card = (exported / "README.md").read_text()
-    assert "configs:" in card and "teacher: `programmatic`" in card
+    assert "configs:" in card and "teacher: `llm`" in card
 
 
-LLM_TEACHER = "classroom.environments.supercorrect.teachers.LLMTeacher"
-
-
-def test_the_teacher_model_writes_templates_and_the_programmatic_fallback_is_counted(kept, tmp_path):
-    """env.teacher = the teacher model (the tier's 135M one), with the programmatic
-    fallback: its requests are made and its templates checked; each one that does not
-    check out is logged as dropped, and the fallback's templates are counted as such."""
-    from support.engines import SHARED_MODEL
-
+@pytest.mark.timeout(1200)
+def test_the_teacher_model_writes_templates_and_the_programmatic_fallback_is_counted(resumed):
+    """Stage 1 asked the teacher model for every problem's template and checked each one:
+    each that did not check out is logged as dropped, with its reply, and the fallback's
+    templates are counted as such (recounted from the log)."""
     from classroom.environments.supercorrect.traces import ThoughtTemplate
 
-    runs = tmp_path / "runs"
-    out = classroom(
-        "run",
-        *SHARED_MODEL,
-        "env=supercorrect",
-        "env.stage=hsft",
-        "task=arithmetic_skills",
-        f"env.teacher._target_={LLM_TEACHER}",
-        "+env.teacher.fallback=programmatic",
-        "+env.teacher.max_tokens=96",
-        "env.train_problems=4",
-        "env.num_problems=2",
-        "env.localisation=0",
-        "env.answer_tokens=48",
-        "env.sft.epochs=1",
-        "progress=false",
-        env={"CLASSROOM_RUNS": str(runs)},
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    [run_dir] = [p for p in runs.iterdir() if p.is_dir()]
-    summary = json.loads((run_dir / "summary.json").read_text())
-    messages = logged(run_dir)
+    summary, messages = resumed.summary, resumed.messages
     templates = [m for m in messages if isinstance(m, ThoughtTemplate)]
     dropped = [m for m in messages if isinstance(m, ParseFailure) and m.sender == "llm" and m.expected == "ThoughtTemplate"]
-    # Six problems asked (4 training, 2 test): each template is the model's or the fallback's.
-    assert summary["templates"]["asked"] == 6 == len(templates) + len(dropped) - summary["templates"]["fallbacks"]
+    # Twelve problems asked (6 training, 6 test): each template is the model's or the fallback's.
+    assert summary["templates"]["asked"] == 12 == len(templates) + len(dropped) - summary["templates"]["fallbacks"]
     assert summary["templates"]["fallbacks"] == sum(t.sender == "programmatic" for t in templates)
     assert summary["templates"]["dropped"] == len(dropped) and all(d.raw_text for d in dropped)
     assert summary["tokens"]["llm"] > 0  # the teacher model was asked
     assert (
-        f"({summary['templates']['fallbacks']} written by the programmatic fallback)" in out.stdout or not summary["templates"]["fallbacks"]
+        f"({summary['templates']['fallbacks']} written by the programmatic fallback)" in resumed.stdout
+        or not summary["templates"]["fallbacks"]
     )
+
+
+@pytest.mark.timeout(1200)
+def test_the_teacher_model_corrects_in_stage_2_and_its_fallbacks_are_counted(resumed):
+    """Stage 2 asked the teacher model about each wrong solution in the template format:
+    each answer is its own usable correction or a logged reply, and where the step checker
+    placed the error the programmatic correction stands in for an unusable reply; the
+    counts in the summary are those of the log."""
+    from classroom.environments.supercorrect.traces import CorrectionTrace
+
+    summary, messages = resumed.summary, resumed.messages
+    stage2 = summary["stage2"]
+    asked = stage2["wrong"] - stage2["unparsed"]  # wrong solutions the teacher was shown
+    assert asked > 0, "stage 2 had no wrong solution in the template format to correct"
+    traces = [m for m in messages if isinstance(m, CorrectionTrace)]
+    by_model = [t for t in traces if t.sender == "llm"]
+    by_fallback = [t for t in traces if t.sender == "programmatic"]
+    assert len(by_model) + len(by_fallback) == len(traces) == asked - stage2["uncorrected"]
+    assert all(t.cause and t.correction for t in traces)
+    replies = [m for m in messages if isinstance(m, ParseFailure) and m.expected == "Correction"]
+    assert all(r.sender == "llm" and r.raw_text is not None for r in replies)
+    # Every solution shown got the model's usable correction or left its reply in the log.
+    assert len(by_model) + len(replies) == asked
+    assert {t.attempt_id for t in by_model}.isdisjoint(r.parents[0] for r in replies)
+    replaced = [r for r in replies if r.error.endswith("the programmatic correction stands in for it")]
+    assert {r.parents[0] for r in replaced} == {t.attempt_id for t in by_fallback}
+    assert stage2["correction_fallbacks"] == len(by_fallback) and stage2["correction_unparsed"] == len(replies) - len(replaced)
+    assert summary.get("counts", {}).get("fallbacks", {}).get("programmatic_corrections", 0) == len(by_fallback)
 
 
 async def test_the_teacher_model_corrects_a_broken_step_or_leaves_it_uncorrected(engine):

@@ -261,3 +261,57 @@ def test_a_localisation_reply_is_read_strictly(reply: str, step: int | None) -> 
     from classroom.environments.supercorrect.localisation import named_step
 
     assert named_step(reply) == step
+
+
+@pytest.mark.parametrize(
+    ("fallback", "reply", "expected"),
+    [
+        # The model worded it: its own cause and fix, no fallback.
+        ("programmatic", "<Cause>3 + 4 is 7.</Cause><Correction>3 + 4 = 7.</Correction>", ("llm", "3 + 4 is 7.", "3 + 4 = 7.", None)),
+        # No tags: the programmatic correction stands in, worked by hand for step 1
+        # ("3 + 4 = 8"), and the model's reply is kept with why it was unusable.
+        (
+            "programmatic",
+            "Step one is wrong.",
+            ("programmatic", "Step 1 computes 3 + 4 as 8, but 3 + 4 = 7.", "3 + 4 = 7.", "no <Cause> and no <Correction>"),
+        ),
+        # No fallback: the solution stays uncorrected, with the reply and why.
+        ("none", "Step one is wrong.", None),
+    ],
+)
+async def test_the_teacher_models_unusable_correction_is_replaced_only_with_a_fallback(fallback, reply, expected):
+    """LLMTeacher.correct on 3 + 4 + 5 worked as 3 + 4 = 8, 8 + 5 = 13 (the step checker
+    places step 1), against a scripted endpoint: the model output is written by the test."""
+    from support.fault_server import FaultServer
+
+    from classroom.agents.grading import REASONING_GYM_KEY
+    from classroom.agents.messages import Problem
+    from classroom.environments.supercorrect.teachers import Correction, LLMTeacher, Uncorrected
+    from classroom.serving.openai_backend import OpenAIBackend
+
+    problem = Problem(
+        id="p",
+        question="What is 3 + 4 + 5?",
+        answer="12",
+        metadata={REASONING_GYM_KEY: {"entry": {"metadata": {"expression": "3 + 4 + 5"}}}},
+    )
+    reference = _template("Add: 3 + 4 = 7.", "Add: 7 + 5 = 12.", answer="12")
+    attempt = _template("Add: 3 + 4 = 8.", "Add: 8 + 5 = 13.", answer="13")
+    with FaultServer(kinds=("scripted",), scripted=reply) as server:
+        llm = OpenAIBackend(server.url, "scripted", keyless=True, max_retries=0)
+        corrected = await LLMTeacher(max_tokens=32, fallback=fallback).correct(problem, attempt, reference, llm)
+        assert server.requests == 1  # the teacher model is asked whether or not a fallback stands by
+    if expected is None:
+        assert corrected == Uncorrected("no <Cause> and no <Correction>", reply, tokens=5)  # the server's usage
+        return
+    by, cause, correction, replaced = expected
+    assert isinstance(corrected, Correction)
+    assert (corrected.step, corrected.decided_by, corrected.by, corrected.cause, corrected.correction) == (
+        1,
+        "step checker",
+        by,
+        cause,
+        correction,
+    )
+    assert corrected.replaced == (None if replaced is None else Uncorrected(replaced, reply, tokens=5))
+    assert corrected.tokens == 5  # the teacher model was asked, whoever's correction it is
