@@ -91,7 +91,12 @@ def test_dataenvgym_lora_episode_survives_its_engine_killed_and_resumes_after_it
     assert sorted(m.iteration for m in messages if isinstance(m, TrainingRun)) == [1, 2]
 
 
-def test_lbt_episode_survives_its_engine_and_its_student_killed_and_resumes_after_a_kill(kept, tmp_path):
+# The tier's shared engine over HTTP (as `classroom serve` opens one): a run that kills
+# no engine of its own starts none.
+OVER_HTTP = ["model=openai", "model.models.remote.endpoint.keyless=true"]
+
+
+def test_lbt_episode_survives_its_student_killed_and_resumes_after_a_kill(engine_url, tmp_path):
     args = [
         "env=lbt",
         "task=arithmetic_skills",
@@ -103,16 +108,18 @@ def test_lbt_episode_survives_its_engine_and_its_student_killed_and_resumes_afte
         "env.m1.answer_tokens=32",
         "progress=false",
     ]
-    # Killed once the teacher's rationales are logged: the exams need the engine.
-    run, run_dir = run_until(args, tmp_path, lambda ms: any(isinstance(m, Explanation) for m in ms))
-    kill_actor(run, "VLLMEngineHost")
+    env = {"CLASSROOM_OPENAI_BASE_URL": engine_url, "CLASSROOM_OPENAI_MODEL": "embedded"}
+    # Killed once the teacher's rationales are logged, the exams under way. (An engine
+    # killed here as well would show nothing the ToM and DataEnvGym tests above do not:
+    # the whole run is killed before any restart could be observed.)
+    run, run_dir = run_until(args, tmp_path, lambda ms: any(isinstance(m, Explanation) for m in ms), model=OVER_HTTP, env=env)
     # Students learn nothing in learning by teaching: Ray restarts them, calls and all.
     kill_actor(run, "Student")
     # Then the whole run, its exams in flight: `classroom resume` takes the rationales
     # from the log (asks the teacher nothing) and the exams from the students.
     kill_run(run)
     before = logged(run_dir)
-    summary = resume(run_dir)
+    summary = resume(run_dir, env=env)
     assert summary["status"] == "completed" and summary["problems"] == 3
     messages = logged(run_dir)
     each_answered_once(messages)

@@ -1,4 +1,5 @@
-"""A `classroom run` in its own process (its own Ray and engine) to kill parts of: start
+"""A `classroom run` in its own process (its own Ray; its own engine unless it plays on the
+tier's over HTTP) to kill parts of: start
 it, wait on its event log for a moment, kill one of its actors or the whole run, and
 `classroom resume` it in the test's process (on the tier's kept engines: a resume reads
 only the run directory, whichever process and engine it runs on)."""
@@ -12,7 +13,7 @@ import signal
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import psutil
@@ -40,12 +41,21 @@ def logged(run_dir: Path) -> list:
     return []
 
 
-def run_until(args: list[str], runs: Path, ready: Callable[[list], bool], *, timeout_s: float = 300) -> tuple[subprocess.Popen, Path]:
-    """Start `classroom run ARGS` (its own process group, the tier's model config);
-    return once its event log satisfies ``ready``."""
-    env = {**os.environ, "CLASSROOM_RUNS": str(runs)}
+def run_until(
+    args: list[str],
+    runs: Path,
+    ready: Callable[[list], bool],
+    *,
+    timeout_s: float = 300,
+    model: Sequence[str] = tuple(SHARED_MODEL),
+    env: dict[str, str] | None = None,
+) -> tuple[subprocess.Popen, Path]:
+    """Start `classroom run ARGS` (its own process group; ``model``: the tier's model
+    config, so an engine of its own; ``env`` added to its environment); return once its
+    event log satisfies ``ready``."""
+    env = {**os.environ, **(env or {}), "CLASSROOM_RUNS": str(runs)}
     run = subprocess.Popen(
-        [*CLASSROOM, "run", *SHARED_MODEL, *args],
+        [*CLASSROOM, "run", *model, *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -94,10 +104,10 @@ def each_answered_once(messages: list, samples: dict[str, int] | None = None) ->
     assert not wrong, list(wrong.items())[:3]
 
 
-def resume(run_dir: Path) -> dict:
+def resume(run_dir: Path, env: dict[str, str | None] | None = None) -> dict:
     """`classroom resume RUN_DIR` in this process (on the kept engines), which must
-    succeed; the summary it writes."""
-    out = classroom("resume", str(run_dir))
+    succeed; the summary it writes. ``env`` is set for the call."""
+    out = classroom("resume", str(run_dir), env=env)
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads((run_dir / "summary.json").read_text())
 
