@@ -1,8 +1,9 @@
 """Real processes killed mid-episode (SIGKILL), episodes that survive it.
 
-Each test runs `classroom run` in its own process with its own local Ray and embedded
-engine, waits on the event log until the episode is under way, and kills a process of
-that run: Ray restarts the engine actor, the calls in flight go to the restarted one
+Each test runs `classroom run` in its own process with its own local Ray (and, where it
+kills one, its own embedded engine; LbT's plays on the tier's over HTTP), waits on the
+event log until the episode is under way, and kills a process of that run: Ray restarts
+the engine actor, the calls in flight go to the restarted one
 (which loads back its adapters), and the episode completes with every problem answered
 once per stage. Where the whole run is killed, `classroom resume` continues it in this
 process, on the tier's shared engine (the run names the same model config): a resume

@@ -1,7 +1,9 @@
-"""SuperCorrect on the real engine, both stages, in one run that is also killed: its
-engine once stage 1 has trained (the evaluations need the adapter back), then the whole
-run the moment stage 1's checkpoint lands; `classroom resume` runs stage 2 from the
-checkpoint on the tier's engine. The teacher is the teacher model (the tier's 135M one)
+"""SuperCorrect on the real engine, both stages, in one run that is killed the moment
+stage 1's checkpoint lands; `classroom resume` runs stage 2 from the checkpoint. The run
+plays on the tier's engine over HTTP, as on an endpoint that loads LoRA adapters at run
+time (`classroom serve --runtime-lora`): its adapters are trained here and sent to the
+server by path. (An engine killed under an adapter is DataEnvGym's kill test: the
+restart is the serving layer's, whichever loop calls.) The teacher is the teacher model (the tier's 135M one)
 with the programmatic fallback: it is asked for every template and every correction,
 and where its reply is unusable the programmatic one stands in, counted. The tests read
 that one run: it survives and resumes, HSFT and the cross-model DPO step do what they are
@@ -17,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from support.cli import classroom
-from support.kills import each_answered_once, kill_actor, kill_run, logged, run_until, wait_for
+from support.kills import each_answered_once, kill_run, logged, run_until, wait_for
 
 from classroom.agents.messages import Attempt, ParseFailure, PreferencePair, TrainingRun
 from classroom.environments.supercorrect import SuperCorrectLoop
@@ -60,31 +62,42 @@ class Resumed:
     before: list  # what the killed run had logged
     checkpointed: int  # how many of those its stage-1 checkpoint holds
     messages: list  # the log after the resume
-    adapters: set[str]  # what the tier's engine served once the resume was done
+    adapters: set[str]  # what the server listed once the resume was done
     stdout: str  # what `classroom resume` printed (the summary)
 
 
+# The tier's engine over HTTP, taking adapters trained on the embedded model by path.
+OVER_HTTP = ["model=openai", "model.models.remote.endpoint.keyless=true", "+model.models.remote.endpoint.lora_base_model=embedded"]
+
+
 @pytest.fixture(scope="module")
-def resumed(kept, tmp_path_factory) -> Iterator[Resumed]:
+def resumed(engine_url, tmp_path_factory) -> Iterator[Resumed]:
+    import httpx
+
+    def served() -> set[str]:
+        return {m["id"] for m in httpx.get(f"{engine_url}/models").json()["data"]}
+
     runs = tmp_path_factory.mktemp("supercorrect")
-    served_before = kept.adapters()
-    run, run_dir = run_until(RUN, runs, lambda ms: any(isinstance(m, TrainingRun) for m in ms), timeout_s=420)
-    kill_actor(run, "VLLMEngineHost")
+    served_before = served()
+    env = {"CLASSROOM_OPENAI_BASE_URL": engine_url, "CLASSROOM_OPENAI_MODEL": "embedded"}
+    run, run_dir = run_until(RUN, runs, lambda ms: any(isinstance(m, TrainingRun) for m in ms), model=OVER_HTTP, env=env, timeout_s=420)
     wait_for(run, runs, lambda _: (run_dir / "checkpoint.json").is_file(), timeout_s=420)
     kill_run(run)
     before = logged(run_dir)
     checkpointed = SuperCorrectLoop().load_state(run_dir).events_logged
-    out = classroom("resume", str(run_dir))
+    out = classroom("resume", str(run_dir), env=env)
     assert out.returncode == 0, out.stderr[-3000:]
     summary = json.loads((run_dir / "summary.json").read_text())
-    yield Resumed(run_dir, summary, before, checkpointed, logged(run_dir), kept.adapters(), out.stdout)
-    kept.reset(keep=served_before)
+    served_after = served()
+    yield Resumed(run_dir, summary, before, checkpointed, logged(run_dir), served_after, out.stdout)
+    for name in served_after - served_before:  # what the run loaded over HTTP
+        httpx.post(f"{engine_url}/unload_lora_adapter", json={"lora_name": name})
 
 
-# Two LoRA trainings, an engine started twice and ~80 requests with adapters: ~4 min on
-# 2 cores, over the suite's 600 s default beside other work (the first test pays it).
+# Two LoRA trainings and ~80 requests with adapters: ~6 min on 2 cores, over the
+# suite's 600 s default beside other work (the first test pays it).
 @pytest.mark.timeout(1200)
-def test_a_supercorrect_run_survives_its_engine_killed_and_resumes_stage_2_after_a_kill_at_its_checkpoint(resumed):
+def test_a_supercorrect_run_killed_at_its_checkpoint_resumes_stage_2_on_an_endpoint_that_loads_adapters(resumed):
     summary, messages = resumed.summary, resumed.messages
     assert summary["status"] == "completed" and summary["test_problems"] == 6
     each_answered_once(messages, samples={"stage2_solve": 2})  # env.solutions
@@ -131,7 +144,15 @@ def test_hsft_teaches_the_template_and_a_dpo_step_on_correction_pairs_serves_a_n
     # Stage 2's DPO compares against the stage-1 policy it continues, as the paper's
     # does (TRL keeps a frozen copy of the initial adapter), not the base model.
     assert summary["dpo_reference"] == "the initial adapter"
-    assert f"{summary['episode_id']}-stage2" in resumed.adapters
+    # Each test was answered by the weights of its stage: the base model, stage 1's
+    # adapter, stage 2's (the reply names what answered it), which the server lists.
+    episode = summary["episode_id"]
+    assert {phase: {a.usage.model for a in attempts if a.phase == phase} for phase in ("test_untrained", "test_stage1", "test_stage2")} == {
+        "test_untrained": {"embedded"},
+        "test_stage1": {f"{episode}-stage1"},
+        "test_stage2": {f"{episode}-stage2"},
+    }
+    assert f"{episode}-stage2" in resumed.adapters
     assert (resumed.run_dir / "stage2" / "adapter_config.json").is_file()
     assert summary["localisation"]["step_checker"]["accuracy"] == 1.0 and summary["localisation"]["step_checker"]["cases"] == 4
     # Every model's localisation replies are in the record, beside the constant-guess floor.
