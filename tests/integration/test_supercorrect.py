@@ -2,13 +2,13 @@
 stage 1's checkpoint lands; `classroom resume` runs stage 2 from the checkpoint. The run
 plays on the tier's engine over HTTP, as on an endpoint that loads LoRA adapters at run
 time (`classroom serve --runtime-lora`): its adapters are trained here and sent to the
-server by path. (An engine killed under an adapter is DataEnvGym's kill test: the
-restart is the serving layer's, whichever loop calls.) The teacher is the teacher model (the tier's 135M one)
-with the programmatic fallback: it is asked for every template and every correction,
-and where its reply is unusable the programmatic one stands in, counted. The tests read
-that one run: it survives and resumes, HSFT and the cross-model DPO step do what they are
-for, the teacher model's templates and corrections and their fallbacks are counted as
-logged, and `classroom export` writes data that `datasets` loads back."""
+server by path. (An engine killed under an adapter is DataEnvGym's kill test: the restart
+is the serving layer's, whichever loop calls.) The teacher is the teacher model (the
+tier's 135M one) with the programmatic fallback: it is asked for every template and every
+correction, and where its reply is unusable the programmatic one stands in, counted. The
+tests read that one run: it survives and resumes, HSFT and the cross-model DPO step do
+what they are for, the teacher model's templates and corrections and their fallbacks are
+counted as logged, and `classroom export` writes data that `datasets` loads back."""
 
 from __future__ import annotations
 
@@ -80,18 +80,25 @@ def resumed(engine_url, tmp_path_factory) -> Iterator[Resumed]:
     runs = tmp_path_factory.mktemp("supercorrect")
     served_before = served()
     env = {"CLASSROOM_OPENAI_BASE_URL": engine_url, "CLASSROOM_OPENAI_MODEL": "embedded"}
-    run, run_dir = run_until(RUN, runs, lambda ms: any(isinstance(m, TrainingRun) for m in ms), model=OVER_HTTP, env=env, timeout_s=420)
-    wait_for(run, runs, lambda _: (run_dir / "checkpoint.json").is_file(), timeout_s=420)
-    kill_run(run)
-    before = logged(run_dir)
-    checkpointed = SuperCorrectLoop().load_state(run_dir).events_logged
-    out = classroom("resume", str(run_dir), env=env)
-    assert out.returncode == 0, out.stderr[-3000:]
-    summary = json.loads((run_dir / "summary.json").read_text())
-    served_after = served()
-    yield Resumed(run_dir, summary, before, checkpointed, logged(run_dir), served_after, out.stdout)
-    for name in served_after - served_before:  # what the run loaded over HTTP
-        httpx.post(f"{engine_url}/unload_lora_adapter", json={"lora_name": name})
+
+    def trained(messages: list) -> bool:
+        return any(isinstance(m, TrainingRun) for m in messages)
+
+    try:
+        run, run_dir = run_until(RUN, runs, trained, model=OVER_HTTP, env=env, timeout_s=420)
+        wait_for(run, runs, lambda _: (run_dir / "checkpoint.json").is_file(), timeout_s=420)
+        kill_run(run)
+        before = logged(run_dir)
+        checkpointed = SuperCorrectLoop().load_state(run_dir).events_logged
+        out = classroom("resume", str(run_dir), env=env)
+        assert out.returncode == 0, out.stderr[-3000:]
+        summary = json.loads((run_dir / "summary.json").read_text())
+        yield Resumed(run_dir, summary, before, checkpointed, logged(run_dir), served(), out.stdout)
+    finally:
+        # What the run loaded over HTTP, whether or not it got through: the tier's
+        # engine goes on serving the other tests.
+        for name in served() - served_before:
+            httpx.post(f"{engine_url}/unload_lora_adapter", json={"lora_name": name})
 
 
 # Two LoRA trainings and ~80 requests with adapters: ~6 min on 2 cores, over the
